@@ -1,0 +1,59 @@
+# The two commands of the README:
+#   make run    install everything, create dev secrets and the SQLite database,
+#               serve the example app on http://127.0.0.1:5000
+#   make test   install everything (Chromium too, where apt-get can), run the tests
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck wheel browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,examples]'
+	touch $@
+
+install: $(STAMP)
+
+# Fresh random dev secrets, once; an existing .env is never overwritten.
+.env:
+	$(BIN)/python -c "import secrets, pathlib; \
+	t = pathlib.Path('examples/.env.example').read_text(); \
+	t = t.replace('change-me-to-a-random-string-of-at-least-32-bytes-aaaa', secrets.token_urlsafe(48)); \
+	t = t.replace('change-me-to-another-random-string-of-32-bytes-bbbbbb', secrets.token_urlsafe(48)); \
+	pathlib.Path('.env').write_text(t + 'TOKENAUTH_COOKIE_SECURE=false\n')"
+
+run: install .env
+	$(BIN)/flask --app examples/app.py tokenauth db upgrade
+	$(BIN)/flask --app examples/app.py run --host 127.0.0.1 --port 5000
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never
+# downloads a browser of its own).  Without root or apt the browser tests
+# skip locally, saying why; CI treats that as a failure.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not installed and apt-get unavailable: browser tests will skip"; fi; }
+
+test: install browser
+	$(BIN)/ruff check flask_tokenauth tests examples
+	$(BIN)/mypy
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint:
+	$(BIN)/ruff check flask_tokenauth tests examples
+	$(BIN)/ruff format --check flask_tokenauth tests examples
+
+typecheck:
+	$(BIN)/mypy
+
+wheel: install
+	$(BIN)/python -m build --wheel --outdir dist .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,78 @@
+"""Alembic environment for flask_tokenauth's own migration history.
+
+Run from a checkout with ``alembic upgrade head`` (the URL comes from
+``-x url=...``, ``TOKENAUTH_DATABASE_URL``, ``DATABASE_URL`` or alembic.ini),
+or from an installed app with ``flask tokenauth db upgrade``, which passes
+its engine in ``config.attributes["engine"]``.
+
+The history keeps its own version table, ``tokenauth_alembic_version``, and
+only ever looks at its own tables, so it coexists with the host app's.
+"""
+
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import create_engine
+
+VERSION_TABLE = "tokenauth_alembic_version"
+OUR_TABLES = {"users", "refresh_tokens"}
+
+config = context.config
+if config.config_file_name:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+try:  # Only autogenerate needs the models; migrations never import them.
+    from flask_tokenauth.models import metadata as target_metadata
+except ImportError:  # pragma: no cover
+    target_metadata = None
+
+
+def include_name(name, type_, parent_names):
+    if type_ == "table":
+        return name in OUR_TABLES
+    return True
+
+
+def database_url():
+    x_args = context.get_x_argument(as_dictionary=True)
+    return (
+        x_args.get("url")
+        or os.environ.get("TOKENAUTH_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or config.get_main_option("sqlalchemy.url")
+    )
+
+
+def configure(**kwargs):
+    context.configure(
+        target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
+        include_name=include_name,
+        compare_type=True,
+        **kwargs,
+    )
+
+
+def run_migrations_offline():
+    configure(url=database_url(), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    engine = config.attributes.get("engine") or create_engine(database_url())
+    with engine.connect() as connection:
+        configure(
+            connection=connection,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,75 @@
+"""The tutorial's API as an ordinary Flask app using flask_tokenauth.
+
+Run it with ``make run`` (creates ``.env`` with dev secrets and the SQLite
+database), or by hand::
+
+    flask --app examples/app.py tokenauth db upgrade
+    flask --app examples/app.py run
+
+Configuration comes from the environment or a ``.env`` file: the tutorial's
+names (``DATABASE_URL``, ``ACCESS_TOKEN_SECRET``, ``REFRESH_TOKEN_SECRET``,
+``ACCESS_TOKEN_EXPIRES_IN``, ``REFRESH_TOKEN_EXPIRES_IN``) and any
+``TOKENAUTH_*`` variable as the config key of that name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from flask import Flask, send_from_directory
+
+from flask_tokenauth import auth_bp, current_user, login_required
+
+HERE = Path(__file__).resolve().parent
+
+#: The tutorial's .env names and the config keys they set.
+TUTORIAL_NAMES = {
+    "DATABASE_URL": "TOKENAUTH_DATABASE_URL",
+    "ACCESS_TOKEN_SECRET": "TOKENAUTH_ACCESS_SECRET",
+    "REFRESH_TOKEN_SECRET": "TOKENAUTH_REFRESH_SECRET",
+    "ACCESS_TOKEN_EXPIRES_IN": "TOKENAUTH_ACCESS_EXPIRES",
+    "REFRESH_TOKEN_EXPIRES_IN": "TOKENAUTH_REFRESH_EXPIRES",
+}
+
+
+def settings_from(values: Mapping[str, str | None]) -> dict[str, Any]:
+    """Config keys from the tutorial's names and from ``TOKENAUTH_*``."""
+    config: dict[str, Any] = {}
+    for name, key in TUTORIAL_NAMES.items():
+        if values.get(name):
+            config[key] = values[name]
+    config.update({k: v for k, v in values.items() if k.startswith("TOKENAUTH_")})
+    return config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    # .env (in the working directory) first, the real environment wins.
+    values = {**dotenv_values(".env"), **os.environ}
+    app.config.update(settings_from(values))
+    if config:
+        app.config.update(config)
+
+    app.register_blueprint(auth_bp)
+
+    @app.get("/")
+    def index() -> Any:
+        """The tutorial's browser client, on a page of its own."""
+        return send_from_directory(HERE / "static", "index.html")
+
+    @app.get("/api/health")
+    def health() -> Any:
+        """A route of the app's own, needing no token."""
+        return {"status": "ok"}
+
+    @app.get("/api/profile")
+    @login_required
+    def profile() -> Any:
+        return {"user": {"id": current_user.id, "email": current_user.email}}
+
+    return app
+

@@ -1,0 +1,75 @@
+"""flask_tokenauth: access/refresh token authentication for Flask.
+
+::
+
+    from flask_tokenauth import auth_bp, login_required, current_user
+
+    app.register_blueprint(auth_bp)
+
+    @app.get("/api/profile")
+    @login_required
+    def profile():
+        return {"user": {"id": current_user.id, "email": current_user.email}}
+"""
+
+from .blueprint import auth_bp as auth_bp
+from .decorators import login_required as login_required
+from .errors import AuthenticationError as AuthenticationError
+from .errors import ConfigurationError as ConfigurationError
+from .errors import CrossSiteRequest as CrossSiteRequest
+from .errors import DatabaseUnavailable as DatabaseUnavailable
+from .errors import EmailTaken as EmailTaken
+from .errors import InvalidCredentials as InvalidCredentials
+from .errors import InvalidEmail as InvalidEmail
+from .errors import InvalidJSON as InvalidJSON
+from .errors import InvalidPassword as InvalidPassword
+from .errors import RefreshTokenError as RefreshTokenError
+from .errors import RefreshTokenExpired as RefreshTokenExpired
+from .errors import RefreshTokenInvalid as RefreshTokenInvalid
+from .errors import RefreshTokenMissing as RefreshTokenMissing
+from .errors import RefreshTokenReused as RefreshTokenReused
+from .errors import RefreshTokenRevoked as RefreshTokenRevoked
+from .errors import TokenAuthError as TokenAuthError
+from .errors import TokenExpired as TokenExpired
+from .errors import TokenInvalid as TokenInvalid
+from .errors import TokenMissing as TokenMissing
+from .errors import UserNotFound as UserNotFound
+from .errors import ValidationError as ValidationError
+from .extension import TokenAuth as TokenAuth
+from .globals import current_claims as current_claims
+from .globals import current_user as current_user
+from .models import RefreshToken as RefreshToken
+from .models import User as User
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "CrossSiteRequest",
+    "DatabaseUnavailable",
+    "EmailTaken",
+    "InvalidCredentials",
+    "InvalidEmail",
+    "InvalidJSON",
+    "InvalidPassword",
+    "RefreshToken",
+    "RefreshTokenError",
+    "RefreshTokenExpired",
+    "RefreshTokenInvalid",
+    "RefreshTokenMissing",
+    "RefreshTokenReused",
+    "RefreshTokenRevoked",
+    "TokenAuth",
+    "TokenAuthError",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenMissing",
+    "User",
+    "UserNotFound",
+    "ValidationError",
+    "auth_bp",
+    "current_claims",
+    "current_user",
+    "login_required",
+]

@@ -1,0 +1,93 @@
+"""Access tokens: short-lived JWTs signed and verified with PyJWT.
+
+One algorithm is pinned for both signing and verifying, the header carries
+``typ: at+jwt`` (RFC 9068) and verification refuses any other type, and every
+claim we issue is required on the way back in.  Verification never touches
+the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import jwt
+
+from ._config import Settings
+from .errors import TokenExpired, TokenInvalid
+
+TOKEN_TYPE = "at+jwt"
+_ACCEPTED_TYPES = {TOKEN_TYPE, "application/" + TOKEN_TYPE}
+REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti", "sid"]
+#: Far longer than any token we issue; refused before any parsing.
+MAX_TOKEN_LENGTH = 8192
+
+
+class AccessTokens:
+    """Issues and verifies the access tokens of one application."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.access_secret
+        self._algorithm = settings.algorithm
+        self._issuer = settings.issuer
+        self._audience = settings.audience
+        self._lifetime = settings.access_expires
+        self._leeway = settings.leeway
+        self._jwt = jwt.PyJWT(options={"require": REQUIRED_CLAIMS})
+
+    def issue(
+        self,
+        user_id: int | str,
+        session_id: str,
+        extra_claims: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        now = now or datetime.now(timezone.utc)
+        claims: dict[str, Any] = dict(extra_claims or {})
+        claims.update(
+            sub=str(user_id),
+            iat=int(now.timestamp()),
+            exp=int((now + self._lifetime).timestamp()),
+            iss=self._issuer,
+            aud=self._audience,
+            jti=uuid.uuid4().hex,
+            sid=session_id,
+        )
+        return self._jwt.encode(
+            claims, self._secret, algorithm=self._algorithm, headers={"typ": TOKEN_TYPE}
+        )
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Return the claims of ``token``.
+
+        :raises TokenExpired: the token was valid but ``exp`` has passed.
+        :raises TokenInvalid: anything else is wrong with it.
+        """
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenInvalid()
+        try:
+            decoded = self._jwt.decode_complete(
+                token,
+                self._secret,
+                algorithms=[self._algorithm],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+            )
+        except jwt.ExpiredSignatureError as e:
+            raise TokenExpired() from e
+        except jwt.PyJWTError as e:
+            raise TokenInvalid() from e
+        except (ValueError, TypeError) as e:  # defensive: odd input shapes
+            raise TokenInvalid() from e
+        typ = decoded["header"].get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
+            raise TokenInvalid()
+        claims: dict[str, Any] = decoded["payload"]
+        if not isinstance(claims.get("sub"), str) or not isinstance(
+            claims.get("sid"), str
+        ):
+            raise TokenInvalid()
+        return claims

@@ -1,0 +1,298 @@
+"""Configuration: every ``TOKENAUTH_*`` key, its default, and its validation.
+
+The keys are read once, in :meth:`TokenAuth.init_app`, into a frozen
+:class:`Settings`.  A bad value raises :class:`ConfigurationError` at start-up
+with a message that names the key to set; nothing is read lazily per request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from .errors import ConfigurationError
+
+PREFIX = "TOKENAUTH_"
+
+#: Every key with its default.  ``None`` means "required" for the secrets and
+#: "derive it" for the others (see the README's configuration table).
+DEFAULTS: dict[str, Any] = {
+    "ACCESS_SECRET": None,
+    "REFRESH_SECRET": None,
+    "ACCESS_EXPIRES": timedelta(minutes=15),
+    "REFRESH_EXPIRES": timedelta(days=7),
+    "ALGORITHM": "HS256",
+    "ISSUER": "flask-tokenauth",
+    "AUDIENCE": "flask-tokenauth-client",
+    "LEEWAY": timedelta(0),
+    "DATABASE_URL": None,
+    "ENGINE_OPTIONS": {},
+    "COOKIE_NAME": "refresh_token",
+    "COOKIE_SECURE": True,
+    "COOKIE_SAMESITE": "Strict",
+    "COOKIE_DOMAIN": None,
+    "BCRYPT_ROUNDS": 12,
+    "PASSWORD_MIN_LENGTH": 8,
+    "PASSWORD_MAX_LENGTH": 256,
+    "MAX_CONTENT_LENGTH": 10 * 1024,
+    "ALLOWED_ORIGINS": (),
+    "SECURITY_HEADERS_APP_WIDE": False,
+    "HSTS": "max-age=31536000; includeSubDomains",
+}
+
+#: HMAC algorithms only: both secrets are shared secrets.
+ALGORITHMS = ("HS256", "HS384", "HS512")
+MIN_SECRET_BYTES = 32
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+
+
+def parse_duration(value: object, key: str = "duration") -> timedelta:
+    """Turn a :class:`~datetime.timedelta`, a number of seconds, or a string
+    such as ``"900"``, ``"900s"``, ``"15m"``, ``"12h"``, ``"7d"`` into a
+    :class:`~datetime.timedelta`.
+
+    :raises ConfigurationError: naming ``key`` if the value is none of these.
+    """
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = timedelta(seconds=value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        number, unit = match.groups()
+        result = int(number) * _UNITS[(unit or "s").lower()]
+    else:
+        raise ConfigurationError(
+            f"{key} must be a timedelta, a number of seconds, or a string like"
+            f" '900s', '15m', '12h' or '7d'; got {value!r}."
+        )
+    if result <= timedelta(0):
+        raise ConfigurationError(f"{key} must be positive; got {value!r}.")
+    return result
+
+
+def _parse_bool(value: object, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{key} must be true or false; got {value!r}.")
+
+
+def _parse_int(value: object, key: str, low: int, high: int) -> int:
+    try:
+        number: int = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be an integer; got {value!r}.") from None
+    if isinstance(value, bool) or not low <= number <= high:
+        raise ConfigurationError(
+            f"{key} must be between {low} and {high}; got {value!r}."
+        )
+    return number
+
+
+def _parse_secret(value: object, key: str) -> bytes:
+    hint = (
+        f"Set {key} to a random string of at least {MIN_SECRET_BYTES} bytes, e.g."
+        ' python -c "import secrets; print(secrets.token_urlsafe(48))".'
+    )
+    if value is None or value == "":
+        raise ConfigurationError(f"{key} is not set. {hint}")
+    if isinstance(value, str):
+        secret = value.encode()
+    elif isinstance(value, bytes):
+        secret = value
+    else:
+        raise ConfigurationError(f"{key} must be a string. {hint}")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"{key} is {len(secret)} bytes long; at least {MIN_SECRET_BYTES} are"
+            f" required. {hint}"
+        )
+    return secret
+
+
+def _parse_origins(value: object, key: str) -> frozenset[str]:
+    if isinstance(value, str):
+        items = [item for item in re.split(r"[\s,]+", value) if item]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = [str(item) for item in value]
+    else:
+        raise ConfigurationError(f"{key} must be a list of origins; got {value!r}.")
+    for item in items:
+        if not re.match(r"^https?://[^/\s]+$", item):
+            raise ConfigurationError(
+                f"{key}: {item!r} is not an origin like 'https://app.example.com'"
+                " (scheme and host, no path)."
+            )
+    return frozenset(item.lower() for item in items)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one application."""
+
+    access_secret: bytes
+    refresh_secret: bytes
+    access_expires: timedelta
+    refresh_expires: timedelta
+    algorithm: str
+    issuer: str
+    audience: str
+    leeway: timedelta
+    database_url: str | None
+    engine_options: Mapping[str, Any]
+    cookie_name: str
+    cookie_secure: bool
+    cookie_samesite: str | None
+    cookie_domain: str | None
+    bcrypt_rounds: int
+    password_min_length: int
+    password_max_length: int
+    max_content_length: int
+    allowed_origins: frozenset[str]
+    security_headers_app_wide: bool
+    hsts: str | None
+
+    @classmethod
+    def from_mapping(
+        cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Read and validate the ``TOKENAUTH_*`` keys of ``config``.
+
+        ``overrides`` (lower-case names without the prefix) take precedence;
+        they are what :class:`~flask_tokenauth.TokenAuth` was given in code.
+        """
+        unknown = sorted(
+            k
+            for k in config
+            if k.startswith(PREFIX) and k[len(PREFIX) :] not in DEFAULTS
+        )
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown configuration key(s): {', '.join(unknown)}. Known keys:"
+                f" {', '.join(PREFIX + k for k in DEFAULTS)}."
+            )
+
+        def get(name: str) -> Any:
+            if overrides and name.lower() in overrides:
+                return overrides[name.lower()]
+            return config.get(PREFIX + name, DEFAULTS[name])
+
+        def key(name: str) -> str:
+            return PREFIX + name
+
+        access_secret = _parse_secret(get("ACCESS_SECRET"), key("ACCESS_SECRET"))
+        refresh_secret = _parse_secret(get("REFRESH_SECRET"), key("REFRESH_SECRET"))
+        if access_secret == refresh_secret:
+            raise ConfigurationError(
+                "TOKENAUTH_ACCESS_SECRET and TOKENAUTH_REFRESH_SECRET must be"
+                " different, so that one token type can never pass for the other."
+            )
+
+        algorithm = str(get("ALGORITHM")).upper()
+        if algorithm not in ALGORITHMS:
+            raise ConfigurationError(
+                f"TOKENAUTH_ALGORITHM must be one of {', '.join(ALGORITHMS)};"
+                f" got {get('ALGORITHM')!r}."
+            )
+
+        samesite = get("COOKIE_SAMESITE")
+        if samesite is not None:
+            samesite = str(samesite).capitalize()
+            if samesite not in {"Strict", "Lax", "None"}:
+                raise ConfigurationError(
+                    "TOKENAUTH_COOKIE_SAMESITE must be 'Strict', 'Lax' or 'None';"
+                    f" got {get('COOKIE_SAMESITE')!r}."
+                )
+        cookie_secure = _parse_bool(get("COOKIE_SECURE"), key("COOKIE_SECURE"))
+        if samesite == "None" and not cookie_secure:
+            raise ConfigurationError(
+                "TOKENAUTH_COOKIE_SAMESITE='None' requires"
+                " TOKENAUTH_COOKIE_SECURE=True; browsers drop such cookies otherwise."
+            )
+
+        cookie_name = str(get("COOKIE_NAME"))
+        if not re.match(r"^[A-Za-z0-9_.\-]+$", cookie_name):
+            raise ConfigurationError(
+                f"TOKENAUTH_COOKIE_NAME {cookie_name!r} is not a valid cookie name."
+            )
+
+        database_url = get("DATABASE_URL") or config.get("SQLALCHEMY_DATABASE_URI")
+        engine_options = get("ENGINE_OPTIONS")
+        if not isinstance(engine_options, Mapping):
+            raise ConfigurationError("TOKENAUTH_ENGINE_OPTIONS must be a dict.")
+
+        minimum = _parse_int(
+            get("PASSWORD_MIN_LENGTH"), key("PASSWORD_MIN_LENGTH"), 8, 64
+        )
+        maximum = _parse_int(
+            get("PASSWORD_MAX_LENGTH"), key("PASSWORD_MAX_LENGTH"), 64, 4096
+        )
+
+        for name in ("ISSUER", "AUDIENCE"):
+            if not isinstance(get(name), str) or not get(name):
+                raise ConfigurationError(
+                    f"TOKENAUTH_{name} must be a non-empty string."
+                )
+
+        hsts = get("HSTS")
+        return cls(
+            access_secret=access_secret,
+            refresh_secret=refresh_secret,
+            access_expires=parse_duration(get("ACCESS_EXPIRES"), key("ACCESS_EXPIRES")),
+            refresh_expires=parse_duration(
+                get("REFRESH_EXPIRES"), key("REFRESH_EXPIRES")
+            ),
+            algorithm=algorithm,
+            issuer=get("ISSUER"),
+            audience=get("AUDIENCE"),
+            leeway=(
+                timedelta(0)
+                if not get("LEEWAY")
+                else parse_duration(get("LEEWAY"), key("LEEWAY"))
+            ),
+            database_url=str(database_url) if database_url else None,
+            engine_options=dict(engine_options),
+            cookie_name=cookie_name,
+            cookie_secure=cookie_secure,
+            cookie_samesite=samesite,
+            cookie_domain=get("COOKIE_DOMAIN") or None,
+            bcrypt_rounds=_parse_int(get("BCRYPT_ROUNDS"), key("BCRYPT_ROUNDS"), 4, 31),
+            password_min_length=minimum,
+            password_max_length=maximum,
+            max_content_length=_parse_int(
+                get("MAX_CONTENT_LENGTH"), key("MAX_CONTENT_LENGTH"), 256, 10 * 2**20
+            ),
+            allowed_origins=_parse_origins(
+                get("ALLOWED_ORIGINS"), key("ALLOWED_ORIGINS")
+            ),
+            security_headers_app_wide=_parse_bool(
+                get("SECURITY_HEADERS_APP_WIDE"), key("SECURITY_HEADERS_APP_WIDE")
+            ),
+            hsts=str(hsts) if hsts else None,
+        )
+
+
+def config_from_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``TOKENAUTH_*`` variable of the environment, as config keys.
+
+    A convenience for apps configured from the environment (the example app
+    uses it); the extension itself only ever reads ``app.config``.
+    """
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k.startswith(PREFIX)}

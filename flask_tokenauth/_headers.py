@@ -1,0 +1,70 @@
+"""Response headers: security headers and the refresh cookie."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Response, current_app, request
+
+from ._config import Settings
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+
+def add_security_headers(response: Response) -> Response:
+    """Add the tutorial's security headers unless the response already has
+    them.  Runs after every blueprint response, and after every response of
+    the app when ``TOKENAUTH_SECURITY_HEADERS_APP_WIDE`` is on."""
+    settings: Settings = current_app.extensions["tokenauth"].settings
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if settings.hsts:
+        response.headers.setdefault("Strict-Transport-Security", settings.hsts)
+    return response
+
+
+def cookie_path() -> str:
+    """The path the blueprint is mounted at, e.g. ``/api/auth``.
+
+    Derived from the matched rule (``<prefix>/refresh``), so the cookie
+    follows whatever ``url_prefix`` the app registered the blueprint with,
+    including the WSGI script root.
+    """
+    assert request.url_rule is not None
+    return request.script_root + request.url_rule.rule.rsplit("/", 1)[0] or "/"
+
+
+def set_refresh_cookie(
+    response: Response, settings: Settings, token: str, expires_at: datetime
+) -> None:
+    max_age = int((expires_at - datetime.now(timezone.utc)).total_seconds())
+    response.set_cookie(
+        settings.cookie_name,
+        token,
+        max_age=max(max_age, 0),
+        expires=expires_at,
+        path=cookie_path(),
+        domain=settings.cookie_domain,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite=settings.cookie_samesite,
+    )
+
+
+def clear_refresh_cookie(response: Response, settings: Settings) -> None:
+    """Expire the cookie with the same name, path and attributes it was set
+    with; a browser ignores a deletion whose attributes differ."""
+    response.set_cookie(
+        settings.cookie_name,
+        "",
+        max_age=0,
+        expires=0,
+        path=cookie_path(),
+        domain=settings.cookie_domain,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite=settings.cookie_samesite,
+    )

@@ -1,0 +1,58 @@
+"""Running the Alembic migrations that ship with the package.
+
+In a wheel the top-level ``alembic/`` folder is installed as the package
+``flask_tokenauth.migrations``; in a repository checkout (or a non-strict
+editable install, which does not expose that mapping) the folder is used
+where it lies.
+"""
+
+from __future__ import annotations
+
+from importlib import util
+from pathlib import Path
+
+from alembic.config import Config
+from sqlalchemy import Engine
+
+from alembic import command
+
+#: Our own version table, so our history never collides with the host app's.
+VERSION_TABLE = "tokenauth_alembic_version"
+
+
+def script_location() -> str:
+    """The folder that holds ``env.py`` and ``versions/``."""
+    spec = util.find_spec("flask_tokenauth.migrations")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            if (Path(location) / "env.py").is_file():
+                return str(location)
+    checkout = Path(__file__).resolve().parent.parent / "alembic"
+    if (checkout / "env.py").is_file():
+        return str(checkout)
+    raise RuntimeError(
+        "flask_tokenauth's migration scripts are missing from this install."
+    )
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config that runs our migrations on ``engine``."""
+    config = Config()
+    config.set_main_option("script_location", script_location())
+    config.set_main_option(
+        "sqlalchemy.url", engine.url.render_as_string(hide_password=False)
+    )
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    command.downgrade(alembic_config(engine), revision)
+
+
+def current(engine: Engine) -> None:
+    command.current(alembic_config(engine), verbose=False)

@@ -1,0 +1,36 @@
+"""``@login_required``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import current_app, request
+
+from .globals import authenticate
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Methods that pass without a token: CORS preflight requests carry none.
+EXEMPT_METHODS = frozenset({"OPTIONS"})
+
+
+def login_required(view: F) -> F:
+    """Refuse the request with a 401 JSON error unless it carries a valid
+    access token in ``Authorization: Bearer <token>``.
+
+    Works on sync and async views.  Verification uses only the token (no
+    database); :data:`~flask_tokenauth.current_user` loads the user if the
+    view uses it.  An expired token answers
+    ``{"error": "Token expired", "code": "TOKEN_EXPIRED"}``, the client's cue
+    to call ``/refresh``.
+    """
+
+    @wraps(view)
+    def decorated(*args: Any, **kwargs: Any) -> Any:
+        if request.method not in EXEMPT_METHODS:
+            authenticate()
+        return current_app.ensure_sync(view)(*args, **kwargs)
+
+    return cast(F, decorated)

@@ -1,0 +1,289 @@
+"""The exception tree.
+
+Every failure a client can cause is a :class:`TokenAuthError`: a real
+werkzeug :class:`~werkzeug.exceptions.HTTPException` that renders itself as
+``{"error": "<human message>", "code": "<STABLE_CODE>"}``.  Because the
+exceptions render themselves, the extension registers no error handler on the
+host application; raising one from any view gives the same JSON.
+
+``code`` on a werkzeug exception is the HTTP status, so the stable machine
+code lives in :attr:`TokenAuthError.error_code`.  The codes are part of the
+public contract (see the README's "Error codes" table) and never change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from flask.wrappers import Response
+from werkzeug.exceptions import HTTPException
+
+
+class TokenAuthError(HTTPException):
+    """Base class of every error this extension raises to a client."""
+
+    code: int | None = 400
+    error_code: ClassVar[str] = "BAD_REQUEST"
+    #: The default human message; ``description`` overrides it per instance.
+    message: ClassVar[str] = "Bad request"
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.message)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.description or self.message, "code": self.error_code}
+
+    def get_headers(
+        self,
+        environ: Any = None,
+        scope: Any = None,
+    ) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/json")]
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        return json.dumps(self.to_dict())
+
+    def get_response(
+        self,
+        environ: Any = None,
+        scope: Any = None,
+    ) -> Response:
+        return Response(
+            self.get_body(environ, scope),
+            self.code or 400,
+            self.get_headers(environ, scope),
+        )
+
+
+# -- 400: the request itself is wrong ---------------------------------------
+
+
+class InvalidJSON(TokenAuthError):
+    code = 400
+    error_code = "INVALID_JSON"
+    message = "Request body must be a JSON object"
+
+
+class ValidationError(TokenAuthError):
+    code = 400
+    error_code = "VALIDATION_ERROR"
+    message = "Invalid request"
+
+
+class InvalidEmail(TokenAuthError):
+    code = 400
+    error_code = "INVALID_EMAIL"
+    message = "A valid email address is required"
+
+
+class InvalidPassword(TokenAuthError):
+    code = 400
+    error_code = "INVALID_PASSWORD"
+    message = "Password does not meet the requirements"
+
+
+# -- 401: authentication failed ----------------------------------------------
+
+
+class AuthenticationError(TokenAuthError):
+    """A 401.  Carries ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 asks."""
+
+    code = 401
+    error_code = "UNAUTHORIZED"
+    message = "Authentication required"
+    #: The RFC 6750 ``error`` attribute; ``None`` when no credentials were sent.
+    bearer_error: ClassVar[str | None] = "invalid_token"
+    realm: ClassVar[str] = "api"
+
+    def get_headers(
+        self,
+        environ: Any = None,
+        scope: Any = None,
+    ) -> list[tuple[str, str]]:
+        challenge = f'Bearer realm="{self.realm}"'
+        if self.bearer_error:
+            description = (self.description or self.message).replace('"', "'")
+            challenge += (
+                f', error="{self.bearer_error}", error_description="{description}"'
+            )
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", challenge)]
+
+
+class InvalidCredentials(AuthenticationError):
+    error_code = "INVALID_CREDENTIALS"
+    message = "Invalid credentials"
+    bearer_error = None
+
+
+class TokenMissing(AuthenticationError):
+    error_code = "TOKEN_MISSING"
+    message = "Access token required"
+    bearer_error = None
+
+
+class TokenInvalid(AuthenticationError):
+    error_code = "TOKEN_INVALID"
+    message = "Invalid token"
+
+
+class TokenExpired(TokenInvalid):
+    error_code = "TOKEN_EXPIRED"
+    message = "Token expired"
+
+
+class UserNotFound(TokenInvalid):
+    error_code = "USER_NOT_FOUND"
+    message = "The user of this token no longer exists"
+
+
+class RefreshTokenError(AuthenticationError):
+    """A refresh-token failure; the blueprint clears the cookie on every one."""
+
+    error_code = "REFRESH_TOKEN_INVALID"
+    message = "Invalid refresh token"
+
+
+class RefreshTokenMissing(RefreshTokenError):
+    error_code = "REFRESH_TOKEN_MISSING"
+    message = "No refresh token"
+    bearer_error = None
+
+
+class RefreshTokenInvalid(RefreshTokenError):
+    pass
+
+
+class RefreshTokenExpired(RefreshTokenError):
+    error_code = "REFRESH_TOKEN_EXPIRED"
+    message = "Refresh token expired"
+
+
+class RefreshTokenRevoked(RefreshTokenError):
+    error_code = "REFRESH_TOKEN_REVOKED"
+    message = "Refresh token revoked"
+
+
+class RefreshTokenReused(RefreshTokenError):
+    error_code = "REFRESH_TOKEN_REUSED"
+    message = "Refresh token reuse detected; the session has been revoked"
+
+    def __init__(self, description: str | None = None, *, family_id: str = "") -> None:
+        super().__init__(description)
+        #: The family the reused token belongs to, revoked by the blueprint.
+        self.family_id = family_id
+
+
+# -- other 4xx -----------------------------------------------------------------
+
+
+class CrossSiteRequest(TokenAuthError):
+    code = 403
+    error_code = "CROSS_SITE_REQUEST"
+    message = "Cross-site request refused"
+
+
+class NotFound(TokenAuthError):
+    code = 404
+    error_code = "NOT_FOUND"
+    message = "Not found"
+
+
+class MethodNotAllowed(TokenAuthError):
+    code = 405
+    error_code = "METHOD_NOT_ALLOWED"
+    message = "Method not allowed"
+
+    def __init__(self, valid_methods: Iterable[str], description: str | None = None):
+        super().__init__(description)
+        self.valid_methods = sorted(valid_methods)
+
+    def get_headers(
+        self,
+        environ: Any = None,
+        scope: Any = None,
+    ) -> list[tuple[str, str]]:
+        return [
+            *super().get_headers(environ, scope),
+            ("Allow", ", ".join(self.valid_methods)),
+        ]
+
+
+class EmailTaken(TokenAuthError):
+    code = 409
+    error_code = "EMAIL_TAKEN"
+    message = "Email already in use"
+
+
+class PayloadTooLarge(TokenAuthError):
+    code = 413
+    error_code = "PAYLOAD_TOO_LARGE"
+    message = "Request body too large"
+
+
+class UnsupportedMediaType(TokenAuthError):
+    code = 415
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+    message = "Content-Type must be application/json"
+
+
+# -- 5xx -----------------------------------------------------------------------
+
+
+class InternalError(TokenAuthError):
+    code = 500
+    error_code = "INTERNAL_ERROR"
+    message = "Internal server error"
+
+
+class ServiceUnavailable(TokenAuthError):
+    code = 503
+    error_code = "SERVICE_UNAVAILABLE"
+    message = "Service temporarily unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    error_code = "DATABASE_UNAVAILABLE"
+    message = "Database unavailable, try again shortly"
+
+    def get_headers(
+        self,
+        environ: Any = None,
+        scope: Any = None,
+    ) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("Retry-After", "1")]
+
+
+# Werkzeug's own HTTP errors (raised before our code runs, e.g. a malformed
+# request line or a body over ``MAX_CONTENT_LENGTH``) are translated to ours by
+# status so that the blueprint never answers with HTML.
+_BY_STATUS: dict[int, type[TokenAuthError]] = {
+    400: TokenAuthError,
+    401: AuthenticationError,
+    403: CrossSiteRequest,
+    404: NotFound,
+    409: EmailTaken,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    500: InternalError,
+    503: ServiceUnavailable,
+}
+
+
+def from_http_exception(exc: HTTPException) -> TokenAuthError:
+    """Return ``exc`` as one of ours, keeping its status."""
+    if isinstance(exc, TokenAuthError):
+        return exc
+    if exc.code == 405:
+        return MethodNotAllowed(getattr(exc, "valid_methods", None) or ())
+    cls = _BY_STATUS.get(exc.code or 500)
+    if cls is not None:
+        return cls()
+    generic = TokenAuthError(exc.description)
+    generic.code = exc.code
+    return generic
+
+
+class ConfigurationError(RuntimeError):
+    """The application is misconfigured; raised at start-up, never per request."""

@@ -1,0 +1,139 @@
+"""The extension object and the per-application state it sets up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from flask.sansio.app import App
+
+from ._access import AccessTokens
+from ._config import Settings
+from ._db import Database, EngineSource, make_engine
+from ._headers import add_security_headers
+from ._passwords import make_dummy_hash
+from ._refresh import RefreshTokens
+from .models import User
+
+EXTENSION_KEY = "tokenauth"
+
+#: Loads the user an access token names; receives the ``sub`` claim.
+UserLoader = Callable[[str], Any]
+
+
+@dataclass
+class TokenAuthState:
+    """Everything the extension keeps for one application, stored in
+    ``app.extensions["tokenauth"]``.  The extension object keeps none of it,
+    so one :class:`TokenAuth` can serve several apps."""
+
+    settings: Settings
+    db: Database
+    access_tokens: AccessTokens
+    refresh_tokens: RefreshTokens
+    #: A real bcrypt hash at the configured cost, checked for unknown emails.
+    dummy_hash: str
+    user_loader: UserLoader | None
+
+
+class TokenAuth:
+    """Set up token authentication on an application.
+
+    Registering :data:`~flask_tokenauth.auth_bp` is enough on its own; use
+    this class when you want to pass options in code::
+
+        auth = TokenAuth(engine=db.engine)
+        auth.init_app(app)
+        app.register_blueprint(auth_bp)
+
+    :param app: call :meth:`init_app` on it right away.
+    :param engine: a SQLAlchemy engine, or a callable returning one, to use
+        instead of ``TOKENAUTH_DATABASE_URL``.
+    :param user_loader: ``f(sub) -> user`` loading the user that
+        :data:`~flask_tokenauth.current_user` returns; ``None`` means "no such
+        user".  By default :class:`~flask_tokenauth.models.User` by id.
+    :param config: ``TOKENAUTH_*`` values (lower-case, without the prefix)
+        that take precedence over ``app.config``.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        engine: EngineSource | None = None,
+        user_loader: UserLoader | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.user_loader = user_loader
+        self.config = dict(config or {})
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: App) -> None:
+        """Validate the configuration and set up the state of ``app``.
+
+        :raises ConfigurationError: naming the key to set, if the
+            configuration is invalid.
+        :raises RuntimeError: if the extension is already set up on ``app``.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "flask_tokenauth is already set up on this app. Call"
+                " TokenAuth.init_app(app) before app.register_blueprint(auth_bp),"
+                " and only once."
+            )
+        settings = Settings.from_mapping(app.config, self.config)
+        engine = self.engine
+        if engine is None:
+            url = settings.database_url or _default_sqlite_url(app)
+            engine = make_engine(url, settings.engine_options)
+        app.extensions[EXTENSION_KEY] = TokenAuthState(
+            settings=settings,
+            db=Database(engine),
+            access_tokens=AccessTokens(settings),
+            refresh_tokens=RefreshTokens(
+                settings.refresh_secret, settings.refresh_expires
+            ),
+            dummy_hash=make_dummy_hash(settings.bcrypt_rounds),
+            user_loader=self.user_loader,
+        )
+        if settings.security_headers_app_wide:
+            app.after_request(add_security_headers)
+
+        from .cli import tokenauth_cli
+
+        app.cli.add_command(tokenauth_cli)
+
+
+def _default_sqlite_url(app: App) -> str:
+    """``instance/tokenauth.sqlite3``: the zero-configuration default."""
+    os.makedirs(app.instance_path, exist_ok=True)
+    return "sqlite:///" + os.path.join(app.instance_path, "tokenauth.sqlite3")
+
+
+def get_state(app: App | None = None) -> TokenAuthState:
+    """The state of ``app`` (default: the current app)."""
+    app = app or current_app
+    try:
+        return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError(
+            "flask_tokenauth is not set up on this app: call"
+            " app.register_blueprint(auth_bp) or TokenAuth(app)."
+        ) from None
+
+
+def load_user(state: TokenAuthState, sub: str) -> Any:
+    """The user named by ``sub``, or ``None``."""
+    if state.user_loader is not None:
+        return state.user_loader(sub)
+    try:
+        user_id = int(sub)
+    except ValueError:
+        return None
+    with state.db.session() as session:
+        return session.get(User, user_id)

@@ -1,0 +1,82 @@
+"""``current_user`` and ``current_claims``: typed proxies to the
+authenticated request's user and access-token claims.
+
+The claims are verified once per request, by :func:`login_required` or on
+first access; the user is loaded from the database only when a view touches
+:data:`current_user`, and at most once per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from flask import g, request
+from werkzeug.local import LocalProxy
+
+from .errors import TokenInvalid, TokenMissing, UserNotFound
+from .extension import get_state, load_user
+
+if TYPE_CHECKING:
+    from .models import User
+
+_UNLOADED: Any = object()
+
+
+@dataclass
+class AuthContext:
+    """What one request knows about its caller, kept on ``g._tokenauth``."""
+
+    claims: dict[str, Any]
+    user: Any = field(default=_UNLOADED)
+
+
+def bearer_token() -> str:
+    """The token of ``Authorization: Bearer <token>`` (scheme in any case).
+
+    :raises TokenMissing: no such header.
+    :raises TokenInvalid: a header that is not a single Bearer token.
+    """
+    header = request.headers.get("Authorization")
+    if not header:
+        raise TokenMissing()
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise TokenMissing()
+    token = token.strip()
+    if not token or " " in token:
+        raise TokenInvalid()
+    return token
+
+
+def authenticate() -> AuthContext:
+    """Verify the request's access token (once per request) and return the
+    context.  Touches no database."""
+    context: AuthContext | None = g.get("_tokenauth")
+    if context is None:
+        claims = get_state().access_tokens.verify(bearer_token())
+        context = AuthContext(claims)
+        g._tokenauth = context
+    return context
+
+
+def _get_claims() -> dict[str, Any]:
+    return authenticate().claims
+
+
+def _get_user() -> Any:
+    context = authenticate()
+    if context.user is _UNLOADED:
+        context.user = load_user(get_state(), context.claims["sub"])
+    if context.user is None:
+        raise UserNotFound()
+    return context.user
+
+
+#: The verified claims of the request's access token (``sub``, ``sid``, ...).
+current_claims: dict[str, Any] = cast(dict[str, Any], LocalProxy(_get_claims))
+
+#: The user of the request's access token, loaded on first use.  Raises the
+#: same 401 errors as :func:`login_required` if the request has no valid token,
+#: and ``USER_NOT_FOUND`` if the user has been deleted since.
+current_user: User = cast("User", LocalProxy(_get_user))

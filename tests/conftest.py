@@ -1,0 +1,176 @@
+"""Fixtures: an app factory, a client, an auth helper, and a database
+parametrized over SQLite and PostgreSQL so that the whole suite runs on both.
+
+PostgreSQL is the real server at ``TOKENAUTH_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``); each run creates a database
+of its own there and drops it afterwards.  Without a server the PostgreSQL
+half is skipped with the reason shown, unless ``TOKENAUTH_REQUIRE_SERVICES=1``
+(set by ``.ci/run``) turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, create_engine, text
+from werkzeug.test import TestResponse
+
+from flask_tokenauth import TokenAuth, auth_bp
+from flask_tokenauth._db import make_engine, normalize_url
+from flask_tokenauth._migrate import upgrade
+
+POSTGRES_URL = os.environ.get(
+    "TOKENAUTH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_SERVICES = os.environ.get("TOKENAUTH_REQUIRE_SERVICES") == "1"
+
+ACCESS_SECRET = "access-secret-for-tests-" + "a" * 32
+REFRESH_SECRET = "refresh-secret-for-tests-" + "b" * 32
+PASSWORD = "correct horse battery"
+
+
+def service_missing(reason: str) -> None:
+    """Skip locally, fail in CI."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (TOKENAUTH_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    name = f"tokenauth_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as e:  # noqa: BLE001 - any failure means "no server"
+        admin.dispose()
+        service_missing(f"PostgreSQL not reachable at {POSTGRES_URL}: {e}")
+    url = normalize_url(POSTGRES_URL).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = :name"
+            ),
+            {"name": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    path = tmp_path_factory.mktemp("sqlite") / "tokenauth.sqlite3"
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(database_url: str) -> Iterator[Engine]:
+    """One engine per database, migrated to head once."""
+    engine = make_engine(database_url, {})
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Iterator[Engine]:
+    """The migrated engine, emptied after each test."""
+    yield migrated_engine
+    with migrated_engine.begin() as conn:
+        if migrated_engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE refresh_tokens, users RESTART IDENTITY"))
+        else:
+            conn.execute(text("DELETE FROM refresh_tokens"))
+            conn.execute(text("DELETE FROM users"))
+
+
+def base_config(**overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "TOKENAUTH_ACCESS_SECRET": ACCESS_SECRET,
+        "TOKENAUTH_REFRESH_SECRET": REFRESH_SECRET,
+        # The minimum cost keeps the suite fast; cost is tested on its own.
+        "TOKENAUTH_BCRYPT_ROUNDS": 4,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def make_app(engine: Engine) -> Any:
+    """Build an app on the test database: ``make_app(url_prefix=..., **config)``."""
+
+    def factory(url_prefix: str | None = None, **config: Any) -> Flask:
+        app = Flask(__name__)
+        app.config.update(base_config(**config))
+        TokenAuth(engine=engine).init_app(app)
+        options = {} if url_prefix is None else {"url_prefix": url_prefix}
+        app.register_blueprint(auth_bp, **options)
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    return make_app()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class Auth:
+    """Drives the auth endpoints for a test."""
+
+    client: FlaskClient
+    prefix: str = "/api/auth"
+
+    def register(self, email: str = "user@example.com", password: str = PASSWORD,
+                 **kwargs: Any) -> TestResponse:
+        return self.client.post(f"{self.prefix}/register",
+                                json={"email": email, "password": password}, **kwargs)
+
+    def login(self, email: str = "user@example.com", password: str = PASSWORD,
+              **kwargs: Any) -> TestResponse:
+        return self.client.post(f"{self.prefix}/login",
+                                json={"email": email, "password": password}, **kwargs)
+
+    def refresh(self, **kwargs: Any) -> TestResponse:
+        return self.client.post(f"{self.prefix}/refresh", **kwargs)
+
+    def logout(self, **kwargs: Any) -> TestResponse:
+        return self.client.post(f"{self.prefix}/logout", **kwargs)
+
+    def refresh_cookie(self) -> str | None:
+        cookie = self.client.get_cookie("refresh_token", path=self.prefix)
+        return cookie.value if cookie else None
+
+    def set_refresh_cookie(self, value: str) -> None:
+        self.client.set_cookie("refresh_token", value, path=self.prefix)
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> Auth:
+    return Auth(client)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
