@@ -72,4 +72,3 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return {"user": {"id": current_user.id, "email": current_user.email}}
 
     return app
-

@@ -44,8 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "HSTS": "max-age=31536000; includeSubDomains",
 }
 
-#: HMAC algorithms only: both secrets are shared secrets.
-ALGORITHMS = ("HS256", "HS384", "HS512")
+#: HMAC algorithms only (both secrets are shared secrets), each with the
+#: minimum key length RFC 7518 section 3.2 asks for: the hash's output size.
+ALGORITHMS = {"HS256": 32, "HS384": 48, "HS512": 64}
 MIN_SECRET_BYTES = 32
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)
@@ -105,9 +106,9 @@ def _parse_int(value: object, key: str, low: int, high: int) -> int:
     return number
 
 
-def _parse_secret(value: object, key: str) -> bytes:
+def _parse_secret(value: object, key: str, minimum: int = MIN_SECRET_BYTES) -> bytes:
     hint = (
-        f"Set {key} to a random string of at least {MIN_SECRET_BYTES} bytes, e.g."
+        f"Set {key} to a random string of at least {minimum} bytes, e.g."
         ' python -c "import secrets; print(secrets.token_urlsafe(48))".'
     )
     if value is None or value == "":
@@ -118,9 +119,9 @@ def _parse_secret(value: object, key: str) -> bytes:
         secret = value
     else:
         raise ConfigurationError(f"{key} must be a string. {hint}")
-    if len(secret) < MIN_SECRET_BYTES:
+    if len(secret) < minimum:
         raise ConfigurationError(
-            f"{key} is {len(secret)} bytes long; at least {MIN_SECRET_BYTES} are"
+            f"{key} is {len(secret)} bytes long; at least {minimum} are"
             f" required. {hint}"
         )
     return secret
@@ -196,19 +197,20 @@ class Settings:
         def key(name: str) -> str:
             return PREFIX + name
 
-        access_secret = _parse_secret(get("ACCESS_SECRET"), key("ACCESS_SECRET"))
-        refresh_secret = _parse_secret(get("REFRESH_SECRET"), key("REFRESH_SECRET"))
-        if access_secret == refresh_secret:
-            raise ConfigurationError(
-                "TOKENAUTH_ACCESS_SECRET and TOKENAUTH_REFRESH_SECRET must be"
-                " different, so that one token type can never pass for the other."
-            )
-
         algorithm = str(get("ALGORITHM")).upper()
         if algorithm not in ALGORITHMS:
             raise ConfigurationError(
                 f"TOKENAUTH_ALGORITHM must be one of {', '.join(ALGORITHMS)};"
                 f" got {get('ALGORITHM')!r}."
+            )
+        access_secret = _parse_secret(
+            get("ACCESS_SECRET"), key("ACCESS_SECRET"), ALGORITHMS[algorithm]
+        )
+        refresh_secret = _parse_secret(get("REFRESH_SECRET"), key("REFRESH_SECRET"))
+        if access_secret == refresh_secret:
+            raise ConfigurationError(
+                "TOKENAUTH_ACCESS_SECRET and TOKENAUTH_REFRESH_SECRET must be"
+                " different, so that one token type can never pass for the other."
             )
 
         samesite = get("COOKIE_SAMESITE")

@@ -8,6 +8,7 @@ where it lies.
 
 from __future__ import annotations
 
+import sys
 from importlib import util
 from pathlib import Path
 
@@ -37,11 +38,15 @@ def script_location() -> str:
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config that runs our migrations on ``engine``."""
-    config = Config()
+    # Alembic's default ``stdout`` is bound when alembic is imported; pass the
+    # one in place now, so ``current`` prints where click (and its test
+    # runner) expects.
+    config = Config(stdout=sys.stdout)
     config.set_main_option("script_location", script_location())
-    config.set_main_option(
-        "sqlalchemy.url", engine.url.render_as_string(hide_password=False)
-    )
+    # Only read in offline mode; ConfigParser interpolation needs the ``%``
+    # of URL-escaped passwords (``p%40ss``) doubled.
+    url = engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["engine"] = engine
     return config
 

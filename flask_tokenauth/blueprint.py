@@ -85,22 +85,21 @@ def _session_response(
 def _refuse_cross_site(state: TokenAuthState) -> None:
     """Refuse a cookie-authenticated request made by another site.
 
-    A same-origin ``Origin`` (or one listed in ``TOKENAUTH_ALLOWED_ORIGINS``)
-    passes; so does a request with no ``Origin`` and no
-    ``Sec-Fetch-Site: cross-site``, i.e. a non-browser client.
+    An origin listed in ``TOKENAUTH_ALLOWED_ORIGINS`` passes.  Otherwise a
+    request fails if its ``Origin`` is another host (or ``null``), or if the
+    browser marks it ``Sec-Fetch-Site: cross-site``.  A request with neither
+    header (a non-browser client) passes: SameSite=Strict already keeps
+    browsers from sending the cookie cross-site.
     """
     origin = request.headers.get("Origin")
-    allowed = False
-    if origin is not None:
-        allowed = origin.lower() in state.settings.allowed_origins or (
-            origin != "null" and urlsplit(origin).netloc.lower() == request.host.lower()
-        )
-        if not allowed:
-            raise CrossSiteRequest()
-    if (
-        request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site"
-        and not allowed
+    listed = origin is not None and origin.lower() in state.settings.allowed_origins
+    if listed:
+        return
+    if origin is not None and (
+        origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()
     ):
+        raise CrossSiteRequest()
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
         raise CrossSiteRequest()
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+from alembic.util import CommandError
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine
@@ -25,11 +29,22 @@ def _engine() -> Engine:
         raise click.ClickException(str(e)) from None
 
 
+@contextmanager
+def _alembic_errors() -> Iterator[None]:
+    """Alembic's errors (an unknown revision, a broken history) are the
+    user's to fix: show the message, not a traceback."""
+    try:
+        yield
+    except CommandError as e:
+        raise click.ClickException(str(e)) from None
+
+
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Upgrade the tables to REVISION (default: head)."""
-    _migrate.upgrade(_engine(), revision)
+    with _alembic_errors():
+        _migrate.upgrade(_engine(), revision)
     click.echo(f"flask_tokenauth tables upgraded to {revision}.")
 
 
@@ -37,11 +52,13 @@ def upgrade(revision: str) -> None:
 @click.argument("revision")
 def downgrade(revision: str) -> None:
     """Downgrade the tables to REVISION ('base' drops them)."""
-    _migrate.downgrade(_engine(), revision)
+    with _alembic_errors():
+        _migrate.downgrade(_engine(), revision)
     click.echo(f"flask_tokenauth tables downgraded to {revision}.")
 
 
 @db_cli.command("current")
 def current() -> None:
     """Show the tables' current revision."""
-    _migrate.current(_engine())
+    with _alembic_errors():
+        _migrate.current(_engine())

@@ -31,8 +31,8 @@ POSTGRES_URL = os.environ.get(
 )
 REQUIRE_SERVICES = os.environ.get("TOKENAUTH_REQUIRE_SERVICES") == "1"
 
-ACCESS_SECRET = "access-secret-for-tests-" + "a" * 32
-REFRESH_SECRET = "refresh-secret-for-tests-" + "b" * 32
+ACCESS_SECRET = "access-secret-for-tests-" + "a" * 48
+REFRESH_SECRET = "refresh-secret-for-tests-" + "b" * 48
 PASSWORD = "correct horse battery"
 
 
@@ -51,7 +51,7 @@ def postgres_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # noqa: BLE001 - any failure means "no server"
+    except Exception as e:
         admin.dispose()
         service_missing(f"PostgreSQL not reachable at {POSTGRES_URL}: {e}")
     url = normalize_url(POSTGRES_URL).set(database=name)
@@ -143,15 +143,23 @@ class Auth:
     client: FlaskClient
     prefix: str = "/api/auth"
 
-    def register(self, email: str = "user@example.com", password: str = PASSWORD,
-                 **kwargs: Any) -> TestResponse:
-        return self.client.post(f"{self.prefix}/register",
-                                json={"email": email, "password": password}, **kwargs)
+    def register(
+        self, email: str = "user@example.com", password: str = PASSWORD, **kwargs: Any
+    ) -> TestResponse:
+        return self.client.post(
+            f"{self.prefix}/register",
+            json={"email": email, "password": password},
+            **kwargs,
+        )
 
-    def login(self, email: str = "user@example.com", password: str = PASSWORD,
-              **kwargs: Any) -> TestResponse:
-        return self.client.post(f"{self.prefix}/login",
-                                json={"email": email, "password": password}, **kwargs)
+    def login(
+        self, email: str = "user@example.com", password: str = PASSWORD, **kwargs: Any
+    ) -> TestResponse:
+        return self.client.post(
+            f"{self.prefix}/login",
+            json={"email": email, "password": password},
+            **kwargs,
+        )
 
     def refresh(self, **kwargs: Any) -> TestResponse:
         return self.client.post(f"{self.prefix}/refresh", **kwargs)

@@ -63,8 +63,13 @@ def test_logout_clears_cookie(auth: Auth) -> None:
     assert response.get_json() == {"message": "Logged out successfully"}
     header = cookie_header(response)
     assert header.startswith("refresh_token=;")
-    for attribute in ("Max-Age=0", "Path=/api/auth", "HttpOnly", "Secure",
-                      "SameSite=Strict"):
+    for attribute in (
+        "Max-Age=0",
+        "Path=/api/auth",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+    ):
         assert attribute in header
     assert auth.refresh_cookie() is None
 
@@ -72,8 +77,9 @@ def test_logout_clears_cookie(auth: Auth) -> None:
 @pytest.mark.parametrize("path", ["register", "login", "refresh", "logout"])
 def test_security_headers(auth: Auth, path: str) -> None:
     auth.register("headers@example.com")
-    response = auth.client.post(f"/api/auth/{path}", json={
-        "email": "headers@example.com", "password": PASSWORD})
+    response = auth.client.post(
+        f"/api/auth/{path}", json={"email": "headers@example.com", "password": PASSWORD}
+    )
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"

@@ -1,0 +1,206 @@
+"""Bad input on every route: always a 4xx JSON error, never a 500, never an
+HTML page, never a half-written row."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+
+from .conftest import PASSWORD, Auth
+
+JSON_ROUTES = ["/api/auth/register", "/api/auth/login"]
+ALL_ROUTES = [*JSON_ROUTES, "/api/auth/refresh", "/api/auth/logout"]
+
+
+def assert_error(response: Any, status: int, code: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error", "code"}
+    assert body["code"] == code
+    assert isinstance(body["error"], str) and body["error"]
+
+
+def count_rows(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        users = conn.execute(text("SELECT count(*) FROM users")).scalar_one()
+        tokens = conn.execute(text("SELECT count(*) FROM refresh_tokens")).scalar_one()
+    return users, tokens
+
+
+BAD_BODIES = {
+    "malformed": (b'{"email": "a@b.co", ', "INVALID_JSON"),
+    "empty": (b"", "INVALID_JSON"),
+    "array": (b"[]", "INVALID_JSON"),
+    "null": (b"null", "INVALID_JSON"),
+    "number": (b"5", "INVALID_JSON"),
+    "string": (b'"a@b.co"', "INVALID_JSON"),
+    "invalid utf-8": (b'{"email": "\xff\xfe"}', "INVALID_JSON"),
+    "deeply nested": (b"[" * 5000 + b"]" * 5000, "INVALID_JSON"),
+    "missing email": (b'{"password": "long enough"}', "VALIDATION_ERROR"),
+    "missing password": (b'{"email": "a@b.co"}', "VALIDATION_ERROR"),
+    "email not a string": (
+        b'{"email": 5, "password": "long enough"}',
+        "VALIDATION_ERROR",
+    ),
+    "password not a string": (
+        b'{"email": "a@b.co", "password": ["x"]}',
+        "VALIDATION_ERROR",
+    ),
+    "email null": (b'{"email": null, "password": "long enough"}', "VALIDATION_ERROR"),
+    "invalid email": (
+        b'{"email": "not-an-email", "password": "long enough"}',
+        "INVALID_EMAIL",
+    ),
+    "NUL in email": (
+        b'{"email": "a\\u0000@b.co", "password": "long enough"}',
+        "INVALID_EMAIL",
+    ),
+    "NUL in password": (
+        b'{"email": "a@b.co", "password": "long\\u0000enough"}',
+        "INVALID_PASSWORD",
+    ),
+    "password too long": (
+        json.dumps({"email": "a@b.co", "password": "x" * 257}).encode(),
+        "INVALID_PASSWORD",
+    ),
+    "email too long": (
+        json.dumps({"email": "a" * 250 + "@b.co", "password": "long enough"}).encode(),
+        "INVALID_EMAIL",
+    ),
+}
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+@pytest.mark.parametrize("case", list(BAD_BODIES))
+def test_bad_json_bodies(
+    client: FlaskClient, engine: Engine, route: str, case: str
+) -> None:
+    body, code = BAD_BODIES[case]
+    response = client.post(route, data=body, content_type="application/json")
+    assert_error(response, 400, code)
+    assert count_rows(engine) == (0, 0)
+
+
+@pytest.mark.parametrize("password", ["", "short", "7 chars"])
+def test_register_refuses_short_passwords(auth: Auth, password: str) -> None:
+    assert_error(auth.register(password=password), 400, "INVALID_PASSWORD")
+
+
+def test_64_characters_of_any_script_are_accepted(auth: Auth) -> None:
+    assert auth.register("a@example.com", "ж" * 64).status_code == 201
+    assert auth.register("b@example.com", "x" * 256).status_code == 201
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/plain",
+        None,
+    ],
+)
+def test_only_json_is_accepted(
+    client: FlaskClient, route: str, content_type: str | None
+) -> None:
+    body = json.dumps({"email": "a@b.co", "password": PASSWORD})
+    response = client.post(route, data=body, content_type=content_type)
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+def test_body_over_the_limit(client: FlaskClient, route: str) -> None:
+    body = json.dumps({"email": "a@b.co", "password": "x" * 11_000})
+    response = client.post(route, data=body, content_type="application/json")
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_body_limit_without_content_length(client: FlaskClient) -> None:
+    body = json.dumps({"email": "a@b.co", "password": "x" * 11_000}).encode()
+    response = client.post(
+        "/api/auth/register",
+        input_stream=__import__("io").BytesIO(body),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+@pytest.mark.parametrize("route", ALL_ROUTES)
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_wrong_method(client: FlaskClient, route: str, method: str) -> None:
+    response = client.open(route, method=method)
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/auth/", "/api/auth/nope", "/api/auth/login/extra", "/api/auth/a/b/c"]
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_unknown_path_under_the_prefix(
+    client: FlaskClient, path: str, method: str
+) -> None:
+    assert_error(client.open(path, method=method), 404, "NOT_FOUND")
+
+
+def test_host_apps_html_handlers_do_not_apply_to_our_routes(
+    app: Flask, client: FlaskClient
+) -> None:
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    @app.errorhandler(400)
+    def html(e: Exception) -> tuple[str, int]:
+        return "<h1>host page</h1>", 418
+
+    assert_error(client.get("/api/auth/nope"), 404, "NOT_FOUND")
+    assert_error(client.get("/api/auth/login"), 405, "METHOD_NOT_ALLOWED")
+    assert_error(
+        client.post("/api/auth/login", data="{", content_type="application/json"),
+        400,
+        "INVALID_JSON",
+    )
+    # ...while the host's own routes keep the host's handler.
+    assert client.get("/elsewhere").status_code == 418
+
+
+def test_email_is_normalized_and_unique(auth: Auth, engine: Engine) -> None:
+    assert auth.register("  Person@Example.com ").status_code == 201
+    assert_error(auth.register("person@EXAMPLE.COM"), 409, "EMAIL_TAKEN")
+    assert auth.login(" PERSON@example.com").status_code == 200
+    assert count_rows(engine)[0] == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_concurrent_registrations_of_one_email(
+    app: Flask, engine: Engine, attempt: int
+) -> None:
+    n = 4
+    barrier = threading.Barrier(n)
+    responses: list[Any] = []
+
+    def worker(i: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        email = f"Race@Example.com{' ' * i}"
+        responses.append(Auth(client).register(email))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [409] * (n - 1)
+    for response in responses:
+        if response.status_code == 409:
+            assert response.get_json()["code"] == "EMAIL_TAKEN"
+    assert count_rows(engine) == (1, 1)
