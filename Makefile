@@ -25,7 +25,7 @@ install: $(STAMP)
 	t = pathlib.Path('examples/.env.example').read_text(); \
 	t = t.replace('change-me-to-a-random-string-of-at-least-32-bytes-aaaa', secrets.token_urlsafe(48)); \
 	t = t.replace('change-me-to-another-random-string-of-32-bytes-bbbbbb', secrets.token_urlsafe(48)); \
-	pathlib.Path('.env').write_text(t + 'TOKENAUTH_COOKIE_SECURE=false\n')"
+	pathlib.Path('.env').write_text(t)"
 
 run: install .env
 	$(BIN)/flask --app examples/app.py tokenauth db upgrade

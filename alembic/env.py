@@ -13,7 +13,7 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url
 
 VERSION_TABLE = "tokenauth_alembic_version"
 OUR_TABLES = {"users", "refresh_tokens"}
@@ -23,9 +23,11 @@ if config.config_file_name:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 try:  # Only autogenerate needs the models; migrations never import them.
+    from flask_tokenauth._db import normalize_url
     from flask_tokenauth.models import metadata as target_metadata
 except ImportError:  # pragma: no cover
     target_metadata = None
+    normalize_url = make_url
 
 
 def include_name(name, type_, parent_names):
@@ -36,12 +38,15 @@ def include_name(name, type_, parent_names):
 
 def database_url():
     x_args = context.get_x_argument(as_dictionary=True)
-    return (
+    url = (
         x_args.get("url")
         or os.environ.get("TOKENAUTH_DATABASE_URL")
         or os.environ.get("DATABASE_URL")
         or config.get_main_option("sqlalchemy.url")
     )
+    # The spellings the extension accepts: ``postgres://`` and a PostgreSQL
+    # URL without a driver mean psycopg2 (SQLAlchemy 2.1 would pick psycopg 3).
+    return normalize_url(url)
 
 
 def configure(**kwargs):

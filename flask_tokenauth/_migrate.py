@@ -12,10 +12,9 @@ import sys
 from importlib import util
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
-
-from alembic import command
 
 #: Our own version table, so our history never collides with the host app's.
 VERSION_TABLE = "tokenauth_alembic_version"

@@ -10,6 +10,7 @@ from alembic.util import CommandError
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from . import _migrate
 from .extension import get_state
@@ -37,6 +38,8 @@ def _alembic_errors() -> Iterator[None]:
         yield
     except CommandError as e:
         raise click.ClickException(str(e)) from None
+    except DBAPIError as e:
+        raise click.ClickException(f"Cannot use the database: {e.orig}") from None
 
 
 @db_cli.command("upgrade")

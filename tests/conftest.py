@@ -1,10 +1,10 @@
 """Fixtures: an app factory, a client, an auth helper, and a database
 parametrized over SQLite and PostgreSQL so that the whole suite runs on both.
 
-PostgreSQL is the real server at ``TOKENAUTH_TEST_POSTGRES_URL`` (default
+PostgreSQL is the real server at ``TEST_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); each run creates a database
 of its own there and drops it afterwards.  Without a server the PostgreSQL
-half is skipped with the reason shown, unless ``TOKENAUTH_REQUIRE_SERVICES=1``
+half is skipped with the reason shown, unless ``REQUIRE_SERVICES=1``
 (set by ``.ci/run``) turns that skip into a failure.
 """
 
@@ -27,9 +27,9 @@ from flask_tokenauth._db import make_engine, normalize_url
 from flask_tokenauth._migrate import upgrade
 
 POSTGRES_URL = os.environ.get(
-    "TOKENAUTH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-REQUIRE_SERVICES = os.environ.get("TOKENAUTH_REQUIRE_SERVICES") == "1"
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 ACCESS_SECRET = "access-secret-for-tests-" + "a" * 48
 REFRESH_SECRET = "refresh-secret-for-tests-" + "b" * 48
@@ -39,7 +39,7 @@ PASSWORD = "correct horse battery"
 def service_missing(reason: str) -> None:
     """Skip locally, fail in CI."""
     if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (TOKENAUTH_REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)", pytrace=False)
     pytest.skip(reason)
 
 

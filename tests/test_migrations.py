@@ -1,0 +1,305 @@
+"""The migrations in ``alembic/``: up, down and up again on SQLite and
+PostgreSQL, in agreement with the models, and beside a host application's own
+tables and Alembic history.
+
+Every test gets an empty database of its own (:func:`fresh_database`), so the
+session's ``migrated_engine`` is never touched.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    inspect,
+    make_url,
+    select,
+    text,
+)
+from sqlalchemy.orm import Session
+
+from flask_tokenauth._db import make_engine
+from flask_tokenauth._migrate import VERSION_TABLE, downgrade, script_location, upgrade
+from flask_tokenauth.models import RefreshToken, User, metadata, utcnow
+
+REPO = Path(__file__).resolve().parent.parent
+OUR_TABLES = set(metadata.tables)
+
+
+def env_constants() -> dict[str, Any]:
+    """``VERSION_TABLE`` and ``OUR_TABLES`` as ``alembic/env.py`` sets them
+    (read, not imported: env.py runs migrations when imported)."""
+    tree = ast.parse((REPO / "alembic" / "env.py").read_text())
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id.isupper():
+                try:
+                    found[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+    return found
+
+
+ENV = env_constants()
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """The filter of ``alembic/env.py``: only our tables."""
+    return type_ != "table" or name in ENV["OUR_TABLES"]
+
+
+def head() -> str:
+    revision = ScriptDirectory(script_location()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def our_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        options = {"version_table": VERSION_TABLE}
+        context = MigrationContext.configure(conn, opts=options)
+        return context.get_current_revision()
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+@contextmanager
+def fresh_database(database_url: str, directory: Path) -> Iterator[str]:
+    """The URL of an empty database for one test: a new SQLite file in
+    ``directory``, or a new PostgreSQL database on the session's server,
+    dropped afterwards."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///{directory / f'fresh-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        return
+    name = f"{url.database}_m{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = :name"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def empty_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(database_url, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_engine(empty_url: str) -> Iterator[Engine]:
+    engine = make_engine(empty_url, {})
+    yield engine
+    engine.dispose()
+
+
+def test_env_matches_models_and_package() -> None:
+    # If a table is added to the models but not to env.py's filter,
+    # autogenerate would silently skip it.
+    assert ENV["OUR_TABLES"] == OUR_TABLES
+    assert ENV["VERSION_TABLE"] == VERSION_TABLE == "tokenauth_alembic_version"
+
+
+def test_revisions_use_only_op_and_sa() -> None:
+    """Revision files never import the models, so they stay valid as the
+    models change."""
+    versions = sorted((REPO / "alembic" / "versions").glob("*.py"))
+    assert versions
+    for path in versions:
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+        assert imported <= {"alembic", "sqlalchemy"}, (path.name, imported)
+
+
+def test_upgrade_downgrade_upgrade(fresh_engine: Engine) -> None:
+    assert table_names(fresh_engine) == set()
+
+    upgrade(fresh_engine)
+    assert table_names(fresh_engine) == OUR_TABLES | {VERSION_TABLE}
+    assert our_revision(fresh_engine) == head()
+
+    downgrade(fresh_engine, "base")
+    # Alembic keeps its (now empty) version table; nothing else is left.
+    assert table_names(fresh_engine) <= {VERSION_TABLE}
+    assert our_revision(fresh_engine) is None
+
+    upgrade(fresh_engine)
+    assert our_revision(fresh_engine) == head()
+    # The tables work with the models: server defaults, the foreign key.
+    with Session(fresh_engine) as session:
+        user = User(email="migrated@example.com", password_hash="x")
+        session.add(user)
+        session.flush()
+        now = utcnow()
+        session.add(
+            RefreshToken(
+                user_id=user.id,
+                token_hash="h" * 64,
+                family_id="f" * 32,
+                created_at=now,
+                expires_at=now,
+                family_expires_at=now,
+            )
+        )
+        session.commit()
+        assert session.scalar(select(User.email)) == "migrated@example.com"
+
+
+def test_each_revision_downgrades_and_upgrades(fresh_engine: Engine) -> None:
+    """Up one revision, down one, up again, from base to head: every
+    downgrade undoes its upgrade."""
+    script = ScriptDirectory(script_location())
+    revisions = [rev.revision for rev in script.walk_revisions("base", "heads")]
+    for revision in reversed(revisions):
+        before = our_revision(fresh_engine)
+        upgrade(fresh_engine, revision)
+        assert our_revision(fresh_engine) == revision
+        downgrade(fresh_engine, "-1")
+        assert our_revision(fresh_engine) == before
+        upgrade(fresh_engine, revision)
+    assert our_revision(fresh_engine) == head()
+
+
+def compare(engine: Engine, **opts: Any) -> list[Any]:
+    """The differences autogenerate finds, configured like ``alembic/env.py``."""
+    options = {
+        "target_metadata": metadata,
+        "version_table": VERSION_TABLE,
+        "include_name": include_name,
+        "compare_type": True,
+    }
+    options.update(opts)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts=options)
+        return list(compare_metadata(context, metadata))
+
+
+def test_schema_matches_models(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine)
+    assert compare(fresh_engine) == []
+
+
+def host_tables(engine: Engine) -> MetaData:
+    """A host application's own table and its own Alembic version table."""
+    host = MetaData()
+    items = Table(
+        "host_items",
+        host,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(50)),
+    )
+    versions = Table(
+        "alembic_version", host, Column("version_num", String(32), primary_key=True)
+    )
+    host.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(items.insert(), [{"id": 1, "name": "kept"}])
+        conn.execute(versions.insert(), [{"version_num": "hostrev1"}])
+    return host
+
+
+def host_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    queries = {
+        "host_items": "SELECT id, name FROM host_items",
+        "alembic_version": "SELECT version_num FROM alembic_version",
+    }
+    with engine.connect() as conn:
+        return {
+            table: [tuple(row) for row in conn.execute(text(query))]
+            for table, query in queries.items()
+        }
+
+
+def test_host_tables_and_history_untouched(fresh_engine: Engine) -> None:
+    host_tables(fresh_engine)
+    expected = {"host_items": [(1, "kept")], "alembic_version": [("hostrev1",)]}
+    assert host_rows(fresh_engine) == expected
+
+    upgrade(fresh_engine)
+    assert host_rows(fresh_engine) == expected
+    assert our_revision(fresh_engine) == head()
+    assert table_names(fresh_engine) == (
+        OUR_TABLES | {VERSION_TABLE, "host_items", "alembic_version"}
+    )
+    # env.py's filter keeps the host's tables out of our autogenerate ...
+    assert compare(fresh_engine) == []
+    # ... which it has to: unfiltered, autogenerate would drop them.
+    unfiltered = compare(fresh_engine, include_name=None)
+    assert ("remove_table", "host_items") in [
+        (diff[0], diff[1].name) for diff in unfiltered if diff[0] == "remove_table"
+    ]
+
+    downgrade(fresh_engine, "base")
+    assert host_rows(fresh_engine) == expected
+    assert table_names(fresh_engine) & OUR_TABLES == set()
+
+
+def test_alembic_command_line_from_checkout(empty_url: str) -> None:
+    # With an __init__.py the folder would shadow the Alembic library when
+    # ``alembic`` runs from the repository root.
+    assert not (REPO / "alembic" / "__init__.py").exists()
+    # The spelling alembic.ini documents: no driver in a PostgreSQL URL.
+    url = make_url(empty_url)
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql")
+    alembic = [
+        str(Path(sys.executable).parent / "alembic"),
+        "-x",
+        f"url={url.render_as_string(hide_password=False)}",
+    ]
+
+    for args in (["upgrade", "head"], ["current"]):
+        result = subprocess.run(
+            [*alembic, *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    assert f"{head()} (head)" in result.stdout
+
+    engine = make_engine(empty_url, {})
+    try:
+        assert table_names(engine) == OUR_TABLES | {VERSION_TABLE}
+        assert our_revision(engine) == head()
+    finally:
+        engine.dispose()
