@@ -16,7 +16,7 @@ from alembic import context
 from sqlalchemy import create_engine, make_url
 
 VERSION_TABLE = "tokenauth_alembic_version"
-OUR_TABLES = {"users", "refresh_tokens"}
+OUR_TABLES = {"users", "refresh_tokens", "auth_sessions"}
 
 config = context.config
 if config.config_file_name:

@@ -42,7 +42,22 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_ORIGINS": (),
     "SECURITY_HEADERS_APP_WIDE": False,
     "HSTS": "max-age=31536000; includeSubDomains",
+    "IDLE_TIMEOUT": None,
+    "REUSE_INTERVAL": timedelta(0),
+    "REDIS_URL": None,
+    "REDIS_PREFIX": "tokenauth:",
+    "REVOCATION": "auto",
+    "REVOCATION_FAIL_OPEN": False,
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": None,
+    "RATELIMIT_REGISTER": "10/minute;100/hour",
+    "RATELIMIT_LOGIN": "20/minute;200/hour",
+    "RATELIMIT_REFRESH": "60/minute",
+    "RATELIMIT_LOGIN_FAILURES": "5/minute;20/hour",
+    "TRUSTED_PROXIES": 0,
 }
+
+REVOCATION_MODES = ("auto", "redis", "database", "off")
 
 #: HMAC algorithms only (both secrets are shared secrets), each with the
 #: minimum key length RFC 7518 section 3.2 asks for: the hash's output size.
@@ -127,6 +142,20 @@ def _parse_secret(value: object, key: str, minimum: int = MIN_SECRET_BYTES) -> b
     return secret
 
 
+def _parse_limit(value: object, key: str) -> str:
+    """A Flask-Limiter limit string such as ``"5/minute;20/hour"``."""
+    from limits import parse_many
+
+    try:
+        parse_many(str(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be a rate limit like '5/minute' or '10 per minute;100 per"
+            f" hour'; got {value!r}."
+        ) from None
+    return str(value)
+
+
 def _parse_origins(value: object, key: str) -> frozenset[str]:
     if isinstance(value, str):
         items = [item for item in re.split(r"[\s,]+", value) if item]
@@ -168,6 +197,20 @@ class Settings:
     allowed_origins: frozenset[str]
     security_headers_app_wide: bool
     hsts: str | None
+    idle_timeout: timedelta | None
+    reuse_interval: timedelta
+    redis_url: str | None
+    redis_prefix: str
+    #: ``"redis"``, ``"database"`` or ``"off"`` (``"auto"`` resolved).
+    revocation: str
+    revocation_fail_open: bool
+    ratelimit_enabled: bool
+    ratelimit_storage_uri: str
+    ratelimit_register: str
+    ratelimit_login: str
+    ratelimit_refresh: str
+    ratelimit_login_failures: str
+    trusted_proxies: int
 
     @classmethod
     def from_mapping(
@@ -253,6 +296,37 @@ class Settings:
                 )
 
         hsts = get("HSTS")
+        redis_url = get("REDIS_URL") or None
+        revocation = str(get("REVOCATION")).lower()
+        if revocation not in REVOCATION_MODES:
+            raise ConfigurationError(
+                f"TOKENAUTH_REVOCATION must be one of {', '.join(REVOCATION_MODES)};"
+                f" got {get('REVOCATION')!r}."
+            )
+        if revocation == "auto":
+            revocation = "redis" if redis_url else "database"
+        if revocation == "redis" and not redis_url:
+            raise ConfigurationError(
+                "TOKENAUTH_REVOCATION='redis' needs TOKENAUTH_REDIS_URL, e.g."
+                " 'redis://127.0.0.1:6379/0'."
+            )
+        storage_uri = (
+            get("RATELIMIT_STORAGE_URI")
+            or config.get("RATELIMIT_STORAGE_URI")
+            or redis_url
+            or "memory://"
+        )
+        limits = {
+            name: _parse_limit(get(name), key(name))
+            for name in (
+                "RATELIMIT_REGISTER",
+                "RATELIMIT_LOGIN",
+                "RATELIMIT_REFRESH",
+                "RATELIMIT_LOGIN_FAILURES",
+            )
+        }
+        idle = get("IDLE_TIMEOUT")
+        reuse = get("REUSE_INTERVAL")
         return cls(
             access_secret=access_secret,
             refresh_secret=refresh_secret,
@@ -287,6 +361,27 @@ class Settings:
                 get("SECURITY_HEADERS_APP_WIDE"), key("SECURITY_HEADERS_APP_WIDE")
             ),
             hsts=str(hsts) if hsts else None,
+            idle_timeout=(parse_duration(idle, key("IDLE_TIMEOUT")) if idle else None),
+            reuse_interval=(
+                parse_duration(reuse, key("REUSE_INTERVAL")) if reuse else timedelta(0)
+            ),
+            redis_url=str(redis_url) if redis_url else None,
+            redis_prefix=str(get("REDIS_PREFIX")),
+            revocation=revocation,
+            revocation_fail_open=_parse_bool(
+                get("REVOCATION_FAIL_OPEN"), key("REVOCATION_FAIL_OPEN")
+            ),
+            ratelimit_enabled=_parse_bool(
+                get("RATELIMIT_ENABLED"), key("RATELIMIT_ENABLED")
+            ),
+            ratelimit_storage_uri=str(storage_uri),
+            ratelimit_register=limits["RATELIMIT_REGISTER"],
+            ratelimit_login=limits["RATELIMIT_LOGIN"],
+            ratelimit_refresh=limits["RATELIMIT_REFRESH"],
+            ratelimit_login_failures=limits["RATELIMIT_LOGIN_FAILURES"],
+            trusted_proxies=_parse_int(
+                get("TRUSTED_PROXIES"), key("TRUSTED_PROXIES"), 0, 10
+            ),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
@@ -22,6 +23,12 @@ from .errors import DatabaseUnavailable
 logger = logging.getLogger("flask_tokenauth")
 
 EngineSource = Engine | Callable[[], Engine]
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime: SQLite hands back naive ones, and
+    everything this package stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def normalize_url(url: str | URL) -> URL:

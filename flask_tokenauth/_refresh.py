@@ -1,11 +1,16 @@
 """Refresh tokens: opaque random strings, stored only as a keyed hash,
 rotated atomically on every use, revoked by family on reuse or logout.
 
+A *family* is the chain of tokens one login produces by rotation; it is
+also a *session* (a row of ``auth_sessions`` with the same id, which is the
+``sid`` claim of the session's access tokens).
+
 The rotation is one conditional ``UPDATE ... RETURNING`` that marks the
 presented token used only if it is still unused, unrevoked and unexpired,
 followed in the same transaction by the insert of its successor.  Of several
 concurrent refreshes with one token the database lets exactly one UPDATE
-match; the others find the token already used, which is reuse.
+match; the others find the token already used, which is reuse, unless they
+fall within the reuse interval (see :meth:`RefreshTokens.rotate`).
 """
 
 from __future__ import annotations
@@ -18,22 +23,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import cast
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, exists, insert, select, update
 
+from ._db import as_utc
 from .errors import (
     RefreshTokenExpired,
     RefreshTokenInvalid,
     RefreshTokenReused,
     RefreshTokenRevoked,
 )
-from .models import RefreshToken
+from .models import RefreshToken, Session
 
 #: 32 bytes = 256 bits of entropy, URL-safe base64 (43 characters).
 TOKEN_BYTES = 32
 #: A presented cookie longer than this is not one of ours; refused unhashed.
 MAX_TOKEN_LENGTH = 256
+#: What is kept of a client's User-Agent header.
+MAX_USER_AGENT = 512
 
-_table = cast(Table, RefreshToken.__table__)
+_tokens = cast(Table, RefreshToken.__table__)
+_sessions = cast(Table, Session.__table__)
 
 
 @dataclass(frozen=True)
@@ -46,17 +55,46 @@ class IssuedToken:
     expires_at: datetime
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+@dataclass(frozen=True)
+class Rotation:
+    """The outcome of a successful refresh.
+
+    ``issued`` is ``None`` when the presented token was the one rotated just
+    before, within the reuse interval: the session stays valid, and the
+    successor that the first request received remains the family's only
+    live token.
+    """
+
+    user_id: int
+    family_id: str
+    issued: IssuedToken | None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class RefreshTokens:
-    """Issues, rotates and revokes refresh tokens."""
+    """Issues, rotates and revokes refresh tokens and their sessions.
 
-    def __init__(self, secret: bytes, lifetime: timedelta) -> None:
+    :param lifetime: a session's absolute lifetime.
+    :param idle_timeout: how long one token stays valid unused (``None``:
+        until the session ends).
+    :param reuse_interval: how long after its rotation a token may be
+        presented again without counting as reuse (zero: never).
+    """
+
+    def __init__(
+        self,
+        secret: bytes,
+        lifetime: timedelta,
+        idle_timeout: timedelta | None = None,
+        reuse_interval: timedelta = timedelta(0),
+    ) -> None:
         self._secret = secret
         self._lifetime = lifetime
+        self._idle_timeout = idle_timeout
+        self._reuse_interval = reuse_interval
 
     def hash(self, token: str) -> str:
         """HMAC-SHA256 of ``token`` under the refresh secret: what the table
@@ -70,14 +108,18 @@ class RefreshTokens:
         family_id: str,
         family_expires_at: datetime,
         now: datetime,
+        parent_id: int | None = None,
     ) -> IssuedToken:
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        expires_at = min(now + self._lifetime, family_expires_at)
+        expires_at = family_expires_at
+        if self._idle_timeout is not None:
+            expires_at = min(now + self._idle_timeout, family_expires_at)
         conn.execute(
-            insert(_table).values(
+            insert(_tokens).values(
                 user_id=user_id,
                 token_hash=self.hash(token),
                 family_id=family_id,
+                parent_id=parent_id,
                 created_at=now,
                 expires_at=expires_at,
                 family_expires_at=family_expires_at,
@@ -86,80 +128,146 @@ class RefreshTokens:
         return IssuedToken(token, user_id, family_id, expires_at)
 
     def start_family(
-        self, conn: Connection, user_id: int, now: datetime | None = None
+        self,
+        conn: Connection,
+        user_id: int,
+        now: datetime | None = None,
+        *,
+        user_agent: str | None = None,
+        ip_address: str | None = None,
     ) -> IssuedToken:
-        """Issue the first token of a new family (a login)."""
-        now = now or datetime.now(timezone.utc)
-        return self._insert(conn, user_id, uuid.uuid4().hex, now + self._lifetime, now)
+        """Start a session (a login): its row and its first token."""
+        now = now or _utcnow()
+        family_id = uuid.uuid4().hex
+        expires_at = now + self._lifetime
+        conn.execute(
+            insert(_sessions).values(
+                id=family_id,
+                user_id=user_id,
+                user_agent=(user_agent or None) and user_agent[:MAX_USER_AGENT],
+                ip_address=ip_address,
+                created_at=now,
+                last_used_at=now,
+                expires_at=expires_at,
+            )
+        )
+        return self._insert(conn, user_id, family_id, expires_at, now)
 
     def rotate(
         self, conn: Connection, token: str, now: datetime | None = None
-    ) -> IssuedToken:
-        """Spend ``token`` and return its successor, in the caller's transaction.
+    ) -> Rotation:
+        """Spend ``token`` and issue its successor, in the caller's transaction.
 
-        :raises RefreshTokenReused: ``token`` was already rotated.  The
+        A token presented again within the reuse interval after its rotation,
+        while its successor is still unused, is a concurrent request of the
+        same client (two tabs, parallel calls): it gets a :class:`Rotation`
+        without a new token rather than an error.
+
+        :raises RefreshTokenReused: ``token`` was already rotated (outside the
+            reuse interval, or its successor was rotated too).  The
             exception's ``family_id`` names the family to revoke, which the
             caller does in a transaction of its own (this one rolls back).
         :raises RefreshTokenRevoked: ``token``'s family was revoked.
         :raises RefreshTokenExpired: ``token`` or its family has expired.
         :raises RefreshTokenInvalid: ``token`` is unknown.
         """
-        now = now or datetime.now(timezone.utc)
+        now = now or _utcnow()
         if len(token) > MAX_TOKEN_LENGTH:
             raise RefreshTokenInvalid()
         token_hash = self.hash(token)
         row = conn.execute(
-            update(_table)
+            update(_tokens)
             .where(
-                _table.c.token_hash == token_hash,
-                _table.c.used_at.is_(None),
-                _table.c.revoked_at.is_(None),
-                _table.c.expires_at > now,
+                _tokens.c.token_hash == token_hash,
+                _tokens.c.used_at.is_(None),
+                _tokens.c.revoked_at.is_(None),
+                _tokens.c.expires_at > now,
             )
             .values(used_at=now)
-            .returning(_table.c.user_id, _table.c.family_id, _table.c.family_expires_at)
+            .returning(
+                _tokens.c.id,
+                _tokens.c.user_id,
+                _tokens.c.family_id,
+                _tokens.c.family_expires_at,
+            )
         ).first()
-        if row is not None:
-            return self._insert(
-                conn, row.user_id, row.family_id, _aware(row.family_expires_at), now
-            )
-        self._explain_refusal(conn, token_hash, now)
-        raise AssertionError("unreachable")  # pragma: no cover
+        if row is None:
+            return self._refused(conn, token_hash, now)
+        conn.execute(
+            update(_sessions)
+            .where(_sessions.c.id == row.family_id)
+            .values(last_used_at=now)
+        )
+        issued = self._insert(
+            conn,
+            row.user_id,
+            row.family_id,
+            as_utc(row.family_expires_at),
+            now,
+            parent_id=row.id,
+        )
+        return Rotation(row.user_id, row.family_id, issued)
 
-    def _explain_refusal(
-        self, conn: Connection, token_hash: str, now: datetime
-    ) -> None:
+    def _refused(self, conn: Connection, token_hash: str, now: datetime) -> Rotation:
+        """Why ``token_hash`` could not be rotated: raise the error, or
+        return the grace rotation of a repeat within the reuse interval."""
         found = conn.execute(
-            select(_table.c.family_id, _table.c.used_at, _table.c.revoked_at).where(
-                _table.c.token_hash == token_hash
-            )
+            select(
+                _tokens.c.id,
+                _tokens.c.user_id,
+                _tokens.c.family_id,
+                _tokens.c.used_at,
+                _tokens.c.revoked_at,
+            ).where(_tokens.c.token_hash == token_hash)
         ).first()
         if found is None:
             raise RefreshTokenInvalid()
         if found.revoked_at is not None:
             raise RefreshTokenRevoked()
-        if found.used_at is not None:
-            raise RefreshTokenReused(family_id=found.family_id)
-        raise RefreshTokenExpired()
+        if found.used_at is None:
+            raise RefreshTokenExpired()
+        if self._within_reuse_interval(conn, found.id, as_utc(found.used_at), now):
+            return Rotation(found.user_id, found.family_id, None)
+        raise RefreshTokenReused(family_id=found.family_id, user_id=found.user_id)
 
-    def revoke_family(
-        self, conn: Connection, family_id: str, now: datetime | None = None
-    ) -> int:
-        """Revoke every live token of a family; returns how many."""
-        result = conn.execute(
-            update(_table)
-            .where(_table.c.family_id == family_id, _table.c.revoked_at.is_(None))
-            .values(revoked_at=now or datetime.now(timezone.utc))
+    def _within_reuse_interval(
+        self, conn: Connection, token_id: int, used_at: datetime, now: datetime
+    ) -> bool:
+        if not self._reuse_interval or now - used_at > self._reuse_interval:
+            return False
+        live_successor = exists().where(
+            _tokens.c.parent_id == token_id,
+            _tokens.c.used_at.is_(None),
+            _tokens.c.revoked_at.is_(None),
+            _tokens.c.expires_at > now,
         )
-        return result.rowcount
+        return bool(conn.execute(select(live_successor)).scalar())
 
-    def revoke_by_token(self, conn: Connection, token: str) -> str | None:
-        """Revoke the family of ``token`` (logout); returns its id, if known."""
+    def revoke_families(
+        self, conn: Connection, family_ids: list[str], now: datetime | None = None
+    ) -> None:
+        """Revoke sessions and every live token of theirs."""
+        if not family_ids:
+            return
+        now = now or _utcnow()
+        conn.execute(
+            update(_tokens)
+            .where(_tokens.c.family_id.in_(family_ids), _tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        conn.execute(
+            update(_sessions)
+            .where(_sessions.c.id.in_(family_ids), _sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    def family_of(self, conn: Connection, token: str) -> tuple[str, int] | None:
+        """The ``(family id, user id)`` of ``token``, if it is one of ours."""
         if len(token) > MAX_TOKEN_LENGTH:
             return None
-        family_id = conn.execute(
-            select(_table.c.family_id).where(_table.c.token_hash == self.hash(token))
-        ).scalar()
-        if family_id is not None:
-            self.revoke_family(conn, family_id)
-        return family_id
+        row = conn.execute(
+            select(_tokens.c.family_id, _tokens.c.user_id).where(
+                _tokens.c.token_hash == self.hash(token)
+            )
+        ).first()
+        return None if row is None else (row.family_id, row.user_id)

@@ -18,12 +18,32 @@ from .errors import (
     InvalidJSON,
     InvalidPassword,
     PayloadTooLarge,
+    TokenAuthError,
     UnsupportedMediaType,
     ValidationError,
 )
 
 #: RFC 5321 limits a path to 254 characters; longer cannot be delivered.
 MAX_EMAIL_LENGTH = 254
+
+
+def cached_json_object(request: Request) -> dict[str, Any]:
+    """:func:`read_json_object`, parsed once per request (the rate limiter
+    reads the email before the view does)."""
+    from flask import g
+
+    from .extension import get_state
+
+    cached: dict[str, Any] | TokenAuthError | None = g.get("_tokenauth_body")
+    if cached is None:
+        try:
+            cached = read_json_object(request, get_state().settings.max_content_length)
+        except TokenAuthError as e:
+            cached = e
+        g._tokenauth_body = cached
+    if isinstance(cached, TokenAuthError):
+        raise cached
+    return cached
 
 
 def read_json_object(request: Request, max_length: int) -> dict[str, Any]:

@@ -133,6 +133,11 @@ class TokenExpired(TokenInvalid):
     message = "Token expired"
 
 
+class TokenRevoked(TokenInvalid):
+    error_code = "TOKEN_REVOKED"
+    message = "Token revoked"
+
+
 class UserNotFound(TokenInvalid):
     error_code = "USER_NOT_FOUND"
     message = "The user of this token no longer exists"
@@ -169,13 +174,25 @@ class RefreshTokenReused(RefreshTokenError):
     error_code = "REFRESH_TOKEN_REUSED"
     message = "Refresh token reuse detected; the session has been revoked"
 
-    def __init__(self, description: str | None = None, *, family_id: str = "") -> None:
+    def __init__(
+        self, description: str | None = None, *, family_id: str = "", user_id: int = 0
+    ) -> None:
         super().__init__(description)
-        #: The family the reused token belongs to, revoked by the blueprint.
+        #: The family (session) the reused token belongs to, and its user.
         self.family_id = family_id
+        self.user_id = user_id
 
 
 # -- other 4xx -----------------------------------------------------------------
+
+
+class WrongPassword(TokenAuthError):
+    """The current password given to change it is wrong (403, not 401: the
+    access token is fine, and a 401 would make clients refresh)."""
+
+    code = 403
+    error_code = "WRONG_PASSWORD"
+    message = "Current password is incorrect"
 
 
 class CrossSiteRequest(TokenAuthError):
@@ -210,6 +227,12 @@ class MethodNotAllowed(TokenAuthError):
         ]
 
 
+class SessionNotFound(TokenAuthError):
+    code = 404
+    error_code = "SESSION_NOT_FOUND"
+    message = "No such session"
+
+
 class EmailTaken(TokenAuthError):
     code = 409
     error_code = "EMAIL_TAKEN"
@@ -228,6 +251,26 @@ class UnsupportedMediaType(TokenAuthError):
     message = "Content-Type must be application/json"
 
 
+class RateLimited(TokenAuthError):
+    code = 429
+    error_code = "RATE_LIMITED"
+    message = "Too many requests, try again later"
+
+    def __init__(self, description: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(description)
+        self.retry_after = max(int(retry_after), 1)
+
+    def get_headers(
+        self,
+        environ: Any = None,
+        scope: Any = None,
+    ) -> list[tuple[str, str]]:
+        return [
+            *super().get_headers(environ, scope),
+            ("Retry-After", str(self.retry_after)),
+        ]
+
+
 # -- 5xx -----------------------------------------------------------------------
 
 
@@ -238,14 +281,11 @@ class InternalError(TokenAuthError):
 
 
 class ServiceUnavailable(TokenAuthError):
+    """A 503 the client should retry: it carries ``Retry-After: 1``."""
+
     code = 503
     error_code = "SERVICE_UNAVAILABLE"
     message = "Service temporarily unavailable"
-
-
-class DatabaseUnavailable(ServiceUnavailable):
-    error_code = "DATABASE_UNAVAILABLE"
-    message = "Database unavailable, try again shortly"
 
     def get_headers(
         self,
@@ -253,6 +293,16 @@ class DatabaseUnavailable(ServiceUnavailable):
         scope: Any = None,
     ) -> list[tuple[str, str]]:
         return [*super().get_headers(environ, scope), ("Retry-After", "1")]
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    error_code = "DATABASE_UNAVAILABLE"
+    message = "Database unavailable, try again shortly"
+
+
+class RevocationStoreUnavailable(ServiceUnavailable):
+    error_code = "REVOCATION_STORE_UNAVAILABLE"
+    message = "Revocation store unavailable, try again shortly"
 
 
 # Werkzeug's own HTTP errors (raised before our code runs, e.g. a malformed
@@ -266,6 +316,7 @@ _BY_STATUS: dict[int, type[TokenAuthError]] = {
     409: EmailTaken,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
+    429: RateLimited,
     500: InternalError,
     503: ServiceUnavailable,
 }

@@ -9,13 +9,22 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask.sansio.app import App
+from flask_limiter import Limiter
 
 from ._access import AccessTokens
 from ._config import Settings
 from ._db import Database, EngineSource, make_engine
 from ._headers import add_security_headers
 from ._passwords import make_dummy_hash
+from ._ratelimit import make_limiter
 from ._refresh import RefreshTokens
+from ._revocation import (
+    DatabaseRevocation,
+    NoRevocation,
+    RedisRevocation,
+    RevocationStore,
+)
+from .errors import ConfigurationError
 from .models import User
 
 EXTENSION_KEY = "tokenauth"
@@ -37,6 +46,8 @@ class TokenAuthState:
     #: A real bcrypt hash at the configured cost, checked for unknown emails.
     dummy_hash: str
     user_loader: UserLoader | None
+    revocation: RevocationStore
+    limiter: Limiter
 
 
 class TokenAuth:
@@ -91,15 +102,21 @@ class TokenAuth:
         if engine is None:
             url = settings.database_url or _default_sqlite_url(app)
             engine = make_engine(url, settings.engine_options)
+        db = Database(engine)
         app.extensions[EXTENSION_KEY] = TokenAuthState(
             settings=settings,
-            db=Database(engine),
+            db=db,
             access_tokens=AccessTokens(settings),
             refresh_tokens=RefreshTokens(
-                settings.refresh_secret, settings.refresh_expires
+                settings.refresh_secret,
+                settings.refresh_expires,
+                idle_timeout=settings.idle_timeout,
+                reuse_interval=settings.reuse_interval,
             ),
             dummy_hash=make_dummy_hash(settings.bcrypt_rounds),
             user_loader=self.user_loader,
+            revocation=_revocation_store(settings, db),
+            limiter=make_limiter(app, settings),
         )
         if settings.security_headers_app_wide:
             app.after_request(add_security_headers)
@@ -107,6 +124,26 @@ class TokenAuth:
         from .cli import tokenauth_cli
 
         app.cli.add_command(tokenauth_cli)
+
+
+def _revocation_store(settings: Settings, db: Database) -> RevocationStore:
+    if settings.revocation == "off":
+        return NoRevocation()
+    if settings.revocation == "database":
+        return DatabaseRevocation(db)
+    assert settings.redis_url is not None
+    try:
+        return RedisRevocation.from_url(
+            settings.redis_url,
+            settings.redis_prefix,
+            settings.access_expires + settings.leeway,
+            settings.revocation_fail_open,
+        )
+    except ImportError:
+        raise ConfigurationError(
+            "TOKENAUTH_REDIS_URL needs the redis package:"
+            " pip install 'flask_tokenauth[redis]'."
+        ) from None
 
 
 def _default_sqlite_url(app: App) -> str:

@@ -50,11 +50,13 @@ def bearer_token() -> str:
 
 
 def authenticate() -> AuthContext:
-    """Verify the request's access token (once per request) and return the
-    context.  Touches no database."""
+    """Verify the request's access token (once per request), ask the
+    revocation store about it, and return the context."""
     context: AuthContext | None = g.get("_tokenauth")
     if context is None:
-        claims = get_state().access_tokens.verify(bearer_token())
+        state = get_state()
+        claims = state.access_tokens.verify(bearer_token())
+        state.revocation.check(claims)
         context = AuthContext(claims)
         g._tokenauth = context
     return context

@@ -55,9 +55,37 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+    #: Access tokens issued before this moment are refused ("log out
+    #: everywhere", password change); read only by the database revocation
+    #: store, Redis keeps its own copy.
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email!r}>"
+
+
+class Session(Base):
+    """One login on one device: a refresh-token family.
+
+    ``id`` is the family id, also the ``sid`` claim of every access token the
+    session issues.  ``last_used_at`` is the last refresh.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} user={self.user_id}>"
 
 
 class RefreshToken(Base):
@@ -77,6 +105,8 @@ class RefreshToken(Base):
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     family_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: The token this one replaced; ``None`` for the first of a family.
+    parent_id: Mapped[int | None] = mapped_column(Integer, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     family_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

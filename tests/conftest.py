@@ -93,9 +93,12 @@ def engine(migrated_engine: Engine) -> Iterator[Engine]:
     yield migrated_engine
     with migrated_engine.begin() as conn:
         if migrated_engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE refresh_tokens, users RESTART IDENTITY"))
+            conn.execute(
+                text("TRUNCATE refresh_tokens, auth_sessions, users RESTART IDENTITY")
+            )
         else:
             conn.execute(text("DELETE FROM refresh_tokens"))
+            conn.execute(text("DELETE FROM auth_sessions"))
             conn.execute(text("DELETE FROM users"))
 
 

@@ -193,22 +193,40 @@ def count_queries(engine: Engine) -> list[str]:
     return statements
 
 
-def test_verification_touches_no_database(
-    token: str, client: FlaskClient, engine: Engine
+@pytest.mark.parametrize(("revocation", "checks"), [("off", 0), ("database", 1)])
+def test_database_work_per_request(
+    make_app: Any, engine: Engine, revocation: str, checks: int
 ) -> None:
+    """Verifying a token needs no database; the database revocation store
+    adds one query; the user is loaded only when the view touches it."""
+    app = make_app(TOKENAUTH_REVOCATION=revocation)
+
+    @app.get("/claims")
+    @login_required
+    def claims() -> Any:
+        return {"sub": current_claims["sub"]}
+
+    @app.get("/user")
+    @login_required
+    def user() -> Any:
+        return {"email": current_user.email}
+
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
     statements = count_queries(engine)
-    assert client.get("/api/claims", headers=bearer(token)).status_code == 200
-    assert statements == []
-    assert client.get("/api/profile", headers=bearer(token)).status_code == 200
-    assert len([s for s in statements if "users" in s]) == 1
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    assert len(statements) == checks
+    statements.clear()
+    assert client.get("/user", headers=bearer(token)).status_code == 200
+    assert len(statements) == checks + 1
 
 
 def test_deleted_user(token: str, client: FlaskClient, engine: Engine) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM users")
     assert_401(client.get("/api/profile", headers=bearer(token)), "USER_NOT_FOUND")
-    # The claims alone are still valid until the token expires.
-    assert client.get("/api/claims", headers=bearer(token)).status_code == 200
+    # The database revocation store sees the deletion even without the user.
+    assert_401(client.get("/api/claims", headers=bearer(token)), "USER_NOT_FOUND")
 
 
 def test_custom_user_loader(make_app: Any, auth: Auth) -> None:

@@ -1,0 +1,228 @@
+"""``/register``, ``/login``, ``/refresh`` and ``/logout``.
+
+The JSON shapes are the tutorial's, so its browser client works unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from flask import Response, current_app, jsonify, request
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import signals
+from ._headers import clear_refresh_cookie, set_refresh_cookie
+from ._passwords import hash_password, needs_rehash, verify_password
+from ._ratelimit import client_ip
+from ._refresh import IssuedToken
+from ._sessions import revoke_sessions
+from ._validation import (
+    cached_json_object,
+    check_password,
+    normalize_email,
+    require_string,
+)
+from .blueprint import ALL_METHODS, allow, auth_bp
+from .errors import (
+    CrossSiteRequest,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidPassword,
+    RefreshTokenError,
+    RefreshTokenMissing,
+    RefreshTokenReused,
+)
+from .extension import TokenAuthState, get_state
+from .models import User
+
+_users = cast(Table, User.__table__)
+
+
+def _app() -> Any:
+    """The real app object, the sender of our signals."""
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _token_response(
+    body: dict[str, Any], status: int, state: TokenAuthState, issued: IssuedToken | None
+) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    if issued is not None:
+        set_refresh_cookie(response, state.settings, issued.token, issued.expires_at)
+    return response
+
+
+def _start_session(
+    state: TokenAuthState, user_id: int, email: str, status: int
+) -> tuple[Response, str]:
+    """Respond to a login: a new session, its cookie and an access token."""
+    with state.db.begin() as conn:
+        issued = state.refresh_tokens.start_family(
+            conn,
+            user_id,
+            user_agent=request.user_agent.string,
+            ip_address=client_ip(state.settings.trusted_proxies),
+        )
+    access = state.access_tokens.issue(user_id, issued.family_id)
+    body = {"user": {"id": user_id, "email": email}, "accessToken": access}
+    return _token_response(body, status, state, issued), issued.family_id
+
+
+def refuse_cross_site(state: TokenAuthState) -> None:
+    """Refuse a cookie-authenticated request made by another site.
+
+    An origin listed in ``TOKENAUTH_ALLOWED_ORIGINS`` passes.  Otherwise a
+    request fails if its ``Origin`` is another host (or ``null``), or if the
+    browser marks it ``Sec-Fetch-Site: cross-site``.  A request with neither
+    header (a non-browser client) passes: SameSite=Strict already keeps
+    browsers from sending the cookie cross-site.
+    """
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() in state.settings.allowed_origins:
+        return
+    if origin is not None and (
+        origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()
+    ):
+        raise CrossSiteRequest()
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise CrossSiteRequest()
+
+
+@auth_bp.route("/register", methods=ALL_METHODS)
+def register() -> Response:
+    allow("POST")
+    state = get_state()
+    settings = state.settings
+    body = cached_json_object(request)
+    email = normalize_email(require_string(body, "email"))
+    password = check_password(require_string(body, "password"), settings)
+    with state.db.begin() as conn:
+        taken = conn.execute(select(_users.c.id).where(_users.c.email == email)).first()
+    if taken:
+        raise EmailTaken()
+    password_hash = hash_password(password, settings.bcrypt_rounds)
+    now = datetime.now(timezone.utc)
+    try:
+        with state.db.begin() as conn:
+            user_id = conn.execute(
+                insert(_users)
+                .values(
+                    email=email,
+                    password_hash=password_hash,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(_users.c.id)
+            ).scalar_one()
+            issued = state.refresh_tokens.start_family(
+                conn,
+                user_id,
+                now,
+                user_agent=request.user_agent.string,
+                ip_address=client_ip(settings.trusted_proxies),
+            )
+    except IntegrityError as e:
+        # A concurrent registration of the same email won the race.
+        raise EmailTaken() from e
+    signals.user_registered.send(_app(), user_id=user_id, email=email)
+    access = state.access_tokens.issue(user_id, issued.family_id)
+    body = {"user": {"id": user_id, "email": email}, "accessToken": access}
+    return _token_response(body, 201, state, issued)
+
+
+@auth_bp.route("/login", methods=ALL_METHODS)
+def login() -> Response:
+    allow("POST")
+    state = get_state()
+    settings = state.settings
+    body = cached_json_object(request)
+    email = normalize_email(require_string(body, "email"))
+    password = require_string(body, "password")
+    if len(password) > settings.password_max_length or "\x00" in password:
+        raise InvalidPassword()
+    with state.db.begin() as conn:
+        user = conn.execute(
+            select(_users.c.id, _users.c.email, _users.c.password_hash).where(
+                _users.c.email == email
+            )
+        ).first()
+    # An unknown email is checked against a real hash of the same cost, so it
+    # takes as long as a wrong password and fails with the same response.
+    stored = user.password_hash if user else state.dummy_hash
+    if not verify_password(password, stored) or user is None:
+        signals.login_failed.send(_app(), email=email, user_id=user and user.id)
+        raise InvalidCredentials()
+    if needs_rehash(stored, settings.bcrypt_rounds):
+        with state.db.begin() as conn:
+            conn.execute(
+                update(_users)
+                .where(_users.c.id == user.id)
+                .values(
+                    password_hash=hash_password(password, settings.bcrypt_rounds),
+                    updated_at=datetime.now(timezone.utc),
+                )
+            )
+    response, session_id = _start_session(state, user.id, user.email, 200)
+    signals.login_succeeded.send(_app(), user_id=user.id, session_id=session_id)
+    return response
+
+
+@auth_bp.route("/refresh", methods=ALL_METHODS)
+def refresh() -> Response:
+    allow("POST")
+    state = get_state()
+    refuse_cross_site(state)
+    try:
+        token = request.cookies.get(state.settings.cookie_name)
+        if not token:
+            raise RefreshTokenMissing()
+        try:
+            with state.db.begin() as conn:
+                rotation = state.refresh_tokens.rotate(conn, token)
+        except RefreshTokenReused as e:
+            # Whoever holds the newest token of this family may be a thief:
+            # revoke the whole family, so that both sides must log in again.
+            signals.refresh_token_reused.send(
+                _app(), user_id=e.user_id, session_id=e.family_id
+            )
+            revoke_sessions(state, e.user_id, only=[e.family_id], reason="reuse")
+            raise
+    except RefreshTokenError as e:
+        response = e.get_response()
+        clear_refresh_cookie(response, state.settings)
+        return response
+    signals.token_refreshed.send(
+        _app(),
+        user_id=rotation.user_id,
+        session_id=rotation.family_id,
+        rotated=rotation.issued is not None,
+    )
+    access = state.access_tokens.issue(rotation.user_id, rotation.family_id)
+    return _token_response({"accessToken": access}, 200, state, rotation.issued)
+
+
+@auth_bp.route("/logout", methods=ALL_METHODS)
+def logout() -> Response:
+    allow("POST")
+    state = get_state()
+    refuse_cross_site(state)
+    token = request.cookies.get(state.settings.cookie_name)
+    found = None
+    if token:
+        with state.db.begin() as conn:
+            found = state.refresh_tokens.family_of(conn, token)
+    if found is not None:
+        session_id, user_id = found
+        revoke_sessions(state, user_id, only=[session_id], reason="logout")
+    signals.logged_out.send(
+        _app(),
+        user_id=found and found[1],
+        session_id=found and found[0],
+    )
+    response = jsonify(message="Logged out successfully")
+    clear_refresh_cookie(response, state.settings)
+    return response

@@ -1,0 +1,108 @@
+"""Rate limits on the auth endpoints, with Flask-Limiter.
+
+* per client IP on ``/register``, ``/login`` and ``/refresh``;
+* per account (the normalized email) on failed logins, so that spraying one
+  account from many addresses is limited too.  Only failures count, but an
+  account over its limit is refused before its password is checked.
+
+Each app gets a :class:`~flask_limiter.Limiter` of its own whose only limits
+are on this blueprint.  Storage is in memory (per process) unless
+``TOKENAUTH_RATELIMIT_STORAGE_URI``, Flask-Limiter's ``RATELIMIT_STORAGE_URI``
+or ``TOKENAUTH_REDIS_URL`` names a shared store.  If that store becomes
+unreachable, Flask-Limiter falls back to in-memory limits until it returns.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Response, request
+from flask.sansio.app import App
+from flask_limiter import Limiter, RequestLimit
+
+from ._config import Settings
+from ._validation import cached_json_object, normalize_email
+from .errors import RateLimited, TokenAuthError
+
+#: The blueprint's view names and the settings that limit them per IP.
+_PER_IP = {
+    "register": "ratelimit_register",
+    "login": "ratelimit_login",
+    "refresh": "ratelimit_refresh",
+}
+
+
+def client_ip(trusted_proxies: int) -> str:
+    """The client's address: the connection's, or with ``trusted_proxies``
+    set, the ``X-Forwarded-For`` entry that many hops from the right (the
+    one our own proxies appended).  A client cannot choose it: entries it
+    sends itself are to the left of what the proxies add."""
+    if trusted_proxies:
+        hops = [
+            hop.strip()
+            for header in request.headers.getlist("X-Forwarded-For")
+            for hop in header.split(",")
+            if hop.strip()
+        ]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return request.remote_addr or "unknown"
+
+
+def _view() -> str:
+    return (request.endpoint or "").rpartition(".")[2]
+
+
+def _account() -> str | None:
+    """The normalized email of a login request, or ``None``.  Never raises:
+    a bad body is the view's to report."""
+    if _view() != "login":
+        return None
+    try:
+        body = cached_json_object(request)
+        email = body.get("email")
+        return normalize_email(email) if isinstance(email, str) else None
+    except TokenAuthError:
+        return None
+
+
+def _breached(limit: RequestLimit) -> Response:
+    retry_after = int(limit.reset_at - time.time()) + 1
+    response = RateLimited(retry_after=retry_after).get_response()
+    return response
+
+
+def make_limiter(app: App, settings: Settings) -> Limiter:
+    """Create the app's limiter and put the blueprint's limits on it."""
+    from .blueprint import auth_bp
+
+    limiter = Limiter(
+        key_func=lambda: client_ip(settings.trusted_proxies),
+        storage_uri=settings.ratelimit_storage_uri,
+        storage_options={"socket_timeout": 1, "socket_connect_timeout": 1}
+        if settings.ratelimit_storage_uri.startswith(("redis://", "rediss://"))
+        else {},
+        strategy="moving-window",
+        key_prefix=f"{settings.redis_prefix}ratelimit",
+        default_limits=[],
+        application_limits=[],
+        headers_enabled=False,
+        in_memory_fallback_enabled=True,
+        enabled=settings.ratelimit_enabled,
+        on_breach=_breached,
+    )
+    limiter.init_app(app)  # type: ignore[arg-type]
+    per_ip = {view: getattr(settings, name) for view, name in _PER_IP.items()}
+    limiter.limit(
+        # Flask-Limiter evaluates the value even for exempt views.
+        lambda: per_ip.get(_view(), "1/second"),
+        exempt_when=lambda: _view() not in per_ip,
+    )(auth_bp)
+    limiter.limit(
+        settings.ratelimit_login_failures,
+        key_func=lambda: _account() or "",
+        exempt_when=lambda: _account() is None,
+        deduct_when=lambda response: response.status_code == 401,
+        scope="login-failures",
+    )(auth_bp)
+    return limiter

@@ -1,0 +1,185 @@
+"""Immediate revocation of access tokens.
+
+An access token is stateless until it expires; to stop one sooner, every
+protected request asks a revocation store two questions about its claims:
+is the session (``sid``) revoked, and was the token issued (``iat``) before
+the user's "not before" cutoff ("log out everywhere", password change)?
+
+* :class:`RedisRevocation` keeps both facts in Redis, each entry expiring
+  with the longest access-token lifetime (after that the token has expired
+  anyway), so the store stays small.  Shared by every worker and machine.
+* :class:`DatabaseRevocation` reads them from the ``auth_sessions`` and
+  ``users`` tables: no Redis needed, one indexed query per request.
+* :class:`NoRevocation` asks nothing: purely stateless deployments that
+  accept tokens until they expire.
+
+When the store cannot answer, the request fails closed with 503
+``REVOCATION_STORE_UNAVAILABLE``, unless ``TOKENAUTH_REVOCATION_FAIL_OPEN``
+lets it through (and logs a warning).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Table, select
+
+from ._db import Database, as_utc
+from .errors import RevocationStoreUnavailable, TokenRevoked, UserNotFound
+from .models import Session, User
+
+logger = logging.getLogger("flask_tokenauth")
+
+_sessions = cast(Table, Session.__table__)
+_users = cast(Table, User.__table__)
+
+
+class RevocationStore(Protocol):
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise :class:`TokenRevoked` if the token's session or user was
+        revoked after it was issued."""
+
+    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
+        """Refuse every access token of these sessions from now on."""
+
+    def revoke_user(self, user_id: int | str, at: datetime) -> None:
+        """Refuse every access token of this user issued before ``at``."""
+
+
+def _cutoff(at: datetime) -> int:
+    # ``iat`` has one-second resolution: a token issued in the same second as
+    # the cutoff survives, so a token issued right after a password change
+    # stays valid.  The sessions revoked at the same time cover the rest.
+    return int(at.timestamp())
+
+
+class NoRevocation:
+    """Stateless: tokens are valid until they expire."""
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        return None
+
+    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
+        return None
+
+    def revoke_user(self, user_id: int | str, at: datetime) -> None:
+        return None
+
+
+class DatabaseRevocation:
+    """Reads revocations from the tables the session operations write."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        try:
+            user_id = int(claims["sub"])
+        except ValueError:
+            return  # not one of our users (custom user_loader): nothing to check
+        query = (
+            select(_users.c.tokens_valid_after, _sessions.c.revoked_at)
+            .select_from(_users)
+            .outerjoin(
+                _sessions,
+                (_sessions.c.id == claims["sid"])
+                & (_sessions.c.user_id == _users.c.id),
+            )
+            .where(_users.c.id == user_id)
+        )
+        with self._db.begin() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise UserNotFound()
+        if row.revoked_at is not None:
+            raise TokenRevoked()
+        valid_after = row.tokens_valid_after
+        if valid_after is not None and claims["iat"] < _cutoff(as_utc(valid_after)):
+            raise TokenRevoked()
+
+    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
+        return None  # the sessions' revoked_at is the record
+
+    def revoke_user(self, user_id: int | str, at: datetime) -> None:
+        return None  # users.tokens_valid_after is the record
+
+
+class RedisRevocation:
+    """A denylist of sessions and a per-user cutoff in Redis."""
+
+    def __init__(
+        self, client: Any, prefix: str, ttl: timedelta, fail_open: bool = False
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl = max(int(ttl.total_seconds()) + 1, 1)
+        self._fail_open = fail_open
+
+    @classmethod
+    def from_url(
+        cls, url: str, prefix: str, ttl: timedelta, fail_open: bool = False
+    ) -> RedisRevocation:
+        import redis
+
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            health_check_interval=30,
+        )
+        return cls(client, prefix, ttl, fail_open)
+
+    def _session_key(self, session_id: str) -> str:
+        return f"{self._prefix}revoked-session:{session_id}"
+
+    def _user_key(self, user_id: int | str) -> str:
+        return f"{self._prefix}not-before:{user_id}"
+
+    def _unavailable(self, error: Exception) -> None:
+        if self._fail_open:
+            logger.warning(
+                "tokenauth revocation store unreachable, failing open: %s", error
+            )
+            return
+        logger.error("tokenauth revocation store unreachable: %s", error)
+        raise RevocationStoreUnavailable() from error
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        import redis
+
+        try:
+            revoked, not_before = self._redis.mget(
+                self._session_key(claims["sid"]), self._user_key(claims["sub"])
+            )
+        except redis.RedisError as e:
+            self._unavailable(e)
+            return
+        if revoked is not None:
+            raise TokenRevoked()
+        if not_before is not None and claims["iat"] < int(not_before):
+            raise TokenRevoked()
+
+    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
+        import redis
+
+        ids = list(session_ids)
+        if not ids:
+            return
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for session_id in ids:
+                    pipe.set(self._session_key(session_id), 1, ex=self._ttl)
+                pipe.execute()
+        except redis.RedisError as e:
+            self._unavailable(e)
+
+    def revoke_user(self, user_id: int | str, at: datetime) -> None:
+        import redis
+
+        try:
+            self._redis.set(self._user_key(user_id), _cutoff(at), ex=self._ttl)
+        except redis.RedisError as e:
+            self._unavailable(e)

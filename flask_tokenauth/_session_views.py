@@ -1,0 +1,126 @@
+"""A user's sessions (one per login and device), log out elsewhere or
+everywhere, and password change.  All need an access token.
+
+Every revocation here also stops the access tokens of the revoked sessions
+at their next request (see :mod:`._revocation`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import cast
+
+from flask import Response, current_app, jsonify, request
+from sqlalchemy import Table, select, update
+
+from . import signals
+from ._headers import clear_refresh_cookie
+from ._passwords import hash_password, verify_password
+from ._sessions import active_sessions, revoke_sessions
+from ._validation import cached_json_object, check_password, require_string
+from .blueprint import ALL_METHODS, allow, auth_bp
+from .decorators import login_required
+from .errors import SessionNotFound, UserNotFound, WrongPassword
+from .extension import get_state
+from .globals import current_claims
+from .models import User
+
+_users = cast(Table, User.__table__)
+
+
+def _user_id() -> int:
+    try:
+        return int(current_claims["sub"])
+    except ValueError:
+        raise UserNotFound() from None
+
+
+@auth_bp.route("/sessions", methods=ALL_METHODS)
+@login_required
+def list_sessions() -> Response:
+    """``{"sessions": [...]}``: the caller's active sessions, most recently
+    used first, the one of the presented token marked ``"current": true``."""
+    allow("GET")
+    sessions = active_sessions(get_state(), _user_id())
+    current = current_claims["sid"]
+    return jsonify(sessions=[s.to_json(current) for s in sessions])
+
+
+@auth_bp.route("/sessions/<session_id>", methods=ALL_METHODS)
+@login_required
+def revoke_session(session_id: str) -> Response:
+    """Revoke one of the caller's sessions (404 for anyone else's)."""
+    allow("DELETE")
+    revoked = revoke_sessions(
+        get_state(), _user_id(), only=[session_id], reason="revoked"
+    )
+    if not revoked:
+        raise SessionNotFound()
+    return jsonify(message="Session revoked")
+
+
+@auth_bp.route("/logout-others", methods=ALL_METHODS)
+@login_required
+def logout_others() -> Response:
+    """Revoke every session of the caller but the current one."""
+    allow("POST")
+    revoked = revoke_sessions(
+        get_state(), _user_id(), keep=current_claims["sid"], reason="logout-others"
+    )
+    return jsonify(message="Logged out of other sessions", revoked=len(revoked))
+
+
+@auth_bp.route("/logout-all", methods=ALL_METHODS)
+@login_required
+def logout_all() -> Response:
+    """Revoke every session of the caller, this one included, and every
+    access token issued to them so far."""
+    allow("POST")
+    state = get_state()
+    revoked = revoke_sessions(state, _user_id(), reason="logout-all", cutoff=True)
+    response = jsonify(message="Logged out everywhere", revoked=len(revoked))
+    clear_refresh_cookie(response, state.settings)
+    return response
+
+
+@auth_bp.route("/password", methods=ALL_METHODS)
+@login_required
+def change_password() -> Response:
+    """``{"currentPassword", "newPassword"}``: change the password, revoke
+    every other session and every access token issued before, and answer
+    ``{"accessToken"}`` for the current session, which stays logged in."""
+    allow("POST")
+    state = get_state()
+    settings = state.settings
+    body = cached_json_object(request)
+    current = require_string(body, "currentPassword")
+    new = check_password(require_string(body, "newPassword"), settings)
+    user_id = _user_id()
+    with state.db.begin() as conn:
+        stored = conn.execute(
+            select(_users.c.password_hash).where(_users.c.id == user_id)
+        ).scalar()
+    if stored is None:
+        raise UserNotFound()
+    if len(current) > settings.password_max_length or not verify_password(
+        current, stored
+    ):
+        raise WrongPassword()
+    with state.db.begin() as conn:
+        conn.execute(
+            update(_users)
+            .where(_users.c.id == user_id)
+            .values(
+                password_hash=hash_password(new, settings.bcrypt_rounds),
+                updated_at=datetime.now(timezone.utc),
+            )
+        )
+    session_id = current_claims["sid"]
+    revoke_sessions(
+        state, user_id, keep=session_id, reason="password-changed", cutoff=True
+    )
+    signals.password_changed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user_id=user_id,
+    )
+    return jsonify(accessToken=state.access_tokens.issue(user_id, session_id))

@@ -1,0 +1,41 @@
+"""Signals, for auditing and alerting without patching the library.
+
+Each is a blinker signal (as Flask's own) sent with the application as
+sender and keyword arguments::
+
+    from flask_tokenauth import signals
+
+    @signals.refresh_token_reused.connect_via(app)
+    def alert(app, user_id, session_id, **extra):
+        security_log.warning("refresh token reuse for user %s", user_id)
+
+Receivers run inside the request; an exception in one propagates.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A user registered. ``user_id``, ``email``.
+user_registered = _signals.signal("tokenauth.user-registered")
+#: A login succeeded. ``user_id``, ``session_id``.
+login_succeeded = _signals.signal("tokenauth.login-succeeded")
+#: A login failed. ``email`` (normalized), ``user_id`` (``None`` if unknown).
+login_failed = _signals.signal("tokenauth.login-failed")
+#: A refresh succeeded. ``user_id``, ``session_id``, ``rotated`` (``False``
+#: for a repeat within the reuse interval).
+token_refreshed = _signals.signal("tokenauth.token-refreshed")
+#: An already-rotated refresh token was presented; its session is revoked.
+#: ``user_id``, ``session_id``.
+refresh_token_reused = _signals.signal("tokenauth.refresh-token-reused")
+#: Sessions were revoked. ``user_id``, ``session_ids``, ``reason`` (one of
+#: ``"logout"``, ``"reuse"``, ``"revoked"``, ``"logout-others"``,
+#: ``"logout-all"``, ``"password-changed"``, ``"admin"``).
+session_revoked = _signals.signal("tokenauth.session-revoked")
+#: A client logged out. ``user_id`` and ``session_id`` (``None`` if its
+#: cookie was missing or unknown).
+logged_out = _signals.signal("tokenauth.logged-out")
+#: A user changed their password. ``user_id``.
+password_changed = _signals.signal("tokenauth.password-changed")
