@@ -12,6 +12,8 @@
         return {"user": {"id": current_user.id, "email": current_user.email}}
 """
 
+from . import signals as signals
+from ._sessions import revoke_user_sessions as revoke_user_sessions
 from .blueprint import auth_bp as auth_bp
 from .decorators import login_required as login_required
 from .errors import AuthenticationError as AuthenticationError
@@ -23,22 +25,28 @@ from .errors import InvalidCredentials as InvalidCredentials
 from .errors import InvalidEmail as InvalidEmail
 from .errors import InvalidJSON as InvalidJSON
 from .errors import InvalidPassword as InvalidPassword
+from .errors import RateLimited as RateLimited
 from .errors import RefreshTokenError as RefreshTokenError
 from .errors import RefreshTokenExpired as RefreshTokenExpired
 from .errors import RefreshTokenInvalid as RefreshTokenInvalid
 from .errors import RefreshTokenMissing as RefreshTokenMissing
 from .errors import RefreshTokenReused as RefreshTokenReused
 from .errors import RefreshTokenRevoked as RefreshTokenRevoked
+from .errors import RevocationStoreUnavailable as RevocationStoreUnavailable
+from .errors import SessionNotFound as SessionNotFound
 from .errors import TokenAuthError as TokenAuthError
 from .errors import TokenExpired as TokenExpired
 from .errors import TokenInvalid as TokenInvalid
 from .errors import TokenMissing as TokenMissing
+from .errors import TokenRevoked as TokenRevoked
 from .errors import UserNotFound as UserNotFound
 from .errors import ValidationError as ValidationError
+from .errors import WrongPassword as WrongPassword
 from .extension import TokenAuth as TokenAuth
 from .globals import current_claims as current_claims
 from .globals import current_user as current_user
 from .models import RefreshToken as RefreshToken
+from .models import Session as Session
 from .models import User as User
 
 __version__ = "0.1.0.dev0"
@@ -53,6 +61,7 @@ __all__ = [
     "InvalidEmail",
     "InvalidJSON",
     "InvalidPassword",
+    "RateLimited",
     "RefreshToken",
     "RefreshTokenError",
     "RefreshTokenExpired",
@@ -60,16 +69,23 @@ __all__ = [
     "RefreshTokenMissing",
     "RefreshTokenReused",
     "RefreshTokenRevoked",
+    "RevocationStoreUnavailable",
+    "Session",
+    "SessionNotFound",
     "TokenAuth",
     "TokenAuthError",
     "TokenExpired",
     "TokenInvalid",
     "TokenMissing",
+    "TokenRevoked",
     "User",
     "UserNotFound",
     "ValidationError",
+    "WrongPassword",
     "auth_bp",
     "current_claims",
     "current_user",
     "login_required",
+    "revoke_user_sessions",
+    "signals",
 ]

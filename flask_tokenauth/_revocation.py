@@ -81,7 +81,7 @@ class DatabaseRevocation:
         except ValueError:
             return  # not one of our users (custom user_loader): nothing to check
         query = (
-            select(_users.c.tokens_valid_after, _sessions.c.revoked_at)
+            select(_users.c.tokens_valid_after, _sessions.c.id, _sessions.c.revoked_at)
             .select_from(_users)
             .outerjoin(
                 _sessions,
@@ -94,7 +94,9 @@ class DatabaseRevocation:
             row = conn.execute(query).first()
         if row is None:
             raise UserNotFound()
-        if row.revoked_at is not None:
+        # A session that no longer exists was purged (see ``flask tokenauth
+        # purge``) or never was: either way its tokens are not honoured.
+        if row.id is None or row.revoked_at is not None:
             raise TokenRevoked()
         valid_after = row.tokens_valid_after
         if valid_after is not None and claims["iat"] < _cutoff(as_utc(valid_after)):

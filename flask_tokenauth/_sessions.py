@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
-from sqlalchemy import Table, exists, select, update
+from sqlalchemy import Table, delete, exists, or_, select, update
 
 from . import signals
 from ._db import as_utc
@@ -124,3 +124,50 @@ def revoke_sessions(
             reason=reason,
         )
     return ids
+
+
+def revoke_user_sessions(user_id: int, *, reason: str = "admin") -> list[str]:
+    """Log a user out everywhere: revoke every session of theirs and every
+    access token issued to them so far.  For admin tools and your own views;
+    call it inside an app context.  Returns the revoked session ids."""
+    from .extension import get_state
+
+    return revoke_sessions(get_state(), user_id, reason=reason, cutoff=True)
+
+
+def purge(state: TokenAuthState, batch_size: int = 1000) -> int:
+    """Delete the sessions (and their refresh tokens) that can never be used
+    again, ``batch_size`` sessions per transaction.  Returns how many.
+
+    A session is dead once its absolute lifetime is over, or once it has no
+    refresh token left that can be used (idle timeout).  A revoked session
+    is kept until its access tokens have expired too, so that the database
+    revocation store still refuses them.
+    """
+    settings = state.settings
+    total = 0
+    while True:
+        now = datetime.now(timezone.utc)
+        settled = now - settings.access_expires - settings.leeway
+        live_token = exists().where(
+            _tokens.c.family_id == _sessions.c.id,
+            _tokens.c.used_at.is_(None),
+            _tokens.c.revoked_at.is_(None),
+            _tokens.c.expires_at > now,
+        )
+        dead = or_(
+            _sessions.c.expires_at <= settled,
+            _sessions.c.revoked_at <= settled,
+            (_sessions.c.last_used_at <= settled) & ~live_token,
+        )
+        with state.db.begin() as conn:
+            ids = list(
+                conn.execute(
+                    select(_sessions.c.id).where(dead).limit(batch_size)
+                ).scalars()
+            )
+            if not ids:
+                return total
+            conn.execute(delete(_tokens).where(_tokens.c.family_id.in_(ids)))
+            conn.execute(delete(_sessions).where(_sessions.c.id.in_(ids)))
+        total += len(ids)

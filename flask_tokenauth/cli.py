@@ -1,19 +1,34 @@
-"""``flask tokenauth ...``: operations on the extension's tables."""
+"""``flask tokenauth ...``: operations commands.
+
+``db upgrade|downgrade|current`` manage the tables; ``purge`` deletes dead
+sessions; ``create-user``, ``sessions`` and ``revoke-sessions`` administer
+users.  Every command exits non-zero with a one-line message on bad input or
+an unreachable database.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import cast
 
 import click
 from alembic.util import CommandError
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import _migrate
-from .extension import get_state
+from ._passwords import hash_password
+from ._sessions import active_sessions, purge, revoke_user_sessions
+from ._validation import check_password, normalize_email
+from .errors import InvalidEmail, InvalidPassword, TokenAuthError
+from .extension import TokenAuthState, get_state
+from .models import User
+
+_users = cast(Table, User.__table__)
 
 tokenauth_cli = AppGroup("tokenauth", help="flask_tokenauth's operations commands.")
 
@@ -23,30 +38,38 @@ def db_cli() -> None:
     """Manage flask_tokenauth's tables (its own Alembic history)."""
 
 
-def _engine() -> Engine:
+def _state() -> TokenAuthState:
     try:
-        return get_state(current_app).db.engine
+        return get_state(current_app)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
 
 
+def _engine() -> Engine:
+    return _state().db.engine
+
+
 @contextmanager
-def _alembic_errors() -> Iterator[None]:
-    """Alembic's errors (an unknown revision, a broken history) are the
-    user's to fix: show the message, not a traceback."""
+def _errors() -> Iterator[None]:
+    """Alembic's errors (an unknown revision, a broken history), database
+    and revocation-store outages: show the message, not a traceback."""
     try:
         yield
     except CommandError as e:
         raise click.ClickException(str(e)) from None
+    except IntegrityError:
+        raise  # the command's own to explain
     except DBAPIError as e:
         raise click.ClickException(f"Cannot use the database: {e.orig}") from None
+    except TokenAuthError as e:
+        raise click.ClickException(e.to_dict()["error"]) from None
 
 
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Upgrade the tables to REVISION (default: head)."""
-    with _alembic_errors():
+    with _errors():
         _migrate.upgrade(_engine(), revision)
     click.echo(f"flask_tokenauth tables upgraded to {revision}.")
 
@@ -55,7 +78,7 @@ def upgrade(revision: str) -> None:
 @click.argument("revision")
 def downgrade(revision: str) -> None:
     """Downgrade the tables to REVISION ('base' drops them)."""
-    with _alembic_errors():
+    with _errors():
         _migrate.downgrade(_engine(), revision)
     click.echo(f"flask_tokenauth tables downgraded to {revision}.")
 
@@ -63,5 +86,94 @@ def downgrade(revision: str) -> None:
 @db_cli.command("current")
 def current() -> None:
     """Show the tables' current revision."""
-    with _alembic_errors():
+    with _errors():
         _migrate.current(_engine())
+
+
+def _user_id(state: TokenAuthState, email: str) -> int:
+    try:
+        normalized = normalize_email(email)
+    except InvalidEmail:
+        raise click.BadParameter(f"{email!r} is not a valid email address") from None
+    with state.db.begin() as conn:
+        user_id = conn.execute(
+            select(_users.c.id).where(_users.c.email == normalized)
+        ).scalar()
+    if user_id is None:
+        raise click.ClickException(f"No user with email {normalized}.")
+    return int(user_id)
+
+
+@tokenauth_cli.command("purge")
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Sessions deleted per transaction.",
+)
+def purge_command(batch_size: int) -> None:
+    """Delete expired and revoked sessions and their refresh tokens.
+
+    Run it regularly (e.g. daily from cron); the refresh-token table
+    otherwise grows for ever.  Revoked sessions are kept until their access
+    tokens have expired.
+    """
+    with _errors():
+        count = purge(_state(), batch_size)
+    click.echo(f"Purged {count} session(s).")
+
+
+@tokenauth_cli.command("create-user")
+@click.argument("email")
+@click.password_option(help="The password (prompted for if not given).")
+def create_user(email: str, password: str) -> None:
+    """Create a user with EMAIL."""
+    state = _state()
+    try:
+        normalized = normalize_email(email)
+        check_password(password, state.settings)
+    except (InvalidEmail, InvalidPassword) as e:
+        raise click.BadParameter(e.to_dict()["error"]) from None
+    now = datetime.now(timezone.utc)
+    try:
+        with _errors(), state.db.begin() as conn:
+            user_id = conn.execute(
+                insert(_users)
+                .values(
+                    email=normalized,
+                    password_hash=hash_password(password, state.settings.bcrypt_rounds),
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(_users.c.id)
+            ).scalar_one()
+    except IntegrityError:
+        raise click.ClickException(f"A user with email {normalized} exists.") from None
+    click.echo(f"Created user {user_id} <{normalized}>.")
+
+
+@tokenauth_cli.command("sessions")
+@click.argument("email")
+def list_sessions(email: str) -> None:
+    """List the active sessions of the user with EMAIL."""
+    state = _state()
+    with _errors():
+        sessions = active_sessions(state, _user_id(state, email))
+    if not sessions:
+        click.echo("No active sessions.")
+    for session in sessions:
+        click.echo(
+            f"{session.id}  last used {session.last_used_at:%Y-%m-%d %H:%M:%S}Z"
+            f"  from {session.ip_address or '?'}  {session.user_agent or ''}"
+        )
+
+
+@tokenauth_cli.command("revoke-sessions")
+@click.argument("email")
+def revoke_sessions_command(email: str) -> None:
+    """Log the user with EMAIL out everywhere, access tokens included."""
+    state = _state()
+    with _errors():
+        revoked = revoke_user_sessions(_user_id(state, email))
+    click.echo(f"Revoked {len(revoked)} session(s).")

@@ -29,6 +29,7 @@ from flask_tokenauth._migrate import upgrade
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 ACCESS_SECRET = "access-secret-for-tests-" + "a" * 48
@@ -66,6 +67,31 @@ def postgres_url() -> Iterator[str]:
         )
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """A client of the real Redis at ``TEST_REDIS_URL``."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        service_missing(f"Redis not reachable at {REDIS_URL}: {e}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_config(redis_server: Any) -> Iterator[dict[str, str]]:
+    """Config for a Redis-backed app, with a key prefix of this test's own;
+    its keys are deleted afterwards."""
+    prefix = f"tokenauth-test:{uuid.uuid4().hex[:12]}:"
+    yield {"TOKENAUTH_REDIS_URL": REDIS_URL, "TOKENAUTH_REDIS_PREFIX": prefix}
+    keys = list(redis_server.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        redis_server.delete(*keys)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -1,0 +1,137 @@
+"""Rate limits on the auth endpoints (Flask-Limiter), per IP and per account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from .conftest import PASSWORD, Auth
+
+
+def limited(make_app: Any, **config: Any) -> Flask:
+    return make_app(TOKENAUTH_RATELIMIT_ENABLED=True, **config)  # type: ignore[no-any-return]
+
+
+def assert_429(response: Any) -> None:
+    assert response.status_code == 429
+    assert response.get_json() == {
+        "error": "Too many requests, try again later",
+        "code": "RATE_LIMITED",
+    }
+    assert 1 <= int(response.headers["Retry-After"]) <= 61
+
+
+def post(app: Flask, view: str, ip: str = "127.0.0.1", **headers: str) -> Any:
+    auth = Auth(app.test_client())
+    kwargs: dict[str, Any] = {
+        "headers": headers,
+        "environ_overrides": {"REMOTE_ADDR": ip},
+    }
+    if view == "register":
+        return auth.register(**kwargs)
+    if view == "login":
+        return auth.login(password="wrong password", **kwargs)
+    return auth.refresh(**kwargs)
+
+
+@pytest.mark.parametrize("view", ["register", "login", "refresh"])
+def test_per_ip_limit(make_app: Any, view: str) -> None:
+    app = limited(
+        make_app,
+        **{
+            f"TOKENAUTH_RATELIMIT_{view.upper()}": "3/minute",
+            "TOKENAUTH_RATELIMIT_LOGIN_FAILURES": "100/minute",
+        },
+    )
+    statuses = [post(app, view).status_code for _ in range(3)]
+    assert 429 not in statuses
+    assert_429(post(app, view))
+    # Another address has its own budget.
+    assert post(app, view, ip="10.1.1.1").status_code != 429
+
+
+def test_spoofed_forwarded_for_does_not_reset_the_limit(make_app: Any) -> None:
+    app = limited(
+        make_app,
+        TOKENAUTH_RATELIMIT_LOGIN="3/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="100/minute",
+    )
+    for i in range(3):
+        post(app, "login", **{"X-Forwarded-For": f"203.0.113.{i}"})
+    assert_429(post(app, "login", **{"X-Forwarded-For": "203.0.113.99"}))
+
+
+def test_trusted_proxy_uses_the_forwarded_address(make_app: Any) -> None:
+    app = limited(
+        make_app,
+        TOKENAUTH_RATELIMIT_LOGIN="2/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="100/minute",
+        TOKENAUTH_TRUSTED_PROXIES=1,
+    )
+    proxy = "10.0.0.1"
+    # What the client sent (left) is ignored; what our proxy appended counts.
+    for forged in ("1.1.1.1", "2.2.2.2"):
+        post(app, "login", ip=proxy, **{"X-Forwarded-For": f"{forged}, 198.51.100.7"})
+    assert_429(post(app, "login", ip=proxy, **{"X-Forwarded-For": "198.51.100.7"}))
+    assert (
+        post(app, "login", ip=proxy, **{"X-Forwarded-For": "198.51.100.8"}).status_code
+        == 401
+    )
+
+
+def test_failed_logins_per_account(make_app: Any) -> None:
+    app = limited(
+        make_app,
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="3/minute",
+        TOKENAUTH_TRUSTED_PROXIES=1,
+    )
+    Auth(app.test_client()).register()
+    Auth(app.test_client()).register("other@example.com")
+
+    def attempt(i: int, password: str, email: str = "user@example.com") -> Any:
+        return Auth(app.test_client()).login(
+            f" {email.upper()} ",  # one account, whatever the spelling
+            password,
+            headers={"X-Forwarded-For": f"192.0.2.{i}"},  # a different IP each time
+        )
+
+    # Successes do not count.
+    for i in range(5):
+        assert attempt(i, PASSWORD).status_code == 200
+    for i in range(3):
+        assert attempt(10 + i, "wrong password").status_code == 401
+    # Over the limit, even the right password is refused before it is checked.
+    assert_429(attempt(20, PASSWORD))
+    assert attempt(21, PASSWORD, "other@example.com").status_code == 200
+
+
+def test_limits_can_be_turned_off(make_app: Any) -> None:
+    app = make_app(
+        TOKENAUTH_RATELIMIT_ENABLED=False, TOKENAUTH_RATELIMIT_LOGIN="1/minute"
+    )
+    assert [post(app, "login").status_code for _ in range(3)] == [401] * 3
+
+
+def test_shared_redis_storage(make_app: Any, redis_config: dict[str, str]) -> None:
+    """Two apps (think: two servers) on one Redis share the limit."""
+    config = dict(
+        redis_config,
+        TOKENAUTH_RATELIMIT_LOGIN="4/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="100/minute",
+    )
+    one, two = limited(make_app, **config), limited(make_app, **config)
+    assert one.extensions["tokenauth"].settings.ratelimit_storage_uri.startswith(
+        "redis"
+    )
+    for app in (one, two, one, two):
+        assert post(app, "login").status_code == 401
+    assert_429(post(one, "login"))
+    assert_429(post(two, "login"))
+
+
+def test_other_routes_are_not_limited(make_app: Any) -> None:
+    app = limited(make_app, TOKENAUTH_RATELIMIT_REFRESH="1/minute")
+    client = app.test_client()
+    assert [client.post("/api/auth/logout").status_code for _ in range(3)] == [200] * 3
