@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -303,3 +304,45 @@ def test_alembic_command_line_from_checkout(empty_url: str) -> None:
         assert our_revision(engine) == head()
     finally:
         engine.dispose()
+
+
+def test_0002_turns_existing_families_into_sessions(fresh_engine: Engine) -> None:
+    """Refresh tokens issued before sessions existed keep working: each
+    family becomes a session, revoked if its tokens were."""
+
+    upgrade(fresh_engine, "0001")
+    now = datetime.now(timezone.utc)
+    with fresh_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash) VALUES (1, 'a@b.co', 'x')"
+            )
+        )
+        for i, (family, revoked) in enumerate(
+            [("f1", None), ("f1", None), ("f2", now)]
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO refresh_tokens (user_id, token_hash, family_id,"
+                    " created_at, expires_at, family_expires_at, revoked_at)"
+                    " VALUES (1, :h, :f, :c, :e, :e, :r)"
+                ),
+                {
+                    "h": f"h{i}",
+                    "f": family,
+                    "c": now,
+                    "e": now + timedelta(days=7),
+                    "r": revoked,
+                },
+            )
+    upgrade(fresh_engine, "head")
+    with fresh_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, user_id, revoked_at FROM auth_sessions ORDER BY id")
+        ).all()
+    assert [(r.id, r.user_id, r.revoked_at is not None) for r in rows] == [
+        ("f1", 1, False),
+        ("f2", 1, True),
+    ]
+    downgrade(fresh_engine, "0001")
+    assert "auth_sessions" not in table_names(fresh_engine)
