@@ -1,6 +1,7 @@
 """Rate limits on the auth endpoints, with Flask-Limiter.
 
-* per client IP on ``/register``, ``/login`` and ``/refresh``;
+* per client IP on ``/register``, ``/login`` (and ``/password``, which
+  checks a password too) and ``/refresh``;
 * per account (the normalized email) on failed logins, so that spraying one
   account from many addresses is limited too.  Only failures count, but an
   account over its limit is refused before its password is checked.
@@ -28,6 +29,8 @@ from .errors import RateLimited, TokenAuthError
 _PER_IP = {
     "register": "ratelimit_register",
     "login": "ratelimit_login",
+    # Checks the current password: limited like a login.
+    "change_password": "ratelimit_login",
     "refresh": "ratelimit_refresh",
 }
 

@@ -135,3 +135,17 @@ def test_other_routes_are_not_limited(make_app: Any) -> None:
     app = limited(make_app, TOKENAUTH_RATELIMIT_REFRESH="1/minute")
     client = app.test_client()
     assert [client.post("/api/auth/logout").status_code for _ in range(3)] == [200] * 3
+
+
+def test_password_change_is_limited_like_a_login(make_app: Any) -> None:
+    app = limited(make_app, TOKENAUTH_RATELIMIT_LOGIN="2/minute")
+    token = Auth(app.test_client()).register().get_json()["accessToken"]
+    client = app.test_client()
+    body = {"currentPassword": "wrong password", "newPassword": "whatever123"}
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(2):
+        assert (
+            client.post("/api/auth/password", json=body, headers=headers).status_code
+            == 403
+        )
+    assert_429(client.post("/api/auth/password", json=body, headers=headers))
