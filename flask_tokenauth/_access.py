@@ -4,10 +4,18 @@ One algorithm is pinned for both signing and verifying, the header carries
 ``typ: at+jwt`` (RFC 9068) and verification refuses any other type, and every
 claim we issue is required on the way back in.  Verification never touches
 the database.
+
+A client reuses its access token for minutes, so verified tokens are kept in
+a bounded cache keyed by the exact token string: a hit skips the signature
+and claim parsing (PyJWT is most of the cost of a protected request) but
+still checks ``exp`` against the clock, and the caller still asks the
+revocation store.  Only tokens that passed full verification enter it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -36,6 +44,8 @@ class AccessTokens:
         self._lifetime = settings.access_expires
         self._leeway = settings.leeway
         self._jwt = jwt.PyJWT(options={"require": REQUIRED_CLAIMS})
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._cache_size = settings.token_cache_size
 
     def issue(
         self,
@@ -65,6 +75,26 @@ class AccessTokens:
         :raises TokenExpired: the token was valid but ``exp`` has passed.
         :raises TokenInvalid: anything else is wrong with it.
         """
+        cached = self._cache.get(token)
+        if cached is not None:
+            if cached["exp"] <= time.time() - self._leeway.total_seconds():
+                self._cache.pop(token, None)
+                raise TokenExpired()
+            return dict(cached)
+        claims = self._verify(token)
+        if self._cache_size:
+            self._remember(token, claims)
+        return dict(claims)
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> None:
+        if len(self._cache) >= self._cache_size:
+            # Evict the oldest entry (dicts keep insertion order).  Another
+            # thread may be doing the same: losing that race is harmless.
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del self._cache[next(iter(self._cache))]
+        self._cache[token] = claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenInvalid()
         try:

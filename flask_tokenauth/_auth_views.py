@@ -181,7 +181,7 @@ def refresh() -> Response:
         if not token:
             raise RefreshTokenMissing()
         try:
-            with state.db.begin() as conn:
+            with state.db.single_statement() as conn:
                 rotation = state.refresh_tokens.rotate(conn, token)
         except RefreshTokenReused as e:
             # Whoever holds the newest token of this family may be a thief:

@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_REFRESH": "60/minute",
     "RATELIMIT_LOGIN_FAILURES": "5/minute;20/hour",
     "TRUSTED_PROXIES": 0,
+    "TOKEN_CACHE_SIZE": 10_000,
 }
 
 REVOCATION_MODES = ("auto", "redis", "database", "off")
@@ -211,6 +212,7 @@ class Settings:
     ratelimit_refresh: str
     ratelimit_login_failures: str
     trusted_proxies: int
+    token_cache_size: int
 
     @classmethod
     def from_mapping(
@@ -381,6 +383,9 @@ class Settings:
             ratelimit_login_failures=limits["RATELIMIT_LOGIN_FAILURES"],
             trusted_proxies=_parse_int(
                 get("TRUSTED_PROXIES"), key("TRUSTED_PROXIES"), 0, 10
+            ),
+            token_cache_size=_parse_int(
+                get("TOKEN_CACHE_SIZE"), key("TOKEN_CACHE_SIZE"), 0, 10_000_000
             ),
         )
 

@@ -9,13 +9,14 @@ Connection failures become :class:`~flask_tokenauth.errors.DatabaseUnavailable`
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import DatabaseUnavailable
@@ -44,15 +45,50 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
+#: A pooled connection unused for longer than this is pinged before reuse.
+IDLE_PING_SECONDS = 1.0
+
+
 def make_engine(url: str | URL, options: Mapping[str, Any]) -> Engine:
-    """An engine with ``pool_pre_ping`` on, so a restarted database is
-    reconnected to by itself; SQLite gets foreign keys and a busy timeout."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    kwargs.update(options)
+    """An engine that notices a restarted database by itself.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout,
+    doubling the cost of a one-statement refresh.  Instead, a connection is
+    pinged only if it sat unused in the pool for more than a second: under
+    load none is, and after an outage (seconds at least) all are.  A
+    connection lost in between fails its request with a 503 and SQLAlchemy
+    then replaces the whole pool.  ``TOKENAUTH_ENGINE_OPTIONS`` with
+    ``pool_pre_ping`` set either way overrides this.  SQLite gets foreign keys
+    and a busy timeout.
+    """
+    kwargs: dict[str, Any] = dict(options)
+    ping_idle = "pool_pre_ping" not in kwargs
     engine = create_engine(normalize_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
+    elif ping_idle:
+        event.listen(engine.pool, "checkin", _note_checkin)
+        event.listen(engine.pool, "checkout", _make_ping_if_idle(engine))
     return engine
+
+
+def _note_checkin(dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info["tokenauth_idle_since"] = time.monotonic()
+
+
+def _make_ping_if_idle(engine: Engine) -> Callable[[Any, Any, Any], None]:
+    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("tokenauth_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:
+            # The pool discards this connection and tries a fresh one.
+            raise DisconnectionError() from e
+
+    return ping_if_idle
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -60,6 +96,39 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def execute_one(
+    conn: Connection, sql: str, params: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """Run one statement on the driver's own connection and return its first
+    row, skipping SQLAlchemy's execution layer (its cost dominates a short
+    statement).  Outside a transaction the statement runs in autocommit, so
+    it is one round trip; inside one it joins it.
+
+    :raises DatabaseUnavailable: on any driver error (the connection is
+        discarded if it was lost).
+    """
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    autocommit = not conn.in_transaction() and not dbapi_connection.autocommit
+    if autocommit:
+        dbapi_connection.autocommit = True
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as e:
+        if conn.dialect.is_disconnect(e, dbapi_connection, None):
+            conn.invalidate(e)
+        logger.error("tokenauth database error: %s", e)
+        raise DatabaseUnavailable() from e
+    finally:
+        if autocommit and not dbapi_connection.closed:
+            dbapi_connection.autocommit = False
+    return None if row is None else tuple(row)
 
 
 class Database:
@@ -86,6 +155,23 @@ class Database:
                 yield conn
         except IntegrityError:
             raise
+        except DBAPIError as e:
+            logger.error("tokenauth database error: %s", e)
+            raise DatabaseUnavailable() from e
+
+    @contextmanager
+    def single_statement(self) -> Iterator[Connection]:
+        """For work that is one statement on PostgreSQL (see
+        :func:`execute_one`): there a connection outside any transaction;
+        elsewhere a transaction.  Any database error, an integrity error
+        included (none is expected of such work), is a 503."""
+        try:
+            if self.engine.dialect.name != "postgresql":
+                with self.engine.begin() as conn:
+                    yield conn
+            else:
+                with self.engine.connect() as conn:
+                    yield conn
         except DBAPIError as e:
             logger.error("tokenauth database error: %s", e)
             raise DatabaseUnavailable() from e
