@@ -7,7 +7,8 @@ the user's "not before" cutoff ("log out everywhere", password change)?
 
 * :class:`RedisRevocation` keeps both facts in Redis, each entry expiring
   with the longest access-token lifetime (after that the token has expired
-  anyway), so the store stays small.  Shared by every worker and machine.
+  anyway), so the store stays small.  Shared by every worker and machine;
+  each process reads a copy kept current by pub/sub (see :mod:`._mirror`).
 * :class:`DatabaseRevocation` reads them from the ``auth_sessions`` and
   ``users`` tables: no Redis needed, one indexed query per request.
 * :class:`NoRevocation` asks nothing: purely stateless deployments that
@@ -28,6 +29,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, select
 
 from ._db import Database, as_utc
+from ._mirror import RevocationMirror, channel_name
 from .errors import RevocationStoreUnavailable, TokenRevoked, UserNotFound
 from .models import Session, User
 
@@ -110,15 +112,23 @@ class DatabaseRevocation:
 
 
 class RedisRevocation:
-    """A denylist of sessions and a per-user cutoff in Redis."""
+    """A denylist of sessions and a per-user cutoff in Redis, read through
+    this process's :class:`~._mirror.RevocationMirror` while that is current
+    (a dict lookup), from Redis itself otherwise."""
 
     def __init__(
-        self, client: Any, prefix: str, ttl: timedelta, fail_open: bool = False
+        self,
+        client: Any,
+        prefix: str,
+        ttl: timedelta,
+        fail_open: bool = False,
+        mirror: RevocationMirror | None = None,
     ) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = max(int(ttl.total_seconds()) + 1, 1)
         self._fail_open = fail_open
+        self._mirror = mirror
 
     @classmethod
     def from_url(
@@ -132,7 +142,9 @@ class RedisRevocation:
             socket_connect_timeout=1.0,
             health_check_interval=30,
         )
-        return cls(client, prefix, ttl, fail_open)
+        store = cls(client, prefix, ttl, fail_open)
+        store._mirror = RevocationMirror(url, prefix, store._ttl)
+        return store
 
     def _session_key(self, session_id: str) -> str:
         return f"{self._prefix}revoked-session:{session_id}"
@@ -150,19 +162,27 @@ class RedisRevocation:
         raise RevocationStoreUnavailable() from error
 
     def check(self, claims: Mapping[str, Any]) -> None:
+        local = (
+            self._mirror.lookup(claims["sid"], claims["sub"]) if self._mirror else None
+        )
+        if local is not None:
+            revoked, cutoff = local
+        else:
+            revoked, cutoff = self._ask_redis(claims["sid"], claims["sub"])
+        if revoked or (cutoff is not None and claims["iat"] < cutoff):
+            raise TokenRevoked()
+
+    def _ask_redis(self, session_id: str, user_id: str) -> tuple[bool, int | None]:
         import redis
 
         try:
             revoked, not_before = self._redis.mget(
-                self._session_key(claims["sid"]), self._user_key(claims["sub"])
+                self._session_key(session_id), self._user_key(user_id)
             )
         except redis.RedisError as e:
             self._unavailable(e)
-            return
-        if revoked is not None:
-            raise TokenRevoked()
-        if not_before is not None and claims["iat"] < int(not_before):
-            raise TokenRevoked()
+            return False, None
+        return revoked is not None, None if not_before is None else int(not_before)
 
     def revoke_sessions(self, session_ids: Iterable[str]) -> None:
         import redis
@@ -174,14 +194,24 @@ class RedisRevocation:
             with self._redis.pipeline(transaction=False) as pipe:
                 for session_id in ids:
                     pipe.set(self._session_key(session_id), 1, ex=self._ttl)
+                    pipe.publish(channel_name(self._prefix), f"s:{session_id}")
                 pipe.execute()
         except redis.RedisError as e:
             self._unavailable(e)
+        if self._mirror is not None:
+            for session_id in ids:
+                self._mirror.note_session(session_id)
 
     def revoke_user(self, user_id: int | str, at: datetime) -> None:
         import redis
 
+        cutoff = _cutoff(at)
         try:
-            self._redis.set(self._user_key(user_id), _cutoff(at), ex=self._ttl)
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._user_key(user_id), cutoff, ex=self._ttl)
+                pipe.publish(channel_name(self._prefix), f"u:{user_id}:{cutoff}")
+                pipe.execute()
         except redis.RedisError as e:
             self._unavailable(e)
+        if self._mirror is not None:
+            self._mirror.note_user(str(user_id), cutoff)

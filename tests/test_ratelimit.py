@@ -149,3 +149,23 @@ def test_password_change_is_limited_like_a_login(make_app: Any) -> None:
             == 403
         )
     assert_429(client.post("/api/auth/password", json=body, headers=headers))
+
+
+def test_the_host_apps_own_routes_never_run_the_limiter(make_app: Any) -> None:
+    app = limited(make_app, TOKENAUTH_RATELIMIT_LOGIN="1/minute")
+    limiter = app.extensions["tokenauth"].limiter
+    calls: list[str] = []
+    original = limiter._check_request_limit
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append("checked")
+        return original(*args, **kwargs)
+
+    for hooks in app.before_request_funcs.values():
+        hooks[:] = [spy if f == original else f for f in hooks]
+    app.add_url_rule("/home", "home", lambda: "home")
+    assert app.test_client().get("/home").status_code == 200
+    assert calls == []
+    assert post(app, "login").status_code == 401
+    assert calls == ["checked"]
+    assert_429(post(app, "login"))

@@ -1,0 +1,148 @@
+"""The fast paths keep every security property: the cache of verified
+tokens still refuses expired, tampered and revoked tokens, and the local
+copy of the Redis denylist sees revocations made by other processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import jwt
+import pytest
+from flask import Flask
+
+from flask_tokenauth import _access, current_claims, login_required
+from flask_tokenauth._mirror import RevocationMirror
+from flask_tokenauth._revocation import RedisRevocation
+
+from .conftest import REDIS_URL, Auth, bearer
+
+
+def protect(app: Flask) -> Flask:
+    @app.get("/me")
+    @login_required
+    def me() -> Any:
+        return {"sub": current_claims["sub"]}
+
+    return app
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_cached_token_still_expires(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = protect(make_app(TOKENAUTH_REVOCATION="off"))
+    token = Auth(app.test_client()).register().get_json()["accessToken"]
+    client = app.test_client()
+    assert client.get("/me", headers=bearer(token)).status_code == 200
+    assert token in app.extensions["tokenauth"].access_tokens._cache
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    monkeypatch.setattr(_access.time, "time", lambda: exp + 1)
+    response = client.get("/me", headers=bearer(token))
+    assert response.get_json() == {"error": "Token expired", "code": "TOKEN_EXPIRED"}
+    assert token not in app.extensions["tokenauth"].access_tokens._cache
+
+
+def test_cached_token_still_checks_revocation(make_app: Any) -> None:
+    app = protect(make_app(TOKENAUTH_REVOCATION="database"))
+    auth = Auth(app.test_client())
+    token = auth.register().get_json()["accessToken"]
+    assert app.test_client().get("/me", headers=bearer(token)).status_code == 200
+    auth.logout()
+    response = app.test_client().get("/me", headers=bearer(token))
+    assert response.get_json()["code"] == "TOKEN_REVOKED"
+
+
+def test_tampered_twin_of_a_cached_token_is_refused(make_app: Any) -> None:
+    app = protect(make_app(TOKENAUTH_REVOCATION="off"))
+    token = Auth(app.test_client()).register().get_json()["accessToken"]
+    client = app.test_client()
+    assert client.get("/me", headers=bearer(token)).status_code == 200
+    header, payload, signature = token.split(".")
+    twin = (
+        f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    )
+    assert client.get("/me", headers=bearer(twin)).get_json()["code"] == "TOKEN_INVALID"
+
+
+def test_cache_is_bounded_and_keeps_only_valid_tokens(make_app: Any) -> None:
+    app = protect(make_app(TOKENAUTH_REVOCATION="off", TOKENAUTH_TOKEN_CACHE_SIZE=3))
+    state = app.extensions["tokenauth"]
+    client = app.test_client()
+    with app.app_context():
+        tokens = [state.access_tokens.issue(1, f"s{i}") for i in range(10)]
+    for token in tokens:
+        assert client.get("/me", headers=bearer(token)).status_code == 200
+        client.get("/me", headers=bearer(token + "x"))
+    assert len(state.access_tokens._cache) == 3
+    assert list(state.access_tokens._cache) == tokens[-3:]
+
+
+def test_cache_can_be_turned_off(make_app: Any) -> None:
+    app = protect(make_app(TOKENAUTH_REVOCATION="off", TOKENAUTH_TOKEN_CACHE_SIZE=0))
+    token = Auth(app.test_client()).register().get_json()["accessToken"]
+    assert app.test_client().get("/me", headers=bearer(token)).status_code == 200
+    assert app.extensions["tokenauth"].access_tokens._cache == {}
+
+
+def redis_store(prefix: str) -> RedisRevocation:
+    return RedisRevocation.from_url(REDIS_URL, prefix, timedelta(minutes=15))
+
+
+def test_mirror_sees_other_processes_revocations(redis_config: dict[str, str]) -> None:
+    prefix = redis_config["TOKENAUTH_REDIS_PREFIX"]
+    before = redis_store(prefix)
+    before.revoke_sessions(["revoked-before-start"])
+    here, elsewhere = redis_store(prefix), redis_store(prefix)
+    mirror = here._mirror
+    assert mirror is not None
+    assert wait_for(lambda: mirror.lookup("x", "1") is not None)
+    # Loaded at start...
+    assert mirror.lookup("revoked-before-start", "1") == (True, None)
+    # ...and kept current by what other processes publish.
+    now = datetime.now(timezone.utc)
+    elsewhere.revoke_sessions(["s2"])
+    elsewhere.revoke_user(7, at=now)
+    assert wait_for(lambda: mirror.lookup("s2", "7") == (True, int(now.timestamp())), 2)
+
+
+def test_mirror_answers_without_asking_redis(
+    redis_config: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = redis_store(redis_config["TOKENAUTH_REDIS_PREFIX"])
+    assert store._mirror is not None
+    mirror: RevocationMirror = store._mirror
+    claims = {"sid": "live", "sub": "1", "iat": int(time.time())}
+    store.check(claims)  # starts the subscription
+    assert wait_for(lambda: mirror.lookup("live", "1") is not None)
+    store.revoke_sessions(["gone"])
+
+    def no_round_trips(*args: Any) -> Any:
+        raise AssertionError("asked Redis")
+
+    monkeypatch.setattr(store._redis, "mget", no_round_trips)
+    store.check(claims)
+    with pytest.raises(Exception) as revoked:
+        store.check(dict(claims, sid="gone"))
+    assert getattr(revoked.value, "error_code", "") == "TOKEN_REVOKED"
+
+
+def test_stale_mirror_falls_back_to_redis(redis_config: dict[str, str]) -> None:
+    store = redis_store(redis_config["TOKENAUTH_REDIS_PREFIX"])
+    assert store._mirror is not None
+    store._mirror._pid = -1  # never current: as if the subscription were down
+    store._mirror.lookup = lambda *args: None  # type: ignore[method-assign]
+    redis_store(redis_config["TOKENAUTH_REDIS_PREFIX"]).revoke_sessions(["elsewhere"])
+    with pytest.raises(Exception) as revoked:
+        store.check({"sid": "elsewhere", "sub": "1", "iat": 0})
+    assert getattr(revoked.value, "error_code", "") == "TOKEN_REVOKED"
