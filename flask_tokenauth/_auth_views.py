@@ -10,7 +10,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, jsonify, request
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import signals
@@ -56,17 +56,25 @@ def _token_response(
     return response
 
 
+def _start_family(
+    state: TokenAuthState, conn: Connection, user_id: int, now: datetime | None = None
+) -> IssuedToken:
+    """Start a session, recording the client's user agent and address."""
+    return state.refresh_tokens.start_family(
+        conn,
+        user_id,
+        now,
+        user_agent=request.user_agent.string,
+        ip_address=client_ip(state.settings.trusted_proxies),
+    )
+
+
 def _start_session(
     state: TokenAuthState, user_id: int, email: str, status: int
 ) -> tuple[Response, str]:
     """Respond to a login: a new session, its cookie and an access token."""
     with state.db.begin() as conn:
-        issued = state.refresh_tokens.start_family(
-            conn,
-            user_id,
-            user_agent=request.user_agent.string,
-            ip_address=client_ip(state.settings.trusted_proxies),
-        )
+        issued = _start_family(state, conn, user_id)
     access = state.access_tokens.issue(user_id, issued.family_id)
     body = {"user": {"id": user_id, "email": email}, "accessToken": access}
     return _token_response(body, status, state, issued), issued.family_id
@@ -118,13 +126,7 @@ def register() -> Response:
                 )
                 .returning(_users.c.id)
             ).scalar_one()
-            issued = state.refresh_tokens.start_family(
-                conn,
-                user_id,
-                now,
-                user_agent=request.user_agent.string,
-                ip_address=client_ip(settings.trusted_proxies),
-            )
+            issued = _start_family(state, conn, user_id, now)
     except IntegrityError as e:
         # A concurrent registration of the same email won the race.
         raise EmailTaken() from e

@@ -7,8 +7,8 @@ revocation is written to its key *and* published, and a background thread
 applies what is published.  A protected request then checks a dict.
 
 While the copy is not known to be current (starting, or the subscription is
-down because Redis is unreachable) :meth:`RevocationMirror.lookup` answers
-``None`` and the caller asks Redis itself, failing closed if it cannot.  A
+down because Redis is unreachable) the caller asks Redis itself about what
+the copy does not know, failing closed if it cannot.  A
 revocation made on another server reaches this one after the time Redis
 takes to deliver a message (well under a millisecond on one network); one
 made in this process applies at once.
@@ -57,18 +57,20 @@ class RevocationMirror:
 
     # -- what requests use ----------------------------------------------------
 
-    def lookup(self, session_id: str, user_id: str) -> tuple[bool, int | None] | None:
-        """``(session revoked, user's cutoff)``, or ``None`` if the copy is
-        not known to be current."""
+    def lookup(self, session_id: str, user_id: str) -> tuple[bool, int | None, bool]:
+        """``(session revoked, user's cutoff, current)``.
+
+        When the copy is not ``current`` it may miss revocations, but what it
+        holds is still true (entries only come from real revocations, and it
+        keeps them when Redis restarts empty)."""
         self._ensure_running()
-        if not self._current:
-            return None
         now = time.time()
         until = self._sessions.get(session_id)
         user = self._users.get(user_id)
         return (
             until is not None and until > now,
             user[0] if user is not None and user[1] > now else None,
+            self._current,
         )
 
     def note_session(self, session_id: str) -> None:

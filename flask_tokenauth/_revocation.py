@@ -162,13 +162,13 @@ class RedisRevocation:
         raise RevocationStoreUnavailable() from error
 
     def check(self, claims: Mapping[str, Any]) -> None:
-        local = (
-            self._mirror.lookup(claims["sid"], claims["sub"]) if self._mirror else None
-        )
-        if local is not None:
-            revoked, cutoff = local
-        else:
-            revoked, cutoff = self._ask_redis(claims["sid"], claims["sub"])
+        if self._mirror is not None:
+            revoked, cutoff, current = self._mirror.lookup(claims["sid"], claims["sub"])
+            if revoked or (cutoff is not None and claims["iat"] < cutoff):
+                raise TokenRevoked()
+            if current:
+                return
+        revoked, cutoff = self._ask_redis(claims["sid"], claims["sub"])
         if revoked or (cutoff is not None and claims["iat"] < cutoff):
             raise TokenRevoked()
 

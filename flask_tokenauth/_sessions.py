@@ -113,9 +113,11 @@ def revoke_sessions(
                 .where(_users.c.id == user_id)
                 .values(tokens_valid_after=now)
             )
-    state.revocation.revoke_sessions(ids)
-    if cutoff:
-        state.revocation.revoke_user(user_id, now)
+        # Told before the commit: if Redis cannot be reached the transaction
+        # rolls back, so a 503 means nothing was revoked and a retry works.
+        state.revocation.revoke_sessions(ids)
+        if cutoff:
+            state.revocation.revoke_user(user_id, now)
     if ids:
         signals.session_revoked.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]

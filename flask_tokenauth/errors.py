@@ -40,7 +40,11 @@ class TokenAuthError(HTTPException):
         environ: Any = None,
         scope: Any = None,
     ) -> list[tuple[str, str]]:
-        return [("Content-Type", "application/json")]
+        return [("Content-Type", "application/json"), *self.extra_headers()]
+
+    def extra_headers(self) -> list[tuple[str, str]]:
+        """Headers this error adds to its response."""
+        return []
 
     def get_body(self, environ: Any = None, scope: Any = None) -> str:
         return json.dumps(self.to_dict())
@@ -97,18 +101,14 @@ class AuthenticationError(TokenAuthError):
     bearer_error: ClassVar[str | None] = "invalid_token"
     realm: ClassVar[str] = "api"
 
-    def get_headers(
-        self,
-        environ: Any = None,
-        scope: Any = None,
-    ) -> list[tuple[str, str]]:
+    def extra_headers(self) -> list[tuple[str, str]]:
         challenge = f'Bearer realm="{self.realm}"'
         if self.bearer_error:
             description = (self.description or self.message).replace('"', "'")
             challenge += (
                 f', error="{self.bearer_error}", error_description="{description}"'
             )
-        return [*super().get_headers(environ, scope), ("WWW-Authenticate", challenge)]
+        return [("WWW-Authenticate", challenge)]
 
 
 class InvalidCredentials(AuthenticationError):
@@ -216,15 +216,8 @@ class MethodNotAllowed(TokenAuthError):
         super().__init__(description)
         self.valid_methods = sorted(valid_methods)
 
-    def get_headers(
-        self,
-        environ: Any = None,
-        scope: Any = None,
-    ) -> list[tuple[str, str]]:
-        return [
-            *super().get_headers(environ, scope),
-            ("Allow", ", ".join(self.valid_methods)),
-        ]
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("Allow", ", ".join(self.valid_methods))]
 
 
 class SessionNotFound(TokenAuthError):
@@ -260,15 +253,8 @@ class RateLimited(TokenAuthError):
         super().__init__(description)
         self.retry_after = max(int(retry_after), 1)
 
-    def get_headers(
-        self,
-        environ: Any = None,
-        scope: Any = None,
-    ) -> list[tuple[str, str]]:
-        return [
-            *super().get_headers(environ, scope),
-            ("Retry-After", str(self.retry_after)),
-        ]
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after))]
 
 
 # -- 5xx -----------------------------------------------------------------------
@@ -287,12 +273,8 @@ class ServiceUnavailable(TokenAuthError):
     error_code = "SERVICE_UNAVAILABLE"
     message = "Service temporarily unavailable"
 
-    def get_headers(
-        self,
-        environ: Any = None,
-        scope: Any = None,
-    ) -> list[tuple[str, str]]:
-        return [*super().get_headers(environ, scope), ("Retry-After", "1")]
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", "1")]
 
 
 class DatabaseUnavailable(ServiceUnavailable):

@@ -47,7 +47,11 @@ def service_missing(reason: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped afterwards."""
-    admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    # pool_pre_ping: test_service_outages.py restarts the server, which cuts
+    # the pooled connection the DROP below would otherwise be run on.
+    admin = create_engine(
+        normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
     name = f"tokenauth_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:

@@ -106,14 +106,15 @@ def test_mirror_sees_other_processes_revocations(redis_config: dict[str, str]) -
     here, elsewhere = redis_store(prefix), redis_store(prefix)
     mirror = here._mirror
     assert mirror is not None
-    assert wait_for(lambda: mirror.lookup("x", "1") is not None)
+    assert wait_for(lambda: mirror.lookup("x", "1")[2])
     # Loaded at start...
-    assert mirror.lookup("revoked-before-start", "1") == (True, None)
+    assert mirror.lookup("revoked-before-start", "1") == (True, None, True)
     # ...and kept current by what other processes publish.
     now = datetime.now(timezone.utc)
     elsewhere.revoke_sessions(["s2"])
     elsewhere.revoke_user(7, at=now)
-    assert wait_for(lambda: mirror.lookup("s2", "7") == (True, int(now.timestamp())), 2)
+    expected = (True, int(now.timestamp()), True)
+    assert wait_for(lambda: mirror.lookup("s2", "7") == expected, 2)
 
 
 def test_mirror_answers_without_asking_redis(
@@ -124,7 +125,7 @@ def test_mirror_answers_without_asking_redis(
     mirror: RevocationMirror = store._mirror
     claims = {"sid": "live", "sub": "1", "iat": int(time.time())}
     store.check(claims)  # starts the subscription
-    assert wait_for(lambda: mirror.lookup("live", "1") is not None)
+    assert wait_for(lambda: mirror.lookup("live", "1")[2])
     store.revoke_sessions(["gone"])
 
     def no_round_trips(*args: Any) -> Any:
@@ -140,8 +141,8 @@ def test_mirror_answers_without_asking_redis(
 def test_stale_mirror_falls_back_to_redis(redis_config: dict[str, str]) -> None:
     store = redis_store(redis_config["TOKENAUTH_REDIS_PREFIX"])
     assert store._mirror is not None
-    store._mirror._pid = -1  # never current: as if the subscription were down
-    store._mirror.lookup = lambda *args: None  # type: ignore[method-assign]
+    # Never current: as if the subscription were down.
+    store._mirror.lookup = lambda *args: (False, None, False)  # type: ignore[method-assign]
     redis_store(redis_config["TOKENAUTH_REDIS_PREFIX"]).revoke_sessions(["elsewhere"])
     with pytest.raises(Exception) as revoked:
         store.check({"sid": "elsewhere", "sub": "1", "iat": 0})
