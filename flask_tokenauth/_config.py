@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_REFRESH": "60/minute",
     "RATELIMIT_LOGIN_FAILURES": "5/minute;20/hour",
     "TRUSTED_PROXIES": 0,
-    "TOKEN_CACHE_SIZE": 10_000,
+    "TOKEN_CACHE_SIZE": 4096,
 }
 
 REVOCATION_MODES = ("auto", "redis", "database", "off")
