@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -27,10 +28,21 @@ def login_required(view: F) -> F:
     to call ``/refresh``.
     """
 
-    @wraps(view)
-    def decorated(*args: Any, **kwargs: Any) -> Any:
-        if request.method not in EXEMPT_METHODS:
-            authenticate()
-        return current_app.ensure_sync(view)(*args, **kwargs)
+    # Decided once here rather than by ``ensure_sync`` on every request.
+    if inspect.iscoroutinefunction(view):
 
-    return cast(F, decorated)
+        @wraps(view)
+        def decorated(*args: Any, **kwargs: Any) -> Any:
+            if request.method not in EXEMPT_METHODS:
+                authenticate()
+            return current_app.ensure_sync(view)(*args, **kwargs)
+
+        return cast(F, decorated)
+
+    @wraps(view)
+    def decorated_sync(*args: Any, **kwargs: Any) -> Any:
+        if request.environ["REQUEST_METHOD"] not in EXEMPT_METHODS:
+            authenticate()
+        return view(*args, **kwargs)
+
+    return cast(F, decorated_sync)
