@@ -2,12 +2,13 @@
 #   make run    install everything, create dev secrets and the SQLite database,
 #               serve the example app on http://127.0.0.1:5000
 #   make test   install everything (Chromium too, where apt-get can), run the tests
+#   make bench  the performance benchmarks (benchmarks/README.md)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck wheel browser clean
+.PHONY: install run test bench lint typecheck wheel browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,15 @@ test: install browser
 	$(BIN)/ruff check flask_tokenauth tests examples
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Issue 4's benchmarks (see benchmarks/README.md): PostgreSQL and Redis on
+# this machine, wrk from Debian.  BENCH_ARGS=--quick for a 3-minute run.
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk not installed: the gunicorn parts will be skipped"; fi; }
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 lint:
 	$(BIN)/ruff check flask_tokenauth tests examples
