@@ -42,7 +42,7 @@ browser:
 	  else echo "chromium not installed and apt-get unavailable: browser tests will skip"; fi; }
 
 test: install browser
-	$(BIN)/ruff check flask_tokenauth tests examples
+	$(BIN)/ruff check flask_tokenauth tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -56,7 +56,7 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 lint:
-	$(BIN)/ruff check flask_tokenauth tests examples
+	$(BIN)/ruff check flask_tokenauth tests examples benchmarks
 	$(BIN)/ruff format --check flask_tokenauth tests examples
 
 typecheck:
