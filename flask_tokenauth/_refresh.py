@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -89,6 +90,21 @@ class Rotation:
     user_id: int
     family_id: str
     issued: IssuedToken | None
+
+
+def _clean_user_agent(value: str | None) -> str | None:
+    """What a client sent, made safe to store: no NUL, bounded."""
+    value = (value or "").replace("\x00", "")[:MAX_USER_AGENT]
+    return value or None
+
+
+def _valid_ip(value: str | None) -> str | None:
+    """An address worth recording (a forwarded one is whatever a proxy
+    wrote), or ``None``."""
+    try:
+        return str(ipaddress.ip_address(value or ""))
+    except ValueError:
+        return None
 
 
 def _utcnow() -> datetime:
@@ -165,8 +181,8 @@ class RefreshTokens:
             insert(_sessions).values(
                 id=family_id,
                 user_id=user_id,
-                user_agent=(user_agent or None) and user_agent[:MAX_USER_AGENT],
-                ip_address=ip_address,
+                user_agent=_clean_user_agent(user_agent),
+                ip_address=_valid_ip(ip_address),
                 created_at=now,
                 last_used_at=now,
                 expires_at=expires_at,

@@ -7,6 +7,7 @@ at their next request (see :mod:`._revocation`).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import cast
 
@@ -26,6 +27,8 @@ from .globals import current_claims
 from .models import User
 
 _users = cast(Table, User.__table__)
+#: Session ids are uuid4 hex strings; anything else names no session.
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _user_id() -> int:
@@ -51,6 +54,8 @@ def list_sessions() -> Response:
 def revoke_session(session_id: str) -> Response:
     """Revoke one of the caller's sessions (404 for anyone else's)."""
     allow("DELETE")
+    if not SESSION_ID.fullmatch(session_id):
+        raise SessionNotFound()
     revoked = revoke_sessions(
         get_state(), _user_id(), only=[session_id], reason="revoked"
     )

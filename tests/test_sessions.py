@@ -202,3 +202,38 @@ def test_two_tabs_within_the_reuse_interval(
         new_cookie.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
     )
     assert auth.refresh().status_code == 200  # the family is intact
+
+
+@pytest.mark.parametrize(
+    ("agent", "forwarded", "stored_agent", "stored_ip"),
+    [
+        ("Bad\x00Agent", "203.0.113.9", "BadAgent", "203.0.113.9"),
+        ("A" * 2000, "not-an-ip" * 20, "A" * 512, None),
+        ("", "2001:db8::1", None, "2001:db8::1"),
+        ("Agent", "1.2.3.4\x00", "Agent", None),
+    ],
+)
+def test_odd_device_details_are_stored_safely(
+    make_app: Any,
+    agent: str,
+    forwarded: str,
+    stored_agent: str | None,
+    stored_ip: str | None,
+) -> None:
+    app = make_app(TOKENAUTH_TRUSTED_PROXIES=1)
+    response = Auth(app.test_client()).register(
+        headers={"User-Agent": agent, "X-Forwarded-For": forwarded}
+    )
+    assert response.status_code == 201
+    [listed] = sessions(app, response.get_json()["accessToken"])
+    assert (listed["userAgent"], listed["ipAddress"]) == (stored_agent, stored_ip)
+
+
+@pytest.mark.parametrize("session_id", ["x" * 5000, "%00", "A" * 32, "a%00b"])
+def test_revoking_a_malformed_session_id(app: Flask, session_id: str) -> None:
+    _, token = login(app, "Agent")
+    response = app.test_client().delete(
+        f"/api/auth/sessions/{session_id}", headers=bearer(token)
+    )
+    assert response.status_code == 404
+    assert response.get_json()["code"] == "SESSION_NOT_FOUND"
