@@ -75,6 +75,10 @@ def require_string(body: dict[str, Any], field: str) -> str:
         raise ValidationError(f"'{field}' is required")
     if not isinstance(value, str):
         raise ValidationError(f"'{field}' must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. "\ud800" in the JSON
+        raise ValidationError(f"'{field}' is not valid Unicode") from None
     return value
 
 

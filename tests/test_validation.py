@@ -58,6 +58,14 @@ BAD_BODIES = {
         b'{"email": "not-an-email", "password": "long enough"}',
         "INVALID_EMAIL",
     ),
+    "lone surrogate in password": (
+        b'{"email": "a@b.co", "password": "\\ud800long enough"}',
+        "VALIDATION_ERROR",
+    ),
+    "lone surrogate in email": (
+        b'{"email": "a\\udfff@b.co", "password": "long enough"}',
+        "VALIDATION_ERROR",
+    ),
     "NUL in email": (
         b'{"email": "a\\u0000@b.co", "password": "long enough"}',
         "INVALID_EMAIL",
