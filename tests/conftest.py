@@ -11,6 +11,7 @@ half is skipped with the reason shown, unless ``REQUIRE_SERVICES=1``
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,6 +212,25 @@ class Auth:
 @pytest.fixture
 def auth(client: FlaskClient) -> Auth:
     return Auth(client)
+
+
+def concurrent_refreshes(app: Flask, cookie: str, n: int) -> list[TestResponse]:
+    """``n`` clients refresh with the same cookie at the same moment."""
+    barrier = threading.Barrier(n)
+    responses: list[TestResponse] = []
+
+    def worker() -> None:
+        client = app.test_client()
+        client.set_cookie("refresh_token", cookie, path="/api/auth")
+        barrier.wait()
+        responses.append(client.post("/api/auth/refresh"))
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return responses
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -15,7 +14,7 @@ from sqlalchemy import Engine, text
 from flask_tokenauth import RefreshTokenExpired
 from flask_tokenauth._refresh import RefreshTokens
 
-from .conftest import REFRESH_SECRET, Auth
+from .conftest import REFRESH_SECRET, Auth, concurrent_refreshes
 
 
 def rows(engine: Engine) -> list[Any]:
@@ -140,25 +139,6 @@ def test_logout_without_a_valid_cookie_still_succeeds(
     assert response.headers["Set-Cookie"].startswith("refresh_token=;")
 
 
-def race(app: Flask, cookie: str, n: int) -> list[int]:
-    """``n`` threads refresh with the same cookie at the same moment."""
-    barrier = threading.Barrier(n)
-    statuses: list[int] = []
-
-    def worker() -> None:
-        client = app.test_client()
-        client.set_cookie("refresh_token", cookie, path="/api/auth")
-        barrier.wait()
-        statuses.append(client.post("/api/auth/refresh").status_code)
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return statuses
-
-
 @pytest.mark.parametrize("attempt", range(3))
 def test_same_token_race_rotates_once(
     app: Flask, auth: Auth, engine: Engine, attempt: int
@@ -166,7 +146,7 @@ def test_same_token_race_rotates_once(
     auth.register()
     cookie = auth.refresh_cookie()
     assert cookie is not None
-    statuses = race(app, cookie, 8)
+    statuses = [r.status_code for r in concurrent_refreshes(app, cookie, 8)]
     assert sorted(statuses) == [200] + [401] * 7
     # Exactly one successor was minted from the raced token.
     assert len(rows(engine)) == 2

@@ -3,7 +3,6 @@ for concurrent refreshes from one client."""
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -14,7 +13,7 @@ from sqlalchemy import Engine, text
 from flask_tokenauth import RefreshTokenExpired, RefreshTokenReused
 from flask_tokenauth._refresh import RefreshTokens
 
-from .conftest import REFRESH_SECRET, Auth, bearer
+from .conftest import REFRESH_SECRET, Auth, bearer, concurrent_refreshes
 
 
 def login(
@@ -161,24 +160,6 @@ def test_reuse_interval_semantics(engine: Engine, user_id: int) -> None:
         assert c is not None
     with pytest.raises(RefreshTokenReused), engine.begin() as conn:
         tokens.rotate(conn, a.token, START + timedelta(seconds=2))
-
-
-def concurrent_refreshes(app: Flask, cookie: str, n: int) -> list[Any]:
-    barrier = threading.Barrier(n)
-    responses: list[Any] = []
-
-    def worker() -> None:
-        client = app.test_client()
-        client.set_cookie("refresh_token", cookie, path="/api/auth")
-        barrier.wait()
-        responses.append(client.post("/api/auth/refresh"))
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return responses
 
 
 @pytest.mark.parametrize("attempt", range(2))
