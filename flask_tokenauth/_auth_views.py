@@ -100,14 +100,21 @@ def refuse_cross_site(state: TokenAuthState) -> None:
         raise CrossSiteRequest()
 
 
+def _credentials() -> tuple[str, str]:
+    """The normalized email and the password of a JSON body."""
+    body = cached_json_object(request)
+    return normalize_email(require_string(body, "email")), require_string(
+        body, "password"
+    )
+
+
 @auth_bp.route("/register", methods=ALL_METHODS)
 def register() -> Response:
     allow("POST")
     state = get_state()
     settings = state.settings
-    body = cached_json_object(request)
-    email = normalize_email(require_string(body, "email"))
-    password = check_password(require_string(body, "password"), settings)
+    email, password = _credentials()
+    check_password(password, settings)
     with state.db.begin() as conn:
         taken = conn.execute(select(_users.c.id).where(_users.c.email == email)).first()
     if taken:
@@ -141,9 +148,7 @@ def login() -> Response:
     allow("POST")
     state = get_state()
     settings = state.settings
-    body = cached_json_object(request)
-    email = normalize_email(require_string(body, "email"))
-    password = require_string(body, "password")
+    email, password = _credentials()
     if len(password) > settings.password_max_length or "\x00" in password:
         raise InvalidPassword()
     with state.db.begin() as conn:

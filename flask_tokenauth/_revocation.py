@@ -26,9 +26,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Select, Table, select
 
-from ._db import Database, as_utc
+from ._db import Database, as_utc, execute_one
 from ._mirror import RevocationMirror, channel_name
 from .errors import RevocationStoreUnavailable, TokenRevoked, UserNotFound
 from .models import Session, User
@@ -71,6 +71,26 @@ class NoRevocation:
         return None
 
 
+#: The database store's check as one PostgreSQL statement (see _check_query).
+CHECK_POSTGRESQL = """
+SELECT u.tokens_valid_after, s.id, s.revoked_at
+FROM users u LEFT JOIN auth_sessions s ON s.id = %(sid)s AND s.user_id = u.id
+WHERE u.id = %(uid)s
+"""
+
+
+def _check_query(session_id: str, user_id: int) -> Select[Any]:
+    return (
+        select(_users.c.tokens_valid_after, _sessions.c.id, _sessions.c.revoked_at)
+        .select_from(_users)
+        .outerjoin(
+            _sessions,
+            (_sessions.c.id == session_id) & (_sessions.c.user_id == _users.c.id),
+        )
+        .where(_users.c.id == user_id)
+    )
+
+
 class DatabaseRevocation:
     """Reads revocations from the tables the session operations write."""
 
@@ -82,25 +102,21 @@ class DatabaseRevocation:
             user_id = int(claims["sub"])
         except ValueError:
             return  # not one of our users (custom user_loader): nothing to check
-        query = (
-            select(_users.c.tokens_valid_after, _sessions.c.id, _sessions.c.revoked_at)
-            .select_from(_users)
-            .outerjoin(
-                _sessions,
-                (_sessions.c.id == claims["sid"])
-                & (_sessions.c.user_id == _users.c.id),
-            )
-            .where(_users.c.id == user_id)
-        )
-        with self._db.begin() as conn:
-            row = conn.execute(query).first()
+        with self._db.single_statement() as conn:
+            if conn.dialect.name == "postgresql":
+                # The hot path: straight to the driver, one round trip.
+                row = execute_one(
+                    conn, CHECK_POSTGRESQL, {"sid": claims["sid"], "uid": user_id}
+                )
+            else:
+                row = conn.execute(_check_query(claims["sid"], user_id)).first()
         if row is None:
             raise UserNotFound()
+        valid_after, session_id, revoked_at = row
         # A session that no longer exists was purged (see ``flask tokenauth
         # purge``) or never was: either way its tokens are not honoured.
-        if row.id is None or row.revoked_at is not None:
+        if session_id is None or revoked_at is not None:
             raise TokenRevoked()
-        valid_after = row.tokens_valid_after
         if valid_after is not None and claims["iat"] < _cutoff(as_utc(valid_after)):
             raise TokenRevoked()
 

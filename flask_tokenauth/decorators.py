@@ -21,9 +21,10 @@ def login_required(view: F) -> F:
     """Refuse the request with a 401 JSON error unless it carries a valid
     access token in ``Authorization: Bearer <token>``.
 
-    Works on sync and async views.  Verification uses only the token (no
-    database); :data:`~flask_tokenauth.current_user` loads the user if the
-    view uses it.  An expired token answers
+    Works on sync and async views.  Verification uses only the token; the
+    revocation check is a dict lookup with Redis, one query with the database
+    store, nothing when off.  :data:`~flask_tokenauth.current_user` loads the
+    user only if the view uses it.  An expired token answers
     ``{"error": "Token expired", "code": "TOKEN_EXPIRED"}``, the client's cue
     to call ``/refresh``.
     """

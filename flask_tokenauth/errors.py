@@ -14,6 +14,7 @@ public contract (see the README's "Error codes" table) and never change.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -290,18 +291,30 @@ class RevocationStoreUnavailable(ServiceUnavailable):
 # Werkzeug's own HTTP errors (raised before our code runs, e.g. a malformed
 # request line or a body over ``MAX_CONTENT_LENGTH``) are translated to ours by
 # status so that the blueprint never answers with HTML.
+# Only statuses whose meaning is the same as ours map to our classes; any
+# other keeps werkzeug's name as its code (a 409 is "CONFLICT", not
+# "EMAIL_TAKEN").
 _BY_STATUS: dict[int, type[TokenAuthError]] = {
-    400: TokenAuthError,
-    401: AuthenticationError,
-    403: CrossSiteRequest,
     404: NotFound,
-    409: EmailTaken,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
     429: RateLimited,
     500: InternalError,
     503: ServiceUnavailable,
 }
+
+
+class HTTPError(TokenAuthError):
+    """Any other werkzeug HTTP error, in our JSON shape, with a code made from
+    its name (``Bad Request`` is ``BAD_REQUEST``)."""
+
+    def __init__(self, exc: HTTPException) -> None:
+        super().__init__(exc.description)
+        self.code = exc.code
+        self.name_code = re.sub(r"[^A-Z0-9]+", "_", exc.name.upper()).strip("_")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.description or self.message, "code": self.name_code}
 
 
 def from_http_exception(exc: HTTPException) -> TokenAuthError:
@@ -311,11 +324,7 @@ def from_http_exception(exc: HTTPException) -> TokenAuthError:
     if exc.code == 405:
         return MethodNotAllowed(getattr(exc, "valid_methods", None) or ())
     cls = _BY_STATUS.get(exc.code or 500)
-    if cls is not None:
-        return cls()
-    generic = TokenAuthError(exc.description)
-    generic.code = exc.code
-    return generic
+    return cls() if cls is not None else HTTPError(exc)
 
 
 class ConfigurationError(RuntimeError):

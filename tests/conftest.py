@@ -14,6 +14,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,33 +46,42 @@ def service_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+@contextmanager
+def throwaway_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database on the server of ``server_url``, dropped on
+    exit (after ending whatever still uses it)."""
     # pool_pre_ping: test_service_outages.py restarts the server, which cuts
     # the pooled connection the DROP below would otherwise be run on.
-    admin = create_engine(
-        normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT", pool_pre_ping=True
-    )
-    name = f"tokenauth_test_{uuid.uuid4().hex[:12]}"
+    url = normalize_url(server_url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with suppress(Exception), admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = :name"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    stack = ExitStack()
+    try:
+        url = stack.enter_context(throwaway_database(POSTGRES_URL, "tokenauth_test_"))
+    except Exception as e:
         service_missing(f"PostgreSQL not reachable at {POSTGRES_URL}: {e}")
-    url = normalize_url(POSTGRES_URL).set(database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = :name"
-            ),
-            {"name": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with stack:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
     inspect,
     make_url,
     select,
@@ -40,6 +39,8 @@ from sqlalchemy.orm import Session
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import VERSION_TABLE, downgrade, script_location, upgrade
 from flask_tokenauth.models import RefreshToken, User, metadata, utcnow
+
+from .conftest import throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
 OUR_TABLES = set(metadata.tables)
@@ -95,23 +96,8 @@ def fresh_database(database_url: str, directory: Path) -> Iterator[str]:
     if url.get_backend_name() == "sqlite":
         yield f"sqlite:///{directory / f'fresh-{uuid.uuid4().hex[:8]}.sqlite3'}"
         return
-    name = f"{url.database}_m{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = :name"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with throwaway_database(database_url, f"{url.database}_m") as fresh:
+        yield fresh
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
+from werkzeug import exceptions as werkzeug_errors
 
 from .conftest import PASSWORD, Auth
 
@@ -212,3 +213,27 @@ def test_concurrent_registrations_of_one_email(
         if response.status_code == 409:
             assert response.get_json()["code"] == "EMAIL_TAKEN"
     assert count_rows(engine) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("exception", "status", "code"),
+    [
+        (werkzeug_errors.Conflict(), 409, "CONFLICT"),
+        (werkzeug_errors.Forbidden(), 403, "FORBIDDEN"),
+        (werkzeug_errors.BadRequest(), 400, "BAD_REQUEST"),
+        (werkzeug_errors.RequestTimeout(), 408, "REQUEST_TIMEOUT"),
+        (werkzeug_errors.RequestEntityTooLarge(), 413, "PAYLOAD_TOO_LARGE"),
+        (werkzeug_errors.MethodNotAllowed(["POST"]), 405, "METHOD_NOT_ALLOWED"),
+    ],
+)
+def test_werkzeug_errors_keep_their_meaning(
+    exception: Exception, status: int, code: str
+) -> None:
+    """Errors raised before our code runs are rendered in our shape with a
+    code that says what they are (a 409 is not "EMAIL_TAKEN")."""
+    from flask_tokenauth.errors import from_http_exception
+
+    response = from_http_exception(exception).get_response()  # type: ignore[arg-type]
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert response.get_json()["code"] == code
