@@ -13,6 +13,7 @@
 """
 
 from . import signals as signals
+from ._client_views import client_script_url as client_script_url
 from ._sessions import revoke_user_sessions as revoke_user_sessions
 from .blueprint import auth_bp as auth_bp
 from .decorators import login_required as login_required
@@ -83,6 +84,7 @@ __all__ = [
     "ValidationError",
     "WrongPassword",
     "auth_bp",
+    "client_script_url",
     "current_claims",
     "current_user",
     "login_required",

@@ -1,6 +1,7 @@
 """``auth_bp``, the blueprint: its routes live in :mod:`._auth_views`
-(register, login, refresh, logout) and :mod:`._session_views` (sessions,
-log out elsewhere / everywhere, password change).
+(register, login, refresh, logout), :mod:`._session_views` (sessions,
+log out elsewhere / everywhere, password change) and :mod:`._client_views`
+(the browser client, ``client.js``).
 
 Every response of the blueprint is JSON, including errors the router or
 werkzeug raise before a view runs; see :mod:`.errors`.
@@ -50,8 +51,10 @@ def not_found(path: str) -> Response:
 
 @auth_bp.after_request
 def _after_request(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
+    # Tokens must not be cached; the client script sets its own policy.
+    if "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
     return add_security_headers(response)
 
 
@@ -69,4 +72,4 @@ def _json_error(exc: HTTPException) -> Response:
 for _status in default_exceptions:
     auth_bp.register_error_handler(_status, _json_error)
 
-from . import _auth_views, _session_views  # noqa: E402, F401  (registers the routes)
+from . import _auth_views, _client_views, _session_views  # noqa: E402, F401  (routes)

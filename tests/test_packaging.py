@@ -80,6 +80,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         "flask_tokenauth/__init__.py",
         "flask_tokenauth/py.typed",
+        "flask_tokenauth/static/client.js",
+        "flask_tokenauth/static/client.d.ts",
         "flask_tokenauth/migrations/env.py",
         "flask_tokenauth/migrations/script.py.mako",
         "flask_tokenauth/migrations/versions/0001_*.py",
@@ -122,7 +124,9 @@ from wheelapp import app
 
 credentials = {{"email": "wheel@example.com", "password": {password!r}}}
 response = app.test_client().post("/api/auth/register", json=credentials)
+script = app.test_client().get("/api/auth/client.js")
 print(json.dumps({{
+    "client": [script.status_code, b"export function createAuthClient" in script.data],
     "file": flask_tokenauth.__file__,
     "script_location": _migrate.script_location(),
     "status": response.status_code,
@@ -197,3 +201,4 @@ def test_installed_wheel_runs_migrations(wheel: Path, tmp_path: Path) -> None:
     assert Path(report["script_location"]).is_relative_to(target), report
     assert (Path(report["script_location"]) / "env.py").is_file()
     assert report["status"] == 201, report
+    assert report["client"] == [200, True], report

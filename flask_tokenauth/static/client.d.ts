@@ -1,0 +1,153 @@
+// Types of flask_tokenauth's browser client (client.js, next to this file).
+
+/** The user object of `/register` and `/login` responses. */
+export interface User {
+  id: number;
+  email: string;
+}
+
+/** The claims of an access token (read, not verified, by the client). */
+export interface AccessTokenClaims {
+  sub: string;
+  sid: string;
+  iat: number;
+  exp: number;
+  iss: string;
+  aud: string | string[];
+  jti: string;
+  [claim: string]: unknown;
+}
+
+/** What the client knows about the signed-in session; `null` when signed out. */
+export interface Session {
+  /** The user's id, from the token's `sub` claim (a string). */
+  readonly userId: string;
+  /** The session's id (`sid`), as listed by `sessions()`. */
+  readonly sessionId: string;
+  /** From login or register, in this tab or another; `null` after a restore. */
+  readonly user: User | null;
+  /** When the access token expires, by this machine's clock (ms since epoch). */
+  readonly expiresAt: number;
+  /** The access token's lifetime (ms). */
+  readonly lifetime: number;
+  readonly claims: Readonly<AccessTokenClaims>;
+}
+
+/** Why the session changed. */
+export type SessionChangeReason =
+  | 'restore'
+  | 'login'
+  | 'register'
+  | 'refresh'
+  | 'password-changed'
+  | 'logout'
+  | 'session-ended'
+  | 'other-tab';
+
+/** Why the user is no longer signed in: they logged out here (`logout`), in
+ * another tab (`other-tab`), or the server ended the session (expired,
+ * revoked, reused refresh token: `session-ended`). */
+export type LogoutReason = 'logout' | 'session-ended' | 'other-tab';
+
+/** One entry of `GET /sessions`. */
+export interface SessionInfo {
+  id: string;
+  userAgent: string | null;
+  ipAddress: string | null;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  current: boolean;
+}
+
+/** The part of the Web Locks API the client uses. */
+export interface LockManagerLike {
+  request<T>(
+    name: string,
+    options: { mode: 'exclusive' },
+    callback: (lock: unknown) => Promise<T>,
+  ): Promise<T>;
+}
+
+export interface AuthClientOptions {
+  /** Where the Flask app is; default: this page's origin. */
+  baseUrl?: string | URL;
+  /** The blueprint's prefix; default `/api/auth`. */
+  authPath?: string;
+  /** Refresh this many seconds before the access token expires (at most half
+   * its lifetime), on a timer and before sending a request; `false` refreshes
+   * only after a `TOKEN_EXPIRED` answer.  Default 30. */
+  refreshAhead?: number | false;
+  /** Restore the session from the refresh cookie on creation; default true. */
+  restore?: boolean;
+  /** Coordinate refreshes, logins and logouts with other tabs; default true. */
+  crossTab?: boolean;
+  /** Which requests get the access token; default: same origin as `baseUrl`.
+   * Never send it to a third party. */
+  attachTo?: (url: URL) => boolean;
+  /** The fetch to use; default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+  /** Replaces `navigator.locks` (for tests and unusual hosts). */
+  locks?: LockManagerLike | null;
+  /** Called with the new session (or `null`) whenever it changes. */
+  onSessionChange?: (session: Session | null, reason: SessionChangeReason) => void;
+  /** Called when a signed-in user is signed out: show the login form here
+   * instead of redirecting. */
+  onLogout?: (reason: LogoutReason) => void;
+}
+
+export interface AuthClient {
+  readonly version: string;
+  /** The current session, or `null`. */
+  readonly session: Session | null;
+  readonly isAuthenticated: boolean;
+  /** Settles once the session has been restored from the cookie (or not). */
+  readonly ready: Promise<Session | null>;
+  /** `fetch`, with the access token on requests to the API; on a 401
+   * `TOKEN_EXPIRED` (or `TOKEN_INVALID`/`TOKEN_REVOKED`) it refreshes once,
+   * shared with every other request waiting, and retries the request once. */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** Refresh now (single-flight); true if signed in afterwards, false if the
+   * server ended the session.
+   * @throws AuthError when refused for another reason (`RATE_LIMITED`, `503`),
+   * TypeError when offline; the session is kept then. */
+  refresh(): Promise<boolean>;
+  /** A valid access token, refreshed first if needed; `null` if signed out. */
+  getAccessToken(): Promise<string | null>;
+  /** @throws AuthError (e.g. `INVALID_CREDENTIALS`, `RATE_LIMITED`) */
+  login(email: string, password: string): Promise<User>;
+  /** @throws AuthError (e.g. `EMAIL_TAKEN`, `INVALID_PASSWORD`) */
+  register(email: string, password: string): Promise<User>;
+  /** Revoke this session on the server and forget it here and in other tabs. */
+  logout(): Promise<void>;
+  /** Revoke every session of the user, this one included. */
+  logoutAll(): Promise<{ message: string; revoked: number }>;
+  /** Revoke every session of the user but this one. */
+  logoutOthers(): Promise<{ message: string; revoked: number }>;
+  sessions(): Promise<SessionInfo[]>;
+  revokeSession(id: string): Promise<void>;
+  /** @throws AuthError `WRONG_PASSWORD` */
+  changePassword(currentPassword: string, newPassword: string): Promise<void>;
+  /** Listen to session changes; returns the function that stops listening. */
+  subscribe(
+    listener: (session: Session | null, reason: SessionChangeReason) => void,
+  ): () => void;
+  /** Stop timers and cross-tab messages. */
+  close(): void;
+}
+
+/** An error answer of the auth API. */
+export class AuthError extends Error {
+  constructor(status: number, code?: string, message?: string, body?: unknown);
+  readonly name: 'AuthError';
+  /** The HTTP status. */
+  readonly status: number;
+  /** The stable code, e.g. `INVALID_CREDENTIALS`; undefined if the body had none. */
+  readonly code: string | undefined;
+  readonly body: unknown;
+}
+
+export function createAuthClient(options?: AuthClientOptions): AuthClient;
+
+/** The claims of a JWT, read without verifying it. */
+export function decodeToken(token: string): AccessTokenClaims;

@@ -1,0 +1,425 @@
+// flask_tokenauth browser client: a dependency-free ES module.
+//
+//   import { createAuthClient } from '/api/auth/client.js';
+//   const auth = createAuthClient({ onLogout: () => showLogin() });
+//   await auth.ready;                        // session restored from the cookie, or null
+//   const res = await auth.fetch('/api/profile');
+//
+// The access token lives in this module's memory only: never in
+// localStorage, sessionStorage or a readable cookie, where any script that
+// runs on the page (an XSS, a compromised dependency) could read it and use it
+// elsewhere.  The refresh token is an httpOnly cookie restricted to the auth
+// path: this code never sees it, the browser sends it to /refresh and /logout
+// only.
+//
+// Refreshes are single-flight: however many requests fail with
+// TOKEN_EXPIRED at once, one /refresh is sent and every one of them is retried
+// once with its result.  Across tabs a Web Lock (or, where there is none, a
+// lock negotiated on a BroadcastChannel) serializes refreshes, so two tabs
+// never present the same refresh token; tabs tell each other about new
+// tokens, logins and logouts on the same channel.
+//
+// Types: client.d.ts, next to this file.  Served by the blueprint as
+// <prefix>/client.js and <prefix>/client.d.ts.
+
+const VERSION = '1';
+/** 401 codes after which a refresh may help: retried once with a new token. */
+const REFRESHABLE = new Set(['TOKEN_EXPIRED', 'TOKEN_INVALID', 'TOKEN_REVOKED']);
+/** Bounds a fallback lock held by a tab that went away mid-refresh (ms). */
+const FALLBACK_LOCK_TTL = 10000;
+/** How long a tab waits for competing claims to the fallback lock (ms). */
+const FALLBACK_CLAIM_WINDOW = 50;
+/** After a proactive refresh that failed for a reason other than a 401 (ms). */
+const RETRY_DELAY = 5000;
+
+/** An error response of the auth API: `status`, the stable `code`, the body. */
+export class AuthError extends Error {
+  constructor(status, code, message, body) {
+    super(message || code || `HTTP ${status}`);
+    this.name = 'AuthError';
+    this.status = status;
+    this.code = code;
+    this.body = body;
+  }
+}
+
+/** The claims of a JWT, read without verifying it (the server verifies). */
+export function decodeToken(token) {
+  const part = String(token).split('.')[1];
+  if (!part) throw new TypeError('not a JWT');
+  const base64 = part.replace(/-/g, '+').replace(/_/g, '/');
+  const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+  const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+async function errorOf(response) {
+  let body = null;
+  try {
+    body = await response.clone().json();
+  } catch {
+    // Not JSON (a proxy's HTML page, say): no code.
+  }
+  const code = body && typeof body.code === 'string' ? body.code : undefined;
+  const message = body && typeof body.error === 'string' ? body.error : undefined;
+  return new AuthError(response.status, code, message, body);
+}
+
+function abortError(signal) {
+  return signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
+}
+
+/**
+ * A lock shared by the tabs of one origin.  The Web Locks API where there is
+ * one; otherwise a lock negotiated on a BroadcastChannel (each tab claims it,
+ * waits a moment for competing claims, and the earliest claim wins), which
+ * is good enough for refreshes: the server's reuse interval covers the rest.
+ */
+function makeCrossTabLock(name, channel, locks) {
+  if (locks && typeof locks.request === 'function') {
+    return (fn) => locks.request(name, { mode: 'exclusive' }, fn);
+  }
+  if (!channel) return (fn) => fn();
+
+  const me = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const held = new Map(); // tab id -> time its hold expires
+  let claims = []; // competing claims seen during our own claim window
+  let wake = null;
+  channel.addEventListener('message', (event) => {
+    const m = event.data;
+    if (!m || m.type !== 'lock' || m.name !== name || m.id === me) return;
+    if (m.op === 'acquire') held.set(m.id, Date.now() + FALLBACK_LOCK_TTL);
+    if (m.op === 'release') held.delete(m.id);
+    if (m.op === 'claim') claims.push(m);
+    if (wake) wake();
+  });
+  const post = (op, at) => channel.postMessage({ type: 'lock', name, op, id: me, at });
+  const until = (ms) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(ms, 0));
+      function done() {
+        clearTimeout(timer);
+        wake = null;
+        resolve();
+      }
+      wake = done;
+    });
+  const busy = () => {
+    const now = Date.now();
+    for (const [id, expires] of held) if (expires <= now) held.delete(id);
+    return held.size > 0;
+  };
+
+  return async (fn) => {
+    for (;;) {
+      while (busy()) await until(Math.min(...held.values()) - Date.now());
+      const at = Date.now();
+      claims = [];
+      post('claim', at);
+      await until(FALLBACK_CLAIM_WINDOW);
+      const beaten = claims.some((c) => c.at < at || (c.at === at && c.id < me));
+      if (!beaten && !busy()) break;
+      // Let the earlier claimant take it: its 'acquire' arrives shortly.
+      await until(FALLBACK_CLAIM_WINDOW);
+    }
+    post('acquire');
+    try {
+      return await fn();
+    } finally {
+      post('release');
+    }
+  };
+}
+
+/**
+ * Create a client for a flask_tokenauth API.  See client.d.ts for every
+ * option; the defaults suit a page served by the Flask app itself.
+ */
+export function createAuthClient(options = {}) {
+  const here = globalThis.location ? globalThis.location.href : undefined;
+  const base = new URL(options.baseUrl ?? '/', here);
+  const authPath = (options.authPath ?? '/api/auth').replace(/\/+$/, '');
+  const authUrl = (path) => new URL(authPath + path, base).href;
+  const fetchImpl = options.fetch ?? ((...args) => globalThis.fetch(...args));
+  const attachTo = options.attachTo ?? ((url) => url.origin === base.origin);
+  const refreshAhead = options.refreshAhead === false ? null : (options.refreshAhead ?? 30);
+  const crossTab = options.crossTab ?? true;
+  const listeners = new Set();
+  if (options.onSessionChange) listeners.add(options.onSessionChange);
+
+  let token = null;
+  let session = null;
+  let timer = null;
+  let inflight = null;
+  let closed = false;
+
+  const channelName = `flask_tokenauth:${base.origin}${authPath}`;
+  const channel =
+    crossTab && typeof BroadcastChannel === 'function'
+      ? new BroadcastChannel(channelName)
+      : null;
+  const locks = crossTab ? (options.locks ?? globalThis.navigator?.locks) : null;
+  const withLock = crossTab
+    ? makeCrossTabLock(`${channelName}:refresh`, channel, locks)
+    : (fn) => fn();
+
+  function emit(reason) {
+    for (const listener of listeners) {
+      try {
+        listener(session, reason);
+      } catch (error) {
+        // A listener's bug must not break the client; report it as the
+        // browser reports any uncaught error.
+        setTimeout(() => {
+          throw error;
+        });
+      }
+    }
+    if (!session && options.onLogout && reason !== 'restore') options.onLogout(reason);
+  }
+
+  /** Arm the proactive refresh: `margin()` before expiry, or after `delay`. */
+  function schedule(delay) {
+    clearTimeout(timer);
+    timer = null;
+    if (!session || refreshAhead === null || closed) return;
+    delay ??= session.expiresAt - margin() - Date.now();
+    // setTimeout's limit is 2**31 - 1 ms; a later expiry is re-checked then.
+    timer = setTimeout(() => {
+      timer = null;
+      if (!needsRefresh()) schedule();
+      // Refused for now (429, 503, offline): try again in a few seconds.
+      else refresh().catch(() => schedule(RETRY_DELAY));
+    }, Math.min(Math.max(delay, 0), 2 ** 31 - 1));
+  }
+
+  function margin() {
+    if (!session || refreshAhead === null) return 0;
+    return Math.min(refreshAhead * 1000, session.lifetime / 2);
+  }
+
+  function needsRefresh() {
+    return session !== null && refreshAhead !== null && Date.now() >= session.expiresAt - margin();
+  }
+
+  /** Take a new access token; `user` is kept unless one is given. */
+  function adopt(accessToken, user, reason, { announce = true } = {}) {
+    const claims = decodeToken(accessToken);
+    // Expiry by this machine's clock: lifetime from the token, start from
+    // now, so a client whose clock is off still refreshes on time.
+    const lifetime = Math.max(((claims.exp ?? 0) - (claims.iat ?? claims.exp ?? 0)) * 1000, 0);
+    const sameSession = session && session.sessionId === claims.sid;
+    token = accessToken;
+    session = Object.freeze({
+      userId: String(claims.sub),
+      sessionId: claims.sid,
+      user: user ?? (sameSession ? session.user : null),
+      expiresAt: Date.now() + lifetime,
+      lifetime,
+      claims: Object.freeze(claims),
+    });
+    schedule();
+    if (announce && channel) {
+      channel.postMessage({ type: 'session', token: accessToken, user: session.user, reason });
+    }
+    emit(reason);
+  }
+
+  function forget(reason, { announce = true } = {}) {
+    const had = session !== null;
+    token = null;
+    session = null;
+    schedule();
+    if (announce && channel && had) channel.postMessage({ type: 'logout', reason });
+    if (had || reason === 'restore') emit(reason);
+  }
+
+  /** Messages may cross: never trade our token for an older one of the
+   * same session. */
+  function isNewer(other) {
+    if (other === token) return false;
+    if (!session) return true;
+    try {
+      const claims = decodeToken(other);
+      return claims.sid !== session.sessionId || claims.iat >= session.claims.iat;
+    } catch {
+      return false;
+    }
+  }
+
+  if (channel) {
+    channel.addEventListener('message', (event) => {
+      const m = event.data;
+      if (!m || closed) return;
+      if (m.type === 'session' && typeof m.token === 'string' && isNewer(m.token)) {
+        adopt(m.token, m.user, 'other-tab', { announce: false });
+      } else if (m.type === 'logout') {
+        forget('other-tab', { announce: false });
+      }
+    });
+  }
+
+  async function post(path, { body, headers } = {}) {
+    const init = { method: 'POST', credentials: 'include', headers: new Headers(headers) };
+    if (body !== undefined) {
+      init.headers.set('Content-Type', 'application/json');
+      init.body = JSON.stringify(body);
+    }
+    return fetchImpl(authUrl(path), init);
+  }
+
+  /** One /refresh, under the cross-tab lock; true if we hold a token after. */
+  async function runRefresh(reason) {
+    const before = token;
+    return withLock(async () => {
+      // Another tab refreshed (and told us) while we waited for the lock.
+      if (token !== null && token !== before) return true;
+      const response = await post('/refresh');
+      if (response.ok) {
+        const { accessToken } = await response.json();
+        adopt(accessToken, undefined, reason);
+        return true;
+      }
+      if (response.status === 401) {
+        // A session adopted meanwhile (another tab's login) is not this one.
+        if (token !== before) return token !== null;
+        // The session is over (expired, revoked, reused or no cookie).
+        forget(reason === 'restore' ? 'restore' : 'session-ended');
+        return false;
+      }
+      // 429, 503, a proxy error: the session may well be alive; keep it and
+      // let a later call try again.
+      throw await errorOf(response);
+    });
+  }
+
+  function refresh(reason = 'refresh') {
+    if (closed) return Promise.resolve(false);
+    if (!inflight) {
+      inflight = runRefresh(reason).finally(() => {
+        inflight = null;
+      });
+    }
+    return inflight;
+  }
+
+  /** A token good to send now: waits for a refresh in flight, and refreshes
+   * first if ours is about to expire. */
+  async function currentToken() {
+    if (inflight) await inflight.catch(() => {});
+    if (needsRefresh()) await refresh().catch(() => {});
+    return token;
+  }
+
+  async function authFetch(input, init) {
+    const request = new Request(input, init);
+    const url = new URL(request.url);
+    if (!attachTo(url) || request.headers.has('Authorization')) {
+      return fetchImpl(request);
+    }
+    const sent = await currentToken();
+    const send = (r, bearer) => {
+      if (bearer) r.headers.set('Authorization', `Bearer ${bearer}`);
+      return fetchImpl(r);
+    };
+    // Send a copy: the original keeps its body for a retry.
+    const first = await send(request.clone(), sent);
+    if (first.status !== 401 || !sent) return first;
+    const error = await errorOf(first);
+    if (!REFRESHABLE.has(error.code)) return first;
+    let fresh = token;
+    if (fresh === sent) {
+      try {
+        fresh = (await refresh()) ? token : null;
+      } catch {
+        fresh = null; // could not refresh now: the caller gets the 401
+      }
+    }
+    if (!fresh || fresh === sent) return first;
+    if (request.signal.aborted) throw abortError(request.signal);
+    return send(request, fresh); // the one retry
+  }
+
+  async function authenticate(path, email, password, reason) {
+    // A restore in flight would otherwise overwrite the new session's cookie.
+    if (inflight) await inflight.catch(() => {});
+    const response = await post(path, { body: { email, password } });
+    if (!response.ok) throw await errorOf(response);
+    const { user, accessToken } = await response.json();
+    adopt(accessToken, user, reason);
+    return user;
+  }
+
+  /** A JSON call to the auth API with the access token (sessions, password). */
+  async function call(method, path, body) {
+    const init = { method, headers: {} };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const response = await authFetch(authUrl(path), init);
+    if (!response.ok) throw await errorOf(response);
+    return response.json();
+  }
+
+  const client = {
+    version: VERSION,
+    get session() {
+      return session;
+    },
+    get isAuthenticated() {
+      return session !== null;
+    },
+    ready: null,
+    fetch: authFetch,
+    refresh: () => refresh('refresh'),
+    getAccessToken: currentToken,
+    login: (email, password) => authenticate('/login', email, password, 'login'),
+    register: (email, password) => authenticate('/register', email, password, 'register'),
+    async logout() {
+      // A refresh in flight would otherwise hand us a token after logout.
+      if (inflight) await inflight.catch(() => {});
+      try {
+        await post('/logout');
+      } finally {
+        forget('logout');
+      }
+    },
+    async logoutAll() {
+      const result = await call('POST', '/logout-all');
+      forget('logout');
+      return result;
+    },
+    logoutOthers: () => call('POST', '/logout-others'),
+    async sessions() {
+      return (await call('GET', '/sessions')).sessions;
+    },
+    async revokeSession(id) {
+      await call('DELETE', `/sessions/${encodeURIComponent(id)}`);
+      if (session && id === session.sessionId) forget('logout');
+    },
+    async changePassword(currentPassword, newPassword) {
+      const { accessToken } = await call('POST', '/password', { currentPassword, newPassword });
+      adopt(accessToken, undefined, 'password-changed');
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      timer = null;
+      listeners.clear();
+      if (channel) channel.close();
+    },
+  };
+  client.ready =
+    options.restore === false
+      ? Promise.resolve(null)
+      : refresh('restore').then(
+          () => session,
+          () => session,
+        );
+  return client;
+}
