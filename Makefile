@@ -1,14 +1,15 @@
 # The two commands of the README:
 #   make run    install everything, create dev secrets and the SQLite database,
 #               serve the example app on http://127.0.0.1:5000
-#   make test   install everything (Chromium too, where apt-get can), run the tests
+#   make test   install everything (Chromium too, where apt-get can, and
+#               TypeScript for the JS client checks), run the tests
 #   make bench  the performance benchmarks (benchmarks/README.md)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench lint typecheck wheel browser clean
+.PHONY: install run test bench lint typecheck wheel browser js clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +42,15 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not installed and apt-get unavailable: browser tests will skip"; fi; }
 
-test: install browser
+# TypeScript for the browser client's checks (tests/test_js_client.py runs
+# them with Node), from tests/js/package-lock.json.  Without npm they skip
+# locally, saying why; CI treats that as a failure.
+js:
+	@test -x tests/js/node_modules/.bin/tsc || { \
+	  if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --prefix tests/js; \
+	  else echo "npm not installed: the JS client checks will skip"; fi; }
+
+test: install browser js
 	$(BIN)/ruff check flask_tokenauth tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,0 +1,180 @@
+// Type-checked, never run: uses the whole API of client.js through the
+// declarations next to it (client.d.ts), under `strict`.  The
+// `@ts-expect-error` lines must stay errors: were the declarations to
+// degrade to `any`, tsc would report those directives as unused.
+// Run: npx tsc -p tests/js
+
+import {
+  AuthError,
+  createAuthClient,
+  decodeToken,
+  type AccessTokenClaims,
+  type AuthClient,
+  type AuthClientOptions,
+  type LockManagerLike,
+  type LogoutReason,
+  type Session,
+  type SessionChangeReason,
+  type SessionInfo,
+  type User,
+} from '../../flask_tokenauth/static/client.js';
+
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2
+  ? true
+  : false;
+function expectType<T>(value: T): T {
+  return value;
+}
+function assertTrue<T extends true>(): T | undefined {
+  return undefined;
+}
+
+const inProcessLocks: LockManagerLike = {
+  request<T>(name: string, options: { mode: 'exclusive' }, callback: (lock: unknown) => Promise<T>) {
+    return callback({ name, mode: options.mode });
+  },
+};
+
+const options: AuthClientOptions = {
+  baseUrl: new URL('https://api.example.com'),
+  authPath: '/api/auth',
+  refreshAhead: 30,
+  restore: true,
+  crossTab: true,
+  attachTo: (url: URL) => url.origin === 'https://api.example.com',
+  fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init),
+  locks: inProcessLocks,
+  onSessionChange(session: Session | null, reason: SessionChangeReason) {
+    if (session) expectType<string>(session.userId);
+    expectType<SessionChangeReason>(reason);
+  },
+  onLogout(reason: LogoutReason) {
+    switch (reason) {
+      case 'logout':
+      case 'session-ended':
+      case 'other-tab':
+        return;
+      default: {
+        const never: never = reason;
+        return never;
+      }
+    }
+  },
+};
+
+export async function demo(): Promise<void> {
+  const auth: AuthClient = createAuthClient(options);
+  createAuthClient();
+  createAuthClient({ baseUrl: 'https://api.example.com', refreshAhead: false, locks: null });
+  // The browser's own lock manager fits the option.
+  createAuthClient({ locks: navigator.locks });
+
+  expectType<string>(auth.version);
+  expectType<boolean>(auth.isAuthenticated);
+  const restored: Session | null = await auth.ready;
+  assertTrue<Equals<typeof restored, Session | null>>();
+
+  const user: User = await auth.login('user@example.com', 'correct horse battery');
+  expectType<number>(user.id);
+  expectType<string>(user.email);
+  await auth.register('new@example.com', 'correct horse battery');
+
+  const session = auth.session;
+  if (session !== null) {
+    expectType<string>(session.userId);
+    expectType<string>(session.sessionId);
+    expectType<User | null>(session.user);
+    expectType<number>(session.expiresAt);
+    expectType<number>(session.lifetime);
+    const claims: Readonly<AccessTokenClaims> = session.claims;
+    expectType<string>(claims.sid);
+    expectType<unknown>(claims['custom']);
+    // @ts-expect-error the session is read-only
+    session.userId = 'someone else';
+  }
+
+  const response: Response = await auth.fetch('/api/profile', {
+    method: 'POST',
+    body: JSON.stringify({ a: 1 }),
+  });
+  await auth.fetch(new Request('https://api.example.com/x'));
+  await auth.fetch(new URL('https://api.example.com/y'));
+  expectType<unknown>(await response.json());
+
+  expectType<boolean>(await auth.refresh());
+  const token: string | null = await auth.getAccessToken();
+  assertTrue<Equals<typeof token, string | null>>();
+
+  const sessions: SessionInfo[] = await auth.sessions();
+  for (const s of sessions) {
+    expectType<string>(s.id);
+    expectType<string | null>(s.userAgent);
+    expectType<string | null>(s.ipAddress);
+    expectType<string>(s.createdAt);
+    expectType<string>(s.lastUsedAt);
+    expectType<string>(s.expiresAt);
+    expectType<boolean>(s.current);
+  }
+  await auth.revokeSession(sessions[0]?.id ?? '');
+  const others = await auth.logoutOthers();
+  expectType<number>(others.revoked);
+  expectType<string>(others.message);
+  await auth.changePassword('old password 123', 'new password 456');
+  const all = await auth.logoutAll();
+  expectType<number>(all.revoked);
+  await auth.logout();
+
+  const unsubscribe: () => void = auth.subscribe((s, reason) => {
+    expectType<Session | null>(s);
+    expectType<SessionChangeReason>(reason);
+  });
+  unsubscribe();
+  auth.close();
+
+  const claims: AccessTokenClaims = decodeToken('a.b.c');
+  expectType<string>(claims.sub);
+  expectType<number>(claims.exp);
+
+  try {
+    await auth.login('user@example.com', 'wrong');
+  } catch (error) {
+    if (error instanceof AuthError) {
+      expectType<number>(error.status);
+      expectType<string | undefined>(error.code);
+      expectType<'AuthError'>(error.name);
+      expectType<unknown>(error.body);
+      expectType<Error>(error);
+      // @ts-expect-error the code may be missing (a body without one)
+      error.code.toUpperCase();
+    }
+  }
+  const made = new AuthError(429, 'RATE_LIMITED', 'Too many requests', { retryAfter: 3 });
+  expectType<string>(made.message);
+
+  // -- what must not type-check ----------------------------------------------
+
+  // @ts-expect-error the email is a string
+  await auth.login(1, 'password');
+  // @ts-expect-error login takes an email and a password
+  await auth.login('user@example.com');
+  // @ts-expect-error the session may be null
+  expectType<string>(auth.session.userId);
+  // @ts-expect-error no such option
+  createAuthClient({ baseUrl: 'https://api.example.com', refreshAhed: 30 });
+  // @ts-expect-error refreshAhead is seconds or false, not true
+  createAuthClient({ refreshAhead: true });
+  // @ts-expect-error not a logout reason
+  const reason: LogoutReason = 'restore';
+  // @ts-expect-error the version is read-only
+  auth.version = '2';
+  // @ts-expect-error the token is a string
+  decodeToken(42);
+  // @ts-expect-error no such method
+  auth.getToken();
+  // @ts-expect-error a user id is a number
+  const id: string = user.id;
+  // @ts-expect-error ready is a promise, not the session
+  expectType<Session | null>(auth.ready);
+  void reason;
+  void id;
+}
