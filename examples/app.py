@@ -58,8 +58,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/")
     def index() -> Any:
-        """The tutorial's browser client, on a page of its own."""
+        """The demo page, built on the package's client (``client.js``)."""
         return send_from_directory(HERE / "static", "index.html")
+
+    @app.get("/tutorial")
+    def tutorial() -> Any:
+        """The tutorial's own client, unchanged, for comparison."""
+        return send_from_directory(HERE / "static", "tutorial.html")
 
     @app.get("/api/health")
     def health() -> Any:
