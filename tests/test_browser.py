@@ -337,6 +337,16 @@ def test_tokens_stay_out_of_reach_of_scripts(
     )
     assert cookie["secure"] is True
 
+    # A refresh rotates the cookie and keeps its attributes; a Secure cookie
+    # goes out over plain http to 127.0.0.1 (a secure context).
+    assert page.evaluate("() => auth.refresh()") is True
+    [rotated] = refresh_cookies(context)
+    assert rotated["value"] != cookie["value"]
+    assert {k: v for k, v in rotated.items() if k not in ("value", "expires")} == {
+        k: v for k, v in cookie.items() if k not in ("value", "expires")
+    }
+    assert page.evaluate("() => auth.getAccessToken()") != token
+
 
 def test_expired_token_is_refreshed_and_the_request_retried(
     context: Any, server: LiveServer, email: str, snap: Any
