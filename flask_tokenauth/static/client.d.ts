@@ -75,8 +75,10 @@ export interface AuthClientOptions {
   /** The blueprint's prefix; default `/api/auth`. */
   authPath?: string;
   /** Refresh this many seconds before the access token expires (at most half
-   * its lifetime), on a timer and before sending a request; `false` refreshes
-   * only after a `TOKEN_EXPIRED` answer.  Default 30. */
+   * its lifetime; each tab picks a point between 75% and 100% of that, so
+   * that tabs do not refresh at once), on a timer and before sending a
+   * request; `false` refreshes only after a `TOKEN_EXPIRED` answer.
+   * Default 30. */
   refreshAhead?: number | false;
   /** Restore the session from the refresh cookie on creation; default true. */
   restore?: boolean;

@@ -65,6 +65,18 @@ async function errorOf(response) {
   return new AuthError(response.status, code, message, body);
 }
 
+/** Call an app's callback; its bug must not break the client, so it is
+ * reported as the browser reports any uncaught error. */
+function notify(callback, ...args) {
+  try {
+    callback(...args);
+  } catch (error) {
+    setTimeout(() => {
+      throw error;
+    });
+  }
+}
+
 function abortError(signal) {
   return signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
 }
@@ -144,6 +156,10 @@ export function createAuthClient(options = {}) {
   const attachTo = options.attachTo ?? ((url) => url.origin === base.origin);
   const refreshAhead = options.refreshAhead === false ? null : (options.refreshAhead ?? 30);
   const crossTab = options.crossTab ?? true;
+  // Each tab refreshes at its own point of the last quarter of the margin:
+  // tabs that share one token do not all refresh at once, the first one's
+  // new token reaches the others before their turn.
+  const spread = 1 - Math.random() / 4;
   const listeners = new Set();
   if (options.onSessionChange) listeners.add(options.onSessionChange);
 
@@ -164,18 +180,8 @@ export function createAuthClient(options = {}) {
     : (fn) => fn();
 
   function emit(reason) {
-    for (const listener of listeners) {
-      try {
-        listener(session, reason);
-      } catch (error) {
-        // A listener's bug must not break the client; report it as the
-        // browser reports any uncaught error.
-        setTimeout(() => {
-          throw error;
-        });
-      }
-    }
-    if (!session && options.onLogout && reason !== 'restore') options.onLogout(reason);
+    for (const listener of listeners) notify(listener, session, reason);
+    if (!session && options.onLogout && reason !== 'restore') notify(options.onLogout, reason);
   }
 
   /** Arm the proactive refresh: `margin()` before expiry, or after `delay`. */
@@ -195,7 +201,7 @@ export function createAuthClient(options = {}) {
 
   function margin() {
     if (!session || refreshAhead === null) return 0;
-    return Math.min(refreshAhead * 1000, session.lifetime / 2);
+    return Math.min(refreshAhead * 1000, session.lifetime / 2) * spread;
   }
 
   function needsRefresh() {
