@@ -69,15 +69,23 @@ def _start_family(
     )
 
 
+def _session_response(
+    state: TokenAuthState, user_id: int, email: str, status: int, issued: IssuedToken
+) -> Response:
+    """The answer to a register or login: the user, an access token for the
+    new session and its refresh cookie."""
+    access = state.access_tokens.issue(user_id, issued.family_id)
+    body = {"user": {"id": user_id, "email": email}, "accessToken": access}
+    return _token_response(body, status, state, issued)
+
+
 def _start_session(
     state: TokenAuthState, user_id: int, email: str, status: int
 ) -> tuple[Response, str]:
     """Respond to a login: a new session, its cookie and an access token."""
     with state.db.begin() as conn:
         issued = _start_family(state, conn, user_id)
-    access = state.access_tokens.issue(user_id, issued.family_id)
-    body = {"user": {"id": user_id, "email": email}, "accessToken": access}
-    return _token_response(body, status, state, issued), issued.family_id
+    return _session_response(state, user_id, email, status, issued), issued.family_id
 
 
 def refuse_cross_site(state: TokenAuthState) -> None:
@@ -138,9 +146,7 @@ def register() -> Response:
         # A concurrent registration of the same email won the race.
         raise EmailTaken() from e
     signals.user_registered.send(_app(), user_id=user_id, email=email)
-    access = state.access_tokens.issue(user_id, issued.family_id)
-    body = {"user": {"id": user_id, "email": email}, "accessToken": access}
-    return _token_response(body, 201, state, issued)
+    return _session_response(state, user_id, email, 201, issued)
 
 
 @auth_bp.route("/login", methods=ALL_METHODS)

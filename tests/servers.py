@@ -64,10 +64,10 @@ class Server:
             return "(no log)"
 
 
-def gunicorn_options(gunicorn: str) -> list[str]:
+def gunicorn_options(gunicorn: str, threads: int = 4) -> list[str]:
     options = [
         "--workers=1",
-        "--threads=4",
+        f"--threads={threads}",
         # Port 0: the kernel picks a free one, read back from the log.
         "--bind=127.0.0.1:0",
         "--graceful-timeout=3",

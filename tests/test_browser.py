@@ -27,7 +27,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ WITHOUT_WEB_LOCKS = (
 class LiveServer:
     url: str
     access_log: Path
-    _mark: int = field(default=0)
+    _mark: int = 0
 
     def lines(self) -> list[tuple[str, str, int]]:
         text = self.access_log.read_text(errors="replace")
@@ -146,11 +146,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         TOKENAUTH_RATELIMIT_ENABLED="false",
         BROWSER_TEST_REFRESH_DELAY=str(REFRESH_DELAY_S),
     )
-    options = [o for o in gunicorn_options(gunicorn) if not o.startswith("--threads")]
     command = [
         gunicorn,
-        *options,
-        "--threads=12",  # the 10 parallel requests are served in parallel
+        # 12 threads: the 10 parallel requests are served in parallel.
+        *gunicorn_options(gunicorn, threads=12),
         f"--access-logfile={access_log}",
         "tests.browser_app:create_app()",
     ]

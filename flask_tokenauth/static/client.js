@@ -77,8 +77,10 @@ function notify(callback, ...args) {
   }
 }
 
-function abortError(signal) {
-  return signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
+/** A request init with a JSON body (when there is one). */
+function jsonInit(method, body) {
+  if (body === undefined) return { method };
+  return { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
 }
 
 /**
@@ -265,13 +267,14 @@ export function createAuthClient(options = {}) {
     });
   }
 
-  async function post(path, { body, headers } = {}) {
-    const init = { method: 'POST', credentials: 'include', headers: new Headers(headers) };
-    if (body !== undefined) {
-      init.headers.set('Content-Type', 'application/json');
-      init.body = JSON.stringify(body);
-    }
-    return fetchImpl(authUrl(path), init);
+  /** A POST to the auth API with the refresh cookie (no access token). */
+  function post(path, body) {
+    return fetchImpl(authUrl(path), { ...jsonInit('POST', body), credentials: 'include' });
+  }
+
+  /** Wait for a refresh in flight, whatever its outcome. */
+  async function settled() {
+    if (inflight) await inflight.catch(() => {});
   }
 
   /** One /refresh, under the cross-tab lock; true if we hold a token after. */
@@ -312,7 +315,7 @@ export function createAuthClient(options = {}) {
   /** A token good to send now: waits for a refresh in flight, and refreshes
    * first if ours is about to expire. */
   async function currentToken() {
-    if (inflight) await inflight.catch(() => {});
+    await settled();
     if (needsRefresh()) await refresh().catch(() => {});
     return token;
   }
@@ -342,14 +345,14 @@ export function createAuthClient(options = {}) {
       }
     }
     if (!fresh || fresh === sent) return first;
-    if (request.signal.aborted) throw abortError(request.signal);
-    return send(request, fresh); // the one retry
+    // The one retry (an aborted request's signal rejects it here).
+    return send(request, fresh);
   }
 
   async function authenticate(path, email, password, reason) {
     // A restore in flight would otherwise overwrite the new session's cookie.
-    if (inflight) await inflight.catch(() => {});
-    const response = await post(path, { body: { email, password } });
+    await settled();
+    const response = await post(path, { email, password });
     if (!response.ok) throw await errorOf(response);
     const { user, accessToken } = await response.json();
     adopt(accessToken, user, reason);
@@ -358,12 +361,7 @@ export function createAuthClient(options = {}) {
 
   /** A JSON call to the auth API with the access token (sessions, password). */
   async function call(method, path, body) {
-    const init = { method, headers: {} };
-    if (body !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    const response = await authFetch(authUrl(path), init);
+    const response = await authFetch(authUrl(path), jsonInit(method, body));
     if (!response.ok) throw await errorOf(response);
     return response.json();
   }
@@ -384,7 +382,7 @@ export function createAuthClient(options = {}) {
     register: (email, password) => authenticate('/register', email, password, 'register'),
     async logout() {
       // A refresh in flight would otherwise hand us a token after logout.
-      if (inflight) await inflight.catch(() => {});
+      await settled();
       try {
         await post('/logout');
       } finally {
