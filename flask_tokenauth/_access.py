@@ -10,14 +10,22 @@ a bounded cache keyed by the exact token string: a hit skips the signature
 and claim parsing (PyJWT is most of the cost of a protected request) but
 still checks ``exp`` against the clock, and the caller still asks the
 revocation store.  Only tokens that passed full verification enter it.
+
+PyJWT checks signatures and times but not shapes: it takes ``"1999999999"``
+or ``true`` as a time and ``" 7"`` as a subject.  So a signed token is also
+held to the shapes we issue, before it is cached: numeric times, a lifetime
+no longer than ours, a canonical user id and session id.  A token failing
+any of these was not made by :meth:`AccessTokens.issue`, whoever signed it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,18 +39,45 @@ _ACCEPTED_TYPES = {TOKEN_TYPE, "application/" + TOKEN_TYPE}
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti", "sid"]
 #: Far longer than any token we issue; refused before any parsing.
 MAX_TOKEN_LENGTH = 8192
+#: ``users.id`` as :meth:`AccessTokens.issue` writes it: ASCII decimal, no
+#: sign, spaces or leading zeros, so one user has exactly one ``sub``.
+USER_ID = re.compile(r"[1-9][0-9]{0,9}")
+#: ``users.id`` is a 32-bit INTEGER on PostgreSQL; a larger ``sub`` names no
+#: user and would overflow SQLite's driver on the way to the database.
+MAX_USER_ID = 2**31 - 1
+#: Session ids are uuid4 hex strings (``auth_sessions.id``).
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
+#: The time claims, each a JSON number when present.
+TIME_CLAIMS = ("exp", "iat", "nbf")
+
+
+def is_user_id(sub: str) -> bool:
+    """Whether ``sub`` is the canonical ``sub`` of a row of the built-in
+    users table.  The one place that rule lives: a user store with other ids
+    passes its own check to :class:`AccessTokens` as ``is_subject``."""
+    return USER_ID.fullmatch(sub) is not None and int(sub) <= MAX_USER_ID
+
+
+def _is_number(value: object) -> bool:
+    # ``type() is``: a JSON ``true`` decodes to a bool, which is an int.
+    return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
 class AccessTokens:
     """Issues and verifies the access tokens of one application."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, is_subject: Callable[[str], bool] = is_user_id
+    ) -> None:
         self._secret = settings.access_secret
         self._algorithm = settings.algorithm
         self._issuer = settings.issuer
         self._audience = settings.audience
         self._lifetime = settings.access_expires
         self._leeway = settings.leeway
+        #: ``exp - iat`` of any token we issued, in seconds.
+        self._max_lifetime = (settings.access_expires + settings.leeway).total_seconds()
+        self._is_subject = is_subject
         self._jwt = jwt.PyJWT(options={"require": REQUIRED_CLAIMS})
         self._cache: dict[str, dict[str, Any]] = {}
         self._cache_size = settings.token_cache_size
@@ -116,8 +151,22 @@ class AccessTokens:
         if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
             raise TokenInvalid()
         claims: dict[str, Any] = decoded["payload"]
-        if not isinstance(claims.get("sub"), str) or not isinstance(
-            claims.get("sid"), str
-        ):
-            raise TokenInvalid()
+        self._check_shapes(claims)
         return claims
+
+    def _check_shapes(self, claims: Mapping[str, Any]) -> None:
+        """Refuse signed claims that :meth:`issue` would never have made.
+
+        Run once per token, before it is cached: the cache compares ``exp``
+        with a float, and the revocation stores and user loader read ``sub``
+        and ``sid`` as the ids they name.
+        """
+        if not all(_is_number(claims[k]) for k in TIME_CLAIMS if k in claims):
+            raise TokenInvalid()
+        if claims["exp"] - claims["iat"] > self._max_lifetime:
+            raise TokenInvalid()
+        sub, sid = claims["sub"], claims["sid"]
+        if not isinstance(sub, str) or not self._is_subject(sub):
+            raise TokenInvalid()
+        if not isinstance(sid, str) or SESSION_ID.fullmatch(sid) is None:
+            raise TokenInvalid()

@@ -16,7 +16,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event
 
-from flask_tokenauth import current_claims, current_user, login_required
+from flask_tokenauth import TokenInvalid, current_claims, current_user, login_required
+from flask_tokenauth._access import MAX_TOKEN_LENGTH, AccessTokens
 
 from .conftest import ACCESS_SECRET, REFRESH_SECRET, Auth, bearer
 
@@ -42,6 +43,18 @@ def protected(app: Flask) -> Flask:
     @login_required
     async def async_view() -> Any:
         return {"sub": current_claims["sub"]}
+
+    # Views that read neither current_user nor current_claims: only the
+    # decorator stands between them and an anonymous caller.
+    @app.get("/api/bare")
+    @login_required
+    def bare() -> Any:
+        return {"ok": True}
+
+    @app.get("/api/async-bare")
+    @login_required
+    async def async_bare() -> Any:
+        return {"ok": True}
 
     return app
 
@@ -178,6 +191,18 @@ def test_async_view(token: str, client: FlaskClient) -> None:
     assert_401(client.get("/api/async"), "TOKEN_MISSING")
 
 
+@pytest.mark.parametrize("path", ["/api/bare", "/api/async-bare"])
+def test_views_that_read_nothing_still_need_a_token(
+    token: str, auth: Auth, client: FlaskClient, path: str
+) -> None:
+    assert client.get(path, headers=bearer(token)).status_code == 200
+    assert_401(client.get(path), "TOKEN_MISSING")
+    assert_401(client.get(path, headers=bearer("not-a-token")), "TOKEN_INVALID")
+    assert_401(client.get(path, headers=bearer(token + "x")), "TOKEN_INVALID")
+    auth.logout()
+    assert_401(client.get(path, headers=bearer(token)), "TOKEN_REVOKED")
+
+
 def test_options_passes_without_token(protected: Flask, client: FlaskClient) -> None:
     assert client.options("/api/preflight").status_code == 200
     assert_401(client.get("/api/preflight"), "TOKEN_MISSING")
@@ -262,3 +287,124 @@ def test_custom_user_loader(make_app: Any, auth: Auth) -> None:
     response = client.get("/me", headers=bearer(token))
     assert response.get_json() == {"me": claims_of(token)["sub"]}
     assert loaded == [claims_of(token)["sub"]]
+
+
+# -- Strict claims: signed tokens of a shape we never issue ------------------
+
+
+def other_digits(text: str, zero: str) -> str:
+    """``text``'s ASCII digits written in the script whose zero is ``zero``."""
+    return "".join(chr(ord(zero) + int(d)) for d in text)
+
+
+def bad_shapes(claims: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Claims, each signed with the real secret, that differ from ``claims``
+    (a real token's) in one shape only, so that nothing but the shape rule
+    stands between them and a 200."""
+    uid, iat, exp = claims["sub"], claims["iat"], claims["exp"]
+    return {
+        "string exp": {"exp": str(exp)},
+        "string iat": {"iat": str(iat)},
+        "string nbf": {"nbf": str(iat)},
+        "bool iat": {"iat": True},
+        "bool nbf": {"nbf": True},
+        "far-future exp": {"exp": exp + 10 * 365 * 86400},
+        "exp - iat one second too long": {"exp": iat + 15 * 60 + 1},
+        "old iat, live exp": {"iat": iat - 3600},
+        "sub with a space": {"sub": f" {uid}"},
+        "sub with a trailing newline": {"sub": f"{uid}\n"},
+        "sub with a plus": {"sub": f"+{uid}"},
+        "sub with a leading zero": {"sub": f"0{uid}"},
+        "sub in Arabic-Indic digits": {"sub": other_digits(uid, "\u0660")},
+        "sub in fullwidth digits": {"sub": other_digits(uid, "\uff10")},
+        "sub with underscores": {"sub": f"{uid}_0"},
+        "sub zero": {"sub": "0"},
+        "negative sub": {"sub": "-1"},
+        "sub beyond 64 bits": {"sub": "9" * 30},
+        "sub beyond the 32-bit id column": {"sub": str(2**31)},
+        "integer sid": {"sid": 123},
+        "list sid": {"sid": [claims["sid"]]},
+        "upper-case sid": {"sid": claims["sid"].upper()},
+        "sid one character short": {"sid": claims["sid"][:-1]},
+        "sid with a newline": {"sid": claims["sid"] + "\n"},
+        "sid not hex": {"sid": "g" * 32},
+    }
+
+
+@pytest.mark.parametrize(
+    "case", list(bad_shapes({"sub": "1", "sid": "", "iat": 0, "exp": 0}))
+)
+def test_signed_tokens_of_a_foreign_shape_are_refused(
+    token: str, client: FlaskClient, case: str
+) -> None:
+    """Refused on first use and on the next (the cached path), never 500."""
+    claims = claims_of(token)
+    bad = forge({**claims, **bad_shapes(claims)[case]})
+    for _use in range(2):
+        assert_401(client.get("/api/claims", headers=bearer(bad)), "TOKEN_INVALID")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"nbf": 0},
+        {"nbf": 0.5},
+        {"iat": 0.5, "exp": 15 * 60 + 0.5},
+    ],
+    ids=["as issued", "integer nbf", "float nbf", "float times"],
+)
+def test_signed_tokens_of_our_shape_are_accepted(
+    token: str, client: FlaskClient, change: dict[str, float]
+) -> None:
+    """The control of the test above: forging alone is not what refuses."""
+    claims = claims_of(token)
+    shifted = {k: claims["iat"] + v for k, v in change.items()}
+    forged = forge({**claims, **shifted})
+    for _use in range(2):
+        response = client.get("/api/claims", headers=bearer(forged))
+        assert response.status_code == 200
+
+
+def test_largest_user_id_is_a_user_not_found(token: str, client: FlaskClient) -> None:
+    """The range ends where the id column does: the largest id passes the
+    shape rule and is looked up (no such user), on SQLite and PostgreSQL."""
+    forged = forge(dict(claims_of(token), sub=str(2**31 - 1)))
+    assert_401(client.get("/api/profile", headers=bearer(forged)), "USER_NOT_FOUND")
+
+
+def test_the_subject_rule_is_replaceable(app: Flask) -> None:
+    """A user store with ids of another shape passes its own rule."""
+    settings = app.extensions["tokenauth"].settings
+    tokens = AccessTokens(settings, is_subject=lambda sub: sub.startswith("u-"))
+    session_id = "0" * 32
+    assert tokens.verify(tokens.issue("u-alice", session_id))["sub"] == "u-alice"
+    with pytest.raises(TokenInvalid):
+        tokens.verify(tokens.issue(7, session_id))
+
+
+def padded(claims: dict[str, Any], length: int) -> str:
+    """A token of ``claims`` signed with the real secret, padded with an
+    extra claim to ``length`` characters (or one more: base64 grows in
+    steps of one or two)."""
+    base = len(forge({**claims, "pad": ""}))
+    size = max((length - base) * 3 // 4 - 4, 0)  # base64: 4 characters per 3 bytes
+    token = forge({**claims, "pad": "x" * size})
+    while len(token) < length and size < length:
+        size += 1
+        token = forge({**claims, "pad": "x" * size})
+    assert len(token) in (length, length + 1)
+    return token
+
+
+@pytest.mark.parametrize(
+    ("length", "status"), [(MAX_TOKEN_LENGTH - 8, 200), (MAX_TOKEN_LENGTH + 8, 401)]
+)
+def test_length_guard_refuses_validly_signed_long_tokens(
+    token: str, client: FlaskClient, length: int, status: int
+) -> None:
+    long = padded(claims_of(token), length)
+    response = client.get("/api/claims", headers=bearer(long))
+    assert response.status_code == status
+    if status == 401:
+        assert_401(response, "TOKEN_INVALID")

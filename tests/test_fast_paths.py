@@ -80,7 +80,7 @@ def test_cache_is_bounded_and_keeps_only_valid_tokens(make_app: Any) -> None:
     state = app.extensions["tokenauth"]
     client = app.test_client()
     with app.app_context():
-        tokens = [state.access_tokens.issue(1, f"s{i}") for i in range(10)]
+        tokens = [state.access_tokens.issue(1, f"{i:032x}") for i in range(10)]
     for token in tokens:
         assert client.get("/me", headers=bearer(token)).status_code == 200
         client.get("/me", headers=bearer(token + "x"))

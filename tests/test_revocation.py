@@ -4,13 +4,23 @@ their next request, with Redis or with the database fallback."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
 
-from flask_tokenauth import current_claims, login_required, revoke_user_sessions
+from flask_tokenauth import (
+    TokenRevoked,
+    current_claims,
+    login_required,
+    revoke_user_sessions,
+)
+from flask_tokenauth._revocation import DatabaseRevocation, RedisRevocation
 
 from .conftest import PASSWORD, Auth, bearer
 
@@ -202,3 +212,99 @@ def test_revocation_requires_a_redis_url() -> None:
 def test_default_store_without_redis_is_the_database(client: FlaskClient) -> None:
     """The default store without Redis is the database."""
     assert client.application.extensions["tokenauth"].settings.revocation == "database"
+
+
+def wait_for_the_next_second(after: float, limit: float = 5.0) -> None:
+    """Return once the clock has left the second ``after`` falls in (at most
+    ``limit`` seconds): a cutoff taken now is then later than a token issued
+    at ``after`` even at one-second resolution."""
+    deadline = time.monotonic() + limit
+    while int(time.time()) <= int(after):
+        assert time.monotonic() < deadline, "the clock did not advance"
+        time.sleep(0.01)
+
+
+def test_password_change_refuses_the_changing_sessions_older_tokens(
+    rapp: Flask,
+) -> None:
+    """The README's promise: every access token issued before a password
+    change is refused, the changing session's own included; only the one
+    the change answers with works."""
+    auth, old = session(rapp)
+    assert me(rapp, old).status_code == 200  # and now cached
+    wait_for_the_next_second(
+        jwt.decode(old, options={"verify_signature": False})["iat"]
+    )
+    response = auth.client.post(
+        "/api/auth/password",
+        json={"currentPassword": PASSWORD, "newPassword": "a brand new password"},
+        headers=bearer(old),
+    )
+    assert response.status_code == 200
+    assert me(rapp, response.get_json()["accessToken"]).status_code == 200
+    refused = me(rapp, old)
+    assert refused.status_code == 401
+    assert refused.get_json()["code"] in {"TOKEN_REVOKED", "TOKEN_INVALID"}
+
+
+@pytest.mark.parametrize(("offset", "revoked"), [(-10, False), (10, True)])
+def test_database_store_applies_the_users_cutoff(
+    make_app: Any, engine: Engine, offset: int, revoked: bool
+) -> None:
+    """A live session does not save a token issued before the user's
+    ``tokens_valid_after``."""
+    app = make_app(TOKENAUTH_REVOCATION="database")
+    state = app.extensions["tokenauth"]
+    assert isinstance(state.revocation, DatabaseRevocation)
+    _, token = session(app)
+    claims = state.access_tokens.verify(token)
+    state.revocation.check(claims)  # the session is live
+    cutoff = datetime.fromtimestamp(claims["iat"] + offset, timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE users SET tokens_valid_after = :at WHERE id = :id"),
+            {"at": cutoff, "id": int(claims["sub"])},
+        )
+    if revoked:
+        with pytest.raises(TokenRevoked):
+            state.revocation.check(claims)
+    else:
+        state.revocation.check(claims)
+
+
+@pytest.mark.parametrize("mirror", [True, False], ids=["mirror", "redis"])
+@pytest.mark.parametrize(("offset", "revoked"), [(-10, False), (10, True)])
+def test_redis_store_applies_the_users_cutoff(
+    make_app: Any,
+    redis_config: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    mirror: bool,
+    offset: int,
+    revoked: bool,
+) -> None:
+    """The same with Redis, read through this process's mirror or from
+    Redis itself."""
+    app = make_app(TOKENAUTH_REVOCATION="redis", **redis_config)
+    store = app.extensions["tokenauth"].revocation
+    assert isinstance(store, RedisRevocation)
+    if not mirror:
+        monkeypatch.setattr(store, "_mirror", None)
+    _, token = session(app)
+    claims = app.extensions["tokenauth"].access_tokens.verify(token)
+    store.check(claims)  # the session is live; starts the mirror
+    if mirror:
+        # Until the mirror is current, a check falls back to Redis.
+        local = store._mirror
+        assert local is not None
+        deadline = time.monotonic() + 10
+        while not local.lookup(claims["sid"], claims["sub"])[2]:
+            assert time.monotonic() < deadline, "the mirror never became current"
+            time.sleep(0.01)
+    store.revoke_user(
+        claims["sub"], datetime.fromtimestamp(claims["iat"] + offset, timezone.utc)
+    )
+    if revoked:
+        with pytest.raises(TokenRevoked):
+            store.check(claims)
+    else:
+        store.check(claims)
