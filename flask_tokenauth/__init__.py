@@ -26,6 +26,7 @@ from .errors import InvalidCredentials as InvalidCredentials
 from .errors import InvalidEmail as InvalidEmail
 from .errors import InvalidJSON as InvalidJSON
 from .errors import InvalidPassword as InvalidPassword
+from .errors import PasswordTooCommon as PasswordTooCommon
 from .errors import RateLimited as RateLimited
 from .errors import RefreshTokenError as RefreshTokenError
 from .errors import RefreshTokenExpired as RefreshTokenExpired
@@ -62,6 +63,7 @@ __all__ = [
     "InvalidEmail",
     "InvalidJSON",
     "InvalidPassword",
+    "PasswordTooCommon",
     "RateLimited",
     "RefreshToken",
     "RefreshTokenError",

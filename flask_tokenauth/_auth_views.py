@@ -166,7 +166,8 @@ def login() -> Response:
     # An unknown email is checked against a real hash of the same cost, so it
     # takes as long as a wrong password and fails with the same response.
     stored = user.password_hash if user else state.dummy_hash
-    if not verify_password(password, stored) or user is None:
+    matched = verify_password(password, stored, rounds=settings.bcrypt_rounds)
+    if not matched or user is None:
         signals.login_failed.send(_app(), email=email, user_id=user and user.id)
         raise InvalidCredentials()
     if needs_rehash(stored, settings.bcrypt_rounds):

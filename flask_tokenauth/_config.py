@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from ._blocklist import blocklist_file
 from .errors import ConfigurationError
 
 PREFIX = "TOKENAUTH_"
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "BCRYPT_ROUNDS": 12,
     "PASSWORD_MIN_LENGTH": 8,
     "PASSWORD_MAX_LENGTH": 256,
+    "PASSWORD_BLOCKLIST": True,
     "MAX_CONTENT_LENGTH": 10 * 1024,
     "ALLOWED_ORIGINS": (),
     "SECURITY_HEADERS_APP_WIDE": False,
@@ -143,6 +145,20 @@ def _parse_secret(value: object, key: str, minimum: int = MIN_SECRET_BYTES) -> b
     return secret
 
 
+def _parse_blocklist(value: object, key: str) -> bool:
+    """On by default, as NIST SP 800-63B-4 requires; off only for a host that
+    checks passwords against a list of its own.  An install missing the list
+    fails here, at start-up, not on the first registration."""
+    enabled = _parse_bool(value, key)
+    if enabled and not blocklist_file().is_file():
+        raise ConfigurationError(
+            f"The common-password list {blocklist_file()} is missing: reinstall"
+            f" flask_tokenauth, or set {key}=False if the app checks passwords"
+            " against a list of its own."
+        )
+    return enabled
+
+
 def _parse_limit(value: object, key: str) -> str:
     """A Flask-Limiter limit string such as ``"5/minute;20/hour"``."""
     from limits import parse_many
@@ -194,6 +210,8 @@ class Settings:
     bcrypt_rounds: int
     password_min_length: int
     password_max_length: int
+    #: Refuse passwords on the shipped list of common passwords.
+    password_blocklist: bool
     max_content_length: int
     allowed_origins: frozenset[str]
     security_headers_app_wide: bool
@@ -353,6 +371,9 @@ class Settings:
             bcrypt_rounds=_parse_int(get("BCRYPT_ROUNDS"), key("BCRYPT_ROUNDS"), 4, 31),
             password_min_length=minimum,
             password_max_length=maximum,
+            password_blocklist=_parse_blocklist(
+                get("PASSWORD_BLOCKLIST"), key("PASSWORD_BLOCKLIST")
+            ),
             max_content_length=_parse_int(
                 get("MAX_CONTENT_LENGTH"), key("MAX_CONTENT_LENGTH"), 256, 10 * 2**20
             ),

@@ -59,9 +59,12 @@ def make_engine(url: str | URL, options: Mapping[str, Any]) -> Engine:
     connection lost in between fails its request with a 503 and SQLAlchemy
     then replaces the whole pool.  ``TOKENAUTH_ENGINE_OPTIONS`` with
     ``pool_pre_ping`` set either way overrides this.  SQLite gets foreign keys
-    and a busy timeout.
+    and a busy timeout.  Errors of its statements hide their parameters.
     """
     kwargs: dict[str, Any] = dict(options)
+    # Keep emails and password hashes out of SQLAlchemy's error messages, and
+    # so out of any traceback a host logs; the options may turn it back on.
+    kwargs.setdefault("hide_parameters", True)
     ping_idle = "pool_pre_ping" not in kwargs
     engine = create_engine(normalize_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
@@ -98,6 +101,32 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: A driver message's first line is cut to this length in the log.
+MAX_LOGGED_MESSAGE = 200
+
+
+def describe_db_error(error: BaseException) -> str:
+    """Say what a database error is, without the values it was about.
+
+    ``str()`` of SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError` carries the
+    statement's parameters (an email, a new password hash), and psycopg2's
+    message continues with ``DETAIL`` (``Key (email)=(...)``, ``Failing row
+    contains (...)``) and ``LINE 1:`` (the statement with its values
+    inlined).  What is kept: the driver's exception class, its SQLSTATE (or
+    SQLite's error name) and the first line of its message, which names what
+    failed (``relation "users" does not exist``) but no row.
+    """
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    if orig is None:  # a SQLAlchemy error raised without a driver error
+        orig = error
+    kind = type(orig)
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlite_errorname", None)
+    lines = str(orig).strip().splitlines()
+    first = lines[0][:MAX_LOGGED_MESSAGE] if lines else ""
+    where = f" [{code}]" if code else ""
+    return f"{kind.__module__}.{kind.__qualname__}{where}: {first}"
+
+
 def execute_one(
     conn: Connection, sql: str, params: Mapping[str, Any]
 ) -> tuple[Any, ...] | None:
@@ -123,7 +152,7 @@ def execute_one(
     except conn.dialect.loaded_dbapi.Error as e:
         if conn.dialect.is_disconnect(e, dbapi_connection, None):
             conn.invalidate(e)
-        logger.error("tokenauth database error: %s", e)
+        logger.error("tokenauth database error: %s", describe_db_error(e))
         raise DatabaseUnavailable() from e
     finally:
         if autocommit and not dbapi_connection.closed:
@@ -156,7 +185,7 @@ class Database:
         except IntegrityError:
             raise
         except DBAPIError as e:
-            logger.error("tokenauth database error: %s", e)
+            logger.error("tokenauth database error: %s", describe_db_error(e))
             raise DatabaseUnavailable() from e
 
     @contextmanager
@@ -173,7 +202,7 @@ class Database:
                 with self.engine.connect() as conn:
                     yield conn
         except DBAPIError as e:
-            logger.error("tokenauth database error: %s", e)
+            logger.error("tokenauth database error: %s", describe_db_error(e))
             raise DatabaseUnavailable() from e
 
     @contextmanager
@@ -185,5 +214,5 @@ class Database:
             with self._sessions() as session:
                 yield session
         except DBAPIError as e:
-            logger.error("tokenauth database error: %s", e)
+            logger.error("tokenauth database error: %s", describe_db_error(e))
             raise DatabaseUnavailable() from e

@@ -108,7 +108,7 @@ def change_password() -> Response:
     if stored is None:
         raise UserNotFound()
     if len(current) > settings.password_max_length or not verify_password(
-        current, stored
+        current, stored, rounds=settings.bcrypt_rounds
     ):
         raise WrongPassword()
     with state.db.begin() as conn:

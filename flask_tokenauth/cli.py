@@ -21,6 +21,7 @@ from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import _migrate
+from ._db import describe_db_error
 from ._passwords import hash_password
 from ._sessions import active_sessions, purge, revoke_user_sessions
 from ._validation import check_password, normalize_email
@@ -60,7 +61,9 @@ def _errors() -> Iterator[None]:
     except IntegrityError:
         raise  # the command's own to explain
     except DBAPIError as e:
-        raise click.ClickException(f"Cannot use the database: {e.orig}") from None
+        raise click.ClickException(
+            f"Cannot use the database: {describe_db_error(e)}"
+        ) from None
     except TokenAuthError as e:
         raise click.ClickException(e.to_dict()["error"]) from None
 

@@ -89,6 +89,15 @@ class InvalidPassword(TokenAuthError):
     message = "Password does not meet the requirements"
 
 
+class PasswordTooCommon(InvalidPassword):
+    """The password is on the list of common passwords (NIST SP 800-63B-4
+    3.1.1.2).  A subclass of :class:`InvalidPassword`, so code that handles
+    that one handles this one too."""
+
+    error_code = "PASSWORD_TOO_COMMON"
+    message = "This password is too common; choose another one"
+
+
 # -- 401: authentication failed ----------------------------------------------
 
 

@@ -15,7 +15,7 @@ from ._access import AccessTokens
 from ._config import Settings
 from ._db import Database, EngineSource, make_engine
 from ._headers import add_security_headers
-from ._passwords import make_dummy_hash
+from ._passwords import dummy_hash
 from ._ratelimit import make_limiter
 from ._refresh import RefreshTokens
 from ._revocation import (
@@ -43,11 +43,17 @@ class TokenAuthState:
     db: Database
     access_tokens: AccessTokens
     refresh_tokens: RefreshTokens
-    #: A real bcrypt hash at the configured cost, checked for unknown emails.
-    dummy_hash: str
     user_loader: UserLoader | None
     revocation: RevocationStore
     limiter: Limiter
+
+    @property
+    def dummy_hash(self) -> str:
+        """A real bcrypt hash at the configured cost, checked for unknown
+        emails.  Made on first use and shared by the process (see
+        :func:`~flask_tokenauth._passwords.dummy_hash`): creating an app does
+        no bcrypt work."""
+        return dummy_hash(self.settings.bcrypt_rounds)
 
 
 class TokenAuth:
@@ -113,7 +119,6 @@ class TokenAuth:
                 idle_timeout=settings.idle_timeout,
                 reuse_interval=settings.reuse_interval,
             ),
-            dummy_hash=make_dummy_hash(settings.bcrypt_rounds),
             user_loader=self.user_loader,
             revocation=_revocation_store(settings, db),
             limiter=make_limiter(app, settings),

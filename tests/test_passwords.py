@@ -3,6 +3,7 @@ rehash on cost change, and a login that does not reveal unknown emails."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import bcrypt
@@ -34,9 +35,9 @@ from .conftest import PASSWORD, Auth
 )
 def test_every_character_counts(password: str) -> None:
     stored = hash_password(password, 4)
-    assert verify_password(password, stored)
-    assert not verify_password(password[:-1], stored)
-    assert not verify_password(password + "x", stored)
+    assert verify_password(password, stored, rounds=4)
+    assert not verify_password(password[:-1], stored, rounds=4)
+    assert not verify_password(password + "x", stored, rounds=4)
     if len(password.encode()) > 72:
         assert stored.startswith(PREHASH_PREFIX)
     else:
@@ -46,9 +47,9 @@ def test_every_character_counts(password: str) -> None:
 def test_shared_72_byte_prefix_does_not_match() -> None:
     prefix = "p" * 72
     stored = hash_password(prefix + "first", 4)
-    assert verify_password(prefix + "first", stored)
-    assert not verify_password(prefix + "second", stored)
-    assert not verify_password(prefix, stored)
+    assert verify_password(prefix + "first", stored, rounds=4)
+    assert not verify_password(prefix + "second", stored, rounds=4)
+    assert not verify_password(prefix, stored, rounds=4)
 
 
 def test_prehash_is_keyed_by_the_salt() -> None:
@@ -61,21 +62,21 @@ def test_prehash_is_keyed_by_the_salt() -> None:
 def test_other_implementations_hashes_verify(variant: str) -> None:
     stored = bcrypt.hashpw(b"tutorial password", bcrypt.gensalt(4)).decode()
     stored = variant + stored[4:]
-    assert verify_password("tutorial password", stored)
-    assert not verify_password("tutorial passworD", stored)
+    assert verify_password("tutorial password", stored, rounds=4)
+    assert not verify_password("tutorial passworD", stored, rounds=4)
 
 
 def test_long_password_never_matches_a_plain_hash_of_its_prefix() -> None:
     # What bcrypt 4 (or Node's bcryptjs) would have stored after truncation.
     stored = bcrypt.hashpw(b"z" * 72, bcrypt.gensalt(4)).decode()
-    assert not verify_password("z" * 80, stored)
+    assert not verify_password("z" * 80, stored, rounds=4)
 
 
 @pytest.mark.parametrize(
     "stored", ["", "plaintext", "$2b$12$dummyHashForTimingAttackPrevention", "$2b$"]
 )
 def test_malformed_hash_is_a_mismatch(stored: str) -> None:
-    assert verify_password("whatever1", stored) is False
+    assert verify_password("whatever1", stored, rounds=4) is False
 
 
 def test_dummy_hash_is_a_real_hash_at_the_configured_cost() -> None:
@@ -94,7 +95,7 @@ def test_rehash_on_login_when_rounds_change(make_app: Any, engine: Engine) -> No
     with engine.connect() as conn:
         after = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
     assert hash_rounds(after) == 5
-    assert verify_password(PASSWORD, after)
+    assert verify_password(PASSWORD, after, rounds=5)
     assert stronger.login().status_code == 200
 
 
@@ -140,3 +141,187 @@ def test_unknown_email_costs_the_same_and_answers_the_same(
         "error": "Invalid credentials",
         "code": "INVALID_CREDENTIALS",
     }
+
+
+# -- every check costs the work of one at the configured cost ------------------
+
+CONFIGURED = 6
+
+
+@pytest.fixture
+def bcrypt_work(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The cost of every hash bcrypt checks from now on (timing-free: the
+    work of a check at cost ``c`` is ``2**c``)."""
+    costs: list[int] = []
+    real_checkpw = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        matched = real_checkpw(password, hashed)  # raises, no work, if malformed
+        cost = hash_rounds(hashed.decode())
+        assert cost is not None
+        costs.append(cost)
+        return matched
+
+    monkeypatch.setattr(_passwords.bcrypt, "checkpw", spy)
+    return costs
+
+
+def work(costs: list[int]) -> int:
+    return sum(2**cost for cost in costs)
+
+
+def insert_user(engine: Engine, email: str, password_hash: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO users (email, password_hash) VALUES (:e, :h)"),
+            {"e": email, "h": password_hash},
+        )
+
+
+def legacy_prehash(password: str, rounds: int) -> str:
+    """A ``$bcrypt-sha256$`` hash of a long password at ``rounds``."""
+    return hash_password(password, rounds)
+
+
+#: How each stored hash is made, and the bcrypt work a login against it must
+#: cost: that of one check at the configured cost, unless the hash costs more.
+STORED = {
+    "legacy cost 4": (lambda: hash_password(PASSWORD, 4), 2**CONFIGURED),
+    "legacy cost 5": (lambda: hash_password(PASSWORD, 5), 2**CONFIGURED),
+    "legacy $2a$ cost 4": (
+        lambda: "$2a$" + hash_password(PASSWORD, 4)[4:],
+        2**CONFIGURED,
+    ),
+    "legacy long password": (
+        lambda: legacy_prehash(PASSWORD * 4, 4),
+        2**CONFIGURED,
+    ),
+    "current": (lambda: hash_password(PASSWORD, CONFIGURED), 2**CONFIGURED),
+    "disabled account (no hash)": (lambda: "!", 2**CONFIGURED),
+    "malformed cost": (lambda: "$2b$03$" + "a" * 53, 2**CONFIGURED),
+    "higher cost, not padded": (
+        lambda: hash_password(PASSWORD, CONFIGURED + 1),
+        2 ** (CONFIGURED + 1),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STORED))
+def test_a_wrong_password_costs_the_configured_work(
+    make_app: Any, engine: Engine, bcrypt_work: list[int], case: str
+) -> None:
+    make_hash, expected = STORED[case]
+    insert_user(engine, "old@example.com", make_hash())
+    auth = Auth(make_app(TOKENAUTH_BCRYPT_ROUNDS=CONFIGURED).test_client())
+    bcrypt_work.clear()
+    assert auth.login("old@example.com", "wrong password").status_code == 401
+    assert work(bcrypt_work) == expected, bcrypt_work
+
+
+def test_an_unknown_email_costs_the_same(make_app: Any, bcrypt_work: list[int]) -> None:
+    auth = Auth(make_app(TOKENAUTH_BCRYPT_ROUNDS=CONFIGURED).test_client())
+    assert auth.login("nobody@example.com", "wrong password").status_code == 401
+    assert bcrypt_work == [CONFIGURED]
+
+
+def test_a_legacy_hash_still_logs_in_and_is_rehashed(
+    make_app: Any, engine: Engine, bcrypt_work: list[int]
+) -> None:
+    insert_user(engine, "old@example.com", hash_password(PASSWORD, 4))
+    auth = Auth(make_app(TOKENAUTH_BCRYPT_ROUNDS=CONFIGURED).test_client())
+    assert auth.login("old@example.com").status_code == 200
+    assert work(bcrypt_work) == 2**CONFIGURED
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+    assert hash_rounds(stored) == CONFIGURED
+
+
+def test_a_wrong_current_password_costs_the_same(
+    make_app: Any, engine: Engine, bcrypt_work: list[int]
+) -> None:
+    """``POST /password`` checks the current password with the same padding."""
+    app = make_app(TOKENAUTH_BCRYPT_ROUNDS=CONFIGURED)
+    auth = Auth(app.test_client())
+    token = auth.register().get_json()["accessToken"]
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE users SET password_hash = :h"),
+            {"h": hash_password(PASSWORD, 4)},
+        )
+    bcrypt_work.clear()
+    response = auth.client.post(
+        "/api/auth/password",
+        json={"currentPassword": "wrong password", "newPassword": "tram orbit 42"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 403
+    assert work(bcrypt_work) == 2**CONFIGURED
+
+
+@pytest.mark.parametrize("spent", [None, 4, 5, 9, 11, 12, 13])
+def test_padding_adds_up_to_one_check_at_the_configured_cost(
+    bcrypt_work: list[int], spent: int | None
+) -> None:
+    _passwords.pad_to_rounds(spent, 12)
+    already = 0 if spent is None else 2**spent
+    assert work(bcrypt_work) == max(2**12, already) - already
+    # Dummy checks of increasing cost, never more than one per cost.
+    assert bcrypt_work == sorted(set(bcrypt_work))
+
+
+# -- the dummy hash is made on first need ---------------------------------------
+
+
+@pytest.fixture
+def bcrypt_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call of bcrypt's ``gensalt`` and ``hashpw`` from now on, with an
+    empty per-process cache of dummy hashes."""
+    calls: list[str] = []
+    real_gensalt, real_hashpw = bcrypt.gensalt, bcrypt.hashpw
+
+    def gensalt(*args: Any, **kwargs: Any) -> bytes:
+        calls.append("gensalt")
+        return real_gensalt(*args, **kwargs)
+
+    def hashpw(password: bytes, salt: bytes) -> bytes:
+        calls.append(f"hashpw {hash_rounds(salt.decode() + 'x' * 31)}")
+        return real_hashpw(password, salt)
+
+    monkeypatch.setattr(_passwords.bcrypt, "gensalt", gensalt)
+    monkeypatch.setattr(_passwords.bcrypt, "hashpw", hashpw)
+    monkeypatch.setattr(_passwords, "_dummy_hashes", {})
+    return calls
+
+
+def test_creating_an_app_does_no_bcrypt_work(
+    make_app: Any, bcrypt_hashing: list[str]
+) -> None:
+    app = make_app(TOKENAUTH_BCRYPT_ROUNDS=12)
+    make_app(TOKENAUTH_BCRYPT_ROUNDS=12)
+    assert bcrypt_hashing == []
+    # The first unknown-email login makes the dummy hash, the next reuses it.
+    auth = Auth(app.test_client())
+    assert auth.login("nobody@example.com").status_code == 401
+    assert bcrypt_hashing == ["gensalt", "hashpw 12"]
+    assert auth.login("nobody@example.com").status_code == 401
+    assert bcrypt_hashing == ["gensalt", "hashpw 12"]
+
+
+def test_concurrent_first_needs_make_one_dummy_hash(
+    bcrypt_hashing: list[str],
+) -> None:
+    n = 8
+    barrier = threading.Barrier(n)
+    results: list[str] = []
+
+    def worker() -> None:
+        barrier.wait(timeout=30)
+        results.append(_passwords.dummy_hash(8))
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == n and len(set(results)) == 1
+    assert bcrypt_hashing == ["gensalt", "hashpw 8"]
