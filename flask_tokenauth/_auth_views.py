@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import Connection, Table, insert, select, update
@@ -15,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import signals
 from ._headers import clear_refresh_cookie, set_refresh_cookie
+from ._origin import refuse_cross_site
 from ._passwords import hash_password, needs_rehash, verify_password
 from ._ratelimit import client_ip
 from ._refresh import IssuedToken
@@ -27,7 +27,6 @@ from ._validation import (
 )
 from .blueprint import ALL_METHODS, allow, auth_bp
 from .errors import (
-    CrossSiteRequest,
     EmailTaken,
     InvalidCredentials,
     InvalidPassword,
@@ -86,26 +85,6 @@ def _start_session(
     with state.db.begin() as conn:
         issued = _start_family(state, conn, user_id)
     return _session_response(state, user_id, email, status, issued), issued.family_id
-
-
-def refuse_cross_site(state: TokenAuthState) -> None:
-    """Refuse a cookie-authenticated request made by another site.
-
-    An origin listed in ``TOKENAUTH_ALLOWED_ORIGINS`` passes.  Otherwise a
-    request fails if its ``Origin`` is another host (or ``null``), or if the
-    browser marks it ``Sec-Fetch-Site: cross-site``.  A request with neither
-    header (a non-browser client) passes: SameSite=Strict already keeps
-    browsers from sending the cookie cross-site.
-    """
-    origin = request.headers.get("Origin")
-    if origin is not None and origin.lower() in state.settings.allowed_origins:
-        return
-    if origin is not None and (
-        origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()
-    ):
-        raise CrossSiteRequest()
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        raise CrossSiteRequest()
 
 
 def _credentials() -> tuple[str, str]:
