@@ -27,6 +27,7 @@ from .errors import InvalidEmail as InvalidEmail
 from .errors import InvalidJSON as InvalidJSON
 from .errors import InvalidPassword as InvalidPassword
 from .errors import RateLimited as RateLimited
+from .errors import RefreshTokenAmbiguous as RefreshTokenAmbiguous
 from .errors import RefreshTokenError as RefreshTokenError
 from .errors import RefreshTokenExpired as RefreshTokenExpired
 from .errors import RefreshTokenInvalid as RefreshTokenInvalid
@@ -64,6 +65,7 @@ __all__ = [
     "InvalidPassword",
     "RateLimited",
     "RefreshToken",
+    "RefreshTokenAmbiguous",
     "RefreshTokenError",
     "RefreshTokenExpired",
     "RefreshTokenInvalid",

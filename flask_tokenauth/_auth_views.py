@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import signals
+from ._cookies import choose_refresh_token, presented_sessions, refresh_cookie_values
 from ._headers import clear_refresh_cookie, set_refresh_cookie
 from ._origin import refuse_cross_site
 from ._passwords import hash_password, needs_rehash, verify_password
@@ -168,10 +169,14 @@ def refresh() -> Response:
     allow("POST")
     state = get_state()
     refuse_cross_site(state)
+    # Several values: someone else's cookie of our name is in the jar (see
+    # ._cookies); pick ours, and clear nothing, as the bad value may not be
+    # the one our Set-Cookie would hit.
+    values = refresh_cookie_values(state)
     try:
-        token = request.cookies.get(state.settings.cookie_name)
-        if not token:
+        if not values:
             raise RefreshTokenMissing()
+        token = values[0] if len(values) == 1 else choose_refresh_token(state, values)
         try:
             with state.db.single_statement() as conn:
                 rotation = state.refresh_tokens.rotate(conn, token)
@@ -185,7 +190,8 @@ def refresh() -> Response:
             raise
     except RefreshTokenError as e:
         response = e.get_response()
-        clear_refresh_cookie(response, state.settings)
+        if len(values) <= 1:
+            clear_refresh_cookie(response, state.settings)
         return response
     signals.token_refreshed.send(
         _app(),
@@ -202,19 +208,16 @@ def logout() -> Response:
     allow("POST")
     state = get_state()
     refuse_cross_site(state)
-    token = request.cookies.get(state.settings.cookie_name)
-    found = None
-    if token:
-        with state.db.begin() as conn:
-            found = state.refresh_tokens.family_of(conn, token)
-    if found is not None:
-        session_id, user_id = found
-        revoke_sessions(state, user_id, only=[session_id], reason="logout")
-    signals.logged_out.send(
-        _app(),
-        user_id=found and found[1],
-        session_id=found and found[0],
-    )
+    sessions = presented_sessions(state, refresh_cookie_values(state))
+    for session in sessions:
+        revoke_sessions(
+            state, session.user_id, only=[session.family_id], reason="logout"
+        )
+        signals.logged_out.send(
+            _app(), user_id=session.user_id, session_id=session.family_id
+        )
+    if not sessions:
+        signals.logged_out.send(_app(), user_id=None, session_id=None)
     response = jsonify(message="Logged out successfully")
     clear_refresh_cookie(response, state.settings)
     return response
