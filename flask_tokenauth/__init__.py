@@ -28,6 +28,7 @@ from .errors import InvalidJSON as InvalidJSON
 from .errors import InvalidPassword as InvalidPassword
 from .errors import PasswordTooCommon as PasswordTooCommon
 from .errors import RateLimited as RateLimited
+from .errors import RefreshTokenAmbiguous as RefreshTokenAmbiguous
 from .errors import RefreshTokenError as RefreshTokenError
 from .errors import RefreshTokenExpired as RefreshTokenExpired
 from .errors import RefreshTokenInvalid as RefreshTokenInvalid
@@ -66,6 +67,7 @@ __all__ = [
     "PasswordTooCommon",
     "RateLimited",
     "RefreshToken",
+    "RefreshTokenAmbiguous",
     "RefreshTokenError",
     "RefreshTokenExpired",
     "RefreshTokenInvalid",

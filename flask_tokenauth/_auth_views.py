@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import signals
+from ._cookies import choose_refresh_token, presented_sessions, refresh_cookie_values
 from ._headers import clear_refresh_cookie, set_refresh_cookie
+from ._origin import refuse_cross_site
 from ._passwords import hash_password, needs_rehash, verify_password
 from ._ratelimit import client_ip
 from ._refresh import IssuedToken
@@ -27,7 +28,6 @@ from ._validation import (
 )
 from .blueprint import ALL_METHODS, allow, auth_bp
 from .errors import (
-    CrossSiteRequest,
     EmailTaken,
     InvalidCredentials,
     InvalidPassword,
@@ -86,26 +86,6 @@ def _start_session(
     with state.db.begin() as conn:
         issued = _start_family(state, conn, user_id)
     return _session_response(state, user_id, email, status, issued), issued.family_id
-
-
-def refuse_cross_site(state: TokenAuthState) -> None:
-    """Refuse a cookie-authenticated request made by another site.
-
-    An origin listed in ``TOKENAUTH_ALLOWED_ORIGINS`` passes.  Otherwise a
-    request fails if its ``Origin`` is another host (or ``null``), or if the
-    browser marks it ``Sec-Fetch-Site: cross-site``.  A request with neither
-    header (a non-browser client) passes: SameSite=Strict already keeps
-    browsers from sending the cookie cross-site.
-    """
-    origin = request.headers.get("Origin")
-    if origin is not None and origin.lower() in state.settings.allowed_origins:
-        return
-    if origin is not None and (
-        origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()
-    ):
-        raise CrossSiteRequest()
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        raise CrossSiteRequest()
 
 
 def _credentials() -> tuple[str, str]:
@@ -190,10 +170,14 @@ def refresh() -> Response:
     allow("POST")
     state = get_state()
     refuse_cross_site(state)
+    # Several values: someone else's cookie of our name is in the jar (see
+    # ._cookies); pick ours, and clear nothing, as the bad value may not be
+    # the one our Set-Cookie would hit.
+    values = refresh_cookie_values(state)
     try:
-        token = request.cookies.get(state.settings.cookie_name)
-        if not token:
+        if not values:
             raise RefreshTokenMissing()
+        token = values[0] if len(values) == 1 else choose_refresh_token(state, values)
         try:
             with state.db.single_statement() as conn:
                 rotation = state.refresh_tokens.rotate(conn, token)
@@ -207,7 +191,8 @@ def refresh() -> Response:
             raise
     except RefreshTokenError as e:
         response = e.get_response()
-        clear_refresh_cookie(response, state.settings)
+        if len(values) <= 1:
+            clear_refresh_cookie(response, state.settings)
         return response
     signals.token_refreshed.send(
         _app(),
@@ -224,19 +209,16 @@ def logout() -> Response:
     allow("POST")
     state = get_state()
     refuse_cross_site(state)
-    token = request.cookies.get(state.settings.cookie_name)
-    found = None
-    if token:
-        with state.db.begin() as conn:
-            found = state.refresh_tokens.family_of(conn, token)
-    if found is not None:
-        session_id, user_id = found
-        revoke_sessions(state, user_id, only=[session_id], reason="logout")
-    signals.logged_out.send(
-        _app(),
-        user_id=found and found[1],
-        session_id=found and found[0],
-    )
+    sessions = presented_sessions(state, refresh_cookie_values(state))
+    for session in sessions:
+        revoke_sessions(
+            state, session.user_id, only=[session.family_id], reason="logout"
+        )
+        signals.logged_out.send(
+            _app(), user_id=session.user_id, session_id=session.family_id
+        )
+    if not sessions:
+        signals.logged_out.send(_app(), user_id=None, session_id=None)
     response = jsonify(message="Logged out successfully")
     clear_refresh_cookie(response, state.settings)
     return response

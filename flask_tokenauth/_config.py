@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "COOKIE_SECURE": True,
     "COOKIE_SAMESITE": "Strict",
     "COOKIE_DOMAIN": None,
+    "COOKIE_PATH": None,
     "BCRYPT_ROUNDS": 12,
     "PASSWORD_MIN_LENGTH": 8,
     "PASSWORD_MAX_LENGTH": 256,
@@ -189,6 +190,52 @@ def _parse_origins(value: object, key: str) -> frozenset[str]:
     return frozenset(item.lower() for item in items)
 
 
+def _parse_cookie_path(value: object, key: str) -> str | None:
+    """An explicit cookie ``Path`` (``None``: derive it from the blueprint)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"/[^\x00-\x20;,\x7f]*", value):
+        raise ConfigurationError(
+            f"{key} must be a URL path starting with '/', such as '/' or"
+            f" '/api/auth'; got {value!r}."
+        )
+    return value
+
+
+def _check_cookie_prefix(
+    name: str, secure: bool, domain: str | None, path: str | None
+) -> None:
+    """Refuse a cookie the browser would drop because of its name's prefix.
+
+    RFC 6265bis section 4.1.3: a ``__Secure-`` cookie must be ``Secure``; a
+    ``__Host-`` cookie must be ``Secure``, without ``Domain`` and with
+    ``Path=/``.  Browsers match the prefixes case-insensitively, so do we.
+    Such a cookie cannot be set or overwritten by a sibling subdomain or over
+    plain http, which is what makes the prefixes worth having (cookie
+    tossing); a misconfigured one would silently never be stored.
+    """
+    lowered = name.lower()
+    if lowered.startswith("__host-"):
+        problems: list[str] = []
+        if not secure:
+            problems.append("TOKENAUTH_COOKIE_SECURE=True")
+        if domain is not None:
+            problems.append("no TOKENAUTH_COOKIE_DOMAIN")
+        if path != "/":
+            problems.append("TOKENAUTH_COOKIE_PATH='/'")
+        if problems:
+            raise ConfigurationError(
+                f"TOKENAUTH_COOKIE_NAME {name!r} has the __Host- prefix, which"
+                f" browsers accept only with {', '.join(problems)}; set those,"
+                " or use the __Secure- prefix, which allows a path and a domain."
+            )
+    elif lowered.startswith("__secure-") and not secure:
+        raise ConfigurationError(
+            f"TOKENAUTH_COOKIE_NAME {name!r} has the __Secure- prefix, which"
+            " browsers accept only with TOKENAUTH_COOKIE_SECURE=True."
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """The validated configuration of one application."""
@@ -207,6 +254,8 @@ class Settings:
     cookie_secure: bool
     cookie_samesite: str | None
     cookie_domain: str | None
+    #: ``None``: the path the blueprint is mounted at (see ``cookie_path``).
+    cookie_path: str | None
     bcrypt_rounds: int
     password_min_length: int
     password_max_length: int
@@ -296,6 +345,9 @@ class Settings:
             raise ConfigurationError(
                 f"TOKENAUTH_COOKIE_NAME {cookie_name!r} is not a valid cookie name."
             )
+        cookie_domain = get("COOKIE_DOMAIN") or None
+        cookie_path = _parse_cookie_path(get("COOKIE_PATH"), key("COOKIE_PATH"))
+        _check_cookie_prefix(cookie_name, cookie_secure, cookie_domain, cookie_path)
 
         database_url = get("DATABASE_URL") or config.get("SQLALCHEMY_DATABASE_URI")
         engine_options = get("ENGINE_OPTIONS")
@@ -367,7 +419,8 @@ class Settings:
             cookie_name=cookie_name,
             cookie_secure=cookie_secure,
             cookie_samesite=samesite,
-            cookie_domain=get("COOKIE_DOMAIN") or None,
+            cookie_domain=cookie_domain,
+            cookie_path=cookie_path,
             bcrypt_rounds=_parse_int(get("BCRYPT_ROUNDS"), key("BCRYPT_ROUNDS"), 4, 31),
             password_min_length=minimum,
             password_max_length=maximum,

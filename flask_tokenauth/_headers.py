@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from flask import Response, current_app, request
 
@@ -26,15 +27,32 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
-def cookie_path() -> str:
-    """The path the blueprint is mounted at, e.g. ``/api/auth``.
+def cookie_path(settings: Settings) -> str:
+    """The refresh cookie's ``Path``: ``TOKENAUTH_COOKIE_PATH`` if set, else
+    the path the blueprint is mounted at, e.g. ``/api/auth``.
 
-    Derived from the matched rule (``<prefix>/refresh``), so the cookie
-    follows whatever ``url_prefix`` the app registered the blueprint with,
-    including the WSGI script root.
+    The latter is derived from the matched rule (``<prefix>/refresh``), so the
+    cookie follows whatever ``url_prefix`` the app registered the blueprint
+    with, including the WSGI script root.
     """
+    if settings.cookie_path is not None:
+        return settings.cookie_path
     assert request.url_rule is not None
     return request.script_root + request.url_rule.rule.rsplit("/", 1)[0] or "/"
+
+
+def _cookie_attributes(settings: Settings) -> dict[str, Any]:
+    """The attributes the cookie is set *and* cleared with: a browser ignores
+    a deletion whose name, path or domain differ from the cookie's, and drops
+    a prefixed (``__Host-``, ``__Secure-``) one that lacks what its prefix
+    requires (checked at start-up, see ``_check_cookie_prefix``)."""
+    return {
+        "path": cookie_path(settings),
+        "domain": settings.cookie_domain,
+        "secure": settings.cookie_secure,
+        "httponly": True,
+        "samesite": settings.cookie_samesite,
+    }
 
 
 def set_refresh_cookie(
@@ -46,25 +64,13 @@ def set_refresh_cookie(
         token,
         max_age=max(max_age, 0),
         expires=expires_at,
-        path=cookie_path(),
-        domain=settings.cookie_domain,
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite=settings.cookie_samesite,
+        **_cookie_attributes(settings),
     )
 
 
 def clear_refresh_cookie(response: Response, settings: Settings) -> None:
-    """Expire the cookie with the same name, path and attributes it was set
-    with; a browser ignores a deletion whose attributes differ."""
+    """Expire the cookie, with the same name, path and attributes it was set
+    with."""
     response.set_cookie(
-        settings.cookie_name,
-        "",
-        max_age=0,
-        expires=0,
-        path=cookie_path(),
-        domain=settings.cookie_domain,
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite=settings.cookie_samesite,
+        settings.cookie_name, "", max_age=0, expires=0, **_cookie_attributes(settings)
     )

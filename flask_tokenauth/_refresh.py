@@ -20,11 +20,12 @@ import hmac
 import ipaddress
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import cast
 
-from sqlalchemy import Connection, Table, exists, insert, select, update
+from sqlalchemy import Connection, Table, and_, case, exists, insert, select, update
 
 from ._db import as_utc, execute_one
 from .errors import (
@@ -75,6 +76,17 @@ class IssuedToken:
     user_id: int
     family_id: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class KnownToken:
+    """A presented refresh token that is one of ours (see
+    :meth:`RefreshTokens.known`)."""
+
+    family_id: str
+    user_id: int
+    #: Unused, unrevoked and unexpired, in a live session: it would rotate.
+    live: bool
 
 
 @dataclass(frozen=True)
@@ -340,3 +352,42 @@ class RefreshTokens:
             )
         ).first()
         return None if row is None else (row.family_id, row.user_id)
+
+    def known(
+        self, conn: Connection, tokens: Sequence[str], now: datetime | None = None
+    ) -> dict[str, KnownToken]:
+        """Which of ``tokens`` are ours, and which of those are live, in one
+        query over their keyed hashes.  Read-only: nothing is spent.
+
+        Used when a request carries several refresh cookies of our name, to
+        tell ours from values tossed in by someone else.
+        """
+        now = now or _utcnow()
+        by_hash = {self.hash(t): t for t in tokens if len(t) <= MAX_TOKEN_LENGTH}
+        if not by_hash:
+            return {}
+        live = and_(
+            _tokens.c.used_at.is_(None),
+            _tokens.c.revoked_at.is_(None),
+            _tokens.c.expires_at > now,
+            _sessions.c.revoked_at.is_(None),
+            _sessions.c.expires_at > now,
+        )
+        rows = conn.execute(
+            select(
+                _tokens.c.token_hash,
+                _tokens.c.family_id,
+                _tokens.c.user_id,
+                case((live, True), else_=False).label("live"),
+            )
+            .select_from(
+                _tokens.outerjoin(_sessions, _sessions.c.id == _tokens.c.family_id)
+            )
+            .where(_tokens.c.token_hash.in_(list(by_hash)))
+        ).all()
+        return {
+            by_hash[row.token_hash]: KnownToken(
+                row.family_id, row.user_id, bool(row.live)
+            )
+            for row in rows
+        }

@@ -154,7 +154,9 @@ class UserNotFound(TokenInvalid):
 
 
 class RefreshTokenError(AuthenticationError):
-    """A refresh-token failure; the blueprint clears the cookie on every one."""
+    """A refresh-token failure.  The blueprint clears the cookie on every one,
+    unless several cookies of its name were sent (see
+    :class:`RefreshTokenAmbiguous`)."""
 
     error_code = "REFRESH_TOKEN_INVALID"
     message = "Invalid refresh token"
@@ -191,6 +193,16 @@ class RefreshTokenReused(RefreshTokenError):
         #: The family (session) the reused token belongs to, and its user.
         self.family_id = family_id
         self.user_id = user_id
+
+
+class RefreshTokenAmbiguous(RefreshTokenError):
+    """Several refresh cookies were sent and more than one is a live token of
+    a different session: one of them was put there by someone else (cookie
+    tossing), and using either could sign the page into the wrong account.
+    Neither is rotated, revoked or cleared; a logout revokes both."""
+
+    error_code = "REFRESH_TOKEN_AMBIGUOUS"
+    message = "Several refresh tokens were sent; log out to clear them"
 
 
 # -- other 4xx -----------------------------------------------------------------

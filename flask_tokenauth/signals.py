@@ -35,7 +35,7 @@ refresh_token_reused = _signals.signal("tokenauth.refresh-token-reused")
 #: ``"logout-all"``, ``"password-changed"``, ``"admin"``).
 session_revoked = _signals.signal("tokenauth.session-revoked")
 #: A client logged out. ``user_id`` and ``session_id`` (``None`` if its
-#: cookie was missing or unknown).
+#: cookie was missing or unknown); once per session if it sent several.
 logged_out = _signals.signal("tokenauth.logged-out")
 #: A user changed their password. ``user_id``.
 password_changed = _signals.signal("tokenauth.password-changed")

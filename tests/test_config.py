@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -97,6 +98,64 @@ def test_misconfiguration_stops_start_up(config: dict[str, Any], message: str) -
     with pytest.raises(ConfigurationError, match=message):
         app.register_blueprint(auth_bp)
     assert "tokenauth" not in app.extensions
+
+
+HOST = {"TOKENAUTH_COOKIE_NAME": "__Host-refresh", "TOKENAUTH_COOKIE_PATH": "/"}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        # __Host- needs Path=/, Secure and no Domain, or browsers drop it.
+        ({"TOKENAUTH_COOKIE_NAME": "__Host-refresh"}, "TOKENAUTH_COOKIE_PATH='/'"),
+        ({**HOST, "TOKENAUTH_COOKIE_PATH": "/api/auth"}, "TOKENAUTH_COOKIE_PATH='/'"),
+        ({**HOST, "TOKENAUTH_COOKIE_SECURE": False}, "TOKENAUTH_COOKIE_SECURE=True"),
+        ({**HOST, "TOKENAUTH_COOKIE_DOMAIN": "example.com"}, "TOKENAUTH_COOKIE_DOMAIN"),
+        ({"TOKENAUTH_COOKIE_NAME": "__HOST-refresh"}, "__Host- prefix"),
+        ({"TOKENAUTH_COOKIE_NAME": "__host-refresh"}, "__Host- prefix"),
+        # __Secure- needs Secure.
+        (
+            {"TOKENAUTH_COOKIE_NAME": "__Secure-rt", "TOKENAUTH_COOKIE_SECURE": False},
+            "TOKENAUTH_COOKIE_SECURE=True",
+        ),
+        (
+            {"TOKENAUTH_COOKIE_NAME": "__secure-rt", "TOKENAUTH_COOKIE_SECURE": "no"},
+            "__Secure- prefix",
+        ),
+        ({"TOKENAUTH_COOKIE_PATH": "api/auth"}, "TOKENAUTH_COOKIE_PATH must be"),
+        ({"TOKENAUTH_COOKIE_PATH": "/a;Domain=x"}, "TOKENAUTH_COOKIE_PATH must be"),
+        ({"TOKENAUTH_COOKIE_PATH": 1}, "TOKENAUTH_COOKIE_PATH must be"),
+    ],
+)
+def test_cookies_a_browser_would_drop_stop_start_up(
+    config: dict[str, Any], message: str
+) -> None:
+    app = Flask(__name__)
+    app.config.update(base_config(**config))
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        app.register_blueprint(auth_bp)
+
+
+@pytest.mark.parametrize(
+    ("config", "path"),
+    [
+        ({}, None),
+        ({"TOKENAUTH_COOKIE_PATH": "/"}, "/"),
+        (HOST, "/"),
+        ({"TOKENAUTH_COOKIE_NAME": "__Secure-rt", "TOKENAUTH_COOKIE_PATH": "/a"}, "/a"),
+        (
+            {
+                "TOKENAUTH_COOKIE_NAME": "__Secure-rt",
+                "TOKENAUTH_COOKIE_DOMAIN": "example.com",
+            },
+            None,
+        ),
+    ],
+)
+def test_cookie_prefixes_with_what_they_need(
+    config: dict[str, Any], path: str | None
+) -> None:
+    assert settings(**config).cookie_path == path
 
 
 def test_string_values_from_the_environment() -> None:
