@@ -14,6 +14,7 @@ from typing import cast
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import Table, select, update
 
+from . import _lockout as lockout
 from . import signals
 from ._auth_views import _start_family, _token_response
 from ._headers import clear_refresh_cookie
@@ -22,7 +23,7 @@ from ._sessions import active_sessions, announce_revoked, revoke_in, revoke_sess
 from ._validation import cached_json_object, check_password, require_string
 from .blueprint import ALL_METHODS, allow, auth_bp
 from .decorators import login_required
-from .errors import SessionNotFound, UserNotFound, WrongPassword
+from .errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPassword
 from .extension import get_state
 from .globals import current_claims
 from .models import User
@@ -100,12 +101,17 @@ def change_password() -> Response:
     Ending the current session too makes "every access token issued before
     the change is refused" exact: an older token of any session is refused
     by its session's revocation, whatever second it was issued in.
+
+    A wrong current password counts against the account's failure limits,
+    shared with ``/login`` (see :mod:`._lockout`).
     """
     allow("POST")
     state = get_state()
     settings = state.settings
     body = cached_json_object(request)
     current = require_string(body, "currentPassword")
+    if not current:
+        raise InvalidPassword("Current password is required")
     new = check_password(require_string(body, "newPassword"), settings)
     user_id = _user_id()
     with state.db.begin() as conn:
@@ -114,9 +120,11 @@ def change_password() -> Response:
         ).first()
     if user is None:
         raise UserNotFound()
+    attempt = lockout.guard(state, user.email)
     if len(current) > settings.password_max_length or not verify_password(
         current, user.password_hash
     ):
+        attempt.failed()
         raise WrongPassword()
     # Hashed before the transaction, which then holds its locks briefly.
     new_hash = hash_password(new, settings.bcrypt_rounds)
@@ -137,4 +145,6 @@ def change_password() -> Response:
         user_id=user_id,
     )
     access = state.access_tokens.issue(user_id, issued.family_id)
-    return _token_response({"accessToken": access}, 200, state, issued)
+    response = _token_response({"accessToken": access}, 200, state, issued)
+    attempt.trust_device(response)
+    return response
