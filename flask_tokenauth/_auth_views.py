@@ -12,6 +12,7 @@ from flask import Response, current_app, jsonify, request
 from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import _lockout as lockout
 from . import signals
 from ._cookies import choose_refresh_token, presented_sessions, refresh_cookie_values
 from ._headers import clear_refresh_cookie, set_refresh_cookie
@@ -126,7 +127,10 @@ def register() -> Response:
         # A concurrent registration of the same email won the race.
         raise EmailTaken() from e
     signals.user_registered.send(_app(), user_id=user_id, email=email)
-    return _session_response(state, user_id, email, 201, issued)
+    response = _session_response(state, user_id, email, 201, issued)
+    # The client that chose the password is the account's first device.
+    lockout.trust_device(response, state, email)
+    return response
 
 
 @auth_bp.route("/login", methods=ALL_METHODS)
@@ -135,8 +139,13 @@ def login() -> Response:
     state = get_state()
     settings = state.settings
     email, password = _credentials()
+    # The tutorial's ``!password`` check: no password is a malformed request
+    # (400, as register answers it), not a wrong one, and counts as no guess.
+    if not password:
+        raise InvalidPassword("Password is required")
     if len(password) > settings.password_max_length or "\x00" in password:
         raise InvalidPassword()
+    attempt = lockout.guard(state, email)
     with state.db.begin() as conn:
         user = conn.execute(
             select(_users.c.id, _users.c.email, _users.c.password_hash).where(
@@ -144,10 +153,12 @@ def login() -> Response:
             )
         ).first()
     # An unknown email is checked against a real hash of the same cost, so it
-    # takes as long as a wrong password and fails with the same response.
+    # takes as long as a wrong password and fails with the same response; it
+    # counts against the same limits, which so tell nothing either.
     stored = user.password_hash if user else state.dummy_hash
     matched = verify_password(password, stored, rounds=settings.bcrypt_rounds)
     if not matched or user is None:
+        attempt.failed()
         signals.login_failed.send(_app(), email=email, user_id=user and user.id)
         raise InvalidCredentials()
     if needs_rehash(stored, settings.bcrypt_rounds):
@@ -161,6 +172,7 @@ def login() -> Response:
                 )
             )
     response, session_id = _start_session(state, user.id, user.email, 200)
+    attempt.trust_device(response)
     signals.login_succeeded.send(_app(), user_id=user.id, session_id=session_id)
     return response
 

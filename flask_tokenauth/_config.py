@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_LOGIN": "20/minute;200/hour",
     "RATELIMIT_REFRESH": "60/minute",
     "RATELIMIT_LOGIN_FAILURES": "5/minute;20/hour",
+    "RATELIMIT_ACCOUNT_FAILURES": "100/day",
+    "DEVICE_COOKIE_NAME": "tokenauth_device",
     "TRUSTED_PROXIES": 0,
     "TOKEN_CACHE_SIZE": 4096,
 }
@@ -277,7 +279,12 @@ class Settings:
     ratelimit_register: str
     ratelimit_login: str
     ratelimit_refresh: str
+    #: Wrong passwords per (account, client address), and per (account,
+    #: trusted device) for a client with a device cookie of the account.
     ratelimit_login_failures: str
+    #: Wrong passwords per account from clients not trusted for it.
+    ratelimit_account_failures: str
+    device_cookie_name: str
     trusted_proxies: int
     token_cache_size: int
 
@@ -395,8 +402,31 @@ class Settings:
                 "RATELIMIT_LOGIN",
                 "RATELIMIT_REFRESH",
                 "RATELIMIT_LOGIN_FAILURES",
+                "RATELIMIT_ACCOUNT_FAILURES",
             )
         }
+        device_cookie_name = str(get("DEVICE_COOKIE_NAME"))
+        if not re.match(r"^[A-Za-z0-9_.\-]+$", device_cookie_name):
+            raise ConfigurationError(
+                f"TOKENAUTH_DEVICE_COOKIE_NAME {device_cookie_name!r} is not a"
+                " valid cookie name."
+            )
+        if device_cookie_name == cookie_name:
+            raise ConfigurationError(
+                "TOKENAUTH_DEVICE_COOKIE_NAME must differ from TOKENAUTH_COOKIE_NAME;"
+                f" both are {cookie_name!r}."
+            )
+        if device_cookie_name.startswith("__Host-"):
+            # The cookie is scoped to the blueprint's path, which __Host- forbids.
+            raise ConfigurationError(
+                "TOKENAUTH_DEVICE_COOKIE_NAME cannot start with '__Host-': browsers"
+                " drop such a cookie unless its Path is '/'. Use '__Secure-'."
+            )
+        if device_cookie_name.startswith("__Secure-") and not cookie_secure:
+            raise ConfigurationError(
+                "TOKENAUTH_DEVICE_COOKIE_NAME starting with '__Secure-' requires"
+                " TOKENAUTH_COOKIE_SECURE=True; browsers drop it otherwise."
+            )
         idle = get("IDLE_TIMEOUT")
         reuse = get("REUSE_INTERVAL")
         return cls(
@@ -455,6 +485,8 @@ class Settings:
             ratelimit_login=limits["RATELIMIT_LOGIN"],
             ratelimit_refresh=limits["RATELIMIT_REFRESH"],
             ratelimit_login_failures=limits["RATELIMIT_LOGIN_FAILURES"],
+            ratelimit_account_failures=limits["RATELIMIT_ACCOUNT_FAILURES"],
+            device_cookie_name=device_cookie_name,
             trusted_proxies=_parse_int(
                 get("TRUSTED_PROXIES"), key("TRUSTED_PROXIES"), 0, 10
             ),

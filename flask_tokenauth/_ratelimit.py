@@ -1,10 +1,7 @@
-"""Rate limits on the auth endpoints, with Flask-Limiter.
-
-* per client IP on ``/register``, ``/login`` (and ``/password``, which
-  checks a password too) and ``/refresh``;
-* per account (the normalized email) on failed logins, so that spraying one
-  account from many addresses is limited too.  Only failures count, but an
-  account over its limit is refused before its password is checked.
+"""Rate limits on the auth endpoints, with Flask-Limiter: per client IP on
+``/register``, ``/login`` (and ``/password``, which checks a password too)
+and ``/refresh``.  Wrong passwords are limited per account by the views
+themselves, on this limiter's storage (see :mod:`._lockout`).
 
 Each app gets a :class:`~flask_limiter.Limiter` of its own whose only limits
 are on this blueprint.  Storage is in memory (per process) unless
@@ -24,8 +21,7 @@ from flask.sansio.app import App
 from flask_limiter import Limiter, RequestLimit
 
 from ._config import Settings
-from ._validation import cached_json_object, normalize_email
-from .errors import RateLimited, TokenAuthError
+from .errors import RateLimited
 
 #: The blueprint's view names and the settings that limit them per IP.
 _PER_IP = {
@@ -56,19 +52,6 @@ def client_ip(trusted_proxies: int) -> str:
 
 def _view() -> str:
     return (request.endpoint or "").rpartition(".")[2]
-
-
-def _account() -> str | None:
-    """The normalized email of a login request, or ``None``.  Never raises:
-    a bad body is the view's to report."""
-    if _view() != "login":
-        return None
-    try:
-        body = cached_json_object(request)
-        email = body.get("email")
-        return normalize_email(email) if isinstance(email, str) else None
-    except TokenAuthError:
-        return None
 
 
 def _breached(limit: RequestLimit) -> Response:
@@ -130,12 +113,5 @@ def make_limiter(app: App, settings: Settings) -> Limiter:
         # Flask-Limiter evaluates the value even for exempt views.
         lambda: per_ip.get(_view(), "1/second"),
         exempt_when=lambda: _view() not in per_ip,
-    )(auth_bp)
-    limiter.limit(
-        settings.ratelimit_login_failures,
-        key_func=lambda: _account() or "",
-        exempt_when=lambda: _account() is None,
-        deduct_when=lambda response: response.status_code == 401,
-        scope="login-failures",
     )(auth_bp)
     return limiter

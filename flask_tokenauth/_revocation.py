@@ -207,7 +207,9 @@ class RedisRevocation:
         if not ids:
             return
         try:
-            with self._redis.pipeline(transaction=False) as pipe:
+            # MULTI/EXEC: if Redis refuses a write (maxmemory reached) it
+            # runs none of them, so nothing is published that did not happen.
+            with self._redis.pipeline(transaction=True) as pipe:
                 for session_id in ids:
                     pipe.set(self._session_key(session_id), 1, ex=self._ttl)
                     pipe.publish(channel_name(self._prefix), f"s:{session_id}")
@@ -223,7 +225,7 @@ class RedisRevocation:
 
         cutoff = _cutoff(at)
         try:
-            with self._redis.pipeline(transaction=False) as pipe:
+            with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(self._user_key(user_id), cutoff, ex=self._ttl)
                 pipe.publish(channel_name(self._prefix), f"u:{user_id}:{cutoff}")
                 pipe.execute()

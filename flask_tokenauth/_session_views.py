@@ -14,14 +14,16 @@ from typing import cast
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import Table, select, update
 
+from . import _lockout as lockout
 from . import signals
+from ._auth_views import _start_family, _token_response
 from ._headers import clear_refresh_cookie
 from ._passwords import hash_password, verify_password
-from ._sessions import active_sessions, revoke_sessions
+from ._sessions import active_sessions, announce_revoked, revoke_in, revoke_sessions
 from ._validation import cached_json_object, check_password, require_string
 from .blueprint import ALL_METHODS, allow, auth_bp
 from .decorators import login_required
-from .errors import SessionNotFound, UserNotFound, WrongPassword
+from .errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPassword
 from .extension import get_state
 from .globals import current_claims
 from .models import User
@@ -91,41 +93,58 @@ def logout_all() -> Response:
 @auth_bp.route("/password", methods=ALL_METHODS)
 @login_required
 def change_password() -> Response:
-    """``{"currentPassword", "newPassword"}``: change the password, revoke
-    every other session and every access token issued before, and answer
-    ``{"accessToken"}`` for the current session, which stays logged in."""
+    """``{"currentPassword", "newPassword"}``: change the password and end
+    every session of the user, the current one included, in one
+    transaction; answer ``{"accessToken"}`` for a new session of the caller,
+    with its refresh cookie, as a login does.
+
+    Ending the current session too makes "every access token issued before
+    the change is refused" exact: an older token of any session is refused
+    by its session's revocation, whatever second it was issued in.
+
+    A wrong current password counts against the account's failure limits,
+    shared with ``/login`` (see :mod:`._lockout`).
+    """
     allow("POST")
     state = get_state()
     settings = state.settings
     body = cached_json_object(request)
     current = require_string(body, "currentPassword")
+    if not current:
+        raise InvalidPassword("Current password is required")
     new = check_password(require_string(body, "newPassword"), settings)
     user_id = _user_id()
     with state.db.begin() as conn:
-        stored = conn.execute(
-            select(_users.c.password_hash).where(_users.c.id == user_id)
-        ).scalar()
-    if stored is None:
+        user = conn.execute(
+            select(_users.c.email, _users.c.password_hash).where(_users.c.id == user_id)
+        ).first()
+    if user is None:
         raise UserNotFound()
+    attempt = lockout.guard(state, user.email)
     if len(current) > settings.password_max_length or not verify_password(
-        current, stored, rounds=settings.bcrypt_rounds
+        current, user.password_hash, rounds=settings.bcrypt_rounds
     ):
+        attempt.failed()
         raise WrongPassword()
+    # Hashed before the transaction, which then holds its locks briefly.
+    new_hash = hash_password(new, settings.bcrypt_rounds)
+    now = datetime.now(timezone.utc)
     with state.db.begin() as conn:
         conn.execute(
             update(_users)
             .where(_users.c.id == user_id)
-            .values(
-                password_hash=hash_password(new, settings.bcrypt_rounds),
-                updated_at=datetime.now(timezone.utc),
-            )
+            .values(password_hash=new_hash, updated_at=now)
         )
-    session_id = current_claims["sid"]
-    revoke_sessions(
-        state, user_id, keep=session_id, reason="password-changed", cutoff=True
-    )
+        # Told to the revocation store before the commit: if it refuses,
+        # the new hash is rolled back with the revocation (503, retry works).
+        revoked = revoke_in(state, conn, user_id, cutoff=True, now=now)
+        issued = _start_family(state, conn, user_id, now)
+    announce_revoked(user_id, revoked, "password-changed")
     signals.password_changed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user_id=user_id,
     )
-    return jsonify(accessToken=state.access_tokens.issue(user_id, session_id))
+    access = state.access_tokens.issue(user_id, issued.family_id)
+    response = _token_response({"accessToken": access}, 200, state, issued)
+    attempt.trust_device(response)
+    return response

@@ -1,8 +1,9 @@
 """Session operations that span the database, the revocation store and the
 signals: list a user's sessions, revoke some or all of them.
 
-The database is the record; the revocation store is told afterwards, so
-that access tokens of revoked sessions stop at their next request.
+The database is the record; the revocation store is told in the same
+transaction, before it commits, so that access tokens of revoked sessions
+stop at their next request.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
-from sqlalchemy import Table, delete, exists, or_, select, update
+from sqlalchemy import Connection, Table, delete, exists, or_, select, update
 
 from . import signals
 from ._db import as_utc
@@ -84,6 +85,57 @@ def active_sessions(state: TokenAuthState, user_id: int) -> list[SessionInfo]:
     ]
 
 
+def revoke_in(
+    state: TokenAuthState,
+    conn: Connection,
+    user_id: int,
+    *,
+    only: Collection[str] | None = None,
+    keep: str | None = None,
+    cutoff: bool = False,
+    now: datetime | None = None,
+) -> list[str]:
+    """Revoke the user's sessions in the caller's transaction ``conn``: those
+    in ``only`` (default: all) except ``keep``.  With ``cutoff``, also refuse
+    every access token the user was issued before ``now``.  Returns the ids
+    revoked (only the user's own); the caller sends
+    :func:`announce_revoked` once its transaction has committed.
+
+    The revocation store is told here, before the caller commits: if it
+    cannot be reached the error rolls the whole transaction back, so a 503
+    means nothing was changed and a retry works.
+    """
+    now = now or datetime.now(timezone.utc)
+    query = select(_sessions.c.id).where(
+        _sessions.c.user_id == user_id, _sessions.c.revoked_at.is_(None)
+    )
+    if only is not None:
+        query = query.where(_sessions.c.id.in_(list(only)))
+    if keep is not None:
+        query = query.where(_sessions.c.id != keep)
+    ids = list(conn.execute(query).scalars())
+    state.refresh_tokens.revoke_families(conn, ids, now)
+    if cutoff:
+        conn.execute(
+            update(_users).where(_users.c.id == user_id).values(tokens_valid_after=now)
+        )
+    state.revocation.revoke_sessions(ids)
+    if cutoff:
+        state.revocation.revoke_user(user_id, now)
+    return ids
+
+
+def announce_revoked(user_id: int, ids: list[str], reason: str) -> None:
+    """Send :data:`~flask_tokenauth.signals.session_revoked` for ``ids``."""
+    if ids:
+        signals.session_revoked.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            user_id=user_id,
+            session_ids=ids,
+            reason=reason,
+        )
+
+
 def revoke_sessions(
     state: TokenAuthState,
     user_id: int,
@@ -93,38 +145,10 @@ def revoke_sessions(
     keep: str | None = None,
     cutoff: bool = False,
 ) -> list[str]:
-    """Revoke the user's sessions: those in ``only`` (default: all) except
-    ``keep``.  With ``cutoff``, also refuse every access token the user was
-    issued before now.  Returns the ids revoked (only the user's own)."""
-    now = datetime.now(timezone.utc)
-    query = select(_sessions.c.id).where(
-        _sessions.c.user_id == user_id, _sessions.c.revoked_at.is_(None)
-    )
-    if only is not None:
-        query = query.where(_sessions.c.id.in_(list(only)))
-    if keep is not None:
-        query = query.where(_sessions.c.id != keep)
+    """:func:`revoke_in` in a transaction of its own, then the signal."""
     with state.db.begin() as conn:
-        ids = list(conn.execute(query).scalars())
-        state.refresh_tokens.revoke_families(conn, ids, now)
-        if cutoff:
-            conn.execute(
-                update(_users)
-                .where(_users.c.id == user_id)
-                .values(tokens_valid_after=now)
-            )
-        # Told before the commit: if Redis cannot be reached the transaction
-        # rolls back, so a 503 means nothing was revoked and a retry works.
-        state.revocation.revoke_sessions(ids)
-        if cutoff:
-            state.revocation.revoke_user(user_id, now)
-    if ids:
-        signals.session_revoked.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user_id=user_id,
-            session_ids=ids,
-            reason=reason,
-        )
+        ids = revoke_in(state, conn, user_id, only=only, keep=keep, cutoff=cutoff)
+    announce_revoked(user_id, ids, reason)
     return ids
 
 

@@ -57,7 +57,13 @@ def cookie_header(*values: str, name: str = "refresh_token") -> dict[str, str]:
 
 
 def set_cookies(response: TestResponse) -> list[str]:
-    return response.headers.getlist("Set-Cookie")
+    """The response's Set-Cookie headers but the device cookie's (see
+    ``_lockout``), which login and register set beside the refresh cookie."""
+    return [
+        header
+        for header in response.headers.getlist("Set-Cookie")
+        if not header.startswith("tokenauth_device=")
+    ]
 
 
 def cookie_value(header: str) -> str:

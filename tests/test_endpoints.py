@@ -13,9 +13,13 @@ from flask_tokenauth import current_user, login_required
 from .conftest import PASSWORD, Auth, bearer
 
 
-def cookie_header(response: Any) -> str:
-    headers = response.headers.getlist("Set-Cookie")
-    assert len(headers) == 1, headers
+def cookie_header(response: Any, name: str = "refresh_token") -> str:
+    """The one ``Set-Cookie`` of ``name`` (a login also sets the device
+    cookie, see test_lockout.py)."""
+    headers = [
+        h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")
+    ]
+    assert len(headers) == 1, response.headers.getlist("Set-Cookie")
     return str(headers[0])
 
 

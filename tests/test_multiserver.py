@@ -53,7 +53,8 @@ pytestmark = pytest.mark.slow
 #: Per-IP login limit of the servers: the 7th login from one address within
 #: a minute is refused, whichever server gets it.
 LOGIN_LIMIT = 6
-#: The default per-account limit on failed logins (5/minute;20/hour).
+#: The servers' per-account limit on wrong passwords from clients that never
+#: logged in to the account (TOKENAUTH_RATELIMIT_ACCOUNT_FAILURES).
 ACCOUNT_FAILURES = 5
 REQUEST_TIMEOUT = 10.0
 
@@ -88,6 +89,7 @@ def cluster(
         TOKENAUTH_BCRYPT_ROUNDS="4",
         TOKENAUTH_COOKIE_SECURE="false",
         TOKENAUTH_RATELIMIT_LOGIN=f"{LOGIN_LIMIT}/minute",
+        TOKENAUTH_RATELIMIT_ACCOUNT_FAILURES=f"{ACCOUNT_FAILURES}/minute",
         TOKENAUTH_TRUSTED_PROXIES="1",
     )
     workdir = tmp_path_factory.mktemp("multiserver")

@@ -82,9 +82,11 @@ def test_trusted_proxy_uses_the_forwarded_address(make_app: Any) -> None:
 
 
 def test_failed_logins_per_account(make_app: Any) -> None:
+    """The loose per-account limit of clients not trusted for the account;
+    the rest of the design is in test_lockout.py."""
     app = limited(
         make_app,
-        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="3/minute",
+        TOKENAUTH_RATELIMIT_ACCOUNT_FAILURES="3/minute",
         TOKENAUTH_TRUSTED_PROXIES=1,
     )
     Auth(app.test_client()).register()

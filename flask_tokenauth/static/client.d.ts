@@ -128,7 +128,11 @@ export interface AuthClient {
   logoutOthers(): Promise<{ message: string; revoked: number }>;
   sessions(): Promise<SessionInfo[]>;
   revokeSession(id: string): Promise<void>;
-  /** @throws AuthError `WRONG_PASSWORD` */
+  /**
+   * Change the password: the server ends every session of the user, this
+   * one included, and the client continues in the new session it answers.
+   * @throws AuthError `WRONG_PASSWORD`
+   */
   changePassword(currentPassword: string, newPassword: string): Promise<void>;
   /** Listen to session changes; returns the function that stops listening. */
   subscribe(

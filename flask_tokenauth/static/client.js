@@ -403,8 +403,20 @@ export function createAuthClient(options = {}) {
       if (session && id === session.sessionId) forget('logout');
     },
     async changePassword(currentPassword, newPassword) {
-      const { accessToken } = await call('POST', '/password', { currentPassword, newPassword });
-      adopt(accessToken, undefined, 'password-changed');
+      // The server ends every session of the user, this one included, and
+      // answers with a new session: its access token, and its refresh cookie
+      // (hence credentials, for an API on another origin).  Sent under the
+      // refresh lock, so that no tab refreshes with the old cookie meanwhile.
+      const user = session && session.user;
+      const bearer = await currentToken();
+      await withLock(async () => {
+        const init = jsonInit('POST', { currentPassword, newPassword });
+        if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
+        const response = await fetchImpl(authUrl('/password'), { ...init, credentials: 'include' });
+        if (!response.ok) throw await errorOf(response);
+        const { accessToken } = await response.json();
+        adopt(accessToken, user, 'password-changed');
+      });
     },
     subscribe(listener) {
       listeners.add(listener);

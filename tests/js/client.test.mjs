@@ -435,6 +435,54 @@ test('logout posts /logout with credentials and clears the session', async (t) =
   assert.equal(server.sent('/api/data')[0].authorization, null);
 });
 
+// -- password change ----------------------------------------------------------
+
+/** The server's /password: every session ends, a new one starts (cookie set
+ * for a request with credentials only, as a browser stores it). */
+function passwordChange(server) {
+  return (record) => {
+    const { currentPassword } = JSON.parse(new TextDecoder().decode(record.body));
+    if (currentPassword !== PASSWORD) {
+      return new Response(JSON.stringify({ error: 'wrong', code: 'WRONG_PASSWORD' }), {
+        status: 403,
+        headers: { 'Content-Type': 'application/json' },
+      });
+    }
+    const oldCookie = server.jar;
+    server.startSession();
+    if (record.credentials !== 'include') server.jar = oldCookie;
+    return new Response(JSON.stringify({ accessToken: server.issue() }), {
+      status: 200,
+      headers: { 'Content-Type': 'application/json' },
+    });
+  };
+}
+
+test('changePassword adopts the new session, keeps the user, stores the cookie', async (t) => {
+  const server = new FakeServer();
+  server.handlers.set('/api/auth/password', passwordChange(server));
+  const changes = spy();
+  const auth = await loggedIn(t, server, { onSessionChange: changes });
+  const before = auth.session;
+  const bearer = `Bearer ${await auth.getAccessToken()}`;
+
+  await auth.changePassword(PASSWORD, 'new password 456');
+  const [sent] = server.sent('/api/auth/password');
+  assert.equal(sent.authorization, bearer);
+  assert.equal(sent.credentials, 'include');
+  assert.notEqual(auth.session.sessionId, before.sessionId);
+  assert.equal(auth.session.sessionId, server.sessionId);
+  assert.deepEqual(auth.session.user, before.user);
+  assert.equal(server.jar, server.liveCookie);
+  assert.deepEqual(changes.calls.at(-1)[1], 'password-changed');
+  // The new session's cookie refreshes.
+  await auth.refresh();
+  assert.equal(server.refreshes.at(-1).status, 200);
+
+  await assert.rejects(auth.changePassword('wrong', 'x'.repeat(12)), (e) => e.code === 'WRONG_PASSWORD');
+  assert.equal(auth.session.sessionId, server.sessionId);
+});
+
 // -- several tabs -------------------------------------------------------------
 
 function tab(t, server, options = {}) {
