@@ -24,6 +24,7 @@ from typing import Any
 import jwt
 
 from ._config import Settings
+from ._sid import session_belongs_to
 from .errors import TokenExpired, TokenInvalid
 
 TOKEN_TYPE = "at+jwt"
@@ -38,6 +39,7 @@ class AccessTokens:
 
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.access_secret
+        self._session_secret = settings.refresh_secret
         self._algorithm = settings.algorithm
         self._issuer = settings.issuer
         self._audience = settings.audience
@@ -119,5 +121,10 @@ class AccessTokens:
         if not isinstance(claims.get("sub"), str) or not isinstance(
             claims.get("sid"), str
         ):
+            raise TokenInvalid()
+        # Only the server can make a session id for a user (see _sid.py): a
+        # token naming another user's session is refused here, whatever the
+        # revocation store.  Cached tokens passed this once already.
+        if not session_belongs_to(self._session_secret, claims["sid"], claims["sub"]):
             raise TokenInvalid()
         return claims
