@@ -25,7 +25,7 @@ depends_on = None
 
 
 def _is_sqlite():
-    return op.get_bind().dialect.name == "sqlite"
+    return op.get_context().dialect.name == "sqlite"
 
 
 def upgrade():
