@@ -68,13 +68,28 @@ def run_migrations_offline():
 def run_migrations_online():
     engine = config.attributes.get("engine") or create_engine(database_url())
     with engine.connect() as connection:
-        configure(
-            connection=connection,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        # Batch mode recreates SQLite tables (copy, drop, rename): with foreign
+        # keys enforced (the extension's engines turn them on), dropping the
+        # old ``users`` would cascade to every session.  The pragma only
+        # takes effect outside a transaction, so it is set here, before any.
+        foreign_keys = sqlite and connection.exec_driver_sql(
+            "PRAGMA foreign_keys"
+        ).scalar()
+        if foreign_keys:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            configure(connection=connection, render_as_batch=sqlite)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            if foreign_keys:
+                # The connection goes back to the pool: as it came.
+                connection.rollback()
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 if context.is_offline_mode():

@@ -32,6 +32,7 @@ from typing import Any
 import jwt
 
 from ._config import Settings
+from ._sid import session_belongs_to
 from .errors import TokenExpired, TokenInvalid
 
 TOKEN_TYPE = "at+jwt"
@@ -70,6 +71,7 @@ class AccessTokens:
         self, settings: Settings, *, is_subject: Callable[[str], bool] = is_user_id
     ) -> None:
         self._secret = settings.access_secret
+        self._session_secret = settings.refresh_secret
         self._algorithm = settings.algorithm
         self._issuer = settings.issuer
         self._audience = settings.audience
@@ -152,6 +154,11 @@ class AccessTokens:
             raise TokenInvalid()
         claims: dict[str, Any] = decoded["payload"]
         self._check_shapes(claims)
+        # Only the server can make a session id for a user (see _sid.py): a
+        # token naming another user's session is refused here, whatever the
+        # revocation store.  Cached tokens passed this once already.
+        if not session_belongs_to(self._session_secret, claims["sid"], claims["sub"]):
+            raise TokenInvalid()
         return claims
 
     def _check_shapes(self, claims: Mapping[str, Any]) -> None:

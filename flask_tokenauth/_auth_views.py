@@ -212,6 +212,10 @@ def refresh() -> Response:
         session_id=rotation.family_id,
         rotated=rotation.issued is not None,
     )
+    if rotation.issued is None:
+        signals.refresh_grace_used.send(
+            _app(), user_id=rotation.user_id, session_id=rotation.family_id
+        )
     access = state.access_tokens.issue(rotation.user_id, rotation.family_id)
     return _token_response({"accessToken": access}, 200, state, rotation.issued)
 

@@ -6,11 +6,18 @@ also a *session* (a row of ``auth_sessions`` with the same id, which is the
 ``sid`` claim of the session's access tokens).
 
 The rotation is one conditional ``UPDATE ... RETURNING`` that marks the
-presented token used only if it is still unused, unrevoked and unexpired,
+presented token used only if it is still unused, unrevoked and unexpired and
+its session is live (not revoked, not expired, its user still exists),
 followed in the same transaction by the insert of its successor.  Of several
 concurrent refreshes with one token the database lets exactly one UPDATE
-match; the others find the token already used, which is reuse, unless they
-fall within the reuse interval (see :meth:`RefreshTokens.rotate`).
+match; the others find the token already used, which is reuse, unless one of
+them falls within the reuse interval (see :meth:`RefreshTokens.rotate`).
+
+Rotation and revocation are serialized on the session row: a rotation locks
+it before it spends the token, a revocation locks it before it revokes the
+tokens, in that order both.  So a revocation either waits for a rotation in
+flight and then revokes its successor too (its next statement sees it), or
+the rotation waits for the revocation and then finds the session revoked.
 """
 
 from __future__ import annotations
@@ -19,22 +26,24 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import uuid
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, case, exists, insert, select, update
 
 from ._db import as_utc, execute_one
+from ._sid import new_session_id
 from .errors import (
     RefreshTokenExpired,
     RefreshTokenInvalid,
     RefreshTokenReused,
     RefreshTokenRevoked,
 )
-from .models import RefreshToken, Session
+from .models import RefreshToken, Session, User
 
 #: 32 bytes = 256 bits of entropy, URL-safe base64 (43 characters).
 TOKEN_BYTES = 32
@@ -44,13 +53,27 @@ MAX_TOKEN_LENGTH = 256
 MAX_USER_AGENT = 512
 
 #: The rotation as one PostgreSQL statement; see ``_rotate_in_one_statement``.
-#: ``LEAST`` ignores a NULL ``idle_until`` (no idle timeout).
+#: ``live_session`` locks the session row first (the lock a revocation takes
+#: too), and only if the token is spendable and its session live: under READ
+#: COMMITTED a rotation that waits there for a revocation re-checks the row
+#: once the revocation commits, and then finds it revoked.  ``LEAST`` ignores
+#: a NULL ``idle_until`` (no idle timeout).
 ROTATE_POSTGRESQL = """
-WITH spent AS (
-    UPDATE refresh_tokens SET used_at = %(now)s
-    WHERE token_hash = %(hash)s AND used_at IS NULL AND revoked_at IS NULL
-      AND expires_at > %(now)s
-    RETURNING id, user_id, family_id, family_expires_at
+WITH live_session AS (
+    SELECT s.id
+    FROM refresh_tokens t
+    JOIN auth_sessions s ON s.id = t.family_id AND s.user_id = t.user_id
+    JOIN users u ON u.id = s.user_id
+    WHERE t.token_hash = %(hash)s AND t.used_at IS NULL AND t.revoked_at IS NULL
+      AND t.expires_at > %(now)s
+      AND s.revoked_at IS NULL AND s.expires_at > %(now)s
+    FOR NO KEY UPDATE OF s
+), spent AS (
+    UPDATE refresh_tokens t SET used_at = %(now)s
+    FROM live_session
+    WHERE t.token_hash = %(hash)s AND t.family_id = live_session.id
+      AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > %(now)s
+    RETURNING t.id, t.user_id, t.family_id, t.family_expires_at
 ), touched AS (
     UPDATE auth_sessions SET last_used_at = %(now)s
     FROM spent WHERE auth_sessions.id = spent.family_id
@@ -66,6 +89,7 @@ RETURNING user_id, family_id, expires_at
 
 _tokens = cast(Table, RefreshToken.__table__)
 _sessions = cast(Table, Session.__table__)
+_users = cast(Table, User.__table__)
 
 
 @dataclass(frozen=True)
@@ -105,9 +129,11 @@ class Rotation:
 
 
 def _clean_user_agent(value: str | None) -> str | None:
-    """What a client sent, made safe to store: no NUL, bounded."""
-    value = (value or "").replace("\x00", "")[:MAX_USER_AGENT]
-    return value or None
+    """What a client sent, made safe to store and to show: no control
+    characters (C0, DEL, C1: a terminal would act on escape sequences when
+    the CLI lists sessions), bounded."""
+    value = "".join(c for c in value or "" if unicodedata.category(c) != "Cc")
+    return value[:MAX_USER_AGENT] or None
 
 
 def _valid_ip(value: str | None) -> str | None:
@@ -121,6 +147,36 @@ def _valid_ip(value: str | None) -> str | None:
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _live_session(now: datetime) -> Any:
+    """The condition "the session of the token row is live": not revoked,
+    not expired, and its user (the token's) still exists.  A user deleted
+    without the foreign keys enforced (SQLite without ``PRAGMA
+    foreign_keys=ON``) leaves its sessions behind; they are dead."""
+    return (
+        select(_sessions.c.id)
+        .join(_users, _users.c.id == _sessions.c.user_id)
+        .where(
+            _sessions.c.id == _tokens.c.family_id,
+            _sessions.c.user_id == _tokens.c.user_id,
+            _sessions.c.revoked_at.is_(None),
+            _sessions.c.expires_at > now,
+        )
+        .exists()
+    )
+
+
+@contextmanager
+def _transaction(conn: Connection) -> Iterator[None]:
+    """The caller's transaction, or one of our own, committed on success:
+    on PostgreSQL the rotation runs outside any transaction (see
+    :meth:`RefreshTokens._rotate_in_one_statement`)."""
+    if conn.in_transaction():
+        yield
+    else:
+        with conn.begin():
+            yield
 
 
 class RefreshTokens:
@@ -187,7 +243,7 @@ class RefreshTokens:
     ) -> IssuedToken:
         """Start a session (a login): its row and its first token."""
         now = now or _utcnow()
-        family_id = uuid.uuid4().hex
+        family_id = new_session_id(self._secret, user_id)
         expires_at = now + self._lifetime
         conn.execute(
             insert(_sessions).values(
@@ -208,17 +264,21 @@ class RefreshTokens:
         """Spend ``token`` and issue its successor, in the caller's transaction.
 
         A token presented again within the reuse interval after its rotation,
-        while its successor is still unused, is a concurrent request of the
-        same client (two tabs, parallel calls): it gets a :class:`Rotation`
-        without a new token rather than an error.
+        while its successor is still unused, is taken for a concurrent
+        request of the same client (two tabs, parallel calls): the first such
+        repeat gets a :class:`Rotation` without a new token rather than an
+        error (a *grace answer*, one per rotation, claimed with a conditional
+        UPDATE so that of concurrent repeats exactly one wins).
 
         :raises RefreshTokenReused: ``token`` was already rotated (outside the
-            reuse interval, or its successor was rotated too).  The
+            reuse interval, or its successor was rotated too, or its grace
+            answer was given already).  The
             exception's ``family_id`` names the family to revoke, which the
             caller does in a transaction of its own (this one rolls back).
-        :raises RefreshTokenRevoked: ``token``'s family was revoked.
-        :raises RefreshTokenExpired: ``token`` or its family has expired.
-        :raises RefreshTokenInvalid: ``token`` is unknown.
+        :raises RefreshTokenRevoked: ``token``'s session was revoked.
+        :raises RefreshTokenExpired: ``token`` or its session has expired.
+        :raises RefreshTokenInvalid: ``token`` is unknown, or its user no
+            longer exists.
         """
         now = now or _utcnow()
         if len(token) > MAX_TOKEN_LENGTH:
@@ -231,6 +291,7 @@ class RefreshTokens:
                 _tokens.c.used_at.is_(None),
                 _tokens.c.revoked_at.is_(None),
                 _tokens.c.expires_at > now,
+                _live_session(now),
             )
             .values(used_at=now)
             .returning(
@@ -291,54 +352,99 @@ class RefreshTokens:
 
     def _refused(self, conn: Connection, token_hash: str, now: datetime) -> Rotation:
         """Why ``token_hash`` could not be rotated: raise the error, or
-        return the grace rotation of a repeat within the reuse interval."""
-        found = conn.execute(
+        return the grace answer to a repeat within the reuse interval."""
+        owner = _users.c.id.label("owner_id")
+        session_revoked_at = _sessions.c.revoked_at.label("session_revoked_at")
+        session_expires_at = _sessions.c.expires_at.label("session_expires_at")
+        query = (
             select(
                 _tokens.c.id,
                 _tokens.c.user_id,
                 _tokens.c.family_id,
                 _tokens.c.used_at,
                 _tokens.c.revoked_at,
-            ).where(_tokens.c.token_hash == token_hash)
-        ).first()
-        if found is None:
-            raise RefreshTokenInvalid()
-        if found.revoked_at is not None:
-            raise RefreshTokenRevoked()
-        if found.used_at is None:
-            raise RefreshTokenExpired()
-        if self._within_reuse_interval(conn, found.id, as_utc(found.used_at), now):
-            return Rotation(found.user_id, found.family_id, None)
+                session_revoked_at,
+                session_expires_at,
+                owner,
+            )
+            .select_from(
+                _tokens.outerjoin(
+                    _sessions,
+                    (_sessions.c.id == _tokens.c.family_id)
+                    & (_sessions.c.user_id == _tokens.c.user_id),
+                ).outerjoin(_users, _users.c.id == _sessions.c.user_id)
+            )
+            .where(_tokens.c.token_hash == token_hash)
+        )
+        with _transaction(conn):
+            found = conn.execute(query).first()
+            # No session, or no user: the credentials of no account.
+            if found is None or found.owner_id is None:
+                raise RefreshTokenInvalid()
+            if found.revoked_at is not None or found.session_revoked_at is not None:
+                raise RefreshTokenRevoked()
+            if found.used_at is None or as_utc(found.session_expires_at) <= now:
+                raise RefreshTokenExpired()
+            if self._claim_grace(conn, found.id, now):
+                return Rotation(found.user_id, found.family_id, None)
         raise RefreshTokenReused(family_id=found.family_id, user_id=found.user_id)
 
-    def _within_reuse_interval(
-        self, conn: Connection, token_id: int, used_at: datetime, now: datetime
-    ) -> bool:
-        if not self._reuse_interval or now - used_at > self._reuse_interval:
+    def _claim_grace(self, conn: Connection, token_id: int, now: datetime) -> bool:
+        """Claim the one grace answer of spent token ``token_id``: only
+        within the reuse interval, while its successor is still unused and
+        its session live, and only once (a conditional UPDATE: of concurrent
+        claims the database lets one match)."""
+        if not self._reuse_interval:
             return False
+        successor = _tokens.alias("successor")
         live_successor = exists().where(
-            _tokens.c.parent_id == token_id,
-            _tokens.c.used_at.is_(None),
-            _tokens.c.revoked_at.is_(None),
-            _tokens.c.expires_at > now,
+            successor.c.parent_id == _tokens.c.id,
+            successor.c.used_at.is_(None),
+            successor.c.revoked_at.is_(None),
+            successor.c.expires_at > now,
         )
-        return bool(conn.execute(select(live_successor)).scalar())
+        claim = (
+            update(_tokens)
+            .where(
+                _tokens.c.id == token_id,
+                _tokens.c.grace_used_at.is_(None),
+                _tokens.c.revoked_at.is_(None),
+                _tokens.c.used_at >= now - self._reuse_interval,
+                live_successor,
+                _live_session(now),
+            )
+            .values(grace_used_at=now)
+        )
+        return conn.execute(claim).rowcount == 1
 
     def revoke_families(
         self, conn: Connection, family_ids: list[str], now: datetime | None = None
     ) -> None:
-        """Revoke sessions and every live token of theirs."""
+        """Revoke sessions and every live token of theirs.
+
+        The session rows first, locked in id order (two revocations never
+        deadlock), then the tokens: a rotation holds its session's lock
+        until it commits, so this waits for any rotation in flight, and the
+        tokens UPDATE, a statement of its own (a new snapshot under READ
+        COMMITTED), sees the successor it inserted.
+        """
         if not family_ids:
             return
         now = now or _utcnow()
         conn.execute(
-            update(_tokens)
-            .where(_tokens.c.family_id.in_(family_ids), _tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
+            select(_sessions.c.id)
+            .where(_sessions.c.id.in_(family_ids))
+            .order_by(_sessions.c.id)
+            .with_for_update(key_share=True)
         )
         conn.execute(
             update(_sessions)
             .where(_sessions.c.id.in_(family_ids), _sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        conn.execute(
+            update(_tokens)
+            .where(_tokens.c.family_id.in_(family_ids), _tokens.c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
 

@@ -42,9 +42,14 @@ class Base(DeclarativeBase):
 
 class User(Base):
     """An account.  ``email`` is stored normalized (trimmed, lower-case), so
-    the unique constraint is on the normalized form."""
+    the unique constraint is on the normalized form.
+
+    Ids are never reused (AUTOINCREMENT on SQLite, a sequence elsewhere): a
+    deleted user's tokens name an id that no later user gets.
+    """
 
     __tablename__ = "users"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -112,8 +117,15 @@ class RefreshToken(Base):
     family_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When this spent token got its one grace answer (a repeat within the
+    #: reuse interval); any later repeat is reuse.
+    grace_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_refresh_tokens_expires_at", "expires_at"),)
+    __table_args__ = (
+        Index("ix_refresh_tokens_expires_at", "expires_at"),
+        # ``parent_id`` refers to ids: never reuse one.
+        {"sqlite_autoincrement": True},
+    )
 
     def __repr__(self) -> str:
         return f"<RefreshToken {self.id} family={self.family_id}>"

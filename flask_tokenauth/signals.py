@@ -27,6 +27,12 @@ login_failed = _signals.signal("tokenauth.login-failed")
 #: A refresh succeeded. ``user_id``, ``session_id``, ``rotated`` (``False``
 #: for a repeat within the reuse interval).
 token_refreshed = _signals.signal("tokenauth.token-refreshed")
+#: A spent refresh token was presented again within the reuse interval and
+#: got the one grace answer its rotation allows (an access token, no new
+#: cookie); ``token_refreshed`` is sent too, with ``rotated=False``.  Sent
+#: on every grace answer: a stream of them is worth a look.  ``user_id``,
+#: ``session_id``.
+refresh_grace_used = _signals.signal("tokenauth.refresh-grace-used")
 #: An already-rotated refresh token was presented; its session is revoked.
 #: ``user_id``, ``session_id``.
 refresh_token_reused = _signals.signal("tokenauth.refresh-token-reused")

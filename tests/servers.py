@@ -64,9 +64,9 @@ class Server:
             return "(no log)"
 
 
-def gunicorn_options(gunicorn: str, threads: int = 4) -> list[str]:
+def gunicorn_options(gunicorn: str, threads: int = 4, workers: int = 1) -> list[str]:
     options = [
-        "--workers=1",
+        f"--workers={workers}",
         f"--threads={threads}",
         # Port 0: the kernel picks a free one, read back from the log.
         "--bind=127.0.0.1:0",

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, event
 
 from flask_tokenauth import TokenInvalid, current_claims, current_user, login_required
 from flask_tokenauth._access import MAX_TOKEN_LENGTH, AccessTokens
+from flask_tokenauth._sid import new_session_id
 
 from .conftest import ACCESS_SECRET, REFRESH_SECRET, Auth, bearer
 
@@ -369,7 +370,9 @@ def test_signed_tokens_of_our_shape_are_accepted(
 def test_largest_user_id_is_a_user_not_found(token: str, client: FlaskClient) -> None:
     """The range ends where the id column does: the largest id passes the
     shape rule and is looked up (no such user), on SQLite and PostgreSQL."""
-    forged = forge(dict(claims_of(token), sub=str(2**31 - 1)))
+    sub = str(2**31 - 1)
+    sid = new_session_id(REFRESH_SECRET.encode(), sub)
+    forged = forge(dict(claims_of(token), sub=sub, sid=sid))
     assert_401(client.get("/api/profile", headers=bearer(forged)), "USER_NOT_FOUND")
 
 
@@ -377,10 +380,11 @@ def test_the_subject_rule_is_replaceable(app: Flask) -> None:
     """A user store with ids of another shape passes its own rule."""
     settings = app.extensions["tokenauth"].settings
     tokens = AccessTokens(settings, is_subject=lambda sub: sub.startswith("u-"))
-    session_id = "0" * 32
-    assert tokens.verify(tokens.issue("u-alice", session_id))["sub"] == "u-alice"
+    secret = settings.refresh_secret
+    alice = tokens.issue("u-alice", new_session_id(secret, "u-alice"))
+    assert tokens.verify(alice)["sub"] == "u-alice"
     with pytest.raises(TokenInvalid):
-        tokens.verify(tokens.issue(7, session_id))
+        tokens.verify(tokens.issue(7, new_session_id(secret, 7)))
 
 
 def padded(claims: dict[str, Any], length: int) -> str:

@@ -16,8 +16,9 @@ from flask import Flask
 from flask_tokenauth import _access, current_claims, login_required
 from flask_tokenauth._mirror import RevocationMirror
 from flask_tokenauth._revocation import RedisRevocation
+from flask_tokenauth._sid import new_session_id
 
-from .conftest import REDIS_URL, Auth, bearer
+from .conftest import REDIS_URL, REFRESH_SECRET, Auth, bearer
 
 
 def protect(app: Flask) -> Flask:
@@ -80,7 +81,10 @@ def test_cache_is_bounded_and_keeps_only_valid_tokens(make_app: Any) -> None:
     state = app.extensions["tokenauth"]
     client = app.test_client()
     with app.app_context():
-        tokens = [state.access_tokens.issue(1, f"{i:032x}") for i in range(10)]
+        tokens = [
+            state.access_tokens.issue(1, new_session_id(REFRESH_SECRET.encode(), 1))
+            for _ in range(10)
+        ]
     for token in tokens:
         assert client.get("/me", headers=bearer(token)).status_code == 200
         client.get("/me", headers=bearer(token + "x"))

@@ -321,7 +321,7 @@ def test_0002_turns_existing_families_into_sessions(fresh_engine: Engine) -> Non
                     "r": revoked,
                 },
             )
-    upgrade(fresh_engine, "head")
+    upgrade(fresh_engine, "0002")
     with fresh_engine.connect() as conn:
         rows = conn.execute(
             text("SELECT id, user_id, revoked_at FROM auth_sessions ORDER BY id")
@@ -332,3 +332,86 @@ def test_0002_turns_existing_families_into_sessions(fresh_engine: Engine) -> Non
     ]
     downgrade(fresh_engine, "0001")
     assert "auth_sessions" not in table_names(fresh_engine)
+
+
+def create_sql(engine: Engine, table: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}
+            ).scalar_one()
+        )
+
+
+def test_0003_revokes_sessions_and_never_reuses_ids(fresh_engine: Engine) -> None:
+    """Every live session is revoked (their ids are not bound to their
+    users), nothing is lost on the way (SQLite recreates two tables), and a
+    deleted user's id is never handed out again."""
+    upgrade(fresh_engine, "0002")
+    now = datetime.now(timezone.utc)
+    users = []
+    with fresh_engine.begin() as conn:
+        for n in (1, 2):
+            user = conn.execute(
+                text(
+                    "INSERT INTO users (email, password_hash) VALUES (:e, 'x')"
+                    " RETURNING id"
+                ),
+                {"e": f"u{n}@example.com"},
+            ).scalar_one()
+            users.append(user)
+            conn.execute(
+                text(
+                    "INSERT INTO auth_sessions (id, user_id, created_at, last_used_at,"
+                    " expires_at) VALUES (:s, :u, :c, :c, :e)"
+                ),
+                {"s": f"s{n}", "u": user, "c": now, "e": now + timedelta(days=7)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO refresh_tokens (user_id, token_hash, family_id,"
+                    " created_at, expires_at, family_expires_at)"
+                    " VALUES (:u, :h, :s, :c, :e, :e)"
+                ),
+                {
+                    "u": user,
+                    "h": f"h{n}",
+                    "s": f"s{n}",
+                    "c": now,
+                    "e": now + timedelta(days=7),
+                },
+            )
+    sqlite = fresh_engine.dialect.name == "sqlite"
+
+    upgrade(fresh_engine, "0003")
+    with fresh_engine.connect() as conn:
+        sessions = conn.execute(text("SELECT revoked_at FROM auth_sessions")).all()
+        tokens = conn.execute(
+            text("SELECT revoked_at, grace_used_at FROM refresh_tokens")
+        ).all()
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 2
+        if sqlite:  # migrations ran with them off; the pooled connection is back
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert len(sessions) == 2 and all(r.revoked_at is not None for r in sessions)
+    assert len(tokens) == 2 and all(r.revoked_at is not None for r in tokens)
+    assert all(r.grace_used_at is None for r in tokens)
+    if sqlite:
+        assert "AUTOINCREMENT" in create_sql(fresh_engine, "users")
+        assert "AUTOINCREMENT" in create_sql(fresh_engine, "refresh_tokens")
+
+    with fresh_engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": users[-1]})
+        newcomer = conn.execute(
+            text(
+                "INSERT INTO users (email, password_hash)"
+                " VALUES ('new@example.com', 'x') RETURNING id"
+            )
+        ).scalar_one()
+    assert newcomer > users[-1]
+
+    downgrade(fresh_engine, "0002")
+    assert "grace_used_at" not in {
+        c["name"] for c in inspect(fresh_engine).get_columns("refresh_tokens")
+    }
+    if sqlite:
+        assert "AUTOINCREMENT" not in create_sql(fresh_engine, "users")

@@ -150,3 +150,17 @@ def test_same_token_race_rotates_once(
     assert sorted(statuses) == [200] + [401] * 7
     # Exactly one successor was minted from the raced token.
     assert len(rows(engine)) == 2
+
+
+def test_a_token_of_a_revoked_session_is_refused_as_revoked(
+    auth: Auth, engine: Engine
+) -> None:
+    """The session row is the record: once it is revoked, its tokens are
+    refused as revoked, whatever their own rows say."""
+    auth.register()
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE auth_sessions SET revoked_at = :t"),
+            {"t": datetime.now(timezone.utc)},
+        )
+    assert_refused(auth.refresh(), "REFRESH_TOKEN_REVOKED")
