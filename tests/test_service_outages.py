@@ -1,5 +1,5 @@
-"""Real outages of this machine's PostgreSQL and Redis, stopped and started
-with their own commands while an in-process app serves requests.
+"""Real outages of PostgreSQL and Redis, stopped and started by their PIDs
+while an in-process app serves requests.
 
 * PostgreSQL down: every endpoint that needs it answers 503
   ``DATABASE_UNAVAILABLE`` (never 500), writes nothing, spends no refresh
@@ -9,188 +9,71 @@ with their own commands while an in-process app serves requests.
   ``TOKENAUTH_REVOCATION_FAIL_OPEN``), rate limits fall back to memory, and
   everything resumes by itself when Redis returns.
 
-Every outage lasts a few seconds; the service is started again in a
-``finally`` block, and a module fixture checks both are up at the end.
-These tests need root (or the cluster owner) and the Debian commands
-``pg_ctlcluster``, ``pg_isready``, ``redis-server`` and ``redis-cli``.
+The servers are private ones of this test run (:mod:`tests.services`), on
+ports of their own: the shared servers of ``TEST_POSTGRES_URL`` and
+``TEST_REDIS_URL`` serve other tests and CI at the same time and are never
+touched here.  A server is down for exactly the ``with ....stopped()``
+block (stopped by its PID, waited for until it has exited) and started
+again on the same port when the block ends, whatever happened in it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import gc
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, text
 
 from flask_tokenauth import auth_bp, current_claims, current_user, login_required
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.extension import get_state
 
-from .conftest import (
-    POSTGRES_URL,
-    REDIS_URL,
-    Auth,
-    base_config,
-    bearer,
-    service_missing,
+from .conftest import Auth, base_config, bearer, throwaway_database
+from .services import (  # noqa: F401 (the last two are fixtures)
+    PrivatePostgres,
+    PrivateRedis,
+    private_postgres_fixture,
+    private_redis_fixture,
 )
 
 pytestmark = pytest.mark.slow
 
-PG_HOST = "127.0.0.1"
-REDIS_HOST = "127.0.0.1"
-#: How long a stopped or started service may take to go down or come up.
-SERVICE_TIMEOUT = 30.0
 TABLES = ("users", "auth_sessions", "refresh_tokens")
-REDIS_START = [
-    "redis-server",
-    "--daemonize",
-    "yes",
-    "--bind",
-    "127.0.0.1",
-    "-::1",
-    "--port",
-    "6379",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--dir",
-    "/var/lib/redis",
-    "--logfile",
-    "/var/log/redis/ci.log",
-]
 
 
 # -- the services --------------------------------------------------------------
 
 
-def run(command: list[str], timeout: float = SERVICE_TIMEOUT) -> int:
-    return subprocess.run(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=timeout,
-    ).returncode
-
-
-def wait_for(check: Any, expected: bool, what: str) -> None:
-    deadline = time.monotonic() + SERVICE_TIMEOUT
-    while check() != expected:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} after {SERVICE_TIMEOUT}s")
-        time.sleep(0.1)
-
-
-def pg_cluster() -> list[str]:
-    versions = sorted(os.listdir("/etc/postgresql"))
-    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
-
-
-def postgres_up() -> bool:
-    return run(["pg_isready", "-q", "-h", PG_HOST], timeout=10) == 0
-
-
-def start_postgres() -> None:
-    if not postgres_up():
-        run([*pg_cluster(), "start"])
-        wait_for(postgres_up, True, "PostgreSQL did not start")
-
-
-@contextmanager
-def postgres_down() -> Iterator[None]:
-    """PostgreSQL stopped (fast: open connections are cut) for the block."""
-    try:
-        assert run([*pg_cluster(), "stop", "-m", "fast"]) == 0
-        wait_for(postgres_up, False, "PostgreSQL did not stop")
-        yield
-    finally:
-        start_postgres()
-
-
-def redis_up() -> bool:
-    try:
-        return run(["redis-cli", "-h", REDIS_HOST, "ping"], timeout=10) == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
-def start_redis() -> None:
-    if not redis_up():
-        run(REDIS_START)
-        wait_for(redis_up, True, "Redis did not start")
-
-
-@contextmanager
-def redis_down() -> Iterator[None]:
-    """Redis shut down without saving (it keeps nothing: no RDB, no AOF)."""
-    try:
-        run(["redis-cli", "-h", REDIS_HOST, "shutdown", "nosave"])
-        wait_for(redis_up, False, "Redis did not stop")
-        yield
-    finally:
-        start_redis()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def services() -> Iterator[None]:
-    """Skip (or fail in CI) without the tools; both services up at the end,
-    whatever happened."""
-    tools = ["pg_ctlcluster", "pg_isready", "redis-server", "redis-cli"]
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if missing or not Path("/etc/postgresql").is_dir():
-        service_missing(
-            f"outage tests need {', '.join(missing or ['/etc/postgresql'])}"
-        )
-    pg, redis = make_url(POSTGRES_URL), make_url(REDIS_URL)
-    if (pg.host, pg.port or 5432, redis.host, redis.port or 6379) != (
-        PG_HOST,
-        5432,
-        REDIS_HOST,
-        6379,
-    ):
-        service_missing(
-            "outage tests stop the local servers: TEST_POSTGRES_URL and"
-            f" TEST_REDIS_URL must name {PG_HOST}:5432 and {REDIS_HOST}:6379"
-        )
-    if os.geteuid() != 0:
-        service_missing("outage tests stop and start PostgreSQL and Redis: need root")
-    if not postgres_up():
-        service_missing(f"PostgreSQL not running on {PG_HOST}")
-    if not redis_up():
-        service_missing(f"Redis not running on {REDIS_HOST}")
-    try:
-        yield
-    finally:
-        start_postgres()
-        start_redis()
-
-
-# -- the app ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def postgres(private_postgres: PrivatePostgres) -> Iterator[str]:
+    """A database of this module's own on the private PostgreSQL server."""
+    with throwaway_database(private_postgres.url, "tokenauth_outage_") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def database(postgres_url: str) -> Iterator[Engine]:
-    """The test database, migrated; our rows removed afterwards."""
-    engine = make_engine(postgres_url, {})
+def database(postgres: str) -> Iterator[Engine]:
+    """The test database, migrated, through an engine that pings every
+    connection it hands out: the tests count rows with it right after an
+    outage, however short, and it must not be the one to notice it."""
+    engine = make_engine(postgres, {"pool_pre_ping": True})
     upgrade(engine)
     yield engine
-    with engine.begin() as conn:
-        conn.execute(
-            text("TRUNCATE refresh_tokens, auth_sessions, users RESTART IDENTITY")
-        )
     engine.dispose()
+
+
+@pytest.fixture
+def redis_server(private_redis: PrivateRedis) -> Iterator[Any]:
+    """A client of the private Redis."""
+    client = private_redis.client()
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -199,14 +82,33 @@ def prefix(redis_server: Any) -> Iterator[str]:
     (the rate limiter's keys hold it in their middle)."""
     prefix = f"tokenauth-outage:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    start_redis()
     keys = list(redis_server.scan_iter(match=f"*{prefix}*", count=1000))
     if keys:
         redis_server.delete(*keys)
 
 
+# -- the app ---------------------------------------------------------------------
+
+
+def close_redis_clients(app: Flask) -> None:
+    """Close the app's Redis connections now, rather than leave their
+    sockets to the garbage collector (whose ResourceWarning, at whatever
+    later test it runs, pyproject.toml ignores for port 6379 only)."""
+    from redis import Redis
+
+    state = get_state(app)
+    for client in (
+        getattr(state.revocation, "_redis", None),  # None: not the Redis store
+        getattr(state.limiter.storage, "storage", None),  # a Counter: memory://
+    ):
+        if isinstance(client, Redis):
+            client.close()
+
+
 @pytest.fixture
-def make_app(postgres_url: str, database: Engine) -> Iterator[Any]:
+def make_app(
+    postgres: str, database: Engine, private_redis: PrivateRedis
+) -> Iterator[Any]:
     """``make_app(**config)``: an app with its own engine on the test
     database (``TOKENAUTH_DATABASE_URL``, so ``pool_pre_ping`` is on), a
     protected view that loads the user and one that reads only the claims."""
@@ -214,7 +116,7 @@ def make_app(postgres_url: str, database: Engine) -> Iterator[Any]:
 
     def factory(**config: Any) -> Flask:
         app = Flask(__name__)
-        app.config.update(base_config(TOKENAUTH_DATABASE_URL=postgres_url, **config))
+        app.config.update(base_config(TOKENAUTH_DATABASE_URL=postgres, **config))
         app.register_blueprint(auth_bp)
 
         @app.get("/api/profile")
@@ -233,6 +135,12 @@ def make_app(postgres_url: str, database: Engine) -> Iterator[Any]:
     yield factory
     for app in apps:
         get_state(app).db.engine.dispose()
+        close_redis_clients(app)
+    # Free the apps now: each app's revocation-mirror thread ends once its
+    # app is gone, rather than outlive the private Redis and log its
+    # reconnection attempts at the end of the run.
+    apps.clear()
+    gc.collect()
 
 
 def new_email() -> str:
@@ -256,6 +164,17 @@ def session_revoked(engine: Engine, app: Flask, token: str) -> bool:
     return revoked_at is not None
 
 
+def wait_until_stale(*apps: Flask) -> None:
+    """Wait until each app's copy of the Redis denylist knows that it is
+    no longer current (its subscription is lost), at most 10 seconds."""
+    deadline = time.monotonic() + 10
+    for app in apps:
+        store: Any = get_state(app).revocation
+        while store._mirror.lookup("", "")[2]:  # (revoked, cutoff, current)
+            assert time.monotonic() < deadline, "the Redis outage went unnoticed"
+            time.sleep(0.01)
+
+
 def get(app: Flask, path: str, token: str) -> Any:
     return app.test_client().get(path, headers=bearer(token))
 
@@ -276,9 +195,15 @@ def assert_revoked(response: Any) -> None:
 # -- PostgreSQL ------------------------------------------------------------------
 
 
-def test_postgres_outage(make_app: Any, database: Engine, prefix: str) -> None:
+def test_postgres_outage(
+    make_app: Any,
+    database: Engine,
+    prefix: str,
+    private_postgres: PrivatePostgres,
+    private_redis: PrivateRedis,
+) -> None:
     # Revocation in Redis: verifying a token needs no database.
-    app = make_app(TOKENAUTH_REDIS_URL=REDIS_URL, TOKENAUTH_REDIS_PREFIX=prefix)
+    app = make_app(TOKENAUTH_REDIS_URL=private_redis.url, TOKENAUTH_REDIS_PREFIX=prefix)
     # Revocation in the database: every protected request needs it.
     db_app = make_app(TOKENAUTH_REVOCATION="database")
     auth = Auth(app.test_client())
@@ -291,7 +216,7 @@ def test_postgres_outage(make_app: Any, database: Engine, prefix: str) -> None:
     assert get(db_app, "/api/claims", token).status_code == 200
     before = counts(database)
 
-    with postgres_down():
+    with private_postgres.stopped():
         started = time.monotonic()
         code = "DATABASE_UNAVAILABLE"
         assert_503(Auth(app.test_client()).register(new_email()), code)
@@ -341,9 +266,13 @@ def limiter_keys(redis_server: Any, prefix: str, ip: str) -> list[Any]:
 
 
 def test_redis_outage(
-    make_app: Any, database: Engine, prefix: str, redis_server: Any
+    make_app: Any,
+    database: Engine,
+    prefix: str,
+    redis_server: Any,
+    private_redis: PrivateRedis,
 ) -> None:
-    redis = {"TOKENAUTH_REDIS_URL": REDIS_URL, "TOKENAUTH_REDIS_PREFIX": prefix}
+    redis = {"TOKENAUTH_REDIS_URL": private_redis.url, "TOKENAUTH_REDIS_PREFIX": prefix}
     app = make_app(
         TOKENAUTH_TRUSTED_PROXIES=1, TOKENAUTH_RATELIMIT_LOGIN="3/minute", **redis
     )
@@ -370,7 +299,11 @@ def test_redis_outage(
     )
     assert limiter_keys(redis_server, prefix, "203.0.113.1")  # limits in Redis
 
-    with redis_down():
+    with private_redis.stopped():
+        # Until its subscription thread sees the connection close, an app
+        # still trusts its copy of the denylist (current a moment ago): wait
+        # for that, as a request arriving a little later would.
+        wait_until_stale(app, open_app)
         started = time.monotonic()
         code = "REVOCATION_STORE_UNAVAILABLE"
         # Fail closed: a token that cannot be checked is not accepted.
@@ -435,18 +368,18 @@ def test_redis_outage(
 
 
 def test_revocation_across_a_redis_restart(
-    make_app: Any, database: Engine, prefix: str
+    make_app: Any, database: Engine, prefix: str, private_redis: PrivateRedis
 ) -> None:
     """A token revoked before Redis restarts should stay revoked.  This
     Redis keeps nothing on disk, so its denylist is empty afterwards."""
-    redis = {"TOKENAUTH_REDIS_URL": REDIS_URL, "TOKENAUTH_REDIS_PREFIX": prefix}
+    redis = {"TOKENAUTH_REDIS_URL": private_redis.url, "TOKENAUTH_REDIS_PREFIX": prefix}
     app = make_app(**redis)
     db_app = make_app(TOKENAUTH_REVOCATION="database", **redis)
     auth = Auth(app.test_client())
     token = auth.register(new_email()).get_json()["accessToken"]
     assert auth.logout().status_code == 200
     assert_revoked(get(app, "/api/claims", token))
-    with redis_down():
+    with private_redis.stopped():
         # Known revoked from this process's copy, so refused even now.
         assert_revoked(get(app, "/api/claims", token))
     assert_revoked(get(db_app, "/api/claims", token))
@@ -457,15 +390,15 @@ def test_revocation_across_a_redis_restart(
 
 
 def test_logout_retried_after_redis_outage(
-    make_app: Any, database: Engine, prefix: str
+    make_app: Any, database: Engine, prefix: str, private_redis: PrivateRedis
 ) -> None:
     """A client told 503 retries the logout once Redis is back: the access
     token of that session should then be refused."""
-    app = make_app(TOKENAUTH_REDIS_URL=REDIS_URL, TOKENAUTH_REDIS_PREFIX=prefix)
+    app = make_app(TOKENAUTH_REDIS_URL=private_redis.url, TOKENAUTH_REDIS_PREFIX=prefix)
     auth = Auth(app.test_client())
     response = auth.register(new_email())
     token = response.get_json()["accessToken"]
-    with redis_down():
+    with private_redis.stopped():
         assert_503(auth.logout(), "REVOCATION_STORE_UNAVAILABLE")
     # A 503 means nothing was revoked: the database rolled back too.
     assert not session_revoked(database, app, token)
