@@ -11,11 +11,7 @@ half is skipped with the reason shown, unless ``REQUIRE_SERVICES=1``
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -113,73 +109,19 @@ def redis_config(redis_server: Any) -> Iterator[dict[str, str]]:
         redis_server.delete(*keys)
 
 
-#: How long a Redis server of a test's own may take to start.
-OWN_REDIS_START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-#: A Redis that keeps nothing on disk, in the foreground (so its PID is ours).
-REDIS_SERVER_OPTIONS = [
-    *("--bind", "127.0.0.1"),
-    *("--save", ""),
-    *("--appendonly", "no"),
-    *("--daemonize", "no"),
-]
-
-
-def _start_redis(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        ["redis-server", "--port", str(port), *REDIS_SERVER_OPTIONS],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture
 def own_redis() -> Iterator[Any]:
-    """A client of a Redis server of this test's own, on a free port, that a
-    test may reconfigure or stop without touching the shared one; the server
-    is stopped by its PID afterwards."""
-    import redis
+    """A client of a Redis server of this test's own (see
+    :mod:`tests.services`), which the test may reconfigure or stop without
+    touching the shared one; the server is stopped by its PID afterwards."""
+    from .services import PrivateRedis
 
-    if shutil.which("redis-server") is None:
-        service_missing("redis-server is not installed")
-    # A free port may be taken between our probe and the server's bind: then
-    # the server exits at once, and another port is tried.
-    for _ in range(5):
-        port = free_port()
-        process = _start_redis(port)
-        client = redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2)
-        deadline = time.monotonic() + OWN_REDIS_START_TIMEOUT
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                client.ping()
-            except redis.ConnectionError:
-                time.sleep(0.05)
-                continue
-            try:
-                yield client
-            finally:
-                client.close()
-                _stop(process)
-            return
-        client.close()
-        _stop(process)
-    raise RuntimeError("could not start a redis-server of our own")
+    with PrivateRedis.for_test() as server:
+        client = server.client()
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
