@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import jwt
 import pytest
 from dotenv import dotenv_values
+from flask import Flask
 from sqlalchemy import Engine
 
 from flask_tokenauth._config import Settings
@@ -164,3 +166,44 @@ def test_make_env_fills_the_secrets(tmp_path: Path) -> None:
         {"TOKENAUTH_ACCESS_SECRET": access, "TOKENAUTH_REFRESH_SECRET": refresh}
     )
     assert settings.access_secret == access.encode()
+
+
+@pytest.fixture
+def example_app(
+    example: ModuleType, engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Flask:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name, value in {
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+        "REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+        "TOKENAUTH_BCRYPT_ROUNDS": "4",
+    }.items():
+        monkeypatch.setenv(name, value)
+    app: Flask = example.create_app()
+    return app
+
+
+def test_example_tokens_carry_the_email(example_app: Flask) -> None:
+    """As the tutorial's do, from login and from every refresh."""
+    auth = Auth(example_app.test_client())
+    auth.register(" Someone@Example.com")
+    for response in (auth.login("someone@example.com"), auth.refresh(), auth.refresh()):
+        assert response.status_code == 200, response.get_json()
+        claims = jwt.decode(
+            response.get_json()["accessToken"],
+            ACCESS_SECRET,
+            algorithms=["HS256"],
+            options={"verify_aud": False},
+        )
+        assert claims["email"] == "someone@example.com"
+
+
+def test_example_sets_security_headers_app_wide(example_app: Flask) -> None:
+    """The tutorial sets them on every response, not only the API's."""
+    client = example_app.test_client()
+    for path in ("/api/health", "/"):
+        with client.get(path) as response:
+            assert response.status_code == 200
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers["X-Frame-Options"] == "DENY"
