@@ -22,11 +22,11 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # Fresh random dev secrets, once; an existing .env is never overwritten.
+# Fills the example's empty secret lines (NAME_SECRET=), each with its own value.
 .env:
-	$(BIN)/python -c "import secrets, pathlib; \
+	$(BIN)/python -c "import re, secrets, pathlib; \
 	t = pathlib.Path('examples/.env.example').read_text(); \
-	t = t.replace('change-me-to-a-random-string-of-at-least-32-bytes-aaaa', secrets.token_urlsafe(48)); \
-	t = t.replace('change-me-to-another-random-string-of-32-bytes-bbbbbb', secrets.token_urlsafe(48)); \
+	t = re.sub(r'(?m)^(\w+_SECRET=)$$', lambda m: m.group(1) + secrets.token_urlsafe(48), t); \
 	pathlib.Path('.env').write_text(t)"
 
 run: install .env

@@ -46,7 +46,7 @@ USER_ID = re.compile(r"[1-9][0-9]{0,9}")
 #: ``users.id`` is a 32-bit INTEGER on PostgreSQL; a larger ``sub`` names no
 #: user and would overflow SQLite's driver on the way to the database.
 MAX_USER_ID = 2**31 - 1
-#: Session ids are uuid4 hex strings (``auth_sessions.id``).
+#: Session ids: 32 lowercase hex characters (see :mod:`._sid`).
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 #: The time claims, each a JSON number when present.
 TIME_CLAIMS = ("exp", "iat", "nbf")
@@ -64,12 +64,27 @@ def _is_number(value: object) -> bool:
     return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
+#: Claims the extension sets and checks; an app's own claims never replace them.
+RESERVED_CLAIMS = frozenset(
+    {"sub", "iat", "exp", "nbf", "iss", "aud", "jti", "sid", "typ"}
+)
+
+#: The app's own claims for a new access token; receives the ``sub`` (the
+#: user id as a string) and returns a mapping of JSON-serializable values.
+ClaimsLoader = Callable[[str], Mapping[str, Any]]
+
+
 class AccessTokens:
     """Issues and verifies the access tokens of one application."""
 
     def __init__(
-        self, settings: Settings, *, is_subject: Callable[[str], bool] = is_user_id
+        self,
+        settings: Settings,
+        additional_claims: ClaimsLoader | None = None,
+        *,
+        is_subject: Callable[[str], bool] = is_user_id,
     ) -> None:
+        self._additional_claims = additional_claims
         self._secret = settings.access_secret
         self._session_secret = settings.refresh_secret
         self._algorithm = settings.algorithm
@@ -91,8 +106,36 @@ class AccessTokens:
         extra_claims: Mapping[str, Any] | None = None,
         now: datetime | None = None,
     ) -> str:
+        """A signed access token for ``user_id`` in session ``session_id``.
+
+        Every token is issued here (register, login, refresh, password
+        change), so the app's ``additional_claims`` loader runs for each, and
+        sees changes to the user (e.g. a new email) at the next refresh.
+
+        :raises ValueError: if the loader or ``extra_claims`` name a reserved
+            claim: that is a bug of the app, so it fails loudly (a 500, with
+            the message in the log) rather than being silently dropped.
+        :raises TypeError: if the loader returns something other than a
+            mapping.
+        """
         now = now or datetime.now(timezone.utc)
-        claims: dict[str, Any] = dict(extra_claims or {})
+        claims: dict[str, Any] = {}
+        if self._additional_claims is not None:
+            loaded = self._additional_claims(str(user_id))
+            if not isinstance(loaded, Mapping):
+                raise TypeError(
+                    "The additional_claims loader must return a mapping of"
+                    f" claims; it returned {type(loaded).__name__}."
+                )
+            claims.update(loaded)
+        claims.update(extra_claims or {})
+        if reserved := RESERVED_CLAIMS.intersection(claims):
+            raise ValueError(
+                "Additional access-token claims cannot set the reserved"
+                f" claims {', '.join(sorted(reserved))}: flask_tokenauth sets"
+                " and checks them itself. Rename the claim(s) in your"
+                " additional_claims loader."
+            )
         claims.update(
             sub=str(user_id),
             iat=int(now.timestamp()),

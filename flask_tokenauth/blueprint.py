@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from flask.sansio.app import App
 from werkzeug.exceptions import HTTPException, default_exceptions
+from werkzeug.exceptions import MethodNotAllowed as RoutingMethodNotAllowed
 
 from ._headers import add_security_headers
 from .errors import MethodNotAllowed, NotFound, from_http_exception
@@ -49,6 +50,50 @@ def not_found(path: str) -> Response:
     raise NotFound()
 
 
+@auth_bp.before_app_request
+def _route_any_method() -> Response | None:
+    """Give requests with a method no rule lists (TRACE, PROPFIND, ``FOO``)
+    on one of our URLs to our view, which answers them as it answers a PUT:
+    in JSON, with our headers, ``405`` and its own ``Allow``.
+
+    The router refuses such a request before any blueprint code runs
+    (``request.blueprint`` is ``None``), so neither our error handlers nor
+    our after-request hooks would see it, and the host's HTML 405 page would
+    answer.  Our rules cannot list every method (Flask always gives a rule a
+    method list), so this app-wide hook finishes the routing instead: it
+    costs one attribute check on requests that routed, and only looks
+    further at a 405, where it matches the path again with a method the
+    router accepted and takes the request only if the rule found is one of
+    ours (under whatever prefix or parent blueprint it is mounted).
+    """
+    refused = request.routing_exception
+    if refused is None or not isinstance(refused, RoutingMethodNotAllowed):
+        return None
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    adapter = app.create_url_adapter(request)
+    for method in refused.valid_methods or ():
+        try:
+            rule, args = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if app.blueprints.get(rule.endpoint.rpartition(".")[0]) is not auth_bp:
+            return None  # the host's URL: its 405 stays its own
+        request.url_rule, request.view_args = rule, args
+        request.routing_exception = None
+        # Flask chose the hooks to run before the request was ours: run our
+        # blueprints' (the rate limits) as it would have, in its order.
+        for name in reversed(request.blueprints):
+            for preprocess in app.url_value_preprocessors.get(name, ()):
+                preprocess(request.endpoint, request.view_args)
+        for name in reversed(request.blueprints):
+            for hook in app.before_request_funcs.get(name, ()):
+                response = app.ensure_sync(hook)()
+                if response is not None:
+                    return response  # type: ignore[no-any-return]
+        return None
+    return None
+
+
 @auth_bp.after_request
 def _after_request(response: Response) -> Response:
     # Tokens must not be cached; the client script sets its own policy.
@@ -71,5 +116,10 @@ def _json_error(exc: HTTPException) -> Response:
 # app's own handlers (e.g. an HTML 404 page) for our routes only.
 for _status in default_exceptions:
     auth_bp.register_error_handler(_status, _json_error)
+# Our own errors are not subclasses of werkzeug's per-status classes, so the
+# handlers above do not match them; without this one a host's
+# ``errorhandler(HTTPException)`` page would answer them (Flask looks for a
+# blueprint's class handler before the app's).
+auth_bp.register_error_handler(HTTPException, _json_error)
 
 from . import _auth_views, _client_views, _session_views  # noqa: E402, F401  (routes)

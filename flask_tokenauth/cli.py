@@ -8,6 +8,7 @@ an unreachable database.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -156,6 +157,29 @@ def create_user(email: str, password: str) -> None:
     click.echo(f"Created user {user_id} <{normalized}>.")
 
 
+#: Characters that can act on a terminal or hide text rather than show it:
+#: controls (ESC, BEL, CR, ...), format characters (bidirectional overrides,
+#: zero-width characters), surrogates, and line/paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _printable(text: str) -> str:
+    """``text`` with every unprintable character written as a Python escape
+    (``\\x1b``, ``\\n``, ``\\u202e``), and backslashes doubled so an escape is never
+    ambiguous.  User agents are whatever a client sent (and rows stored
+    before they were cleaned may hold anything): printed raw, an escape
+    sequence would reach the administrator's terminal."""
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(char) in _UNPRINTABLE:
+            out.append(ascii(char)[1:-1])  # '\\x1b', '\\n', '\\u202e'
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 @tokenauth_cli.command("sessions")
 @click.argument("email")
 def list_sessions(email: str) -> None:
@@ -168,7 +192,8 @@ def list_sessions(email: str) -> None:
     for session in sessions:
         click.echo(
             f"{session.id}  last used {session.last_used_at:%Y-%m-%d %H:%M:%S}Z"
-            f"  from {session.ip_address or '?'}  {session.user_agent or ''}"
+            f"  from {_printable(session.ip_address or '?')}"
+            f"  {_printable(session.user_agent or '')}"
         )
 
 

@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.sansio.app import App
 from flask_limiter import Limiter
 
-from ._access import AccessTokens
+from ._access import AccessTokens, ClaimsLoader
 from ._config import Settings
 from ._db import Database, EngineSource, make_engine
 from ._headers import add_security_headers
@@ -74,6 +74,14 @@ class TokenAuth:
         user".  By default :class:`~flask_tokenauth.models.User` by id.
     :param config: ``TOKENAUTH_*`` values (lower-case, without the prefix)
         that take precedence over ``app.config``.
+    :param additional_claims: ``f(sub) -> dict`` returning claims of the
+        app's own to put into every access token issued (register, login,
+        refresh, password change), as Flask-JWT-Extended's
+        ``additional_claims_loader``; they are read back with
+        :data:`~flask_tokenauth.current_claims`.  The reserved claims
+        (``sub``, ``iat``, ``exp``, ``nbf``, ``iss``, ``aud``, ``jti``,
+        ``sid``, ``typ``) cannot be set: naming one raises ``ValueError``
+        when a token is issued.  See also :meth:`additional_claims_loader`.
     """
 
     def __init__(
@@ -83,12 +91,38 @@ class TokenAuth:
         engine: EngineSource | None = None,
         user_loader: UserLoader | None = None,
         config: dict[str, Any] | None = None,
+        additional_claims: ClaimsLoader | None = None,
     ) -> None:
         self.engine = engine
         self.user_loader = user_loader
         self.config = dict(config or {})
+        self.additional_claims = additional_claims
+        #: Set by init_app: a loader registered later would reach no app.
+        self._set_up = False
         if app is not None:
             self.init_app(app)
+
+    def additional_claims_loader(self, loader: ClaimsLoader) -> ClaimsLoader:
+        """Decorator form of the ``additional_claims`` option::
+
+            auth = TokenAuth()
+
+            @auth.additional_claims_loader
+            def claims(sub: str) -> dict[str, Any]:
+                return {"email": load_email(sub)}
+
+            auth.init_app(app)
+
+        :raises RuntimeError: if :meth:`init_app` already ran: each app keeps
+            the loader it was set up with.
+        """
+        if self._set_up:
+            raise RuntimeError(
+                "Register the additional_claims loader before"
+                " TokenAuth.init_app(app), or pass TokenAuth(additional_claims=...)."
+            )
+        self.additional_claims = loader
+        return loader
 
     def init_app(self, app: App) -> None:
         """Validate the configuration and set up the state of ``app``.
@@ -112,7 +146,7 @@ class TokenAuth:
         app.extensions[EXTENSION_KEY] = TokenAuthState(
             settings=settings,
             db=db,
-            access_tokens=AccessTokens(settings),
+            access_tokens=AccessTokens(settings, self.additional_claims),
             refresh_tokens=RefreshTokens(
                 settings.refresh_secret,
                 settings.refresh_expires,
@@ -123,6 +157,7 @@ class TokenAuth:
             revocation=_revocation_store(settings, db),
             limiter=make_limiter(app, settings),
         )
+        self._set_up = True
         if settings.security_headers_app_wide:
             app.after_request(add_security_headers)
 

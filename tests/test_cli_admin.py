@@ -99,6 +99,32 @@ def test_sessions_and_revoke(app: Flask) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("stored", "printed"),
+    [
+        ("Evil/1 \x1b]0;pwned\x07", "Evil/1 \\x1b]0;pwned\\x07"),
+        ("\x1b[2J\x1b[1;1Hfake\r\n\x9b31m", "\\x1b[2J\\x1b[1;1Hfake\\r\\n\\x9b31m"),
+        ("a\u202eevil", "a\\u202eevil"),
+        ("C:\\x1b not an escape", "C:\\\\x1b not an escape"),
+        ("Firefox/128 é 日本", "Firefox/128 é 日本"),
+    ],
+)
+def test_sessions_escape_control_characters(
+    app: Flask, engine: Engine, stored: str, printed: str
+) -> None:
+    """A user agent stored with terminal escape sequences (a row written
+    before agents were cleaned, or by another program) is printed escaped."""
+    Auth(app.test_client()).register()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE auth_sessions SET user_agent = :ua"), {"ua": stored})
+    result = run(app, "sessions", "user@example.com")
+    assert result.exit_code == 0, result.output
+    line = result.output.rstrip("\n")
+    assert line.endswith("  " + printed)
+    assert "\n" not in line
+    assert not any(c in line for c in "\x1b\x07\x9b\r\u202e")
+
+
 @pytest.mark.parametrize("command", ["sessions", "revoke-sessions"])
 def test_unknown_user(app: Flask, command: str) -> None:
     result = run(app, command, "nobody@example.com")

@@ -158,6 +158,31 @@ def test_cookie_prefixes_with_what_they_need(
     assert settings(**config).cookie_path == path
 
 
+@pytest.mark.parametrize("key", ["TOKENAUTH_ACCESS_SECRET", "TOKENAUTH_REFRESH_SECRET"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        # examples/.env.example before 0.1, and the tutorial's .env
+        "change-me-to-a-random-string-of-at-least-32-bytes-aaaa",
+        "change-me-to-another-random-string-of-32-bytes-bbbbbb",
+        "your-256-bit-secret-here-make-it-long-and-random",
+        "another-256-bit-secret-different-from-access",
+        "ANOTHER-256-bit-secret-different-from-access",
+        # the markers, in any case and spelling
+        "x" * 40 + "CHANGEME",
+        "please_Change_Me_" + "k" * 32,
+        "replace-me-" + "q" * 32,
+        "my-app-your-secret-" + "z" * 32,
+        b"changeme" + b"\xff" * 32,
+    ],
+)
+def test_placeholder_secrets_are_refused(key: str, value: str | bytes) -> None:
+    with pytest.raises(
+        ConfigurationError, match=rf"{key} is a placeholder.*token_urlsafe"
+    ):
+        settings(**{key: value})
+
+
 def test_string_values_from_the_environment() -> None:
     s = settings(
         TOKENAUTH_COOKIE_SECURE="false",

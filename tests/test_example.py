@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
+import jwt
 import pytest
+from dotenv import dotenv_values
+from flask import Flask
 from sqlalchemy import Engine
+
+from flask_tokenauth._config import Settings
 
 from .conftest import ACCESS_SECRET, REFRESH_SECRET, Auth, bearer
 
@@ -81,3 +89,121 @@ def test_missing_secrets_stop_start_up(
 
     with pytest.raises(ConfigurationError, match="TOKENAUTH_ACCESS_SECRET is not set"):
         example.create_app()
+
+
+#: What examples/.env.example shipped before the secret lines became empty.
+OLD_EXAMPLE_SECRETS = {
+    "ACCESS_TOKEN_SECRET": "change-me-to-a-random-string-of-at-least-32-bytes-aaaa",
+    "REFRESH_TOKEN_SECRET": "change-me-to-another-random-string-of-32-bytes-bbbbbb",
+}
+
+
+@pytest.mark.parametrize("name", list(OLD_EXAMPLE_SECRETS))
+def test_old_example_secrets_stop_start_up(
+    example: ModuleType, name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A .env hand-copied from the old example must not start: everyone can
+    read those secrets and sign tokens with them."""
+    monkeypatch.chdir(tmp_path)
+    secrets = {
+        "ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+        "REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+    }
+    secrets[name] = OLD_EXAMPLE_SECRETS[name]
+    for variable in ("TOKENAUTH_ACCESS_SECRET", "TOKENAUTH_REFRESH_SECRET"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in secrets.items():
+        monkeypatch.setenv(variable, value)
+    from flask_tokenauth import ConfigurationError
+
+    key = example.TUTORIAL_NAMES[name]
+    with pytest.raises(ConfigurationError, match=f"{key} is a placeholder"):
+        example.create_app()
+
+
+def test_example_env_file_ships_without_secrets(
+    example: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Copied as it is, the example's .env does not start the app."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(example.TUTORIAL_NAMES[name], raising=False)
+    text = (EXAMPLE.parent / ".env.example").read_text()
+    assert "ACCESS_TOKEN_SECRET=\n" in text and "REFRESH_TOKEN_SECRET=\n" in text
+    (tmp_path / ".env").write_text(text)
+    from flask_tokenauth import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="TOKENAUTH_ACCESS_SECRET is not set"):
+        example.create_app()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_env_fills_the_secrets(tmp_path: Path) -> None:
+    """``make .env`` (run by ``make run``) fills both empty secret lines with
+    distinct random values that pass the start-up checks."""
+    root = EXAMPLE.parent.parent
+    (tmp_path / "examples").mkdir()
+    shutil.copy(root / "examples" / ".env.example", tmp_path / "examples")
+    subprocess.run(
+        [
+            "make",
+            "-s",
+            "-f",
+            str(root / "Makefile"),
+            f"BIN={Path(sys.executable).parent}",
+            ".env",
+        ],
+        cwd=tmp_path,
+        check=True,
+        timeout=60,
+    )
+    values = dotenv_values(tmp_path / ".env")
+    access, refresh = values["ACCESS_TOKEN_SECRET"], values["REFRESH_TOKEN_SECRET"]
+    assert access and refresh and access != refresh
+    assert len(access) == len(refresh) == 64
+    settings = Settings.from_mapping(
+        {"TOKENAUTH_ACCESS_SECRET": access, "TOKENAUTH_REFRESH_SECRET": refresh}
+    )
+    assert settings.access_secret == access.encode()
+
+
+@pytest.fixture
+def example_app(
+    example: ModuleType, engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Flask:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name, value in {
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+        "REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+        "TOKENAUTH_BCRYPT_ROUNDS": "4",
+    }.items():
+        monkeypatch.setenv(name, value)
+    app: Flask = example.create_app()
+    return app
+
+
+def test_example_tokens_carry_the_email(example_app: Flask) -> None:
+    """As the tutorial's do, from login and from every refresh."""
+    auth = Auth(example_app.test_client())
+    auth.register(" Someone@Example.com")
+    for response in (auth.login("someone@example.com"), auth.refresh(), auth.refresh()):
+        assert response.status_code == 200, response.get_json()
+        claims = jwt.decode(
+            response.get_json()["accessToken"],
+            ACCESS_SECRET,
+            algorithms=["HS256"],
+            options={"verify_aud": False},
+        )
+        assert claims["email"] == "someone@example.com"
+
+
+def test_example_sets_security_headers_app_wide(example_app: Flask) -> None:
+    """The tutorial sets them on every response, not only the API's."""
+    client = example_app.test_client()
+    for path in ("/api/health", "/"):
+        with client.get(path) as response:
+            assert response.status_code == 200
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers["X-Frame-Options"] == "DENY"
