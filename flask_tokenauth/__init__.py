@@ -51,6 +51,8 @@ from .globals import current_user as current_user
 from .models import RefreshToken as RefreshToken
 from .models import Session as Session
 from .models import User as User
+from .testing import TokenAuthClient as TokenAuthClient
+from .testing import auth_headers as auth_headers
 
 __version__ = "0.1.0.dev0"
 
@@ -78,6 +80,7 @@ __all__ = [
     "Session",
     "SessionNotFound",
     "TokenAuth",
+    "TokenAuthClient",
     "TokenAuthError",
     "TokenExpired",
     "TokenInvalid",
@@ -88,6 +91,7 @@ __all__ = [
     "ValidationError",
     "WrongPassword",
     "auth_bp",
+    "auth_headers",
     "client_script_url",
     "current_claims",
     "current_user",

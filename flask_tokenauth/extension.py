@@ -181,8 +181,9 @@ def _revocation_store(settings: Settings, db: Database) -> RevocationStore:
         )
     except ImportError:
         raise ConfigurationError(
-            "TOKENAUTH_REDIS_URL needs the redis package:"
-            " pip install 'flask_tokenauth[redis]'."
+            "TOKENAUTH_REDIS_URL needs the redis package: pip install"
+            " 'redis>=5' (the extra 'flask-tokenauth-jwt[redis]' of this"
+            " distribution)."
         ) from None
 
 

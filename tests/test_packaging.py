@@ -1,6 +1,8 @@
-"""The built wheel: it ships ``py.typed`` and the migrations (the top-level
-``alembic/`` folder, as ``flask_tokenauth.migrations``), and an app that
-installed it can run them.
+"""The built wheel: it is the distribution ``flask-tokenauth-jwt`` (the
+import name is ``flask_tokenauth``; ``flask-tokenauth`` on the package index
+is another project), it ships ``py.typed``, the pytest plugin and the
+migrations (the top-level ``alembic/`` folder, as
+``flask_tokenauth.migrations``), and an app that installed it can run them.
 
 The wheel is built from a copy of the checkout's files (tracked and untracked,
 minus what ``.gitignore`` ignores), so ``build/`` and ``*.egg-info`` never land
@@ -9,6 +11,7 @@ in the working tree.
 
 from __future__ import annotations
 
+import configparser
 import fnmatch
 import json
 import os
@@ -21,13 +24,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
+from flask_tokenauth import ConfigurationError
 from flask_tokenauth._migrate import VERSION_TABLE
 
-from .conftest import ACCESS_SECRET, PASSWORD, REFRESH_SECRET
+from .conftest import ACCESS_SECRET, PASSWORD, REDIS_URL, REFRESH_SECRET
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
+#: The distribution's name: not the import name, and not taken on the index.
+DISTRIBUTION = "flask-tokenauth-jwt"
 
 
 def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -71,7 +77,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(source),
         ],
     )
-    (built,) = dist.glob("flask_tokenauth-*.whl")
+    (built,) = dist.glob("flask_tokenauth_jwt-*.whl")
     return built
 
 
@@ -87,6 +93,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "flask_tokenauth/migrations/env.py",
         "flask_tokenauth/migrations/script.py.mako",
         "flask_tokenauth/migrations/versions/0001_*.py",
+        "flask_tokenauth/testing.py",
+        "pytest_flask_tokenauth.py",
     ],
 )
 def test_wheel_contains(wheel: Path, pattern: str) -> None:
@@ -104,6 +112,33 @@ def test_wheel_ships_every_revision_and_no_top_level_alembic(wheel: Path) -> Non
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "tokenauth = flask_tokenauth.cli:tokenauth_cli" in text
+    assert "[pytest11]\nflask_tokenauth = pytest_flask_tokenauth" in text
+
+
+def test_wheel_is_the_distribution_of_our_own_name(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    headers = zipfile.ZipFile(wheel).read(metadata).decode().split("\n\n")[0]
+    assert f"Name: {DISTRIBUTION}" in headers.splitlines()
+
+
+def test_the_redis_hint_names_the_distribution(
+    make_app: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint of a configuration error names what to install: this
+    distribution's extra, not the unrelated ``flask_tokenauth`` of the index."""
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    assert setup["metadata"]["name"] == DISTRIBUTION
+    monkeypatch.setitem(sys.modules, "redis", None)  # not installed
+
+    with pytest.raises(ConfigurationError) as raised:
+        make_app(TOKENAUTH_REDIS_URL=REDIS_URL)  # type: ignore[operator]
+
+    message = str(raised.value)
+    assert "TOKENAUTH_REDIS_URL" in message
+    assert f"'{DISTRIBUTION}[redis]'" in message
+    assert "flask_tokenauth[" not in message
 
 
 APP = """\

@@ -1,0 +1,179 @@
+"""Helpers for a host application's own tests: a signed-in client or
+headers for a user in one line, as Flask-Login's ``FlaskLoginClient``.
+
+::
+
+    from flask_tokenauth.testing import TokenAuthClient, auth_headers
+
+    app.test_client_class = TokenAuthClient
+    client = app.test_client(user=alice)        # every request as alice
+    client.get("/api/profile")
+
+    app.test_client().get("/api/profile", headers=auth_headers(alice, app))
+
+Each call starts a *real* session for the user: a session row and its first
+refresh token, written with the package's own
+:meth:`~flask_tokenauth._refresh.RefreshTokens.start_family` in one
+transaction, and an access token for that session.  So the token passes every
+revocation store (database, Redis, off), :data:`~flask_tokenauth.current_user`
+loads the user, and revoking the user's sessions refuses it as it would a
+token from ``/login``.  What the helper skips is the cost of a login: no
+HTTP request, no password and so no bcrypt, no rate limits, no signals.
+
+The pytest fixtures of :mod:`flask_tokenauth.pytest_plugin` wrap these.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from flask.testing import FlaskClient
+
+from ._access import is_user_id
+from .extension import get_state, load_user
+
+#: The ``User-Agent`` recorded on the sessions the helpers start, so that a
+#: test (or a session list) can tell them from real logins.
+USER_AGENT = "flask_tokenauth.testing"
+
+
+def user_id_of(user: Any) -> int | str:
+    """The id a token names for ``user``: a user object or an id.
+
+    A user object is read through ``get_id()`` when it has one (as
+    Flask-Login's ``UserMixin``), else its ``id`` attribute.  The built-in
+    users table has integer ids, so a canonical decimal string (what
+    ``get_id()`` returns) is turned back into an ``int``.  This is the one
+    place that knows how ids look; a user store with other ids (UUIDs,
+    strings) replaces it.
+    """
+    if isinstance(user, (int, str)) and not isinstance(user, bool):
+        value: Any = user
+    elif callable(getattr(user, "get_id", None)):
+        value = user.get_id()
+    elif hasattr(user, "id"):
+        value = user.id
+    else:
+        raise TypeError(
+            "Pass a user object (with get_id() or an id attribute) or a user"
+            f" id, not {type(user).__name__}."
+        )
+    if isinstance(value, str) and is_user_id(value):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"A user id is an int or a str, not {type(value).__name__}.")
+    return value
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    """A session started by :func:`start_session` for a test.
+
+    :ivar refresh_token: the plain refresh token (the cookie's value), for a
+        test that drives ``/refresh`` or ``/logout`` itself.
+    """
+
+    user_id: int | str
+    session_id: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``{"Authorization": "Bearer <access token>"}``."""
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def start_session(user: Any, app: Flask | None = None) -> StartedSession:
+    """Start a session for ``user`` (a user object or an id) on ``app``
+    (default: the current app) without a request.
+
+    :raises LookupError: if the app's user loading finds no such user: a
+        token for a missing user would fail every request with
+        ``USER_NOT_FOUND``, far from the typo that caused it.
+    :raises RuntimeError: if flask_tokenauth is not set up on ``app``.
+    """
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    user_id = user_id_of(user)
+    # An app context of the app's own: the user loader and the app's
+    # additional_claims loader may use the host's extensions (Flask-SQLAlchemy).
+    with app.app_context():
+        state = get_state(app)
+        if load_user(state, str(user_id)) is None:
+            raise LookupError(
+                f"No user with id {user_id!r}: create the user before asking"
+                " flask_tokenauth.testing for a token."
+            )
+        with state.db.begin() as conn:
+            # The built-in store's ids are ints; a user store's may not be.
+            user_key: Any = user_id
+            issued = state.refresh_tokens.start_family(
+                conn, user_key, user_agent=USER_AGENT
+            )
+        access = state.access_tokens.issue(user_id, issued.family_id)
+    return StartedSession(user_id, issued.family_id, access, issued.token)
+
+
+def access_token_for(user: Any, app: Flask | None = None) -> str:
+    """An access token of a new session for ``user``; see :func:`start_session`."""
+    return start_session(user, app).access_token
+
+
+def auth_headers(user: Any, app: Flask | None = None) -> dict[str, str]:
+    """``{"Authorization": "Bearer <token>"}`` for ``user``, for a test that
+    builds its own requests; see :func:`start_session`."""
+    return start_session(user, app).headers
+
+
+def refresh_cookie_paths(app: Flask) -> list[str]:
+    """The paths the refresh cookie is set at: ``TOKENAUTH_COOKIE_PATH``, or
+    the path of every mount of the blueprint's ``/refresh`` (as the cookie a
+    real login sets, which follows the mount; see ``_headers.cookie_path``)."""
+    settings = get_state(app).settings
+    if settings.cookie_path is not None:
+        return [settings.cookie_path]
+    from ._auth_views import refresh
+
+    paths = [
+        rule.rule.rsplit("/", 1)[0] or "/"
+        for rule in app.url_map.iter_rules()
+        if app.view_functions.get(rule.endpoint) is refresh
+    ]
+    return list(dict.fromkeys(paths))
+
+
+class TokenAuthClient(FlaskClient):
+    """A test client signed in as a user::
+
+        app.test_client_class = TokenAuthClient
+        client = app.test_client(user=alice)
+
+    Every request carries ``Authorization: Bearer <token>`` for a session
+    started by :func:`start_session` (a request's own ``headers=`` override
+    it), and the client holds that session's refresh cookie, so ``/refresh``
+    and ``/logout`` work too.  Without ``user`` it is a plain client.
+
+    :ivar tokenauth_session: the :class:`StartedSession`, or ``None``.
+    """
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tokenauth_session: StartedSession | None = None
+        if user is not None:
+            self.sign_in(user)
+
+    def sign_in(self, user: Any) -> StartedSession:
+        """Act as ``user`` from now on, in a new session of theirs."""
+        app = self.application
+        session = start_session(user, app)
+        self.environ_base["HTTP_AUTHORIZATION"] = session.headers["Authorization"]
+        if self._cookies is not None:  # use_cookies=False keeps no jar
+            settings = get_state(app).settings
+            for path in refresh_cookie_paths(app):
+                self.set_cookie(settings.cookie_name, session.refresh_token, path=path)
+        self.tokenauth_session = session
+        return session
