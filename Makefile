@@ -16,6 +16,8 @@ $(BIN)/python:
 
 $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
+	@# 0.1 was installed as 'flask_tokenauth', a name taken on the index.
+	$(BIN)/python -m pip uninstall -q -y flask_tokenauth 2>/dev/null || true
 	$(BIN)/python -m pip install -q -e '.[dev,examples]'
 	touch $@
 
