@@ -300,6 +300,10 @@ def test_one_history(host_url: str, tmp_path: Path) -> None:
         assert VERSION_TABLE not in names  # one history: the host's table only
         assert head() in host_versions(engine)
 
+        # Two heads now: plain ``head`` is ambiguous, as the README says.
+        result = runner.invoke(args=["db", "upgrade"])
+        assert result.exit_code != 0
+
         output = run(runner, "db", "migrate", "-m", "again", "--head", "app@head")
         assert "No changes in schema detected" in output
         assert len(set((directory / "versions").glob("*.py"))) == 1
@@ -309,5 +313,29 @@ def test_one_history(host_url: str, tmp_path: Path) -> None:
         run(runner, "db", "upgrade", "heads")
         assert "0099" in host_versions(engine)
         assert head() not in host_versions(engine)
+    finally:
+        dispose(app)
+
+
+def test_one_history_needs_a_version_path(host_url: str, tmp_path: Path) -> None:
+    """Why the README says ``--version-path``: without it Alembic writes the
+    host's revision next to its parent, into our (installed) folder."""
+    ours = tmp_path / "tokenauth-versions"
+    shutil.copytree(
+        Path(script_location()) / "versions",
+        ours,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    before = set(ours.glob("*.py"))
+    directory = tmp_path / "migrations"
+    app = host_app(host_url, directory, include_name=alembic_include_name)
+    runner = app.test_cli_runner()
+    try:
+        run(runner, "db", "init")
+        one_history(directory, ours)
+        run(runner, "db", "upgrade", "heads")
+        run(runner, "db", "migrate", "-m", "host users")
+        assert len(set(ours.glob("*.py")) - before) == 1
+        assert set((directory / "versions").glob("*.py")) == set()
     finally:
         dispose(app)
