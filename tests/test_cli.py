@@ -161,3 +161,16 @@ def test_unreachable_database_is_a_clear_error(
     assert isinstance(result.exception, SystemExit)
     assert "Cannot use the database" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["create-user", "a@example.com", "--password", "x" * 16], ["sessions", "a@b.org"]],
+)
+def test_admin_commands_on_an_unmigrated_database_say_what_to_run(
+    runner: FlaskCliRunner, args: list[str]
+) -> None:
+    result = runner.invoke(args=["tokenauth", *args])
+    assert result.exit_code == 1, result.output
+    assert "run 'flask tokenauth db upgrade'" in result.output
+    assert "Traceback" not in result.output
