@@ -20,6 +20,7 @@ from .decorators import login_required as login_required
 from .errors import AuthenticationError as AuthenticationError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import CrossSiteRequest as CrossSiteRequest
+from .errors import DatabaseNotMigrated as DatabaseNotMigrated
 from .errors import DatabaseUnavailable as DatabaseUnavailable
 from .errors import EmailTaken as EmailTaken
 from .errors import InvalidCredentials as InvalidCredentials
@@ -48,6 +49,9 @@ from .errors import WrongPassword as WrongPassword
 from .extension import TokenAuth as TokenAuth
 from .globals import current_claims as current_claims
 from .globals import current_user as current_user
+from .migration_helpers import alembic_include_name as alembic_include_name
+from .migration_helpers import alembic_include_object as alembic_include_object
+from .migration_helpers import tokenauth_tables as tokenauth_tables
 from .models import RefreshToken as RefreshToken
 from .models import Session as Session
 from .models import User as User
@@ -60,6 +64,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "CrossSiteRequest",
+    "DatabaseNotMigrated",
     "DatabaseUnavailable",
     "EmailTaken",
     "InvalidCredentials",
@@ -90,6 +95,8 @@ __all__ = [
     "UserNotFound",
     "ValidationError",
     "WrongPassword",
+    "alembic_include_name",
+    "alembic_include_object",
     "auth_bp",
     "auth_headers",
     "client_script_url",
@@ -98,4 +105,5 @@ __all__ = [
     "login_required",
     "revoke_user_sessions",
     "signals",
+    "tokenauth_tables",
 ]

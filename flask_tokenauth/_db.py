@@ -3,23 +3,28 @@
 Either an engine the app passes in (e.g. Flask-SQLAlchemy's ``db.engine``)
 or one made from ``TOKENAUTH_DATABASE_URL`` / ``SQLALCHEMY_DATABASE_URI``.
 Connection failures become :class:`~flask_tokenauth.errors.DatabaseUnavailable`
-(503) at this one place; a failed transaction is rolled back whole.
+(503) at this one place, missing tables or columns (migrations not run)
+:class:`~flask_tokenauth.errors.DatabaseNotMigrated` (500); a failed
+transaction is rolled back whole.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .errors import DatabaseUnavailable
+from .errors import DatabaseNotMigrated, DatabaseUnavailable, TokenAuthError
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -127,6 +132,79 @@ def describe_db_error(error: BaseException) -> str:
     return f"{kind.__module__}.{kind.__qualname__}{where}: {first}"
 
 
+#: PostgreSQL's SQLSTATEs for a table (``undefined_table``) and a column
+#: (``undefined_column``) that do not exist.
+_MISSING_SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
+#: SQLite's messages for the same (it has no finer error code than
+#: ``SQLITE_ERROR`` for them).
+_MISSING_SCHEMA_SQLITE = ("no such table", "no such column")
+
+
+def is_missing_schema(error: BaseException) -> bool:
+    """Whether ``error`` says one of our tables or columns does not exist.
+
+    Our statements are built from our models, so a missing table or column
+    means the database is behind this release: its migrations were never run
+    (or not the latest).
+    """
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    # psycopg2 calls the SQLSTATE ``pgcode``, psycopg 3 ``sqlstate``.
+    sqlstate = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _MISSING_SCHEMA_SQLSTATES
+    return isinstance(orig, sqlite3.Error) and str(orig).startswith(
+        _MISSING_SCHEMA_SQLITE
+    )
+
+
+class _Once:
+    """True the first time it is asked, in the whole process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self) -> bool:
+        with self._lock:
+            first, self._done = not self._done, True
+        return first
+
+
+#: The missing-migrations message is logged once: every request of an
+#: unmigrated app fails the same way, and one clear line is what an operator
+#: reads.
+_first_not_migrated = _Once()
+
+
+def upgrade_command() -> str:
+    """The command that creates or updates our tables for the current app."""
+    app = current_app.import_name if has_app_context() else "__main__"
+    target = "<your app>" if app == "__main__" else app
+    return f"flask --app {target} tokenauth db upgrade"
+
+
+def translate_db_error(error: BaseException) -> TokenAuthError:
+    """The error a request answers for a database failure, logged.
+
+    Missing tables or columns are the operator's to fix, not a passing outage:
+    :class:`DatabaseNotMigrated`, logged once per process with the command
+    to run.  Anything else is :class:`DatabaseUnavailable`, for the client to
+    retry.
+    """
+    if is_missing_schema(error):
+        level = logging.ERROR if _first_not_migrated() else logging.DEBUG
+        logger.log(
+            level,
+            "tokenauth database error: %s: our tables are missing or out of"
+            " date (migrations not run): run '%s'",
+            describe_db_error(error),
+            upgrade_command(),
+        )
+        return DatabaseNotMigrated()
+    logger.error("tokenauth database error: %s", describe_db_error(error))
+    return DatabaseUnavailable()
+
+
 def execute_one(
     conn: Connection, sql: str, params: Mapping[str, Any]
 ) -> tuple[Any, ...] | None:
@@ -135,8 +213,9 @@ def execute_one(
     statement).  Outside a transaction the statement runs in autocommit, so
     it is one round trip; inside one it joins it.
 
-    :raises DatabaseUnavailable: on any driver error (the connection is
-        discarded if it was lost).
+    :raises DatabaseNotMigrated: if a table or column is missing.
+    :raises DatabaseUnavailable: on any other driver error (the connection
+        is discarded if it was lost).
     """
     dbapi_connection: Any = conn.connection.dbapi_connection
     autocommit = not conn.in_transaction() and not dbapi_connection.autocommit
@@ -152,8 +231,7 @@ def execute_one(
     except conn.dialect.loaded_dbapi.Error as e:
         if conn.dialect.is_disconnect(e, dbapi_connection, None):
             conn.invalidate(e)
-        logger.error("tokenauth database error: %s", describe_db_error(e))
-        raise DatabaseUnavailable() from e
+        raise translate_db_error(e) from e
     finally:
         if autocommit and not dbapi_connection.closed:
             dbapi_connection.autocommit = False
@@ -178,22 +256,23 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction: committed if the block succeeds, rolled back whole
-        otherwise.  Integrity errors pass through for the caller to map."""
+        otherwise.  Integrity errors pass through for the caller to map; the
+        others become :func:`translate_db_error`'s."""
         try:
             with self.engine.begin() as conn:
                 yield conn
         except IntegrityError:
             raise
         except DBAPIError as e:
-            logger.error("tokenauth database error: %s", describe_db_error(e))
-            raise DatabaseUnavailable() from e
+            raise translate_db_error(e) from e
 
     @contextmanager
     def single_statement(self) -> Iterator[Connection]:
         """For work that is one statement on PostgreSQL (see
         :func:`execute_one`): there a connection outside any transaction;
         elsewhere a transaction.  Any database error, an integrity error
-        included (none is expected of such work), is a 503."""
+        included (none is expected of such work), is a 503, or a 500 if
+        the migrations were not run."""
         try:
             if self.engine.dialect.name != "postgresql":
                 with self.engine.begin() as conn:
@@ -202,8 +281,7 @@ class Database:
                 with self.engine.connect() as conn:
                     yield conn
         except DBAPIError as e:
-            logger.error("tokenauth database error: %s", describe_db_error(e))
-            raise DatabaseUnavailable() from e
+            raise translate_db_error(e) from e
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -214,5 +292,4 @@ class Database:
             with self._sessions() as session:
                 yield session
         except DBAPIError as e:
-            logger.error("tokenauth database error: %s", describe_db_error(e))
-            raise DatabaseUnavailable() from e
+            raise translate_db_error(e) from e

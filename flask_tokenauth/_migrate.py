@@ -60,3 +60,15 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def current(engine: Engine) -> None:
     command.current(alembic_config(engine), verbose=False)
+
+
+def stamp(engine: Engine, revision: str = "head") -> None:
+    """Record ``revision`` as applied without running anything: for tables
+    made some other way (``metadata.create_all``, a dump) that already match
+    it, so a later ``upgrade`` starts from there instead of failing on
+    tables that exist."""
+    command.stamp(alembic_config(engine), revision)
+
+
+def history(engine: Engine) -> None:
+    command.history(alembic_config(engine), indicate_current=True)

@@ -1,6 +1,6 @@
 """``flask tokenauth ...``: operations commands.
 
-``db upgrade|downgrade|current`` manage the tables; ``purge`` deletes dead
+``db upgrade|downgrade|current|stamp|history`` manage the tables; ``purge`` deletes dead
 sessions; ``create-user``, ``sessions`` and ``revoke-sessions`` administer
 users.  Every command exits non-zero with a one-line message on bad input or
 an unreachable database.
@@ -92,6 +92,26 @@ def current() -> None:
     """Show the tables' current revision."""
     with _errors():
         _migrate.current(_engine())
+
+
+@db_cli.command("stamp")
+@click.argument("revision", default="head")
+def stamp(revision: str) -> None:
+    """Mark the tables as at REVISION (default: head) without migrating.
+
+    For tables that already match REVISION but were made without our
+    migrations (e.g. by ``metadata.create_all``).
+    """
+    with _errors():
+        _migrate.stamp(_engine(), revision)
+    click.echo(f"flask_tokenauth tables stamped as {revision}.")
+
+
+@db_cli.command("history")
+def history() -> None:
+    """List our migrations, the current one marked."""
+    with _errors():
+        _migrate.history(_engine())
 
 
 def _user_id(state: TokenAuthState, email: str) -> int:

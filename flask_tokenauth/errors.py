@@ -288,6 +288,15 @@ class InternalError(TokenAuthError):
     message = "Internal server error"
 
 
+class DatabaseNotMigrated(InternalError):
+    """Our tables are missing or older than this release: the operator has
+    not run the migrations.  A 500 with no ``Retry-After``, not a 503: a
+    retry cannot help, and the message says what the operator must run."""
+
+    error_code = "DATABASE_NOT_MIGRATED"
+    message = "The database is not set up: run 'flask tokenauth db upgrade'"
+
+
 class ServiceUnavailable(TokenAuthError):
     """A 503 the client should retry: it carries ``Retry-After: 1``."""
 

@@ -9,6 +9,7 @@ session's ``migrated_engine`` is never touched.
 from __future__ import annotations
 
 import ast
+import logging
 import subprocess
 import sys
 import uuid
@@ -22,6 +23,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import (
     Column,
     Engine,
@@ -35,12 +38,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
+from flask_tokenauth import TokenAuth, auth_bp, login_required
+from flask_tokenauth import _db as db_module
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import VERSION_TABLE, downgrade, script_location, upgrade
 from flask_tokenauth.models import RefreshToken, User, metadata, utcnow
 
-from .conftest import throwaway_database
+from .conftest import Auth, base_config, bearer, throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
 OUR_TABLES = set(metadata.tables)
@@ -415,3 +421,119 @@ def test_0003_revokes_sessions_and_never_reuses_ids(fresh_engine: Engine) -> Non
     }
     if sqlite:
         assert "AUTOINCREMENT" not in create_sql(fresh_engine, "users")
+
+
+# -- an app whose migrations were not run --------------------------------------
+
+NOT_MIGRATED = {
+    "error": "The database is not set up: run 'flask tokenauth db upgrade'",
+    "code": "DATABASE_NOT_MIGRATED",
+}
+
+
+@pytest.fixture
+def first_not_migrated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's process has not yet logged the missing migrations."""
+    monkeypatch.setattr(db_module, "_first_not_migrated", db_module._Once())
+
+
+def unmigrated_app(url: str, **config: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_DATABASE_URL=url, **config))
+    TokenAuth(app)
+    app.register_blueprint(auth_bp)
+
+    @app.get("/protected")
+    @login_required
+    def protected() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+@pytest.fixture
+def signed_in(auth: Auth) -> tuple[str, str]:
+    """An access token and a refresh cookie, issued by an app on a migrated
+    database with the same secrets."""
+    response = auth.register()
+    assert response.status_code == 201, response.get_json()
+    cookie = auth.refresh_cookie()
+    assert cookie
+    return response.get_json()["accessToken"], cookie
+
+
+Request = Any  # (client, access token, refresh cookie) -> response
+
+
+def registering(client: FlaskClient, token: str, cookie: str) -> TestResponse:
+    return Auth(client).register("other@example.com")
+
+
+def logging_in(client: FlaskClient, token: str, cookie: str) -> TestResponse:
+    return Auth(client).login()
+
+
+def refreshing(client: FlaskClient, token: str, cookie: str) -> TestResponse:
+    auth = Auth(client)
+    auth.set_refresh_cookie(cookie)
+    return auth.refresh()
+
+
+def protected(client: FlaskClient, token: str, cookie: str) -> TestResponse:
+    return client.get("/protected", headers=bearer(token))
+
+
+def assert_not_migrated(response: TestResponse) -> None:
+    assert response.status_code == 500, response.data
+    assert response.is_json, response.data  # never an HTML page
+    assert response.get_json() == NOT_MIGRATED
+    assert "Retry-After" not in response.headers  # a retry cannot help
+
+
+@pytest.mark.usefixtures("first_not_migrated")
+@pytest.mark.parametrize("request_", [registering, logging_in, refreshing, protected])
+def test_never_migrated_database_says_so(
+    empty_url: str,
+    signed_in: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+    request_: Request,
+) -> None:
+    app = unmigrated_app(empty_url)
+    try:
+        client = app.test_client()
+        for _ in range(3):
+            assert_not_migrated(request_(client, *signed_in))
+    finally:
+        get_engine_of(app).dispose()
+    # Once per process, at ERROR, with the command to run.
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    message = errors[0].getMessage()
+    assert f"run 'flask --app {__name__} tokenauth db upgrade'" in message
+    assert "migrations not run" in message
+
+
+@pytest.mark.usefixtures("first_not_migrated")
+def test_forgotten_migration_says_so(
+    fresh_engine: Engine, empty_url: str, signed_in: tuple[str, str]
+) -> None:
+    """A database one migration behind: a refresh within the grace window
+    needs 0003's ``grace_used_at``."""
+    upgrade(fresh_engine, "0002")
+    app = unmigrated_app(empty_url, TOKENAUTH_REUSE_INTERVAL="60s")
+    try:
+        auth = Auth(app.test_client())
+        assert auth.register().status_code == 201
+        spent = auth.refresh_cookie()
+        assert spent
+        assert auth.refresh().status_code == 200
+        auth.set_refresh_cookie(spent)  # a second tab, a moment late
+        assert_not_migrated(auth.refresh())
+    finally:
+        get_engine_of(app).dispose()
+
+
+def get_engine_of(app: Flask) -> Engine:
+    from flask_tokenauth.extension import get_state
+
+    return get_state(app).db.engine
