@@ -12,7 +12,7 @@ from flask.testing import FlaskCliRunner
 
 from flask_tokenauth import TokenAuth
 from flask_tokenauth._migrate import VERSION_TABLE
-from flask_tokenauth.extension import get_state
+from flask_tokenauth._state import get_state
 
 from .conftest import base_config
 from .test_migrations import OUR_TABLES, fresh_database, head, our_revision, table_names
