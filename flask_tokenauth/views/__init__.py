@@ -6,7 +6,7 @@ blueprint is made after them, so no module of the package imports in a
 circle.
 
 Every response of the blueprint is JSON, including errors the router or
-werkzeug raise before a view runs; see :mod:`.errors`.
+werkzeug raise before a view runs; see :mod:`flask_tokenauth.errors`.
 """
 
 from __future__ import annotations
