@@ -45,7 +45,7 @@ from flask_jwt_extended import (
 )
 
 from flask_tokenauth import TokenAuth, auth_bp, login_required
-from flask_tokenauth.extension import get_state
+from flask_tokenauth._state import get_state
 
 ACCESS_SECRET = "bench-access-secret-" + "a" * 44
 REFRESH_SECRET = "bench-refresh-secret-" + "b" * 44

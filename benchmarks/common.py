@@ -212,7 +212,7 @@ class Context:
 
     def close(self) -> None:
         if self._app is not None:
-            from flask_tokenauth.extension import get_state
+            from flask_tokenauth._state import get_state
 
             get_state(self._app).db.engine.dispose()
             self._app = None
@@ -314,7 +314,7 @@ def seed_user(ctx: Context, password_hash: str) -> None:
     access tokens of the in-process parts."""
     from sqlalchemy import insert
 
-    from flask_tokenauth.extension import get_state
+    from flask_tokenauth._state import get_state
     from flask_tokenauth.models import User
 
     state = get_state(ctx.app())
@@ -333,7 +333,7 @@ def seed_user(ctx: Context, password_hash: str) -> None:
 
 def mint_access_tokens(ctx: Context, count: int) -> list[str]:
     """``count`` distinct access tokens of the benchmark user's session."""
-    from flask_tokenauth.extension import get_state
+    from flask_tokenauth._state import get_state
 
     state = get_state(ctx.app())
     issue = state.access_tokens.issue
@@ -350,7 +350,7 @@ def mint_fjwt_tokens(ctx: Context, count: int, refresh: bool = False) -> list[st
 
 def issue_refresh_tokens(ctx: Context, count: int) -> list[str]:
     """``count`` refresh tokens, each the first of a session of its own."""
-    from flask_tokenauth.extension import get_state
+    from flask_tokenauth._state import get_state
 
     state = get_state(ctx.app())
     with state.db.begin() as conn:

@@ -103,7 +103,7 @@ def run(ctx: Context) -> None:
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
-    from flask_tokenauth.extension import get_state
+    from flask_tokenauth._state import get_state
 
     from .apps import create_app
 

@@ -251,7 +251,7 @@ def round_trips(ctx: Context, mode: str) -> None:
                     report.check(label, value, unit="")
                 report.info(f"  one rotation: {text}")
         finally:
-            from flask_tokenauth.extension import get_state
+            from flask_tokenauth._state import get_state
 
             get_state(app).db.engine.dispose()
 

@@ -27,7 +27,7 @@ from dotenv import dotenv_values
 from flask import Flask, send_from_directory
 
 from flask_tokenauth import TokenAuth, User, auth_bp, current_user, login_required
-from flask_tokenauth.extension import get_state
+from flask_tokenauth._state import get_state
 
 HERE = Path(__file__).resolve().parent
 

@@ -13,9 +13,7 @@
 """
 
 from . import signals as signals
-from ._client_views import client_script_url as client_script_url
 from ._sessions import revoke_user_sessions as revoke_user_sessions
-from .blueprint import auth_bp as auth_bp
 from .decorators import login_required as login_required
 from .errors import AuthenticationError as AuthenticationError
 from .errors import ConfigurationError as ConfigurationError
@@ -57,6 +55,8 @@ from .models import Session as Session
 from .models import User as User
 from .testing import TokenAuthClient as TokenAuthClient
 from .testing import auth_headers as auth_headers
+from .views import auth_bp as auth_bp
+from .views.client import client_script_url as client_script_url
 
 __version__ = "0.1.0.dev0"
 

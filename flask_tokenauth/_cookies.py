@@ -22,15 +22,11 @@ keeps other hosts from tossing a cookie of that name in the first place.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from flask import request
 
 from ._refresh import KnownToken
+from ._state import TokenAuthState
 from .errors import RefreshTokenAmbiguous, RefreshTokenInvalid
-
-if TYPE_CHECKING:
-    from .extension import TokenAuthState
 
 #: More values than this are not a browser's jar but a crafted header: a
 #: refresh refuses them unread, a logout looks at the first ones only, so no

@@ -24,9 +24,9 @@ An account over a limit is refused (429 ``RATE_LIMITED``) before its
 password is checked, so a guess made then tells nothing.  Only wrong
 passwords count; malformed requests are refused before :func:`guard`.
 
-The counters live in the app's Flask-Limiter storage (Redis when
-configured, shared by every server), through its ``limits`` strategy, which
-falls back to memory while that storage is unreachable.  The check and the
+The counters live in the app's rate-limit storage (Redis when configured,
+shared by every server; see :mod:`._limiter`), which falls back to memory
+while that storage is unreachable.  The check and the
 count are two steps, so requests in flight together can overshoot a limit
 by at most their number.
 """
@@ -36,35 +36,26 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
 
 from flask import Response, request
-from flask_limiter import Limiter
 from itsdangerous import BadData, URLSafeTimedSerializer
 from limits import RateLimitItem, parse_many
+from limits.strategies import RateLimiter as Strategy
 
 from ._headers import cookie_path
 from ._ratelimit import client_ip
+from ._state import TokenAuthState
 from .errors import RateLimited
-
-if TYPE_CHECKING:
-    from .extension import TokenAuthState
-
-logger = logging.getLogger("flask_tokenauth")
 
 #: How long a device stays trusted after its last successful password check.
 DEVICE_TRUST = timedelta(days=365)
 #: The longest device cookie we read; a longer one is not ours.
 MAX_DEVICE_COOKIE = 256
-
-T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=64)
@@ -108,20 +99,6 @@ def _account_key(secret: bytes, account: str) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
 
 
-def _with_storage(limiter: Limiter, call: Callable[[], T]) -> T:
-    """Run ``call`` on the limiter's storage; if that storage has become
-    unreachable, switch to the in-memory fallback once and retry, as
-    Flask-Limiter itself does for the per-address limits."""
-    try:
-        return call()
-    except Exception:
-        if not limiter._in_memory_fallback_enabled or limiter._storage_dead:
-            raise
-        logger.warning("tokenauth rate limit storage unreachable: using memory")
-        limiter._storage_dead = True
-        return call()
-
-
 @dataclass(frozen=True)
 class Guard:
     """The counters of one password check; see :func:`guard`."""
@@ -135,13 +112,12 @@ class Guard:
 
     def failed(self) -> None:
         """Count a wrong password against every counter of this check."""
-        limiter = self.state.limiter
 
-        def hit() -> None:
+        def hit(strategy: Strategy) -> None:
             for item, identifiers in self.counters:
-                limiter.limiter.hit(item, *identifiers)
+                strategy.hit(item, *identifiers)
 
-        _with_storage(limiter, hit)
+        self.state.limiter.run(hit)
 
     def trust_device(self, response: Response) -> None:
         """After a right password: see :func:`trust_device`."""
@@ -188,7 +164,7 @@ def guard(state: TokenAuthState, account: str) -> Guard:
     device_id = _trusted_device(state, account)
     if not limiter.enabled:
         return Guard(state, account, device_id, ())
-    prefix = (f"{settings.redis_prefix}ratelimit", "password-failures")
+    prefix = (limiter.prefix, "password-failures")
     key = _account_key(settings.refresh_secret, account)
     strict = _items(settings.ratelimit_login_failures)
     counters: tuple[tuple[RateLimitItem, tuple[str, ...]], ...]
@@ -205,8 +181,7 @@ def guard(state: TokenAuthState, account: str) -> Guard:
             (item, per_account) for item in _items(settings.ratelimit_account_failures)
         )
 
-    def retry_after() -> int | None:
-        strategy = limiter.limiter
+    def retry_after(strategy: Strategy) -> int | None:
         spent = [
             strategy.get_window_stats(item, *ids).reset_time
             for item, ids in counters
@@ -216,7 +191,7 @@ def guard(state: TokenAuthState, account: str) -> Guard:
             return None
         return max(math.ceil(max(spent) - time.time()), 1)
 
-    wait = _with_storage(limiter, retry_after)
+    wait = limiter.run(retry_after)
     if wait is not None:
         raise RateLimited(retry_after=wait)
     return Guard(state, account, device_id, counters)

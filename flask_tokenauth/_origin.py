@@ -5,15 +5,12 @@ and port included, or one of ``TOKENAUTH_ALLOWED_ORIGINS``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import request
 
+from ._state import TokenAuthState
 from .errors import CrossSiteRequest
-
-if TYPE_CHECKING:
-    from .extension import TokenAuthState
 
 #: The port an origin without one means.
 DEFAULT_PORTS = {"http": 80, "https": 443}

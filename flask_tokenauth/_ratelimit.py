@@ -1,35 +1,42 @@
-"""Rate limits on the auth endpoints, with Flask-Limiter: per client IP on
-``/register``, ``/login`` (and ``/password``, which checks a password too)
-and ``/refresh``.  Wrong passwords are limited per account by the views
-themselves, on this limiter's storage (see :mod:`._lockout`).
+"""Rate limits per client address on the auth endpoints: ``/register``,
+``/login`` (and ``/password``, which checks a password too) and
+``/refresh``.  Wrong passwords are limited per account by the views
+themselves, on the same counters (see :mod:`._lockout`).
 
-Each app gets a :class:`~flask_limiter.Limiter` of its own whose only limits
-are on this blueprint.  Storage is in memory (per process) unless
-``TOKENAUTH_RATELIMIT_STORAGE_URI``, Flask-Limiter's ``RATELIMIT_STORAGE_URI``
-or ``TOKENAUTH_REDIS_URL`` names a shared store.  If that store becomes
-unreachable, Flask-Limiter falls back to in-memory limits until it returns.
+A limit is declared on the view it guards (``@limited(LOGIN)``) and counted
+when the view is called, before its body: under whatever name, prefix or
+parent blueprint ``auth_bp`` is mounted, and however many times, each mount
+is limited, and mounts share their counters (they are keyed by the scope
+name below and the address, not by a blueprint name).  Nothing runs for the
+host app's own routes.  The counters live in the app's
+:class:`~flask_tokenauth._limiter.RateLimiter`.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
-from flask import Response, request
-from flask.sansio.app import App
-from flask_limiter import Limiter, RequestLimit
+from flask import request
+from limits import RateLimitItem, parse_many
+from limits.strategies import RateLimiter as Strategy
 
-from ._config import Settings
+from ._state import get_state
 from .errors import RateLimited
 
-#: The blueprint's view names and the settings that limit them per IP.
-_PER_IP = {
-    "register": "ratelimit_register",
-    "login": "ratelimit_login",
-    # Checks the current password: limited like a login.
-    "change_password": "ratelimit_login",
-    "refresh": "ratelimit_refresh",
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Scopes: a counter per (scope, address); the setting of each scope's limit.
+REGISTER = "register"
+LOGIN = "login"
+REFRESH = "refresh"
+_SETTING = {
+    REGISTER: "ratelimit_register",
+    LOGIN: "ratelimit_login",
+    REFRESH: "ratelimit_refresh",
 }
 
 
@@ -50,68 +57,51 @@ def client_ip(trusted_proxies: int) -> str:
     return request.remote_addr or "unknown"
 
 
-def _view() -> str:
-    return (request.endpoint or "").rpartition(".")[2]
+@functools.lru_cache(maxsize=64)
+def _items(limit: str) -> tuple[RateLimitItem, ...]:
+    # Shortest window first, as Flask-Limiter counts them.
+    return tuple(sorted(parse_many(limit)))
 
 
-def _breached(limit: RequestLimit) -> Response:
-    retry_after = int(limit.reset_at - time.time()) + 1
-    response = RateLimited(retry_after=retry_after).get_response()
-    return response
+def check(scope: str) -> None:
+    """Count this request against the per-address limit of ``scope``.
 
-
-def _confine_to_blueprint(app: App, limiter: Limiter, blueprint: str) -> None:
-    """Move the hooks Flask-Limiter put on the whole app to our blueprint.
-
-    Its only limits are on the blueprint, but its before/after-request hooks
-    run on every request of the host app, nearly doubling the cost of a
-    small view.  Flask runs a blueprint's hooks only for its own requests.
+    :raises RateLimited: with ``Retry-After``, if a limit is spent.
     """
+    state = get_state()
+    limiter = state.limiter
+    if not limiter.enabled:
+        return
+    settings = state.settings
+    items = _items(getattr(settings, _SETTING[scope]))
+    ids = (limiter.prefix, scope, client_ip(settings.trusted_proxies))
 
-    def ours(function: object) -> bool:
-        owner = getattr(function, "__self__", None)
-        if owner is None and isinstance(function, functools.partial):
-            owner = function.args[0] if function.args else None
-        return owner is limiter
+    def count(strategy: Strategy) -> float | None:
+        # Stops at the first limit spent, as Flask-Limiter does: the longer
+        # windows do not count a refused request.
+        for item in items:
+            if not strategy.hit(item, *ids):
+                return strategy.get_window_stats(item, *ids).reset_time
+        return None
 
-    registries: tuple[dict[Any, list[Any]], ...] = (
-        app.before_request_funcs,
-        app.after_request_funcs,
-        app.teardown_request_funcs,
-    )
-    for registry in registries:
-        hooks = [f for f in registry.get(None, []) if ours(f)]
-        if not hooks:
-            continue
-        registry[None] = [f for f in registry[None] if not ours(f)]
-        registry.setdefault(blueprint, []).extend(hooks)
+    reset_at = limiter.run(count)
+    if reset_at is not None:
+        raise RateLimited(retry_after=int(reset_at - time.time()) + 1)
 
 
-def make_limiter(app: App, settings: Settings) -> Limiter:
-    """Create the app's limiter and put the blueprint's limits on it."""
-    from .blueprint import auth_bp
+def limited(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Limit the decorated view per client address, with the limit of
+    ``scope`` (:data:`REGISTER`, :data:`LOGIN` or :data:`REFRESH`), before
+    anything else the view does."""
+    if scope not in _SETTING:
+        raise ValueError(f"no rate limit scope {scope!r}")
 
-    limiter = Limiter(
-        key_func=lambda: client_ip(settings.trusted_proxies),
-        storage_uri=settings.ratelimit_storage_uri,
-        storage_options={"socket_timeout": 1, "socket_connect_timeout": 1}
-        if settings.ratelimit_storage_uri.startswith(("redis://", "rediss://"))
-        else {},
-        strategy="moving-window",
-        key_prefix=f"{settings.redis_prefix}ratelimit",
-        default_limits=[],
-        application_limits=[],
-        headers_enabled=False,
-        in_memory_fallback_enabled=True,
-        enabled=settings.ratelimit_enabled,
-        on_breach=_breached,
-    )
-    limiter.init_app(app)  # type: ignore[arg-type]
-    _confine_to_blueprint(app, limiter, auth_bp.name)
-    per_ip = {view: getattr(settings, name) for view, name in _PER_IP.items()}
-    limiter.limit(
-        # Flask-Limiter evaluates the value even for exempt views.
-        lambda: per_ip.get(_view(), "1/second"),
-        exempt_when=lambda: _view() not in per_ip,
-    )(auth_bp)
-    return limiter
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            check(scope)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

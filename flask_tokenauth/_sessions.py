@@ -11,17 +11,15 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import Connection, Table, delete, exists, or_, select, update
 
 from . import signals
 from ._db import as_utc
+from ._state import TokenAuthState, get_state
 from .models import RefreshToken, Session, User
-
-if TYPE_CHECKING:
-    from .extension import TokenAuthState
 
 _sessions = cast(Table, Session.__table__)
 _tokens = cast(Table, RefreshToken.__table__)
@@ -156,8 +154,6 @@ def revoke_user_sessions(user_id: int, *, reason: str = "admin") -> list[str]:
     """Log a user out everywhere: revoke every session of theirs and every
     access token issued to them so far.  For admin tools and your own views;
     call it inside an app context.  Returns the revoked session ids."""
-    from .extension import get_state
-
     return revoke_sessions(get_state(), user_id, reason=reason, cutoff=True)
 
 

@@ -15,6 +15,7 @@ from flask import Request
 
 from ._blocklist import is_common_password
 from ._config import Settings
+from ._state import get_state
 from .errors import (
     InvalidEmail,
     InvalidJSON,
@@ -34,8 +35,6 @@ def cached_json_object(request: Request) -> dict[str, Any]:
     """:func:`read_json_object`, parsed once per request (the rate limiter
     reads the email before the view does)."""
     from flask import g
-
-    from .extension import get_state
 
     cached: dict[str, Any] | TokenAuthError | None = g.get("_tokenauth_body")
     if cached is None:

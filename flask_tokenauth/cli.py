@@ -25,9 +25,9 @@ from . import _migrate
 from ._db import describe_db_error
 from ._passwords import hash_password
 from ._sessions import active_sessions, purge, revoke_user_sessions
+from ._state import TokenAuthState, get_state
 from ._validation import check_password, normalize_email
 from .errors import InvalidEmail, InvalidPassword, TokenAuthError
-from .extension import TokenAuthState, get_state
 from .models import User
 
 _users = cast(Table, User.__table__)

@@ -1,22 +1,19 @@
-"""The extension object and the per-application state it sets up."""
+"""The extension object: it builds an application's state (see
+:mod:`._state`), adds the CLI and the app-wide security headers."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from flask.sansio.app import App
-from flask_limiter import Limiter
 
 from ._access import AccessTokens, ClaimsLoader
 from ._config import Settings
 from ._db import Database, EngineSource, make_engine
 from ._headers import add_security_headers
-from ._passwords import dummy_hash
-from ._ratelimit import make_limiter
+from ._limiter import make_limiter
 from ._refresh import RefreshTokens
 from ._revocation import (
     DatabaseRevocation,
@@ -24,36 +21,9 @@ from ._revocation import (
     RedisRevocation,
     RevocationStore,
 )
+from ._state import EXTENSION_KEY, TokenAuthState, UserLoader
+from .cli import tokenauth_cli
 from .errors import ConfigurationError
-from .models import User
-
-EXTENSION_KEY = "tokenauth"
-
-#: Loads the user an access token names; receives the ``sub`` claim.
-UserLoader = Callable[[str], Any]
-
-
-@dataclass
-class TokenAuthState:
-    """Everything the extension keeps for one application, stored in
-    ``app.extensions["tokenauth"]``.  The extension object keeps none of it,
-    so one :class:`TokenAuth` can serve several apps."""
-
-    settings: Settings
-    db: Database
-    access_tokens: AccessTokens
-    refresh_tokens: RefreshTokens
-    user_loader: UserLoader | None
-    revocation: RevocationStore
-    limiter: Limiter
-
-    @property
-    def dummy_hash(self) -> str:
-        """A real bcrypt hash at the configured cost, checked for unknown
-        emails.  Made on first use and shared by the process (see
-        :func:`~flask_tokenauth._passwords.dummy_hash`): creating an app does
-        no bcrypt work."""
-        return dummy_hash(self.settings.bcrypt_rounds)
 
 
 class TokenAuth:
@@ -155,14 +125,11 @@ class TokenAuth:
             ),
             user_loader=self.user_loader,
             revocation=_revocation_store(settings, db),
-            limiter=make_limiter(app, settings),
+            limiter=make_limiter(settings),
         )
         self._set_up = True
         if settings.security_headers_app_wide:
             app.after_request(add_security_headers)
-
-        from .cli import tokenauth_cli
-
         app.cli.add_command(tokenauth_cli)
 
 
@@ -191,27 +158,3 @@ def _default_sqlite_url(app: App) -> str:
     """``instance/tokenauth.sqlite3``: the zero-configuration default."""
     os.makedirs(app.instance_path, exist_ok=True)
     return "sqlite:///" + os.path.join(app.instance_path, "tokenauth.sqlite3")
-
-
-def get_state(app: App | None = None) -> TokenAuthState:
-    """The state of ``app`` (default: the current app)."""
-    app = app or current_app
-    try:
-        return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
-    except KeyError:
-        raise RuntimeError(
-            "flask_tokenauth is not set up on this app: call"
-            " app.register_blueprint(auth_bp) or TokenAuth(app)."
-        ) from None
-
-
-def load_user(state: TokenAuthState, sub: str) -> Any:
-    """The user named by ``sub``, or ``None``."""
-    if state.user_loader is not None:
-        return state.user_loader(sub)
-    try:
-        user_id = int(sub)
-    except ValueError:
-        return None
-    with state.db.session() as session:
-        return session.get(User, user_id)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 from flask import current_app, g, request
 from werkzeug.local import LocalProxy
 
+from ._state import EXTENSION_KEY, TokenAuthState, get_state, load_user
 from .errors import TokenInvalid, TokenMissing, UserNotFound
-from .extension import EXTENSION_KEY, TokenAuthState, get_state, load_user
 
 if TYPE_CHECKING:
     from .models import User

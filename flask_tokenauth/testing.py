@@ -34,7 +34,8 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient
 
 from ._access import is_user_id
-from .extension import get_state, load_user
+from ._state import get_state, load_user
+from .views.auth import refresh
 
 #: The ``User-Agent`` recorded on the sessions the helpers start, so that a
 #: test (or a session list) can tell them from real logins.
@@ -136,8 +137,6 @@ def refresh_cookie_paths(app: Flask) -> list[str]:
     settings = get_state(app).settings
     if settings.cookie_path is not None:
         return [settings.cookie_path]
-    from ._auth_views import refresh
-
     paths = [
         rule.rule.rsplit("/", 1)[0] or "/"
         for rule in app.url_map.iter_rules()

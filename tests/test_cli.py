@@ -12,7 +12,7 @@ from flask.testing import FlaskCliRunner
 
 from flask_tokenauth import TokenAuth
 from flask_tokenauth._migrate import VERSION_TABLE
-from flask_tokenauth.extension import get_state
+from flask_tokenauth._state import get_state
 from flask_tokenauth.models import metadata
 
 from .conftest import base_config

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from flask_tokenauth import TokenAuth, auth_bp
 from flask_tokenauth._db import describe_db_error, make_engine
 from flask_tokenauth._migrate import upgrade
-from flask_tokenauth.extension import get_state
+from flask_tokenauth._state import get_state
 
 from .conftest import (
     PASSWORD,

@@ -33,7 +33,7 @@ from flask_tokenauth import (
     tokenauth_tables,
 )
 from flask_tokenauth._migrate import VERSION_TABLE, script_location
-from flask_tokenauth.extension import get_state
+from flask_tokenauth._state import get_state
 from flask_tokenauth.models import metadata
 
 from .conftest import base_config

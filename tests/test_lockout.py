@@ -399,8 +399,8 @@ class StorageLostMidRequest:
 
 def test_storage_lost_mid_request(app: Flask) -> None:
     limiter = app.extensions["tokenauth"].limiter
-    limiter._limiter = StorageLostMidRequest(limiter._limiter)
+    limiter.primary = StorageLostMidRequest(limiter.primary)
     assert stranger(app).status_code == 401
-    assert limiter._storage_dead  # switched to memory, as Flask-Limiter does
+    assert limiter.storage_down  # switched to memory, as Flask-Limiter does
     ip = new_address()
     assert [stranger(app, ip=ip).status_code for _ in range(4)] == [401] * 3 + [429]

@@ -534,6 +534,6 @@ def test_forgotten_migration_says_so(
 
 
 def get_engine_of(app: Flask) -> Engine:
-    from flask_tokenauth.extension import get_state
+    from flask_tokenauth._state import get_state
 
     return get_state(app).db.engine

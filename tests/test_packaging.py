@@ -86,6 +86,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         "flask_tokenauth/__init__.py",
         "flask_tokenauth/py.typed",
+        "flask_tokenauth/views/auth.py",
         "flask_tokenauth/static/client.js",
         "flask_tokenauth/static/client.d.ts",
         "flask_tokenauth/data/common-passwords.txt.gz",

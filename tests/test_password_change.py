@@ -14,7 +14,7 @@ from sqlalchemy import Engine, Table, select, text
 
 from flask_tokenauth._db import as_utc
 from flask_tokenauth._passwords import verify_password
-from flask_tokenauth.extension import get_state
+from flask_tokenauth._state import get_state
 from flask_tokenauth.models import User
 
 from .conftest import PASSWORD, Auth, bearer

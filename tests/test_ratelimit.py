@@ -1,13 +1,15 @@
-"""Rate limits on the auth endpoints (Flask-Limiter), per IP and per account."""
+"""Rate limits on the auth endpoints, per IP and per account."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 
-from .conftest import PASSWORD, Auth
+from flask_tokenauth import TokenAuth, auth_bp
+
+from .conftest import PASSWORD, Auth, base_config
 
 
 def limited(make_app: Any, **config: Any) -> Flask:
@@ -154,20 +156,108 @@ def test_password_change_is_limited_like_a_login(make_app: Any) -> None:
 
 
 def test_the_host_apps_own_routes_never_run_the_limiter(make_app: Any) -> None:
+    """Limits are counted in our views: the host's routes run no hook of the
+    limiter, neither app-wide nor moved onto the blueprint; the one app-wide
+    hook of ours is the routing of odd methods (see test_methods.py)."""
     app = limited(make_app, TOKENAUTH_RATELIMIT_LOGIN="1/minute")
+    registries = (
+        app.before_request_funcs,
+        app.after_request_funcs,
+        app.teardown_request_funcs,
+    )
+    app_wide = [getattr(f, "__name__", f) for r in registries for f in r.get(None, [])]
+    assert app_wide == ["_route_any_method"]
+    anywhere = [f for r in registries for hooks in r.values() for f in hooks]
+    assert not [f for f in anywhere if "limit" in repr(f).lower()]
     limiter = app.extensions["tokenauth"].limiter
     calls: list[str] = []
-    original = limiter._check_request_limit
+    original = limiter.run
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append("checked")
+        calls.append("counted")
         return original(*args, **kwargs)
 
-    for hooks in app.before_request_funcs.values():
-        hooks[:] = [spy if f == original else f for f in hooks]
+    limiter.run = spy
     app.add_url_rule("/home", "home", lambda: "home")
     assert app.test_client().get("/home").status_code == 200
     assert calls == []
     assert post(app, "login").status_code == 401
-    assert calls == ["checked"]
+    assert "counted" in calls
     assert_429(post(app, "login"))
+
+
+# -- the blueprint mounted elsewhere, or more than once --------------------------
+
+#: How each case mounts the blueprint: the prefixes its login answers at.
+MOUNTS = {
+    "nested": ["/v1/auth"],
+    "renamed": ["/second"],
+    "twice": ["/api/auth", "/second"],
+}
+
+
+def mounted(engine: Any, how: str, **config: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_RATELIMIT_ENABLED=True, **config))
+    TokenAuth(engine=engine).init_app(app)
+    if how == "nested":
+        parent = Blueprint("api", __name__, url_prefix="/v1")
+        parent.register_blueprint(auth_bp, url_prefix="/auth")
+        app.register_blueprint(parent)
+    else:
+        if how == "twice":
+            app.register_blueprint(auth_bp)
+        app.register_blueprint(auth_bp, name="second", url_prefix="/second")
+    return app
+
+
+def login_at(app: Flask, prefix: str, ip: str, **kwargs: Any) -> Any:
+    return app.test_client().post(
+        f"{prefix}/login",
+        json={"email": kwargs.pop("email", "user@example.com"), "password": "wrong"},
+        environ_overrides={"REMOTE_ADDR": ip},
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("how", list(MOUNTS))
+def test_every_mount_is_limited_per_address(engine: Any, how: str) -> None:
+    app = mounted(
+        engine,
+        how,
+        TOKENAUTH_RATELIMIT_LOGIN="3/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="100/minute",
+    )
+    for prefix in MOUNTS[how]:
+        ip = f"192.0.2.{len(prefix)}"
+        assert [login_at(app, prefix, ip).status_code for _ in range(3)] == [401] * 3
+        assert_429(login_at(app, prefix, ip))
+        assert login_at(app, prefix, "198.51.100.1").status_code == 401
+
+
+def test_mounts_share_the_per_address_counter(engine: Any) -> None:
+    app = mounted(
+        engine,
+        "twice",
+        TOKENAUTH_RATELIMIT_LOGIN="3/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="100/minute",
+    )
+    ip = "192.0.2.77"
+    statuses = [login_at(app, p, ip).status_code for p in ("/api/auth", "/second")]
+    assert [*statuses, login_at(app, "/second", ip).status_code] == [401] * 3
+    assert_429(login_at(app, "/api/auth", ip))
+    assert_429(login_at(app, "/second", ip))
+
+
+def test_mounts_share_the_wrong_password_limit_per_account(engine: Any) -> None:
+    app = mounted(
+        engine,
+        "twice",
+        TOKENAUTH_RATELIMIT_ACCOUNT_FAILURES="3/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="100/minute",
+    )
+    Auth(app.test_client()).register()
+    for i, prefix in enumerate(("/api/auth", "/second", "/api/auth")):
+        assert login_at(app, prefix, f"192.0.2.{i}").status_code == 401
+    # Another address, another mount: the account's budget is spent.
+    assert_429(login_at(app, "/second", "192.0.2.50"))

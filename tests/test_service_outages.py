@@ -32,7 +32,7 @@ from sqlalchemy import Engine, text
 from flask_tokenauth import auth_bp, current_claims, current_user, login_required
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import upgrade
-from flask_tokenauth.extension import get_state
+from flask_tokenauth._state import get_state
 
 from .conftest import Auth, base_config, bearer, throwaway_database
 from .services import (  # noqa: F401 (the last two are fixtures)

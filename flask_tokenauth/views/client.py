@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Response, request, url_for
 
-from .blueprint import ALL_METHODS, allow, auth_bp
+from ._common import BLUEPRINT_NAME, allow
 
 #: A year: the versioned URL changes whenever the file does.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -33,7 +33,7 @@ class _Asset:
 
 @functools.cache
 def _asset(name: str, content_type: str) -> _Asset:
-    body = (files(__package__) / "static" / name).read_bytes()
+    body = (files("flask_tokenauth") / "static" / name).read_bytes()
     return _Asset(body, hashlib.sha256(body).hexdigest()[:16], content_type)
 
 
@@ -56,7 +56,7 @@ def client_script_url(**url_for_kwargs: Any) -> str:
     Needs an app (or request) context; keyword arguments go to
     :func:`flask.url_for` (e.g. ``_external=True``).
     """
-    return url_for(f"{auth_bp.name}.client_js", v=_client_js().etag, **url_for_kwargs)
+    return url_for(f"{BLUEPRINT_NAME}.client_js", v=_client_js().etag, **url_for_kwargs)
 
 
 def _serve(asset: _Asset) -> Response:
@@ -70,14 +70,12 @@ def _serve(asset: _Asset) -> Response:
     return response
 
 
-@auth_bp.route("/client.js", methods=ALL_METHODS)
 def client_js() -> Response:
     response = _serve(_client_js())
     # Deno and some bundlers find the types here.
-    response.headers["X-TypeScript-Types"] = url_for(f"{auth_bp.name}.client_types")
+    response.headers["X-TypeScript-Types"] = url_for(f"{BLUEPRINT_NAME}.client_types")
     return response
 
 
-@auth_bp.route("/client.d.ts", methods=ALL_METHODS)
 def client_types() -> Response:
     return _serve(_client_types())

@@ -12,23 +12,23 @@ from flask import Response, current_app, jsonify, request
 from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import _lockout as lockout
-from . import signals
-from ._cookies import choose_refresh_token, presented_sessions, refresh_cookie_values
-from ._headers import clear_refresh_cookie, set_refresh_cookie
-from ._origin import refuse_cross_site
-from ._passwords import hash_password, needs_rehash, verify_password
-from ._ratelimit import client_ip
-from ._refresh import IssuedToken
-from ._sessions import revoke_sessions
-from ._validation import (
+from .. import _lockout as lockout
+from .. import signals
+from .._cookies import choose_refresh_token, presented_sessions, refresh_cookie_values
+from .._headers import clear_refresh_cookie, set_refresh_cookie
+from .._origin import refuse_cross_site
+from .._passwords import hash_password, needs_rehash, verify_password
+from .._ratelimit import LOGIN, REFRESH, REGISTER, client_ip, limited
+from .._refresh import IssuedToken
+from .._sessions import revoke_sessions
+from .._state import TokenAuthState, get_state
+from .._validation import (
     cached_json_object,
     check_password,
     normalize_email,
     require_string,
 )
-from .blueprint import ALL_METHODS, allow, auth_bp
-from .errors import (
+from ..errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidPassword,
@@ -36,8 +36,8 @@ from .errors import (
     RefreshTokenMissing,
     RefreshTokenReused,
 )
-from .extension import TokenAuthState, get_state
-from .models import User
+from ..models import User
+from ._common import allow
 
 _users = cast(Table, User.__table__)
 
@@ -97,7 +97,7 @@ def _credentials() -> tuple[str, str]:
     )
 
 
-@auth_bp.route("/register", methods=ALL_METHODS)
+@limited(REGISTER)
 def register() -> Response:
     allow("POST")
     state = get_state()
@@ -133,7 +133,7 @@ def register() -> Response:
     return response
 
 
-@auth_bp.route("/login", methods=ALL_METHODS)
+@limited(LOGIN)
 def login() -> Response:
     allow("POST")
     state = get_state()
@@ -177,7 +177,7 @@ def login() -> Response:
     return response
 
 
-@auth_bp.route("/refresh", methods=ALL_METHODS)
+@limited(REFRESH)
 def refresh() -> Response:
     allow("POST")
     state = get_state()
@@ -220,7 +220,6 @@ def refresh() -> Response:
     return _token_response({"accessToken": access}, 200, state, rotation.issued)
 
 
-@auth_bp.route("/logout", methods=ALL_METHODS)
 def logout() -> Response:
     allow("POST")
     state = get_state()

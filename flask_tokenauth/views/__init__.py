@@ -1,10 +1,12 @@
-"""``auth_bp``, the blueprint: its routes live in :mod:`._auth_views`
-(register, login, refresh, logout), :mod:`._session_views` (sessions,
-log out elsewhere / everywhere, password change) and :mod:`._client_views`
-(the browser client, ``client.js``).
+"""``auth_bp``, the blueprint, built here from the plain view functions of
+:mod:`.auth` (register, login, refresh, logout), :mod:`.sessions` (sessions,
+log out elsewhere / everywhere, password change) and :mod:`.client` (the
+browser client, ``client.js``), which never import this module: the
+blueprint is made after them, so no module of the package imports in a
+circle.
 
 Every response of the blueprint is JSON, including errors the router or
-werkzeug raise before a view runs; see :mod:`.errors`.
+werkzeug raise before a view runs; see :mod:`flask_tokenauth.errors`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ from flask.sansio.app import App
 from werkzeug.exceptions import HTTPException, default_exceptions
 from werkzeug.exceptions import MethodNotAllowed as RoutingMethodNotAllowed
 
-from ._headers import add_security_headers
-from .errors import MethodNotAllowed, NotFound, from_http_exception
-from .extension import EXTENSION_KEY, TokenAuth
-
-#: Routes accept every method but OPTIONS (left to Flask, for CORS preflight)
-#: so that a wrong method is answered by us, in JSON, not by the router.
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+from .._headers import add_security_headers
+from .._state import EXTENSION_KEY
+from ..errors import NotFound, from_http_exception
+from ..extension import TokenAuth
+from . import auth, client, sessions
+from ._common import ALL_METHODS, BLUEPRINT_NAME
 
 
 class AuthBlueprint(Blueprint):
@@ -35,19 +36,30 @@ class AuthBlueprint(Blueprint):
         super().register(app, options)
 
 
-auth_bp = AuthBlueprint("tokenauth", __name__, url_prefix="/api/auth")
-
-
-def allow(*methods: str) -> None:
-    """Refuse the request with 405 unless its method is one of ``methods``."""
-    if request.method not in methods:
-        raise MethodNotAllowed(["OPTIONS", *methods])
+auth_bp = AuthBlueprint(BLUEPRINT_NAME, __name__, url_prefix="/api/auth")
 
 
 @auth_bp.route("/", defaults={"path": ""}, methods=ALL_METHODS)
 @auth_bp.route("/<path:path>", methods=ALL_METHODS)
 def not_found(path: str) -> Response:
     raise NotFound()
+
+
+_ROUTES: tuple[tuple[str, Any], ...] = (
+    ("/register", auth.register),
+    ("/login", auth.login),
+    ("/refresh", auth.refresh),
+    ("/logout", auth.logout),
+    ("/sessions", sessions.list_sessions),
+    ("/sessions/<session_id>", sessions.revoke_session),
+    ("/logout-others", sessions.logout_others),
+    ("/logout-all", sessions.logout_all),
+    ("/password", sessions.change_password),
+    ("/client.js", client.client_js),
+    ("/client.d.ts", client.client_types),
+)
+for _rule, _view in _ROUTES:
+    auth_bp.add_url_rule(_rule, view_func=_view, methods=ALL_METHODS)
 
 
 @auth_bp.before_app_request
@@ -81,7 +93,7 @@ def _route_any_method() -> Response | None:
         request.url_rule, request.view_args = rule, args
         request.routing_exception = None
         # Flask chose the hooks to run before the request was ours: run our
-        # blueprints' (the rate limits) as it would have, in its order.
+        # blueprints' as it would have, in its order.
         for name in reversed(request.blueprints):
             for preprocess in app.url_value_preprocessors.get(name, ()):
                 preprocess(request.endpoint, request.view_args)
@@ -104,7 +116,7 @@ def _after_request(response: Response) -> Response:
 
 
 def _json_error(exc: HTTPException) -> Response:
-    # Flask-Limiter's breach callback has already built our JSON 429.
+    # An exception that carries its response (``abort(response)``) keeps it.
     prepared = getattr(exc, "response", None)
     if isinstance(prepared, Response):
         return prepared
@@ -121,5 +133,3 @@ for _status in default_exceptions:
 # ``errorhandler(HTTPException)`` page would answer them (Flask looks for a
 # blueprint's class handler before the app's).
 auth_bp.register_error_handler(HTTPException, _json_error)
-
-from . import _auth_views, _client_views, _session_views  # noqa: E402, F401  (routes)

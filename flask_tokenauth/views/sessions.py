@@ -14,19 +14,20 @@ from typing import cast
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import Table, select, update
 
-from . import _lockout as lockout
-from . import signals
-from ._auth_views import _start_family, _token_response
-from ._headers import clear_refresh_cookie
-from ._passwords import hash_password, verify_password
-from ._sessions import active_sessions, announce_revoked, revoke_in, revoke_sessions
-from ._validation import cached_json_object, check_password, require_string
-from .blueprint import ALL_METHODS, allow, auth_bp
-from .decorators import login_required
-from .errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPassword
-from .extension import get_state
-from .globals import current_claims
-from .models import User
+from .. import _lockout as lockout
+from .. import signals
+from .._headers import clear_refresh_cookie
+from .._passwords import hash_password, verify_password
+from .._ratelimit import LOGIN, limited
+from .._sessions import active_sessions, announce_revoked, revoke_in, revoke_sessions
+from .._state import get_state
+from .._validation import cached_json_object, check_password, require_string
+from ..decorators import login_required
+from ..errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPassword
+from ..globals import current_claims
+from ..models import User
+from ._common import allow
+from .auth import _start_family, _token_response
 
 _users = cast(Table, User.__table__)
 #: Session ids are uuid4 hex strings; anything else names no session.
@@ -40,7 +41,6 @@ def _user_id() -> int:
         raise UserNotFound() from None
 
 
-@auth_bp.route("/sessions", methods=ALL_METHODS)
 @login_required
 def list_sessions() -> Response:
     """``{"sessions": [...]}``: the caller's active sessions, most recently
@@ -51,7 +51,6 @@ def list_sessions() -> Response:
     return jsonify(sessions=[s.to_json(current) for s in sessions])
 
 
-@auth_bp.route("/sessions/<session_id>", methods=ALL_METHODS)
 @login_required
 def revoke_session(session_id: str) -> Response:
     """Revoke one of the caller's sessions (404 for anyone else's)."""
@@ -66,7 +65,6 @@ def revoke_session(session_id: str) -> Response:
     return jsonify(message="Session revoked")
 
 
-@auth_bp.route("/logout-others", methods=ALL_METHODS)
 @login_required
 def logout_others() -> Response:
     """Revoke every session of the caller but the current one."""
@@ -77,7 +75,6 @@ def logout_others() -> Response:
     return jsonify(message="Logged out of other sessions", revoked=len(revoked))
 
 
-@auth_bp.route("/logout-all", methods=ALL_METHODS)
 @login_required
 def logout_all() -> Response:
     """Revoke every session of the caller, this one included, and every
@@ -90,7 +87,8 @@ def logout_all() -> Response:
     return response
 
 
-@auth_bp.route("/password", methods=ALL_METHODS)
+# Checks the current password: limited like a login, before the token check.
+@limited(LOGIN)
 @login_required
 def change_password() -> Response:
     """``{"currentPassword", "newPassword"}``: change the password and end

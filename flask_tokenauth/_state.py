@@ -1,0 +1,76 @@
+"""The per-application state of the extension, and how code reaches it.
+
+A leaf of the package: it imports the building blocks the state is made of,
+never the modules that read it (views, hooks, CLI), so every one of them can
+import :func:`get_state` at the top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from flask.sansio.app import App
+
+from ._access import AccessTokens
+from ._config import Settings
+from ._db import Database
+from ._limiter import RateLimiter
+from ._passwords import dummy_hash
+from ._refresh import RefreshTokens
+from ._revocation import RevocationStore
+from .models import User
+
+EXTENSION_KEY = "tokenauth"
+
+#: Loads the user an access token names; receives the ``sub`` claim.
+UserLoader = Callable[[str], Any]
+
+
+@dataclass
+class TokenAuthState:
+    """Everything the extension keeps for one application, stored in
+    ``app.extensions["tokenauth"]``.  The extension object keeps none of it,
+    so one :class:`TokenAuth` can serve several apps."""
+
+    settings: Settings
+    db: Database
+    access_tokens: AccessTokens
+    refresh_tokens: RefreshTokens
+    user_loader: UserLoader | None
+    revocation: RevocationStore
+    limiter: RateLimiter
+
+    @property
+    def dummy_hash(self) -> str:
+        """A real bcrypt hash at the configured cost, checked for unknown
+        emails.  Made on first use and shared by the process (see
+        :func:`~flask_tokenauth._passwords.dummy_hash`): creating an app does
+        no bcrypt work."""
+        return dummy_hash(self.settings.bcrypt_rounds)
+
+
+def get_state(app: App | None = None) -> TokenAuthState:
+    """The state of ``app`` (default: the current app)."""
+    app = app or current_app
+    try:
+        return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError(
+            "flask_tokenauth is not set up on this app: call"
+            " app.register_blueprint(auth_bp) or TokenAuth(app)."
+        ) from None
+
+
+def load_user(state: TokenAuthState, sub: str) -> Any:
+    """The user named by ``sub``, or ``None``."""
+    if state.user_loader is not None:
+        return state.user_loader(sub)
+    try:
+        user_id = int(sub)
+    except ValueError:
+        return None
+    with state.db.session() as session:
+        return session.get(User, user_id)
