@@ -48,13 +48,17 @@ from .errors import WrongPassword as WrongPassword
 from .extension import TokenAuth as TokenAuth
 from .globals import current_claims as current_claims
 from .globals import current_user as current_user
+from .integrations import init_flask_login as init_flask_login
+from .models import AnonymousUser as AnonymousUser
 from .models import RefreshToken as RefreshToken
 from .models import Session as Session
 from .models import User as User
+from .models import UserMixin as UserMixin
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AnonymousUser",
     "AuthenticationError",
     "ConfigurationError",
     "CrossSiteRequest",
@@ -84,6 +88,7 @@ __all__ = [
     "TokenMissing",
     "TokenRevoked",
     "User",
+    "UserMixin",
     "UserNotFound",
     "ValidationError",
     "WrongPassword",
@@ -91,6 +96,7 @@ __all__ = [
     "client_script_url",
     "current_claims",
     "current_user",
+    "init_flask_login",
     "login_required",
     "revoke_user_sessions",
     "signals",

@@ -19,6 +19,7 @@ from werkzeug.exceptions import MethodNotAllowed as RoutingMethodNotAllowed
 from ._headers import add_security_headers
 from .errors import MethodNotAllowed, NotFound, from_http_exception
 from .extension import EXTENSION_KEY, TokenAuth
+from .integrations import exempt_from_csrf
 
 #: Routes accept every method but OPTIONS (left to Flask, for CORS preflight)
 #: so that a wrong method is answered by us, in JSON, not by the router.
@@ -36,6 +37,7 @@ class AuthBlueprint(Blueprint):
 
 
 auth_bp = AuthBlueprint("tokenauth", __name__, url_prefix="/api/auth")
+auth_bp.url_value_preprocessor(exempt_from_csrf)  # Flask-WTF's CSRFProtect
 
 
 def allow(*methods: str) -> None:
