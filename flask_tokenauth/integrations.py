@@ -105,12 +105,18 @@ def _token_user() -> Any:
 class _NoSessionForTokens(SessionInterface):
     """The app's session interface, except that a request whose Flask-Login
     user came from an access token does not save the session (Flask-Login's
-    own recipe for header logins, "Disabling Session Cookie for APIs")."""
+    own recipe for header logins, "Disabling Session Cookie for APIs").
+
+    Flask and its test client call the four methods below; the wrapped
+    interface's cookie settings are read by its own ``save_session``, so a
+    Flask-Session interface keeps its cookie, lifetime and storage.
+    """
 
     def __init__(self, inner: SessionInterface) -> None:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
+        # Attributes of the wrapped interface's own (a store, a serializer).
         return getattr(self.inner, name)
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:

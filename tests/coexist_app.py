@@ -158,6 +158,20 @@ def add_host_views(app: Flask) -> None:
         session["visited"] = True
         return {"ok": True}
 
+    @app.get("/api/both")
+    @login_required
+    def api_both() -> Any:
+        return {
+            "ours": current_user.email,
+            "flask_login": flask_login.current_user.email,
+        }
+
+    @app.get("/visit")
+    def visit() -> Any:
+        """An anonymous visitor's page that puts something in the session."""
+        session["seen"] = True
+        return "welcome"
+
     @app.get("/api/flask-login-protected")
     @flask_login.login_required
     def api_flask_login_protected() -> Any:

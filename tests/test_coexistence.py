@@ -344,6 +344,22 @@ def test_flask_login_sees_bearer_callers(
     assert response.status_code == 302
 
 
+def test_a_flask_login_session_wins_for_flask_login_the_token_for_us(
+    host_client: FlaskClient, host_token: str
+) -> None:
+    """Documented precedence: Flask-Login asks its session before any request
+    loader; our current_user is always the token's."""
+    other = Auth(host_client).register(email="other@example.com")
+    other_token = other.get_json()["accessToken"]
+    host_client.delete_cookie("refresh_token", path="/api/auth")
+    html_login(host_client)  # user@example.com
+    response = host_client.get("/api/both", headers=bearer(other_token))
+    assert response.get_json() == {
+        "ours": "other@example.com",
+        "flask_login": "user@example.com",
+    }
+
+
 def test_without_the_bridge_flask_login_does_not_see_tokens(engine: Engine) -> None:
     """What init_flask_login adds (and the check that the test above tests it)."""
     app = create_app(engine, flask_login_bridge=False)
@@ -353,17 +369,29 @@ def test_without_the_bridge_flask_login_does_not_see_tokens(engine: Engine) -> N
     assert response.status_code == 302
 
 
+@pytest.mark.parametrize("visited", [False, True], ids=["no-session", "session"])
 def test_a_token_request_never_writes_the_session(
-    host_client: FlaskClient, host_token: str
+    host_client: FlaskClient, host_token: str, visited: bool
 ) -> None:
     """A view calling login_user() on a token request: no session cookie and
-    no remember-me cookie come back, so the token does not become a cookie."""
+    no remember-me cookie come back, so the token does not become a cookie
+    (with or without an anonymous session the browser already had)."""
+    before = None
+    if visited:
+        assert host_client.get("/visit").status_code == 200
+        before = host_client.get_cookie("session")
+        assert before is not None
     response = host_client.post(
         "/api/try-to-make-a-session", headers=bearer(host_token)
     )
     assert response.status_code == 200
     assert response.headers.getlist("Set-Cookie") == []
-    assert host_client.get_cookie("session") is None
+    session_cookie = host_client.get_cookie("session")
+    if visited:
+        assert session_cookie is not None and before is not None
+        assert session_cookie.value == before.value
+    else:
+        assert session_cookie is None
     assert host_client.get_cookie("remember_token") is None
     assert host_client.get("/account").status_code == 302
 
