@@ -47,12 +47,15 @@ from .errors import WrongPassword as WrongPassword
 from .extension import TokenAuth as TokenAuth
 from .globals import current_claims as current_claims
 from .globals import current_user as current_user
+from .integrations import init_flask_login as init_flask_login
 from .migration_helpers import alembic_include_name as alembic_include_name
 from .migration_helpers import alembic_include_object as alembic_include_object
 from .migration_helpers import tokenauth_tables as tokenauth_tables
+from .models import AnonymousUser as AnonymousUser
 from .models import RefreshToken as RefreshToken
 from .models import Session as Session
 from .models import User as User
+from .models import UserMixin as UserMixin
 from .testing import TokenAuthClient as TokenAuthClient
 from .testing import auth_headers as auth_headers
 from .views import auth_bp as auth_bp
@@ -61,6 +64,7 @@ from .views.client import client_script_url as client_script_url
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AnonymousUser",
     "AuthenticationError",
     "ConfigurationError",
     "CrossSiteRequest",
@@ -92,6 +96,7 @@ __all__ = [
     "TokenMissing",
     "TokenRevoked",
     "User",
+    "UserMixin",
     "UserNotFound",
     "ValidationError",
     "WrongPassword",
@@ -102,6 +107,7 @@ __all__ = [
     "client_script_url",
     "current_claims",
     "current_user",
+    "init_flask_login",
     "login_required",
     "revoke_user_sessions",
     "signals",

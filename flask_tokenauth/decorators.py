@@ -1,15 +1,16 @@
-"""``@login_required``."""
+"""``@login_required`` and ``@login_required(optional=True)``."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from flask import current_app, request
 
-from .globals import authenticate
+from .errors import TokenAuthError
+from .globals import authenticate, authenticate_optional
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -17,33 +18,74 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXEMPT_METHODS = frozenset({"OPTIONS"})
 
 
-def login_required(view: F) -> F:
+@overload
+def login_required(view: F, /) -> F: ...
+
+
+@overload
+def login_required(*, optional: bool = False) -> Callable[[F], F]: ...
+
+
+def login_required(
+    view: F | None = None, /, *, optional: bool = False
+) -> F | Callable[[F], F]:
     """Refuse the request with a 401 JSON error unless it carries a valid
     access token in ``Authorization: Bearer <token>``.
 
-    Works on sync and async views.  Verification uses only the token; the
-    revocation check is a dict lookup with Redis, one query with the database
-    store, nothing when off.  :data:`~flask_tokenauth.current_user` loads the
-    user only if the view uses it.  An expired token answers
-    ``{"error": "Token expired", "code": "TOKEN_EXPIRED"}``, the client's cue
-    to call ``/refresh``.
-    """
+    Use it bare (``@login_required``) or with options
+    (``@login_required(optional=True)``).  Works on sync and async views.
+    Verification uses only the token; the revocation check is a dict lookup
+    with Redis, one query with the database store, nothing when off.
+    :data:`~flask_tokenauth.current_user` loads the user only if the view uses
+    it.  An expired token answers
+    ``{"error": "Token expired", "code": "TOKEN_EXPIRED"}`` with
+    ``WWW-Authenticate``, the client's cue to call ``/refresh``.
 
-    # Decided once here rather than by ``ensure_sync`` on every request.
+    The decorator *returns* that response rather than raising it, and so do
+    our errors raised inside the view (``USER_NOT_FOUND`` from
+    :data:`~flask_tokenauth.current_user`, say): a host's
+    ``errorhandler(HTTPException)`` or HTML ``errorhandler(401)`` page would
+    otherwise answer them without the code and the header, and the browser
+    client would never refresh.  The host's ``after_request`` hooks still run.
+
+    :param optional: let a request *without* a token reach the view, with
+        :data:`~flask_tokenauth.current_user` an
+        :class:`~flask_tokenauth.models.AnonymousUser` and
+        :data:`~flask_tokenauth.current_claims` empty (as Flask-JWT-Extended's
+        ``jwt_required(optional=True)``).  A token that is sent but malformed,
+        expired or revoked is still a 401: the client must refresh it, not be
+        served as an anonymous visitor without knowing.
+    """
+    if view is None:
+        return lambda view: _protect(view, optional)
+    return _protect(view, optional)
+
+
+def _protect(view: F, optional: bool) -> F:
+    check = authenticate_optional if optional else authenticate
+
+    # Decided once here rather than by ``ensure_sync`` on every request.  The
+    # ``try`` costs nothing until something raises (Python 3.11+).
     if inspect.iscoroutinefunction(view):
 
         @wraps(view)
         def decorated(*args: Any, **kwargs: Any) -> Any:
-            if request.method not in EXEMPT_METHODS:
-                authenticate()
-            return current_app.ensure_sync(view)(*args, **kwargs)
+            try:
+                if request.method not in EXEMPT_METHODS:
+                    check()
+                return current_app.ensure_sync(view)(*args, **kwargs)
+            except TokenAuthError as error:
+                return error.get_response()
 
         return cast(F, decorated)
 
     @wraps(view)
     def decorated_sync(*args: Any, **kwargs: Any) -> Any:
-        if request.environ["REQUEST_METHOD"] not in EXEMPT_METHODS:
-            authenticate()
-        return view(*args, **kwargs)
+        try:
+            if request.environ["REQUEST_METHOD"] not in EXEMPT_METHODS:
+                check()
+            return view(*args, **kwargs)
+        except TokenAuthError as error:
+            return error.get_response()
 
     return cast(F, decorated_sync)

@@ -4,6 +4,13 @@ authenticated request's user and access-token claims.
 The claims are verified once per request, by :func:`login_required` or on
 first access; the user is loaded from the database only when a view touches
 :data:`current_user`, and at most once per request.
+
+In a ``login_required(optional=True)`` view that received no token,
+:data:`current_user` is an :class:`~flask_tokenauth.models.AnonymousUser`
+and :data:`current_claims` is empty.  Anywhere else (a view without the
+decorator) a request without a valid token makes both *raise* the 401 error,
+which goes through the app's error handlers like any exception; only the
+decorator answers our JSON 401 whatever handlers the host has.
 """
 
 from __future__ import annotations
@@ -16,11 +23,17 @@ from werkzeug.local import LocalProxy
 
 from ._state import EXTENSION_KEY, TokenAuthState, get_state, load_user
 from .errors import TokenInvalid, TokenMissing, UserNotFound
+from .models import AnonymousUser
 
 if TYPE_CHECKING:
     from .models import User
 
 _UNLOADED: Any = object()
+#: ``g`` attribute set by an optional view that received no token.  Kept
+#: apart from ``g._tokenauth`` so that :func:`authenticate` (a strict
+#: ``login_required`` called later in the same request) never mistakes it for
+#: an authenticated context.
+_ANONYMOUS_KEY = "_tokenauth_anonymous"
 
 
 @dataclass
@@ -68,12 +81,38 @@ def authenticate() -> AuthContext:
     return context
 
 
+def authenticate_optional() -> AuthContext | None:
+    """:func:`authenticate`, but a request with no token at all (no
+    ``Authorization`` header, or another scheme than Bearer) gives ``None``
+    and marks the request anonymous.  A token that is there but malformed,
+    expired or revoked still raises: its client must refresh, not be served
+    as a visitor.
+    """
+    try:
+        return authenticate()
+    except TokenMissing:
+        setattr(g, _ANONYMOUS_KEY, True)
+        return None
+
+
+def _context() -> AuthContext | None:
+    """The request's context, ``None`` if an optional view found no token."""
+    request_globals = g._get_current_object()
+    context: AuthContext | None = request_globals.__dict__.get("_tokenauth")
+    if context is None and not request_globals.__dict__.get(_ANONYMOUS_KEY):
+        context = authenticate()
+    return context
+
+
 def _get_claims() -> dict[str, Any]:
-    return authenticate().claims
+    context = _context()
+    return {} if context is None else context.claims
 
 
 def _get_user() -> Any:
-    context = authenticate()
+    context = _context()
+    if context is None:
+        return AnonymousUser()
     if context.user is _UNLOADED:
         context.user = load_user(get_state(), context.claims["sub"])
     if context.user is None:
@@ -86,5 +125,8 @@ current_claims: dict[str, Any] = cast(dict[str, Any], LocalProxy(_get_claims))
 
 #: The user of the request's access token, loaded on first use.  Raises the
 #: same 401 errors as :func:`login_required` if the request has no valid token,
-#: and ``USER_NOT_FOUND`` if the user has been deleted since.
+#: and ``USER_NOT_FOUND`` if the user has been deleted since.  In an optional
+#: view without a token, an :class:`~flask_tokenauth.models.AnonymousUser`
+#: (``is_authenticated`` is ``False``); typed as the user model all the same,
+#: so test ``is_authenticated`` before reading the user's own attributes there.
 current_user: User = cast("User", LocalProxy(_get_user))

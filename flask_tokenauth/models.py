@@ -9,6 +9,7 @@ module; ``tests/test_migrations.py`` checks that the two agree.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     DateTime,
@@ -40,7 +41,53 @@ class Base(DeclarativeBase):
     metadata = metadata
 
 
-class User(Base):
+class UserMixin:
+    """What Flask-Login's ``UserMixin`` offers, so templates and Flask-Login
+    can ask the built-in user the same questions as any host user:
+    ``is_authenticated``, ``is_active``, ``is_anonymous`` and ``get_id()``.
+
+    No ``__eq__`` (Flask-Login's compares ``get_id()``): on a mapped class it
+    would make instances unhashable, and the session's identity map already
+    gives one object per row.
+    """
+
+    if TYPE_CHECKING:
+        id: Any
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        """The id as a string, as Flask-Login stores it in its session."""
+        return str(self.id)
+
+
+class AnonymousUser:
+    """The caller of a ``login_required(optional=True)`` view that sent no
+    token, as Flask-Login's ``AnonymousUserMixin``: a template can test
+    ``current_user.is_authenticated`` without anything raising."""
+
+    is_authenticated = False
+    is_active = False
+    is_anonymous = True
+
+    def get_id(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "<AnonymousUser>"
+
+
+class User(UserMixin, Base):
     """An account.  ``email`` is stored normalized (trimmed, lower-case), so
     the unique constraint is on the normalized form.
 

@@ -22,6 +22,7 @@ from .._headers import add_security_headers
 from .._state import EXTENSION_KEY
 from ..errors import NotFound, from_http_exception
 from ..extension import TokenAuth
+from ..integrations import exempt_from_csrf
 from . import auth, client, sessions
 from ._common import ALL_METHODS, BLUEPRINT_NAME
 
@@ -37,6 +38,7 @@ class AuthBlueprint(Blueprint):
 
 
 auth_bp = AuthBlueprint(BLUEPRINT_NAME, __name__, url_prefix="/api/auth")
+auth_bp.url_value_preprocessor(exempt_from_csrf)  # Flask-WTF's CSRFProtect
 
 
 @auth_bp.route("/", defaults={"path": ""}, methods=ALL_METHODS)
