@@ -51,11 +51,15 @@ from .globals import current_user as current_user
 from .models import RefreshToken as RefreshToken
 from .models import Session as Session
 from .models import User as User
+from .userstore import BuiltinUserStore as BuiltinUserStore
+from .userstore import SQLAlchemyUserStore as SQLAlchemyUserStore
+from .userstore import UserStore as UserStore
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AuthenticationError",
+    "BuiltinUserStore",
     "ConfigurationError",
     "CrossSiteRequest",
     "DatabaseUnavailable",
@@ -75,6 +79,7 @@ __all__ = [
     "RefreshTokenReused",
     "RefreshTokenRevoked",
     "RevocationStoreUnavailable",
+    "SQLAlchemyUserStore",
     "Session",
     "SessionNotFound",
     "TokenAuth",
@@ -85,6 +90,7 @@ __all__ = [
     "TokenRevoked",
     "User",
     "UserNotFound",
+    "UserStore",
     "ValidationError",
     "WrongPassword",
     "auth_bp",

@@ -5,8 +5,10 @@ The JSON shapes are the tutorial's, so its browser client works unchanged.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import Connection
@@ -26,6 +28,7 @@ from .errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidPassword,
+    NotFound,
     RefreshTokenError,
     RefreshTokenInvalid,
     RefreshTokenMissing,
@@ -33,6 +36,24 @@ from .errors import (
     RefreshTokenRevoked,
 )
 from .extension import TokenAuthState, get_state
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def switched(setting: str) -> Callable[[F], F]:
+    """Answer 404 ``NOT_FOUND`` (before any other check: the endpoint does
+    not exist) while the boolean setting ``setting`` is off."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not getattr(get_state().settings, setting):
+                raise NotFound()
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
 
 
 def _app() -> Any:
@@ -92,6 +113,7 @@ def _credentials(state: TokenAuthState) -> tuple[str, str]:
 
 
 @auth_bp.route("/register", methods=ALL_METHODS)
+@switched("register_enabled")
 def register() -> Response:
     allow("POST")
     state = get_state()

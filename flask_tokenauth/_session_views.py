@@ -14,13 +14,18 @@ from flask import Response, current_app, jsonify, request
 
 from . import _lockout as lockout
 from . import signals
-from ._auth_views import _start_family, _token_response
+from ._auth_views import _start_family, _token_response, switched
 from ._headers import clear_refresh_cookie
 from ._sessions import active_sessions, announce_revoked, revoke_in, revoke_sessions
 from ._validation import cached_json_object, check_password, require_string
 from .blueprint import ALL_METHODS, allow, auth_bp
 from .decorators import login_required
-from .errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPassword
+from .errors import (
+    InvalidPassword,
+    SessionNotFound,
+    UserNotFound,
+    WrongPassword,
+)
 from .extension import get_state
 from .globals import current_claims
 
@@ -85,6 +90,7 @@ def logout_all() -> Response:
 
 
 @auth_bp.route("/password", methods=ALL_METHODS)
+@switched("password_change_enabled")
 @login_required
 def change_password() -> Response:
     """``{"currentPassword", "newPassword"}``: change the password and end

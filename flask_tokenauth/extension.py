@@ -173,6 +173,7 @@ class TokenAuth:
             limiter=make_limiter(app, settings),
             user_store=user_store,
         )
+        user_store.attach(app)
         self._set_up = True
         if settings.security_headers_app_wide:
             app.after_request(add_security_headers)
