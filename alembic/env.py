@@ -16,7 +16,12 @@ from alembic import context
 from sqlalchemy import create_engine, make_url
 
 VERSION_TABLE = "tokenauth_alembic_version"
-OUR_TABLES = {"users", "refresh_tokens", "auth_sessions"}
+OUR_TABLES = {
+    "tokenauth_users",
+    "tokenauth_sessions",
+    "tokenauth_refresh_tokens",
+    "tokenauth_user_cutoffs",
+}
 
 config = context.config
 if config.config_file_name:

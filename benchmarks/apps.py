@@ -210,7 +210,8 @@ def create_app(options: Mapping[str, Any] | None = None) -> Flask:
         with store.cursor() as cur:
             cur.execute(
                 "SELECT id, user_id, family_id, used_at, revoked_at, expires_at,"
-                " family_expires_at FROM refresh_tokens WHERE token_hash = %s",
+                " family_expires_at FROM tokenauth_refresh_tokens"
+                " WHERE token_hash = %s",
                 (token_hash,),
             )
             row = cur.fetchone()
@@ -220,7 +221,7 @@ def create_app(options: Mapping[str, Any] | None = None) -> Flask:
             if used_at is not None or revoked_at is not None:
                 # Reuse: revoke the family.
                 cur.execute(
-                    "UPDATE refresh_tokens SET revoked_at = %s"
+                    "UPDATE tokenauth_refresh_tokens SET revoked_at = %s"
                     " WHERE family_id = %s AND revoked_at IS NULL",
                     (now, family_id),
                 )
@@ -228,11 +229,12 @@ def create_app(options: Mapping[str, Any] | None = None) -> Flask:
             if expires <= now:
                 return _tutorial_error("Refresh token expired", "REFRESH_TOKEN_EXPIRED")
             cur.execute(
-                "UPDATE refresh_tokens SET used_at = %s WHERE id = %s", (now, token_id)
+                "UPDATE tokenauth_refresh_tokens SET used_at = %s WHERE id = %s",
+                (now, token_id),
             )
             new_token = secrets.token_urlsafe(32)
             cur.execute(
-                "INSERT INTO refresh_tokens (user_id, token_hash, family_id,"
+                "INSERT INTO tokenauth_refresh_tokens (user_id, token_hash, family_id,"
                 " parent_id, created_at, expires_at, family_expires_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (

@@ -130,7 +130,7 @@ class RoundTripCounter:
 
 
 def short(statement: str, words: int = 3) -> str:
-    """``UPDATE refresh_tokens SET ...`` -> ``UPDATE refresh_tokens``."""
+    """``UPDATE tokenauth_sessions SET ...`` -> ``UPDATE tokenauth_sessions``."""
     parts = statement.split()
     if not parts:
         return statement

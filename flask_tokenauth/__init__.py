@@ -58,6 +58,9 @@ from .models import User as User
 from .models import UserMixin as UserMixin
 from .testing import TokenAuthClient as TokenAuthClient
 from .testing import auth_headers as auth_headers
+from .userstore import BuiltinUserStore as BuiltinUserStore
+from .userstore import SQLAlchemyUserStore as SQLAlchemyUserStore
+from .userstore import UserStore as UserStore
 from .views import auth_bp as auth_bp
 from .views.client import client_script_url as client_script_url
 
@@ -66,6 +69,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AnonymousUser",
     "AuthenticationError",
+    "BuiltinUserStore",
     "ConfigurationError",
     "CrossSiteRequest",
     "DatabaseNotMigrated",
@@ -86,6 +90,7 @@ __all__ = [
     "RefreshTokenReused",
     "RefreshTokenRevoked",
     "RevocationStoreUnavailable",
+    "SQLAlchemyUserStore",
     "Session",
     "SessionNotFound",
     "TokenAuth",
@@ -98,6 +103,7 @@ __all__ = [
     "User",
     "UserMixin",
     "UserNotFound",
+    "UserStore",
     "ValidationError",
     "WrongPassword",
     "alembic_include_name",

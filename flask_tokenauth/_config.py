@@ -61,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "DEVICE_COOKIE_NAME": "tokenauth_device",
     "TRUSTED_PROXIES": 0,
     "TOKEN_CACHE_SIZE": 4096,
+    # Off: the endpoint answers 404 (the app registers users, or changes
+    # passwords, its own way).
+    "REGISTER_ENABLED": True,
+    "PASSWORD_CHANGE_ENABLED": True,
 }
 
 REVOCATION_MODES = ("auto", "redis", "database", "off")
@@ -326,6 +330,10 @@ class Settings:
     device_cookie_name: str
     trusted_proxies: int
     token_cache_size: int
+    #: ``/register`` answers 404 when off.
+    register_enabled: bool = True
+    #: ``/password`` answers 404 when off.
+    password_change_enabled: bool = True
 
     @classmethod
     def from_mapping(
@@ -531,6 +539,12 @@ class Settings:
             ),
             token_cache_size=_parse_int(
                 get("TOKEN_CACHE_SIZE"), key("TOKEN_CACHE_SIZE"), 0, 10_000_000
+            ),
+            register_enabled=_parse_bool(
+                get("REGISTER_ENABLED"), key("REGISTER_ENABLED")
+            ),
+            password_change_enabled=_parse_bool(
+                get("PASSWORD_CHANGE_ENABLED"), key("PASSWORD_CHANGE_ENABLED")
             ),
         )
 

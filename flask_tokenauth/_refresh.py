@@ -2,12 +2,12 @@
 rotated atomically on every use, revoked by family on reuse or logout.
 
 A *family* is the chain of tokens one login produces by rotation; it is
-also a *session* (a row of ``auth_sessions`` with the same id, which is the
+also a *session* (a row of ``tokenauth_sessions`` with the same id, which is the
 ``sid`` claim of the session's access tokens).
 
 The rotation is one conditional ``UPDATE ... RETURNING`` that marks the
 presented token used only if it is still unused, unrevoked and unexpired and
-its session is live (not revoked, not expired, its user still exists),
+its session is live (not revoked, not expired),
 followed in the same transaction by the insert of its successor.  Of several
 concurrent refreshes with one token the database lets exactly one UPDATE
 match; the others find the token already used, which is reuse, unless one of
@@ -43,7 +43,7 @@ from .errors import (
     RefreshTokenReused,
     RefreshTokenRevoked,
 )
-from .models import RefreshToken, Session, User
+from .models import RefreshToken, Session
 
 #: 32 bytes = 256 bits of entropy, URL-safe base64 (43 characters).
 TOKEN_BYTES = 32
@@ -58,27 +58,29 @@ MAX_USER_AGENT = 512
 #: COMMITTED a rotation that waits there for a revocation re-checks the row
 #: once the revocation commits, and then finds it revoked.  ``LEAST`` ignores
 #: a NULL ``idle_until`` (no idle timeout).
-ROTATE_POSTGRESQL = """
+_tokens = cast(Table, RefreshToken.__table__)
+_sessions = cast(Table, Session.__table__)
+
+ROTATE_POSTGRESQL = f"""
 WITH live_session AS (
     SELECT s.id
-    FROM refresh_tokens t
-    JOIN auth_sessions s ON s.id = t.family_id AND s.user_id = t.user_id
-    JOIN users u ON u.id = s.user_id
+    FROM {_tokens.name} t
+    JOIN {_sessions.name} s ON s.id = t.family_id AND s.user_id = t.user_id
     WHERE t.token_hash = %(hash)s AND t.used_at IS NULL AND t.revoked_at IS NULL
       AND t.expires_at > %(now)s
       AND s.revoked_at IS NULL AND s.expires_at > %(now)s
     FOR NO KEY UPDATE OF s
 ), spent AS (
-    UPDATE refresh_tokens t SET used_at = %(now)s
+    UPDATE {_tokens.name} t SET used_at = %(now)s
     FROM live_session
     WHERE t.token_hash = %(hash)s AND t.family_id = live_session.id
       AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > %(now)s
     RETURNING t.id, t.user_id, t.family_id, t.family_expires_at
 ), touched AS (
-    UPDATE auth_sessions SET last_used_at = %(now)s
-    FROM spent WHERE auth_sessions.id = spent.family_id
+    UPDATE {_sessions.name} SET last_used_at = %(now)s
+    FROM spent WHERE {_sessions.name}.id = spent.family_id
 )
-INSERT INTO refresh_tokens
+INSERT INTO {_tokens.name}
     (user_id, token_hash, family_id, parent_id, created_at, expires_at,
      family_expires_at)
 SELECT user_id, %(new_hash)s, family_id, id, %(now)s,
@@ -87,17 +89,13 @@ FROM spent
 RETURNING user_id, family_id, expires_at
 """
 
-_tokens = cast(Table, RefreshToken.__table__)
-_sessions = cast(Table, Session.__table__)
-_users = cast(Table, User.__table__)
-
 
 @dataclass(frozen=True)
 class IssuedToken:
     """A freshly issued refresh token: the only time the plain value exists."""
 
     token: str
-    user_id: int
+    user_id: str
     family_id: str
     expires_at: datetime
 
@@ -108,7 +106,7 @@ class KnownToken:
     :meth:`RefreshTokens.known`)."""
 
     family_id: str
-    user_id: int
+    user_id: str
     #: Unused, unrevoked and unexpired, in a live session: it would rotate.
     live: bool
 
@@ -123,7 +121,7 @@ class Rotation:
     live token.
     """
 
-    user_id: int
+    user_id: str
     family_id: str
     issued: IssuedToken | None
 
@@ -151,12 +149,10 @@ def _utcnow() -> datetime:
 
 def _live_session(now: datetime) -> Any:
     """The condition "the session of the token row is live": not revoked,
-    not expired, and its user (the token's) still exists.  A user deleted
-    without the foreign keys enforced (SQLite without ``PRAGMA
-    foreign_keys=ON``) leaves its sessions behind; they are dead."""
+    not expired.  Whether its user still exists (and is active) is the user
+    store's to say, asked by the caller after the rotation."""
     return (
         select(_sessions.c.id)
-        .join(_users, _users.c.id == _sessions.c.user_id)
         .where(
             _sessions.c.id == _tokens.c.family_id,
             _sessions.c.user_id == _tokens.c.user_id,
@@ -209,7 +205,7 @@ class RefreshTokens:
     def _insert(
         self,
         conn: Connection,
-        user_id: int,
+        user_id: str,
         family_id: str,
         family_expires_at: datetime,
         now: datetime,
@@ -235,14 +231,17 @@ class RefreshTokens:
     def start_family(
         self,
         conn: Connection,
-        user_id: int,
+        user_id: str,
         now: datetime | None = None,
         *,
         user_agent: str | None = None,
         ip_address: str | None = None,
     ) -> IssuedToken:
-        """Start a session (a login): its row and its first token."""
+        """Start a session (a login): its row and its first token.
+
+        :param user_id: the user's ``sub``."""
         now = now or _utcnow()
+        user_id = str(user_id)  # an int from older callers names the same sub
         family_id = new_session_id(self._secret, user_id)
         expires_at = now + self._lifetime
         conn.execute(
@@ -277,8 +276,7 @@ class RefreshTokens:
             caller does in a transaction of its own (this one rolls back).
         :raises RefreshTokenRevoked: ``token``'s session was revoked.
         :raises RefreshTokenExpired: ``token`` or its session has expired.
-        :raises RefreshTokenInvalid: ``token`` is unknown, or its user no
-            longer exists.
+        :raises RefreshTokenInvalid: ``token`` is unknown.
         """
         now = now or _utcnow()
         if len(token) > MAX_TOKEN_LENGTH:
@@ -353,7 +351,7 @@ class RefreshTokens:
     def _refused(self, conn: Connection, token_hash: str, now: datetime) -> Rotation:
         """Why ``token_hash`` could not be rotated: raise the error, or
         return the grace answer to a repeat within the reuse interval."""
-        owner = _users.c.id.label("owner_id")
+        owner = _sessions.c.id.label("owner_id")
         session_revoked_at = _sessions.c.revoked_at.label("session_revoked_at")
         session_expires_at = _sessions.c.expires_at.label("session_expires_at")
         query = (
@@ -372,13 +370,13 @@ class RefreshTokens:
                     _sessions,
                     (_sessions.c.id == _tokens.c.family_id)
                     & (_sessions.c.user_id == _tokens.c.user_id),
-                ).outerjoin(_users, _users.c.id == _sessions.c.user_id)
+                )
             )
             .where(_tokens.c.token_hash == token_hash)
         )
         with _transaction(conn):
             found = conn.execute(query).first()
-            # No session, or no user: the credentials of no account.
+            # No session: the credentials of no account.
             if found is None or found.owner_id is None:
                 raise RefreshTokenInvalid()
             if found.revoked_at is not None or found.session_revoked_at is not None:
@@ -448,7 +446,7 @@ class RefreshTokens:
             .values(revoked_at=now)
         )
 
-    def family_of(self, conn: Connection, token: str) -> tuple[str, int] | None:
+    def family_of(self, conn: Connection, token: str) -> tuple[str, str] | None:
         """The ``(family id, user id)`` of ``token``, if it is one of ours."""
         if len(token) > MAX_TOKEN_LENGTH:
             return None

@@ -9,8 +9,9 @@ the user's "not before" cutoff ("log out everywhere", password change)?
   with the longest access-token lifetime (after that the token has expired
   anyway), so the store stays small.  Shared by every worker and machine;
   each process reads a copy kept current by pub/sub (see :mod:`._mirror`).
-* :class:`DatabaseRevocation` reads them from the ``auth_sessions`` and
-  ``users`` tables: no Redis needed, one indexed query per request.
+* :class:`DatabaseRevocation` reads them from the ``tokenauth_sessions`` and
+  ``tokenauth_user_cutoffs`` tables: no Redis needed, one indexed query per
+  request.
 * :class:`NoRevocation` asks nothing: purely stateless deployments that
   accept tokens until they expire.
 
@@ -31,12 +32,13 @@ from sqlalchemy import Select, Table, select
 from ._db import Database, as_utc, execute_one
 from ._mirror import RevocationMirror, channel_name
 from .errors import RevocationStoreUnavailable, TokenRevoked, UserNotFound
-from .models import Session, User
+from .models import Session, User, UserCutoff
 
 logger = logging.getLogger("flask_tokenauth")
 
 _sessions = cast(Table, Session.__table__)
 _users = cast(Table, User.__table__)
+_cutoffs = cast(Table, UserCutoff.__table__)
 
 
 class RevocationStore(Protocol):
@@ -71,51 +73,81 @@ class NoRevocation:
         return None
 
 
-#: The database store's check as one PostgreSQL statement (see _check_query).
-CHECK_POSTGRESQL = """
-SELECT u.tokens_valid_after, s.id, s.revoked_at
-FROM users u LEFT JOIN auth_sessions s ON s.id = %(sid)s AND s.user_id = u.id
-WHERE u.id = %(uid)s
-"""
-
-
-def _check_query(session_id: str, user_id: int) -> Select[Any]:
-    return (
-        select(_users.c.tokens_valid_after, _sessions.c.id, _sessions.c.revoked_at)
-        .select_from(_users)
-        .outerjoin(
-            _sessions,
-            (_sessions.c.id == session_id) & (_sessions.c.user_id == _users.c.id),
+def _check_postgresql(builtin_users: bool) -> str:
+    """The database store's check as one PostgreSQL statement (see
+    :func:`_check_query`)."""
+    cutoff = f"LEFT JOIN {_cutoffs.name} c ON c.user_id = %(uid)s"
+    if builtin_users:
+        return (
+            f"SELECT s.id, s.revoked_at, c.tokens_valid_after FROM {_users.name} u"
+            f" LEFT JOIN {_sessions.name} s ON s.id = %(sid)s AND s.user_id = %(uid)s"
+            f" {cutoff} WHERE u.id = %(uid_int)s"
         )
-        .where(_users.c.id == user_id)
+    return (
+        f"SELECT s.id, s.revoked_at, c.tokens_valid_after FROM {_sessions.name} s"
+        f" {cutoff} WHERE s.id = %(sid)s AND s.user_id = %(uid)s"
+    )
+
+
+def _check_query(session_id: str, user_id: str, builtin_users: bool) -> Select[Any]:
+    """The token's session and its user's cutoff: no row if there is no such
+    session, or with the built-in users table no such user (a ``sub`` of
+    that store is a canonical decimal); a host's users are not ours to
+    join (see :mod:`.userstore`)."""
+    columns = (_sessions.c.id, _sessions.c.revoked_at, _cutoffs.c.tokens_valid_after)
+    cutoff = _cutoffs.c.user_id == user_id
+    if builtin_users:
+        return (
+            select(*columns)
+            .select_from(_users)
+            .outerjoin(
+                _sessions,
+                (_sessions.c.id == session_id) & (_sessions.c.user_id == user_id),
+            )
+            .outerjoin(_cutoffs, cutoff)
+            .where(_users.c.id == int(user_id))
+        )
+    return (
+        select(*columns)
+        .select_from(_sessions)
+        .outerjoin(_cutoffs, cutoff)
+        .where(_sessions.c.id == session_id, _sessions.c.user_id == user_id)
     )
 
 
 class DatabaseRevocation:
-    """Reads revocations from the tables the session operations write."""
+    """Reads revocations from the tables the session operations write.
 
-    def __init__(self, db: Database) -> None:
+    :param builtin_users: the users are the built-in table's, whose
+        deletion the check sees too (``USER_NOT_FOUND``).
+    """
+
+    def __init__(self, db: Database, builtin_users: bool = True) -> None:
         self._db = db
+        self._builtin_users = builtin_users
+        self._check_sql = _check_postgresql(builtin_users)
 
     def check(self, claims: Mapping[str, Any]) -> None:
-        try:
-            user_id = int(claims["sub"])
-        except ValueError:
-            return  # not one of our users (custom user_loader): nothing to check
+        session_id, user_id = claims["sid"], claims["sub"]
         with self._db.single_statement() as conn:
             if conn.dialect.name == "postgresql":
                 # The hot path: straight to the driver, one round trip.
-                row = execute_one(
-                    conn, CHECK_POSTGRESQL, {"sid": claims["sid"], "uid": user_id}
-                )
+                params = {"sid": session_id, "uid": user_id}
+                if self._builtin_users:
+                    params["uid_int"] = int(user_id)
+                row = execute_one(conn, self._check_sql, params)
             else:
-                row = conn.execute(_check_query(claims["sid"], user_id)).first()
+                row = conn.execute(
+                    _check_query(session_id, user_id, self._builtin_users)
+                ).first()
         if row is None:
-            raise UserNotFound()
-        valid_after, session_id, revoked_at = row
+            if self._builtin_users:
+                raise UserNotFound()
+            raise TokenRevoked()
+        found, revoked_at, valid_after = row
         # A session that no longer exists was purged (see ``flask tokenauth
         # purge``) or never was: either way its tokens are not honoured.
-        if session_id is None or revoked_at is not None:
+        if found is None or revoked_at is not None:
             raise TokenRevoked()
         if valid_after is not None and claims["iat"] < _cutoff(as_utc(valid_after)):
             raise TokenRevoked()
@@ -124,7 +156,7 @@ class DatabaseRevocation:
         return None  # the sessions' revoked_at is the record
 
     def revoke_user(self, user_id: int | str, at: datetime) -> None:
-        return None  # users.tokens_valid_after is the record
+        return None  # tokenauth_user_cutoffs is the record
 
 
 class RedisRevocation:

@@ -14,16 +14,18 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Connection, Table, delete, exists, or_, select, update
+from sqlalchemy import Connection, Table, delete, exists, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import signals
 from ._db import as_utc
 from ._state import TokenAuthState, get_state
-from .models import RefreshToken, Session, User
+from .models import RefreshToken, Session, UserCutoff
 
 _sessions = cast(Table, Session.__table__)
 _tokens = cast(Table, RefreshToken.__table__)
-_users = cast(Table, User.__table__)
+_cutoffs = cast(Table, UserCutoff.__table__)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class SessionInfo:
         }
 
 
-def active_sessions(state: TokenAuthState, user_id: int) -> list[SessionInfo]:
+def active_sessions(state: TokenAuthState, user_id: str) -> list[SessionInfo]:
     """The user's sessions that can still refresh, most recently used first."""
     now = datetime.now(timezone.utc)
     live_token = exists().where(
@@ -86,7 +88,7 @@ def active_sessions(state: TokenAuthState, user_id: int) -> list[SessionInfo]:
 def revoke_in(
     state: TokenAuthState,
     conn: Connection,
-    user_id: int,
+    user_id: str,
     *,
     only: Collection[str] | None = None,
     keep: str | None = None,
@@ -114,21 +116,35 @@ def revoke_in(
     ids = list(conn.execute(query).scalars())
     state.refresh_tokens.revoke_families(conn, ids, now)
     if cutoff:
-        conn.execute(
-            update(_users).where(_users.c.id == user_id).values(tokens_valid_after=now)
-        )
+        _set_cutoff(conn, user_id, now)
     state.revocation.revoke_sessions(ids)
     if cutoff:
         state.revocation.revoke_user(user_id, now)
     return ids
 
 
-def announce_revoked(user_id: int, ids: list[str], reason: str) -> None:
-    """Send :data:`~flask_tokenauth.signals.session_revoked` for ``ids``."""
+def _set_cutoff(conn: Connection, user_id: str, now: datetime) -> None:
+    """Refuse the user's access tokens issued before ``now``: one upsert, so
+    two concurrent "log out everywhere" never collide on the key."""
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(_cutoffs).values(user_id=user_id, tokens_valid_after=now)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_cutoffs.c.user_id],
+            set_={"tokens_valid_after": statement.excluded.tokens_valid_after},
+        )
+    )
+
+
+def announce_revoked(
+    state: TokenAuthState, user_id: str, ids: list[str], reason: str
+) -> None:
+    """Send :data:`~flask_tokenauth.signals.session_revoked` for ``ids``
+    (``user_id`` in the user's own id type, as every signal carries it)."""
     if ids:
         signals.session_revoked.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
-            user_id=user_id,
+            user_id=state.user_store.user_id(user_id),
             session_ids=ids,
             reason=reason,
         )
@@ -136,7 +152,7 @@ def announce_revoked(user_id: int, ids: list[str], reason: str) -> None:
 
 def revoke_sessions(
     state: TokenAuthState,
-    user_id: int,
+    user_id: str,
     *,
     reason: str,
     only: Collection[str] | None = None,
@@ -146,15 +162,22 @@ def revoke_sessions(
     """:func:`revoke_in` in a transaction of its own, then the signal."""
     with state.db.begin() as conn:
         ids = revoke_in(state, conn, user_id, only=only, keep=keep, cutoff=cutoff)
-    announce_revoked(user_id, ids, reason)
+    announce_revoked(state, user_id, ids, reason)
     return ids
 
 
-def revoke_user_sessions(user_id: int, *, reason: str = "admin") -> list[str]:
+def revoke_user_sessions(user: Any, *, reason: str = "admin") -> list[str]:
     """Log a user out everywhere: revoke every session of theirs and every
     access token issued to them so far.  For admin tools and your own views;
-    call it inside an app context.  Returns the revoked session ids."""
-    return revoke_sessions(get_state(), user_id, reason=reason, cutoff=True)
+    call it inside an app context.  Returns the revoked session ids.
+
+    :param user: a user object of the user store (the host's model with
+        :class:`~flask_tokenauth.userstore.SQLAlchemyUserStore`), its id, or
+        its ``sub``.
+    """
+    state = get_state()
+    sub = state.user_store.to_sub(user)
+    return revoke_sessions(state, sub, reason=reason, cutoff=True)
 
 
 def purge(state: TokenAuthState, batch_size: int = 1000) -> int:

@@ -1,6 +1,6 @@
 """Session ids that name their owner.
 
-A session id (the ``sid`` claim, the ``auth_sessions`` key) is 16 hex
+A session id (the ``sid`` claim, the ``tokenauth_sessions`` key) is 16 hex
 characters of randomness followed by 16 hex characters of
 HMAC-SHA256(refresh secret, ``"tokenauth-sid:<user id>:<random part>"``):
 still 32 lowercase hex characters, but only the server can make one, and

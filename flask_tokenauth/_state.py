@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask.sansio.app import App
@@ -21,7 +21,9 @@ from ._limiter import RateLimiter
 from ._passwords import dummy_hash
 from ._refresh import RefreshTokens
 from ._revocation import RevocationStore
-from .models import User
+
+if TYPE_CHECKING:
+    from .userstore import UserStore
 
 EXTENSION_KEY = "tokenauth"
 
@@ -42,6 +44,8 @@ class TokenAuthState:
     user_loader: UserLoader | None
     revocation: RevocationStore
     limiter: RateLimiter
+    #: Where the users live (see :mod:`flask_tokenauth.userstore`).
+    user_store: UserStore
 
     @property
     def dummy_hash(self) -> str:
@@ -68,9 +72,7 @@ def load_user(state: TokenAuthState, sub: str) -> Any:
     """The user named by ``sub``, or ``None``."""
     if state.user_loader is not None:
         return state.user_loader(sub)
-    try:
-        user_id = int(sub)
-    except ValueError:
+    user = state.user_store.get(sub)
+    if user is None or not state.user_store.is_active(user):
         return None
-    with state.db.session() as session:
-        return session.get(User, user_id)
+    return user

@@ -11,26 +11,20 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import cast
 
 import click
 from alembic.util import CommandError
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import _migrate
 from ._db import describe_db_error
-from ._passwords import hash_password
 from ._sessions import active_sessions, purge, revoke_user_sessions
 from ._state import TokenAuthState, get_state
-from ._validation import check_password, normalize_email
-from .errors import InvalidEmail, InvalidPassword, TokenAuthError
-from .models import User
-
-_users = cast(Table, User.__table__)
+from ._validation import check_password
+from .errors import EmailTaken, TokenAuthError
 
 tokenauth_cli = AppGroup("tokenauth", help="flask_tokenauth's operations commands.")
 
@@ -114,18 +108,18 @@ def history() -> None:
         _migrate.history(_engine())
 
 
-def _user_id(state: TokenAuthState, email: str) -> int:
+def _user_id(state: TokenAuthState, login: str) -> str:
+    """The ``sub`` of the user with this login identifier (as the user store
+    normalizes it)."""
+    store = state.user_store
     try:
-        normalized = normalize_email(email)
-    except InvalidEmail:
-        raise click.BadParameter(f"{email!r} is not a valid email address") from None
-    with state.db.begin() as conn:
-        user_id = conn.execute(
-            select(_users.c.id).where(_users.c.email == normalized)
-        ).scalar()
-    if user_id is None:
-        raise click.ClickException(f"No user with email {normalized}.")
-    return int(user_id)
+        normalized = store.normalize_login(login)
+    except TokenAuthError as e:
+        raise click.BadParameter(f"{login!r}: {e.to_dict()['error']}") from None
+    user = store.find_by_login(normalized)
+    if user is None:
+        raise click.ClickException(f"No user with {store.login_field} {normalized}.")
+    return store.sub_of(user)
 
 
 @tokenauth_cli.command("purge")
@@ -149,32 +143,29 @@ def purge_command(batch_size: int) -> None:
 
 
 @tokenauth_cli.command("create-user")
-@click.argument("email")
+@click.argument("login")
 @click.password_option(help="The password (prompted for if not given).")
-def create_user(email: str, password: str) -> None:
-    """Create a user with EMAIL."""
+def create_user(login: str, password: str) -> None:
+    """Create a user with the login identifier LOGIN (an email with the
+    built-in users)."""
     state = _state()
+    store = state.user_store
     try:
-        normalized = normalize_email(email)
+        normalized = store.normalize_login(login)
         check_password(password, state.settings)
-    except (InvalidEmail, InvalidPassword) as e:
+    except TokenAuthError as e:
         raise click.BadParameter(e.to_dict()["error"]) from None
-    now = datetime.now(timezone.utc)
-    try:
-        with _errors(), state.db.begin() as conn:
-            user_id = conn.execute(
-                insert(_users)
-                .values(
-                    email=normalized,
-                    password_hash=hash_password(password, state.settings.bcrypt_rounds),
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(_users.c.id)
-            ).scalar_one()
-    except IntegrityError:
-        raise click.ClickException(f"A user with email {normalized} exists.") from None
-    click.echo(f"Created user {user_id} <{normalized}>.")
+    taken = click.ClickException(
+        f"A user with {store.login_field} {normalized} exists."
+    )
+    with _errors():
+        if store.find_by_login(normalized) is not None:
+            raise taken
+        try:
+            user = store.create(normalized, password)
+        except (IntegrityError, EmailTaken):
+            raise taken from None
+    click.echo(f"Created user {store.sub_of(user)} <{normalized}>.")
 
 
 #: Characters that can act on a terminal or hide text rather than show it:
@@ -201,12 +192,12 @@ def _printable(text: str) -> str:
 
 
 @tokenauth_cli.command("sessions")
-@click.argument("email")
-def list_sessions(email: str) -> None:
-    """List the active sessions of the user with EMAIL."""
+@click.argument("login")
+def list_sessions(login: str) -> None:
+    """List the active sessions of the user with LOGIN (email, username...)."""
     state = _state()
     with _errors():
-        sessions = active_sessions(state, _user_id(state, email))
+        sessions = active_sessions(state, _user_id(state, login))
     if not sessions:
         click.echo("No active sessions.")
     for session in sessions:
@@ -218,10 +209,10 @@ def list_sessions(email: str) -> None:
 
 
 @tokenauth_cli.command("revoke-sessions")
-@click.argument("email")
-def revoke_sessions_command(email: str) -> None:
-    """Log the user with EMAIL out everywhere, access tokens included."""
+@click.argument("login")
+def revoke_sessions_command(login: str) -> None:
+    """Log the user with LOGIN out everywhere, access tokens included."""
     state = _state()
     with _errors():
-        revoked = revoke_user_sessions(_user_id(state, email))
+        revoked = revoke_user_sessions(_user_id(state, login))
     click.echo(f"Revoked {len(revoked)} session(s).")

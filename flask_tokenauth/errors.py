@@ -187,7 +187,7 @@ class RefreshTokenReused(RefreshTokenError):
     message = "Refresh token reuse detected; the session has been revoked"
 
     def __init__(
-        self, description: str | None = None, *, family_id: str = "", user_id: int = 0
+        self, description: str | None = None, *, family_id: str = "", user_id: str = ""
     ) -> None:
         super().__init__(description)
         #: The family (session) the reused token belongs to, and its user.

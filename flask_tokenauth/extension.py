@@ -24,6 +24,7 @@ from ._revocation import (
 from ._state import EXTENSION_KEY, TokenAuthState, UserLoader
 from .cli import tokenauth_cli
 from .errors import ConfigurationError
+from .userstore import BuiltinUserStore, UserStore
 
 
 class TokenAuth:
@@ -39,9 +40,13 @@ class TokenAuth:
     :param app: call :meth:`init_app` on it right away.
     :param engine: a SQLAlchemy engine, or a callable returning one, to use
         instead of ``TOKENAUTH_DATABASE_URL``.
+    :param user_store: where the users live: a
+        :class:`~flask_tokenauth.userstore.SQLAlchemyUserStore` over the
+        app's own model, or by default the built-in table
+        (:class:`~flask_tokenauth.userstore.BuiltinUserStore`).
     :param user_loader: ``f(sub) -> user`` loading the user that
         :data:`~flask_tokenauth.current_user` returns; ``None`` means "no such
-        user".  By default :class:`~flask_tokenauth.models.User` by id.
+        user".  By default the user store's user named by ``sub``.
     :param config: ``TOKENAUTH_*`` values (lower-case, without the prefix)
         that take precedence over ``app.config``.
     :param additional_claims: ``f(sub) -> dict`` returning claims of the
@@ -59,11 +64,13 @@ class TokenAuth:
         app: Flask | None = None,
         *,
         engine: EngineSource | None = None,
+        user_store: UserStore | None = None,
         user_loader: UserLoader | None = None,
         config: dict[str, Any] | None = None,
         additional_claims: ClaimsLoader | None = None,
     ) -> None:
         self.engine = engine
+        self.user_store = user_store
         self.user_loader = user_loader
         self.config = dict(config or {})
         self.additional_claims = additional_claims
@@ -113,10 +120,15 @@ class TokenAuth:
             url = settings.database_url or _default_sqlite_url(app)
             engine = make_engine(url, settings.engine_options)
         db = Database(engine)
+        # A store per app: the built-in one keeps the app's database.
+        user_store = self.user_store or BuiltinUserStore()
+        user_store.bind(settings, db)
         app.extensions[EXTENSION_KEY] = TokenAuthState(
             settings=settings,
             db=db,
-            access_tokens=AccessTokens(settings, self.additional_claims),
+            access_tokens=AccessTokens(
+                settings, self.additional_claims, is_subject=user_store.is_subject
+            ),
             refresh_tokens=RefreshTokens(
                 settings.refresh_secret,
                 settings.refresh_expires,
@@ -124,20 +136,26 @@ class TokenAuth:
                 reuse_interval=settings.reuse_interval,
             ),
             user_loader=self.user_loader,
-            revocation=_revocation_store(settings, db),
+            revocation=_revocation_store(
+                settings, db, isinstance(user_store, BuiltinUserStore)
+            ),
             limiter=make_limiter(settings),
+            user_store=user_store,
         )
+        user_store.attach(app)
         self._set_up = True
         if settings.security_headers_app_wide:
             app.after_request(add_security_headers)
         app.cli.add_command(tokenauth_cli)
 
 
-def _revocation_store(settings: Settings, db: Database) -> RevocationStore:
+def _revocation_store(
+    settings: Settings, db: Database, builtin_users: bool
+) -> RevocationStore:
     if settings.revocation == "off":
         return NoRevocation()
     if settings.revocation == "database":
-        return DatabaseRevocation(db)
+        return DatabaseRevocation(db, builtin_users)
     assert settings.redis_url is not None
     try:
         return RedisRevocation.from_url(

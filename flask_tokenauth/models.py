@@ -1,4 +1,11 @@
-"""The two tables: users and refresh tokens.
+"""The library's tables: the built-in users, sessions, refresh tokens and
+the per-user cutoffs of "log out everywhere".
+
+Every name starts with :data:`TABLE_PREFIX`, so none collides with a table
+of the host application (a host ``users`` table is common).  Sessions,
+refresh tokens and cutoffs name their user by the canonical ``sub`` string
+(see :mod:`flask_tokenauth.userstore`), with no foreign key: the user may
+live in the host's own table, whose key type is the host's.
 
 They sit on the package's own :class:`~sqlalchemy.MetaData` with a naming
 convention, so constraint names are the same on SQLite and PostgreSQL and the
@@ -13,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     DateTime,
-    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -31,6 +37,13 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: The prefix of every table of ours, the one place that names it: raw SQL
+#: elsewhere is built from the tables' ``.name``.
+TABLE_PREFIX = "tokenauth_"
+
+#: A user id as sessions and tokens store it: the canonical ``sub``.
+USER_ID_LENGTH = 255
 
 
 def utcnow() -> datetime:
@@ -95,7 +108,7 @@ class User(UserMixin, Base):
     deleted user's tokens name an id that no later user gets.
     """
 
-    __tablename__ = "users"
+    __tablename__ = TABLE_PREFIX + "users"
     __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -107,10 +120,6 @@ class User(UserMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
-    #: Access tokens issued before this moment are refused ("log out
-    #: everywhere", password change); read only by the database revocation
-    #: store, Redis keeps its own copy.
-    tokens_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email!r}>"
@@ -123,12 +132,11 @@ class Session(Base):
     session issues.  ``last_used_at`` is the last refresh.
     """
 
-    __tablename__ = "auth_sessions"
+    __tablename__ = TABLE_PREFIX + "sessions"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    #: The user's ``sub``; no foreign key (see the module's docstring).
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), index=True)
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip_address: Mapped[str | None] = mapped_column(String(45))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -149,12 +157,10 @@ class RefreshToken(Base):
     ``used_at`` marks a rotated token; presenting it again is reuse.
     """
 
-    __tablename__ = "refresh_tokens"
+    __tablename__ = TABLE_PREFIX + "refresh_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     family_id: Mapped[str] = mapped_column(String(32), index=True)
     #: The token this one replaced; ``None`` for the first of a family.
@@ -169,10 +175,26 @@ class RefreshToken(Base):
     grace_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("ix_refresh_tokens_expires_at", "expires_at"),
+        Index(f"ix_{TABLE_PREFIX}refresh_tokens_expires_at", "expires_at"),
         # ``parent_id`` refers to ids: never reuse one.
         {"sqlite_autoincrement": True},
     )
 
     def __repr__(self) -> str:
         return f"<RefreshToken {self.id} family={self.family_id}>"
+
+
+class UserCutoff(Base):
+    """A user's "not before": access tokens issued before
+    ``tokens_valid_after`` are refused ("log out everywhere", password
+    change).  Read only by the database revocation store (Redis keeps its
+    own copy); keyed by ``sub`` so that it works for the host's users too.
+    """
+
+    __tablename__ = TABLE_PREFIX + "user_cutoffs"
+
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
+    tokens_valid_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<UserCutoff {self.user_id} {self.tokens_valid_after}>"

@@ -27,6 +27,7 @@ from werkzeug.test import TestResponse
 from flask_tokenauth import TokenAuth, auth_bp
 from flask_tokenauth._db import make_engine, normalize_url
 from flask_tokenauth._migrate import upgrade
+from flask_tokenauth.models import metadata
 
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -149,13 +150,11 @@ def engine(migrated_engine: Engine) -> Iterator[Engine]:
     yield migrated_engine
     with migrated_engine.begin() as conn:
         if migrated_engine.dialect.name == "postgresql":
-            conn.execute(
-                text("TRUNCATE refresh_tokens, auth_sessions, users RESTART IDENTITY")
-            )
+            names = ", ".join(table.name for table in metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
         else:
-            conn.execute(text("DELETE FROM refresh_tokens"))
-            conn.execute(text("DELETE FROM auth_sessions"))
-            conn.execute(text("DELETE FROM users"))
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
 
 
 def base_config(**overrides: Any) -> dict[str, Any]:

@@ -260,7 +260,7 @@ def test_database_work_per_request(
 
 def test_deleted_user(token: str, client: FlaskClient, engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM users")
+        conn.exec_driver_sql("DELETE FROM tokenauth_users")
     assert_401(client.get("/api/profile", headers=bearer(token)), "USER_NOT_FOUND")
     # The database revocation store sees the deletion even without the user.
     assert_401(client.get("/api/claims", headers=bearer(token)), "USER_NOT_FOUND")

@@ -110,7 +110,7 @@ class Deployment:
         with self.engine.connect() as conn:
             return str(
                 conn.execute(
-                    text("SELECT password_hash FROM users WHERE email = :e"),
+                    text("SELECT password_hash FROM tokenauth_users WHERE email = :e"),
                     {"e": email},
                 ).scalar_one()
             )

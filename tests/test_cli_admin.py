@@ -116,7 +116,9 @@ def test_sessions_escape_control_characters(
     before agents were cleaned, or by another program) is printed escaped."""
     Auth(app.test_client()).register()
     with engine.begin() as conn:
-        conn.execute(text("UPDATE auth_sessions SET user_agent = :ua"), {"ua": stored})
+        conn.execute(
+            text("UPDATE tokenauth_sessions SET user_agent = :ua"), {"ua": stored}
+        )
     result = run(app, "sessions", "user@example.com")
     assert result.exit_code == 0, result.output
     line = result.output.rstrip("\n")
@@ -145,10 +147,10 @@ def test_purge(app: Flask, engine: Engine) -> None:
         ids = [
             row[0]
             for row in conn.execute(
-                text("SELECT id FROM auth_sessions ORDER BY created_at, id")
+                text("SELECT id FROM tokenauth_sessions ORDER BY created_at, id")
             )
         ]
-        update = "UPDATE auth_sessions SET {} WHERE id = :id"
+        update = "UPDATE tokenauth_sessions SET {} WHERE id = :id"
         conn.execute(
             text(update.format("expires_at = :t")), {"t": long_ago, "id": ids[0]}
         )
@@ -161,7 +163,10 @@ def test_purge(app: Flask, engine: Engine) -> None:
         )
         # Idle: no usable token left, last used long ago.
         conn.execute(
-            text("UPDATE refresh_tokens SET expires_at = :t WHERE family_id = :id"),
+            text(
+                "UPDATE tokenauth_refresh_tokens SET expires_at = :t"
+                " WHERE family_id = :id"
+            ),
             {"t": long_ago, "id": ids[3]},
         )
         conn.execute(
@@ -171,11 +176,13 @@ def test_purge(app: Flask, engine: Engine) -> None:
     assert result.exit_code == 0, result.output
     assert "Purged 3 session(s)." in result.output
     with engine.connect() as conn:
-        left = {row[0] for row in conn.execute(text("SELECT id FROM auth_sessions"))}
+        left = {
+            row[0] for row in conn.execute(text("SELECT id FROM tokenauth_sessions"))
+        }
         tokens = {
             row[0]
             for row in conn.execute(
-                text("SELECT DISTINCT family_id FROM refresh_tokens")
+                text("SELECT DISTINCT family_id FROM tokenauth_refresh_tokens")
             )
         }
     assert left == tokens == {ids[2], ids[4]}

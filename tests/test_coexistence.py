@@ -108,7 +108,7 @@ def test_errors_raised_inside_a_decorated_view_are_ours_too(
     host: Flask, client: FlaskClient, token: str, engine: Engine, path: str
 ) -> None:
     with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM users")
+        conn.exec_driver_sql("DELETE FROM tokenauth_users")
     # current_user raises USER_NOT_FOUND inside the view.
     assert_our_401(client.get(path, headers=bearer(token)), "USER_NOT_FOUND")
 

@@ -209,7 +209,9 @@ def test_register_blueprint_alone_is_enough(migrated_engine: Engine) -> None:
     )
     assert claims["exp"] - claims["iat"] == 3600
     with migrated_engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM users WHERE email = 'alone@example.com'")
+        conn.exec_driver_sql(
+            "DELETE FROM tokenauth_users WHERE email = 'alone@example.com'"
+        )
 
 
 def test_sqlalchemy_database_uri_fallback(migrated_engine: Engine) -> None:

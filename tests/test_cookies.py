@@ -92,7 +92,7 @@ def spent_or_revoked(engine: Engine) -> int:
         return int(
             conn.execute(
                 text(
-                    "SELECT count(*) FROM refresh_tokens"
+                    "SELECT count(*) FROM tokenauth_refresh_tokens"
                     " WHERE used_at IS NOT NULL OR revoked_at IS NOT NULL"
                 )
             ).scalar_one()

@@ -42,7 +42,7 @@ def used_tokens(engine: Engine) -> int:
         return int(
             conn.execute(
                 text(
-                    "SELECT count(*) FROM refresh_tokens"
+                    "SELECT count(*) FROM tokenauth_refresh_tokens"
                     " WHERE used_at IS NOT NULL OR revoked_at IS NOT NULL"
                 )
             ).scalar_one()

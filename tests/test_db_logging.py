@@ -95,9 +95,9 @@ def fail_writes_to_users(app: Flask) -> None:
             # A write to a view fails with an OperationalError (a missing
             # table would read as migrations not run).
             "CREATE VIEW refused_by_trigger AS SELECT 1 AS x",
-            "CREATE TRIGGER refuse_insert BEFORE INSERT ON users"
+            "CREATE TRIGGER refuse_insert BEFORE INSERT ON tokenauth_users"
             " BEGIN INSERT INTO refused_by_trigger VALUES (1); END",
-            "CREATE TRIGGER refuse_update BEFORE UPDATE ON users"
+            "CREATE TRIGGER refuse_update BEFORE UPDATE ON tokenauth_users"
             " BEGIN INSERT INTO refused_by_trigger VALUES (1); END",
         ],
         postgresql=[
@@ -105,7 +105,7 @@ def fail_writes_to_users(app: Flask) -> None:
             " BEGIN RAISE EXCEPTION 'refused_by_trigger'"
             " USING DETAIL = 'row: ' || NEW.email || ' ' || NEW.password_hash;"
             " END $$",
-            "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON users"
+            "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON tokenauth_users"
             " FOR EACH ROW EXECUTE FUNCTION refuse()",
         ],
     )
@@ -119,8 +119,12 @@ def rename(app: Flask, table: str) -> None:
 def secrets_of_database(app: Flask) -> list[str]:
     """Every password hash and refresh-token hash stored."""
     with get_state(app).db.engine.connect() as conn:
-        hashes = conn.execute(text("SELECT password_hash FROM users")).scalars()
-        tokens = conn.execute(text("SELECT token_hash FROM refresh_tokens")).scalars()
+        hashes = conn.execute(
+            text("SELECT password_hash FROM tokenauth_users")
+        ).scalars()
+        tokens = conn.execute(
+            text("SELECT token_hash FROM tokenauth_refresh_tokens")
+        ).scalars()
         return [*hashes, *tokens]
 
 
@@ -171,9 +175,9 @@ def registering(app: Flask) -> tuple[Any, list[str], str]:
 def logging_in(app: Flask) -> tuple[Any, list[str], str]:
     register(app)
     secrets = secrets_of_database(app)
-    rename(app, "users")
+    rename(app, "tokenauth_users")
     response = Auth(app.test_client()).login(EMAIL, PASSWORD)
-    return response, [*secrets, PASSWORD], "users"
+    return response, [*secrets, PASSWORD], "tokenauth_users"
 
 
 def changing_the_password(app: Flask) -> tuple[Any, list[str], str]:
@@ -193,8 +197,8 @@ def refreshing(app: Flask) -> tuple[Any, list[str], str]:
     cookie = auth.refresh_cookie()
     assert cookie
     secrets = secrets_of_database(app)
-    rename(app, "refresh_tokens")
-    return auth.refresh(), [*secrets, cookie], "refresh_tokens"
+    rename(app, "tokenauth_refresh_tokens")
+    return auth.refresh(), [*secrets, cookie], "tokenauth_refresh_tokens"
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,9 @@ def code(response: Any) -> str:
 
 def session_revoked(engine: Engine) -> bool:
     with engine.connect() as conn:
-        [revoked_at] = conn.execute(text("SELECT revoked_at FROM auth_sessions")).one()
+        [revoked_at] = conn.execute(
+            text("SELECT revoked_at FROM tokenauth_sessions")
+        ).one()
     return revoked_at is not None
 
 
@@ -115,7 +117,10 @@ def test_concurrent_repeats_get_one_grace_answer(
     assert set(refused) <= {"REFRESH_TOKEN_REUSED", "REFRESH_TOKEN_REVOKED"}
     assert [name for name, _ in sent].count("grace") == 1
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM refresh_tokens")).scalar() == 2
+        assert (
+            conn.execute(text("SELECT count(*) FROM tokenauth_refresh_tokens")).scalar()
+            == 2
+        )
     assert session_revoked(engine)
     auth.set_refresh_cookie(str(cookie_of(rotated[0])))
     assert code(auth.refresh()) == "REFRESH_TOKEN_REVOKED"

@@ -514,21 +514,13 @@ def test_never_migrated_database_says_so(
 
 
 @pytest.mark.usefixtures("first_not_migrated")
-def test_forgotten_migration_says_so(
-    fresh_engine: Engine, empty_url: str, signed_in: tuple[str, str]
-) -> None:
-    """A database one migration behind: a refresh within the grace window
-    needs 0003's ``grace_used_at``."""
-    upgrade(fresh_engine, "0002")
-    app = unmigrated_app(empty_url, TOKENAUTH_REUSE_INTERVAL="60s")
+def test_forgotten_migration_says_so(fresh_engine: Engine, empty_url: str) -> None:
+    """A database one migration behind the code (its tables not yet renamed
+    by 0004) says what to run, as one never migrated does."""
+    upgrade(fresh_engine, "0003")
+    app = unmigrated_app(empty_url)
     try:
-        auth = Auth(app.test_client())
-        assert auth.register().status_code == 201
-        spent = auth.refresh_cookie()
-        assert spent
-        assert auth.refresh().status_code == 200
-        auth.set_refresh_cookie(spent)  # a second tab, a moment late
-        assert_not_migrated(auth.refresh())
+        assert_not_migrated(Auth(app.test_client()).register())
     finally:
         get_engine_of(app).dispose()
 
@@ -537,3 +529,125 @@ def get_engine_of(app: Flask) -> Engine:
     from flask_tokenauth._state import get_state
 
     return get_state(app).db.engine
+
+
+def insert_0003_rows(engine: Engine, now: datetime) -> list[int]:
+    """Two users (one with a cutoff), a session and a token each, at 0003."""
+    users = []
+    with engine.begin() as conn:
+        for n, cutoff in ((1, now), (2, None)):
+            user = conn.execute(
+                text(
+                    "INSERT INTO users (email, password_hash, tokens_valid_after)"
+                    " VALUES (:e, 'x', :c) RETURNING id"
+                ),
+                {"e": f"u{n}@example.com", "c": cutoff},
+            ).scalar_one()
+            users.append(user)
+            conn.execute(
+                text(
+                    "INSERT INTO auth_sessions (id, user_id, created_at, last_used_at,"
+                    " expires_at) VALUES (:s, :u, :c, :c, :e)"
+                ),
+                {"s": f"s{n}", "u": user, "c": now, "e": now + timedelta(days=7)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO refresh_tokens (user_id, token_hash, family_id,"
+                    " created_at, expires_at, family_expires_at)"
+                    " VALUES (:u, :h, :s, :c, :e, :e)"
+                ),
+                {"u": user, "h": f"h{n}", "s": f"s{n}", "c": now, "e": now},
+            )
+        # The newest user is deleted: its id must never come back.
+        conn.execute(
+            text("INSERT INTO users (email, password_hash) VALUES ('gone@x.co', 'x')")
+        )
+        conn.execute(text("DELETE FROM users WHERE email = 'gone@x.co'"))
+    return users
+
+
+def test_0004_prefixes_tables_and_keeps_every_row(fresh_engine: Engine) -> None:
+    """The 0.1 tables are renamed with their rows, user ids become the
+    ``sub`` strings, the cutoff moves to its table, foreign keys are gone,
+    ids are never reused, and the downgrade brings it all back."""
+    upgrade(fresh_engine, "0003")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    users = insert_0003_rows(fresh_engine, now)
+
+    upgrade(fresh_engine, "0004")
+    assert table_names(fresh_engine) == OUR_TABLES | {VERSION_TABLE}
+    assert compare(fresh_engine) == []  # names and types as the models say
+    with fresh_engine.connect() as conn:
+        emails = conn.execute(
+            text("SELECT id, email FROM tokenauth_users ORDER BY id")
+        ).all()
+        sessions = conn.execute(
+            text("SELECT id, user_id FROM tokenauth_sessions ORDER BY id")
+        ).all()
+        tokens = conn.execute(
+            text("SELECT token_hash, user_id FROM tokenauth_refresh_tokens ORDER BY id")
+        ).all()
+        cutoffs = conn.execute(
+            text("SELECT user_id, tokens_valid_after FROM tokenauth_user_cutoffs")
+        ).all()
+    assert [tuple(r) for r in emails] == [
+        (users[0], "u1@example.com"),
+        (users[1], "u2@example.com"),
+    ]
+    assert [tuple(r) for r in sessions] == [
+        ("s1", str(users[0])),
+        ("s2", str(users[1])),
+    ]
+    assert [tuple(r) for r in tokens] == [("h1", str(users[0])), ("h2", str(users[1]))]
+    assert [(r[0], as_utc_naive(r[1])) for r in cutoffs] == [
+        (str(users[0]), now.replace(tzinfo=None))
+    ]
+    inspector = inspect(fresh_engine)
+    for table in ("tokenauth_sessions", "tokenauth_refresh_tokens"):
+        assert inspector.get_foreign_keys(table) == []
+    # A host's user id of any shape fits; no foreign key refuses it.
+    with fresh_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tokenauth_sessions (id, user_id, created_at,"
+                " last_used_at, expires_at) VALUES ('s3', :u, :c, :c, :c)"
+            ),
+            {"u": "2b4c1f0e-0000-4000-8000-000000000000", "c": now},
+        )
+        newcomer = conn.execute(
+            text(
+                "INSERT INTO tokenauth_users (email, password_hash)"
+                " VALUES ('new@x.co', 'x') RETURNING id"
+            )
+        ).scalar_one()
+    assert newcomer > users[-1] + 1  # the deleted one's id is not reused
+
+    downgrade(fresh_engine, "0003")
+    assert {"users", "auth_sessions", "refresh_tokens"} <= table_names(fresh_engine)
+    with fresh_engine.connect() as conn:
+        sessions = conn.execute(
+            text("SELECT id, user_id FROM auth_sessions ORDER BY id")
+        ).all()
+        cutoff = conn.execute(
+            text("SELECT tokens_valid_after FROM users WHERE id = :u"), {"u": users[0]}
+        ).scalar_one()
+        count = conn.execute(text("SELECT count(*) FROM refresh_tokens")).scalar()
+    # The host user's session cannot be held by the 0.1 schema: dropped.
+    assert [tuple(r) for r in sessions] == [("s1", users[0]), ("s2", users[1])]
+    assert as_utc_naive(cutoff) == now.replace(tzinfo=None)
+    assert count == 2
+    assert {
+        fk["name"] for fk in inspect(fresh_engine).get_foreign_keys("auth_sessions")
+    } == {"fk_auth_sessions_user_id_users"}
+    upgrade(fresh_engine)
+    assert compare(fresh_engine) == []
+
+
+def as_utc_naive(value: Any) -> Any:
+    """A timestamp read back: naive UTC on SQLite, aware on PostgreSQL."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, text
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth._refresh import RefreshTokens
+from flask_tokenauth.models import metadata
 
 from .conftest import (
     ACCESS_SECRET,
@@ -103,9 +104,8 @@ def cluster(
         for server in servers:
             stop_server(server)
         with engine.begin() as conn:
-            conn.execute(
-                text("TRUNCATE refresh_tokens, auth_sessions, users RESTART IDENTITY")
-            )
+            names = ", ".join(table.name for table in metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
         engine.dispose()
         # Flask-Limiter's keys hold the prefix in their middle
         # ("LIMITS:LIMITER/<prefix>ratelimit/..."), the revocation keys at
@@ -303,17 +303,24 @@ def test_concurrent_refresh_on_both_servers_rotates_once(cluster: Cluster) -> No
             with cluster.engine.connect() as conn:
                 parent = conn.execute(
                     text(
-                        "SELECT id, family_id FROM refresh_tokens WHERE token_hash = :h"
+                        "SELECT id, family_id FROM tokenauth_refresh_tokens"
+                        " WHERE token_hash = :h"
                     ),
                     {"h": hasher.hash(cookie)},
                 ).one()
                 children = conn.execute(
-                    text("SELECT token_hash FROM refresh_tokens WHERE parent_id = :id"),
+                    text(
+                        "SELECT token_hash FROM tokenauth_refresh_tokens"
+                        " WHERE parent_id = :id"
+                    ),
                     {"id": parent.id},
                 ).scalars()
                 assert list(children) == [hasher.hash(successor)]
                 family = conn.execute(
-                    text("SELECT count(*) FROM refresh_tokens WHERE family_id = :f"),
+                    text(
+                        "SELECT count(*) FROM tokenauth_refresh_tokens"
+                        " WHERE family_id = :f"
+                    ),
                     {"f": parent.family_id},
                 ).scalar_one()
                 assert family == 2

@@ -65,7 +65,9 @@ def test_failed_registration_leaves_no_user(
     fail_inserts(monkeypatch)
     assert_503(auth.register())
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() == 0
+        assert (
+            conn.execute(text("SELECT count(*) FROM tokenauth_users")).scalar_one() == 0
+        )
     monkeypatch.undo()
     assert auth.register().status_code == 201
 
@@ -83,7 +85,10 @@ def test_failed_rotation_does_not_spend_the_token(
     monkeypatch.undo()
     with engine.connect() as conn:
         used = conn.execute(
-            text("SELECT count(*) FROM refresh_tokens WHERE used_at IS NOT NULL")
+            text(
+                "SELECT count(*) FROM tokenauth_refresh_tokens"
+                " WHERE used_at IS NOT NULL"
+            )
         ).scalar_one()
     assert used == 0
     assert auth.refresh_cookie() == cookie

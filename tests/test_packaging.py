@@ -226,7 +226,7 @@ def test_installed_wheel_runs_migrations(wheel: Path, tmp_path: Path) -> None:
 
     engine = create_engine(f"sqlite:///{database}")
     try:
-        assert {"users", "refresh_tokens", VERSION_TABLE} <= set(
+        assert {"tokenauth_users", "tokenauth_refresh_tokens", VERSION_TABLE} <= set(
             inspect(engine).get_table_names()
         )
     finally:

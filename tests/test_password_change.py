@@ -15,12 +15,12 @@ from sqlalchemy import Engine, Table, select, text
 from flask_tokenauth._db import as_utc
 from flask_tokenauth._passwords import verify_password
 from flask_tokenauth._state import get_state
-from flask_tokenauth.models import User
+from flask_tokenauth.models import UserCutoff
 
 from .conftest import PASSWORD, Auth, bearer
 
 NEW = "a brand new password"
-_users = cast(Table, User.__table__)
+_cutoffs = cast(Table, UserCutoff.__table__)
 
 
 def change(auth: Auth, token: str, current: str = PASSWORD) -> Any:
@@ -44,7 +44,8 @@ def stored_hash(engine: Engine, email: str = "user@example.com") -> str:
     with engine.connect() as conn:
         return str(
             conn.execute(
-                text("SELECT password_hash FROM users WHERE email = :e"), {"e": email}
+                text("SELECT password_hash FROM tokenauth_users WHERE email = :e"),
+                {"e": email},
             ).scalar_one()
         )
 
@@ -53,7 +54,7 @@ def live_sessions(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(
             conn.execute(
-                text("SELECT count(*) FROM auth_sessions WHERE revoked_at IS NULL")
+                text("SELECT count(*) FROM tokenauth_sessions WHERE revoked_at IS NULL")
             ).scalar_one()
         )
 
@@ -92,7 +93,9 @@ def test_no_token_issued_before_the_change_survives(
     # exactly the cutoff's second as ``iat``, which whole-second cutoffs let
     # through, is refused too.
     with engine.connect() as conn:
-        cutoff = as_utc(conn.execute(select(_users.c.tokens_valid_after)).scalar_one())
+        cutoff = as_utc(
+            conn.execute(select(_cutoffs.c.tokens_valid_after)).scalar_one()
+        )
     same_second = state.access_tokens.issue(
         old_claims["sub"], old_claims["sid"], now=cutoff
     )

@@ -117,7 +117,9 @@ def test_password_change_refuses_them_too(
 ) -> None:
     token = auth.register().get_json()["accessToken"]
     with engine.connect() as conn:
-        before = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+        before = conn.execute(
+            text("SELECT password_hash FROM tokenauth_users")
+        ).scalar_one()
     response = auth.client.post(
         "/api/auth/password",
         json={"currentPassword": PASSWORD, "newPassword": new},
@@ -125,7 +127,9 @@ def test_password_change_refuses_them_too(
     )
     assert_error(response, 400, code)
     with engine.connect() as conn:
-        after = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+        after = conn.execute(
+            text("SELECT password_hash FROM tokenauth_users")
+        ).scalar_one()
     assert after == before
     assert auth.login().status_code == 200
 

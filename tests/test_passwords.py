@@ -88,12 +88,16 @@ def test_dummy_hash_is_a_real_hash_at_the_configured_cost() -> None:
 def test_rehash_on_login_when_rounds_change(make_app: Any, engine: Engine) -> None:
     Auth(make_app().test_client()).register()
     with engine.connect() as conn:
-        before = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+        before = conn.execute(
+            text("SELECT password_hash FROM tokenauth_users")
+        ).scalar_one()
     assert hash_rounds(before) == 4
     stronger = Auth(make_app(TOKENAUTH_BCRYPT_ROUNDS=5).test_client())
     assert stronger.login().status_code == 200
     with engine.connect() as conn:
-        after = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+        after = conn.execute(
+            text("SELECT password_hash FROM tokenauth_users")
+        ).scalar_one()
     assert hash_rounds(after) == 5
     assert verify_password(PASSWORD, after, rounds=5)
     assert stronger.login().status_code == 200
@@ -106,7 +110,7 @@ def test_node_hash_logs_in(auth: Auth, engine: Engine) -> None:
     )
     with engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO users (email, password_hash) VALUES (:e, :h)"),
+            text("INSERT INTO tokenauth_users (email, password_hash) VALUES (:e, :h)"),
             {"e": "node@example.com", "h": node_hash},
         )
     assert auth.login("node@example.com").status_code == 200
@@ -173,7 +177,7 @@ def work(costs: list[int]) -> int:
 def insert_user(engine: Engine, email: str, password_hash: str) -> None:
     with engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO users (email, password_hash) VALUES (:e, :h)"),
+            text("INSERT INTO tokenauth_users (email, password_hash) VALUES (:e, :h)"),
             {"e": email, "h": password_hash},
         )
 
@@ -232,7 +236,9 @@ def test_a_legacy_hash_still_logs_in_and_is_rehashed(
     assert auth.login("old@example.com").status_code == 200
     assert work(bcrypt_work) == 2**CONFIGURED
     with engine.connect() as conn:
-        stored = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+        stored = conn.execute(
+            text("SELECT password_hash FROM tokenauth_users")
+        ).scalar_one()
     assert hash_rounds(stored) == CONFIGURED
 
 
@@ -245,7 +251,7 @@ def test_a_wrong_current_password_costs_the_same(
     token = auth.register().get_json()["accessToken"]
     with engine.begin() as conn:
         conn.execute(
-            text("UPDATE users SET password_hash = :h"),
+            text("UPDATE tokenauth_users SET password_hash = :h"),
             {"h": hash_password(PASSWORD, 4)},
         )
     bcrypt_work.clear()

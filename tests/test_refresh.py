@@ -19,7 +19,9 @@ from .conftest import REFRESH_SECRET, Auth, concurrent_refreshes
 
 def rows(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(text("SELECT * FROM refresh_tokens ORDER BY id")))
+        return list(
+            conn.execute(text("SELECT * FROM tokenauth_refresh_tokens ORDER BY id"))
+        )
 
 
 def assert_refused(response: Any, code: str) -> None:
@@ -95,7 +97,9 @@ def test_expired_token_is_refused(auth: Auth, engine: Engine) -> None:
     auth.register()
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE refresh_tokens SET expires_at = :t"), {"t": past})
+        conn.execute(
+            text("UPDATE tokenauth_refresh_tokens SET expires_at = :t"), {"t": past}
+        )
     assert_refused(auth.refresh(), "REFRESH_TOKEN_EXPIRED")
 
 
@@ -104,9 +108,12 @@ def test_family_lifetime_is_absolute(engine: Engine) -> None:
     start = datetime.now(timezone.utc)
     with engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO users (email, password_hash) VALUES ('a@b.co', 'x')")
+            text(
+                "INSERT INTO tokenauth_users (email, password_hash)"
+                " VALUES ('a@b.co', 'x')"
+            )
         )
-        user_id = conn.execute(text("SELECT id FROM users")).scalar_one()
+        user_id = str(conn.execute(text("SELECT id FROM tokenauth_users")).scalar_one())
         issued = tokens.start_family(conn, user_id, start)
         assert issued.expires_at == start + timedelta(days=7)
         later = tokens.rotate(conn, issued.token, start + timedelta(days=6)).issued
@@ -160,7 +167,7 @@ def test_a_token_of_a_revoked_session_is_refused_as_revoked(
     auth.register()
     with engine.begin() as conn:
         conn.execute(
-            text("UPDATE auth_sessions SET revoked_at = :t"),
+            text("UPDATE tokenauth_sessions SET revoked_at = :t"),
             {"t": datetime.now(timezone.utc)},
         )
     assert_refused(auth.refresh(), "REFRESH_TOKEN_REVOKED")

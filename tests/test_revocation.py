@@ -262,8 +262,11 @@ def test_database_store_applies_the_users_cutoff(
     cutoff = datetime.fromtimestamp(claims["iat"] + offset, timezone.utc)
     with engine.begin() as conn:
         conn.execute(
-            text("UPDATE users SET tokens_valid_after = :at WHERE id = :id"),
-            {"at": cutoff, "id": int(claims["sub"])},
+            text(
+                "INSERT INTO tokenauth_user_cutoffs (user_id, tokens_valid_after)"
+                " VALUES (:id, :at)"
+            ),
+            {"at": cutoff, "id": claims["sub"]},
         )
     if revoked:
         with pytest.raises(TokenRevoked):

@@ -45,8 +45,8 @@ TRIAL_TIMEOUT = 20.0
 
 #: Spendable refresh tokens of revoked sessions: what must never exist.
 SURVIVORS = """
-SELECT t.family_id FROM refresh_tokens t
-JOIN auth_sessions s ON s.id = t.family_id
+SELECT t.family_id FROM tokenauth_refresh_tokens t
+JOIN tokenauth_sessions s ON s.id = t.family_id
 WHERE s.revoked_at IS NOT NULL
   AND t.revoked_at IS NULL AND t.used_at IS NULL AND t.expires_at > now()
 """
@@ -162,7 +162,7 @@ class Race:
         newest, response = run_race(partial(self.thief, stolen), revoke)
         with self.engine.connect() as conn:
             revoked_at = conn.execute(
-                text("SELECT revoked_at FROM auth_sessions WHERE id = :id"),
+                text("SELECT revoked_at FROM tokenauth_sessions WHERE id = :id"),
                 {"id": stolen.id},
             ).scalar_one()
             self.survivors.update(conn.execute(text(SURVIVORS)).scalars())

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import upgrade
+from flask_tokenauth.models import metadata
 
 from .conftest import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, service_missing
 from .servers import (
@@ -44,6 +45,9 @@ pytestmark = pytest.mark.slow
 #: Five mechanisms, five trials each.
 TRIALS = 25
 TIMEOUT = 10.0
+
+
+ALL_TABLES = ", ".join(table.name for table in metadata.sorted_tables)
 
 
 @dataclass
@@ -84,9 +88,7 @@ def deployment(
     finally:
         stop_server(server)
         with engine.begin() as conn:
-            conn.execute(
-                text("TRUNCATE refresh_tokens, auth_sessions, users RESTART IDENTITY")
-            )
+            conn.execute(text(f"TRUNCATE {ALL_TABLES} RESTART IDENTITY"))
         engine.dispose()
 
 
@@ -203,7 +205,7 @@ def test_no_refresh_survives_a_revocation_over_http(deployment: Deployment) -> N
         with deployment.engine.connect() as conn:
             survivors.update(conn.execute(text(SURVIVORS)).scalars())
             revoked_at = conn.execute(
-                text("SELECT revoked_at FROM auth_sessions WHERE id = :id"),
+                text("SELECT revoked_at FROM tokenauth_sessions WHERE id = :id"),
                 {"id": stolen.session_id},
             ).scalar_one()
         assert revoked_at is not None, mechanism

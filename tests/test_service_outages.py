@@ -33,6 +33,7 @@ from flask_tokenauth import auth_bp, current_claims, current_user, login_require
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth._state import get_state
+from flask_tokenauth.models import metadata
 
 from .conftest import Auth, base_config, bearer, throwaway_database
 from .services import (  # noqa: F401 (the last two are fixtures)
@@ -44,7 +45,7 @@ from .services import (  # noqa: F401 (the last two are fixtures)
 
 pytestmark = pytest.mark.slow
 
-TABLES = ("users", "auth_sessions", "refresh_tokens")
+TABLES = tuple(table.name for table in metadata.sorted_tables)
 
 
 # -- the services --------------------------------------------------------------
@@ -159,7 +160,8 @@ def session_revoked(engine: Engine, app: Flask, token: str) -> bool:
     sid = get_state(app).access_tokens.verify(token)["sid"]
     with engine.connect() as conn:
         revoked_at = conn.execute(
-            text("SELECT revoked_at FROM auth_sessions WHERE id = :id"), {"id": sid}
+            text("SELECT revoked_at FROM tokenauth_sessions WHERE id = :id"),
+            {"id": sid},
         ).scalar_one()
     return revoked_at is not None
 

@@ -103,18 +103,21 @@ def test_logged_out_session_is_not_listed(app: Flask) -> None:
 
 
 @pytest.fixture
-def user_id(engine: Engine) -> int:
+def user_id(engine: Engine) -> str:
     with engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO users (email, password_hash) VALUES ('a@b.co', 'x')")
+            text(
+                "INSERT INTO tokenauth_users (email, password_hash)"
+                " VALUES ('a@b.co', 'x')"
+            )
         )
-        return int(conn.execute(text("SELECT id FROM users")).scalar_one())
+        return str(conn.execute(text("SELECT id FROM tokenauth_users")).scalar_one())
 
 
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
-def test_idle_timeout(engine: Engine, user_id: int) -> None:
+def test_idle_timeout(engine: Engine, user_id: str) -> None:
     tokens = RefreshTokens(
         REFRESH_SECRET.encode(), timedelta(days=7), idle_timeout=timedelta(hours=1)
     )
@@ -137,7 +140,7 @@ def test_idle_timeout(engine: Engine, user_id: int) -> None:
         tokens.rotate(conn, second.token, START + timedelta(minutes=111))
 
 
-def test_reuse_interval_semantics(engine: Engine, user_id: int) -> None:
+def test_reuse_interval_semantics(engine: Engine, user_id: str) -> None:
     tokens = RefreshTokens(
         REFRESH_SECRET.encode(), timedelta(days=7), reuse_interval=timedelta(seconds=5)
     )
@@ -149,7 +152,10 @@ def test_reuse_interval_semantics(engine: Engine, user_id: int) -> None:
         # of the same family, and no second branch.
         repeat = tokens.rotate(conn, a.token, START + timedelta(seconds=5))
         assert repeat.issued is None and repeat.family_id == a.family_id
-        assert conn.execute(text("SELECT count(*) FROM refresh_tokens")).scalar() == 2
+        assert (
+            conn.execute(text("SELECT count(*) FROM tokenauth_refresh_tokens")).scalar()
+            == 2
+        )
     # One grace answer per rotation: the next repeat, still within the
     # interval, is reuse.
     with pytest.raises(RefreshTokenReused), engine.begin() as conn:
@@ -183,7 +189,10 @@ def test_two_tabs_within_the_reuse_interval(
     # every answer's access token belongs to the same session.
     assert sum("Set-Cookie" in r.headers for r in responses) == 1
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM refresh_tokens")).scalar() == 2
+        assert (
+            conn.execute(text("SELECT count(*) FROM tokenauth_refresh_tokens")).scalar()
+            == 2
+        )
     new_cookie = next(r for r in responses if "Set-Cookie" in r.headers)
     auth.set_refresh_cookie(
         new_cookie.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]

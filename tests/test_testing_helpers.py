@@ -183,7 +183,7 @@ def test_each_call_is_a_real_session_of_the_user(
     with engine.begin() as conn:
         rows = conn.execute(
             select(sessions.c.id, sessions.c.user_agent).where(
-                sessions.c.user_id == user_id
+                sessions.c.user_id == str(user_id)
             )
         ).all()
     assert sorted(rows) == sorted(

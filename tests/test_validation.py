@@ -30,8 +30,10 @@ def assert_error(response: Any, status: int, code: str) -> None:
 
 def count_rows(engine: Engine) -> tuple[int, int]:
     with engine.connect() as conn:
-        users = conn.execute(text("SELECT count(*) FROM users")).scalar_one()
-        tokens = conn.execute(text("SELECT count(*) FROM refresh_tokens")).scalar_one()
+        users = conn.execute(text("SELECT count(*) FROM tokenauth_users")).scalar_one()
+        tokens = conn.execute(
+            text("SELECT count(*) FROM tokenauth_refresh_tokens")
+        ).scalar_one()
     return users, tokens
 
 

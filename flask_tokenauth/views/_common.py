@@ -3,9 +3,14 @@ them to build the blueprint), so that no view module imports it back."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
 from flask import request
 
-from ..errors import MethodNotAllowed
+from .._state import get_state
+from ..errors import MethodNotAllowed, NotFound
 
 #: The blueprint's name, and so the prefix of its endpoints.
 BLUEPRINT_NAME = "tokenauth"
@@ -19,3 +24,22 @@ def allow(*methods: str) -> None:
     """Refuse the request with 405 unless its method is one of ``methods``."""
     if request.method not in methods:
         raise MethodNotAllowed(["OPTIONS", *methods])
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def switched(setting: str) -> Callable[[F], F]:
+    """Answer 404 ``NOT_FOUND`` (before any other check: the endpoint does
+    not exist) while the boolean setting ``setting`` is off."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not getattr(get_state().settings, setting):
+                raise NotFound()
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate

@@ -5,11 +5,11 @@ The JSON shapes are the tutorial's, so its browser client works unchanged.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
 from flask import Response, current_app, jsonify, request
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from .. import _lockout as lockout
@@ -17,29 +17,22 @@ from .. import signals
 from .._cookies import choose_refresh_token, presented_sessions, refresh_cookie_values
 from .._headers import clear_refresh_cookie, set_refresh_cookie
 from .._origin import refuse_cross_site
-from .._passwords import hash_password, needs_rehash, verify_password
 from .._ratelimit import LOGIN, REFRESH, REGISTER, client_ip, limited
 from .._refresh import IssuedToken
 from .._sessions import revoke_sessions
 from .._state import TokenAuthState, get_state
-from .._validation import (
-    cached_json_object,
-    check_password,
-    normalize_email,
-    require_string,
-)
+from .._validation import cached_json_object, check_password, require_string
 from ..errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidPassword,
     RefreshTokenError,
+    RefreshTokenInvalid,
     RefreshTokenMissing,
     RefreshTokenReused,
+    RefreshTokenRevoked,
 )
-from ..models import User
-from ._common import allow
-
-_users = cast(Table, User.__table__)
+from ._common import allow, switched
 
 
 def _app() -> Any:
@@ -58,7 +51,7 @@ def _token_response(
 
 
 def _start_family(
-    state: TokenAuthState, conn: Connection, user_id: int, now: datetime | None = None
+    state: TokenAuthState, conn: Connection, user_id: str, now: datetime | None = None
 ) -> IssuedToken:
     """Start a session, recording the client's user agent and address."""
     return state.refresh_tokens.start_family(
@@ -71,65 +64,58 @@ def _start_family(
 
 
 def _session_response(
-    state: TokenAuthState, user_id: int, email: str, status: int, issued: IssuedToken
+    state: TokenAuthState, user: Any, status: int, issued: IssuedToken
 ) -> Response:
     """The answer to a register or login: the user, an access token for the
     new session and its refresh cookie."""
-    access = state.access_tokens.issue(user_id, issued.family_id)
-    body = {"user": {"id": user_id, "email": email}, "accessToken": access}
+    access = state.access_tokens.issue(issued.user_id, issued.family_id)
+    body = {"user": state.user_store.to_json(user), "accessToken": access}
     return _token_response(body, status, state, issued)
 
 
 def _start_session(
-    state: TokenAuthState, user_id: int, email: str, status: int
+    state: TokenAuthState, user: Any, status: int
 ) -> tuple[Response, str]:
     """Respond to a login: a new session, its cookie and an access token."""
     with state.db.begin() as conn:
-        issued = _start_family(state, conn, user_id)
-    return _session_response(state, user_id, email, status, issued), issued.family_id
+        issued = _start_family(state, conn, state.user_store.sub_of(user))
+    return _session_response(state, user, status, issued), issued.family_id
 
 
-def _credentials() -> tuple[str, str]:
-    """The normalized email and the password of a JSON body."""
+def _credentials(state: TokenAuthState) -> tuple[str, str]:
+    """The normalized login identifier and the password of a JSON body."""
+    store = state.user_store
     body = cached_json_object(request)
-    return normalize_email(require_string(body, "email")), require_string(
-        body, "password"
+    return store.normalize_login(require_string(body, store.login_field)), (
+        require_string(body, "password")
     )
 
 
+@switched("register_enabled")
 @limited(REGISTER)
 def register() -> Response:
     allow("POST")
     state = get_state()
     settings = state.settings
-    email, password = _credentials()
+    store = state.user_store
+    login, password = _credentials(state)
     check_password(password, settings)
-    with state.db.begin() as conn:
-        taken = conn.execute(select(_users.c.id).where(_users.c.email == email)).first()
-    if taken:
+    if store.find_by_login(login) is not None:
         raise EmailTaken()
-    password_hash = hash_password(password, settings.bcrypt_rounds)
-    now = datetime.now(timezone.utc)
     try:
         with state.db.begin() as conn:
-            user_id = conn.execute(
-                insert(_users)
-                .values(
-                    email=email,
-                    password_hash=password_hash,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(_users.c.id)
-            ).scalar_one()
-            issued = _start_family(state, conn, user_id, now)
+            user = store.create(login, password, conn)
+            sub = store.sub_of(user)
+            issued = _start_family(state, conn, sub)
     except IntegrityError as e:
-        # A concurrent registration of the same email won the race.
+        # A concurrent registration of the same login won the race.
         raise EmailTaken() from e
-    signals.user_registered.send(_app(), user_id=user_id, email=email)
-    response = _session_response(state, user_id, email, 201, issued)
+    user_id = store.user_id(sub)
+    named: dict[str, Any] = {store.login_field: login}
+    signals.user_registered.send(_app(), user_id=user_id, **named)
+    response = _session_response(state, user, 201, issued)
     # The client that chose the password is the account's first device.
-    lockout.trust_device(response, state, email)
+    lockout.trust_device(response, state, login)
     return response
 
 
@@ -138,49 +124,64 @@ def login() -> Response:
     allow("POST")
     state = get_state()
     settings = state.settings
-    email, password = _credentials()
+    store = state.user_store
+    login, password = _credentials(state)
     # The tutorial's ``!password`` check: no password is a malformed request
     # (400, as register answers it), not a wrong one, and counts as no guess.
     if not password:
         raise InvalidPassword("Password is required")
     if len(password) > settings.password_max_length or "\x00" in password:
         raise InvalidPassword()
-    attempt = lockout.guard(state, email)
-    with state.db.begin() as conn:
-        user = conn.execute(
-            select(_users.c.id, _users.c.email, _users.c.password_hash).where(
-                _users.c.email == email
-            )
-        ).first()
-    # An unknown email is checked against a real hash of the same cost, so it
+    attempt = lockout.guard(state, login)
+    user = store.find_by_login(login)
+    # An unknown login is checked against a real hash of the same cost, so it
     # takes as long as a wrong password and fails with the same response; it
-    # counts against the same limits, which so tell nothing either.
-    stored = user.password_hash if user else state.dummy_hash
-    matched = verify_password(password, stored, rounds=settings.bcrypt_rounds)
-    if not matched or user is None:
+    # counts against the same limits, which so tell nothing either.  A
+    # disabled user is checked too, and fails the same way.
+    if user is None:
+        store.dummy_check(password)
+        matched = False
+    else:
+        matched = store.verify_password(user, password) and store.is_active(user)
+    if not matched:
         attempt.failed()
-        signals.login_failed.send(_app(), email=email, user_id=user and user.id)
+        named: dict[str, Any] = {store.login_field: login}
+        signals.login_failed.send(
+            _app(),
+            user_id=None if user is None else store.user_id(store.sub_of(user)),
+            **named,
+        )
         raise InvalidCredentials()
-    if needs_rehash(stored, settings.bcrypt_rounds):
-        with state.db.begin() as conn:
-            conn.execute(
-                update(_users)
-                .where(_users.c.id == user.id)
-                .values(
-                    password_hash=hash_password(password, settings.bcrypt_rounds),
-                    updated_at=datetime.now(timezone.utc),
-                )
-            )
-    response, session_id = _start_session(state, user.id, user.email, 200)
+    store.rehash_if_needed(user, password)
+    response, session_id = _start_session(state, user, 200)
     attempt.trust_device(response)
-    signals.login_succeeded.send(_app(), user_id=user.id, session_id=session_id)
+    signals.login_succeeded.send(
+        _app(), user_id=store.user_id(store.sub_of(user)), session_id=session_id
+    )
     return response
+
+
+def _check_user(state: TokenAuthState, sub: str, session_id: str) -> None:
+    """After a rotation: the session's user must still exist and be active
+    in the user store (a user deleted or disabled on the host, even by raw
+    SQL, keeps no session).  If not, the session is revoked, the successor
+    just issued with it.
+
+    :raises RefreshTokenInvalid: the user is gone.
+    :raises RefreshTokenRevoked: the user is disabled.
+    """
+    user = state.user_store.get(sub)
+    if user is None or not state.user_store.is_active(user):
+        revoke_sessions(state, sub, only=[session_id], reason="user-gone")
+        # No user: the credentials of no account, as before any rotation.
+        raise RefreshTokenRevoked() if user is not None else RefreshTokenInvalid()
 
 
 @limited(REFRESH)
 def refresh() -> Response:
     allow("POST")
     state = get_state()
+    store = state.user_store
     refuse_cross_site(state)
     # Several values: someone else's cookie of our name is in the jar (see
     # ._cookies); pick ours, and clear nothing, as the bad value may not be
@@ -197,24 +198,26 @@ def refresh() -> Response:
             # Whoever holds the newest token of this family may be a thief:
             # revoke the whole family, so that both sides must log in again.
             signals.refresh_token_reused.send(
-                _app(), user_id=e.user_id, session_id=e.family_id
+                _app(), user_id=store.user_id(e.user_id), session_id=e.family_id
             )
             revoke_sessions(state, e.user_id, only=[e.family_id], reason="reuse")
             raise
+        _check_user(state, rotation.user_id, rotation.family_id)
     except RefreshTokenError as e:
         response = e.get_response()
         if len(values) <= 1:
             clear_refresh_cookie(response, state.settings)
         return response
+    user_id = store.user_id(rotation.user_id)
     signals.token_refreshed.send(
         _app(),
-        user_id=rotation.user_id,
+        user_id=user_id,
         session_id=rotation.family_id,
         rotated=rotation.issued is not None,
     )
     if rotation.issued is None:
         signals.refresh_grace_used.send(
-            _app(), user_id=rotation.user_id, session_id=rotation.family_id
+            _app(), user_id=user_id, session_id=rotation.family_id
         )
     access = state.access_tokens.issue(rotation.user_id, rotation.family_id)
     return _token_response({"accessToken": access}, 200, state, rotation.issued)
@@ -230,7 +233,9 @@ def logout() -> Response:
             state, session.user_id, only=[session.family_id], reason="logout"
         )
         signals.logged_out.send(
-            _app(), user_id=session.user_id, session_id=session.family_id
+            _app(),
+            user_id=state.user_store.user_id(session.user_id),
+            session_id=session.family_id,
         )
     if not sessions:
         signals.logged_out.send(_app(), user_id=None, session_id=None)

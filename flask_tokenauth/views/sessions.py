@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import cast
 
 from flask import Response, current_app, jsonify, request
-from sqlalchemy import Table, select, update
 
 from .. import _lockout as lockout
 from .. import signals
 from .._headers import clear_refresh_cookie
-from .._passwords import hash_password, verify_password
 from .._ratelimit import LOGIN, limited
 from .._sessions import active_sessions, announce_revoked, revoke_in, revoke_sessions
 from .._state import get_state
@@ -25,20 +22,17 @@ from .._validation import cached_json_object, check_password, require_string
 from ..decorators import login_required
 from ..errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPassword
 from ..globals import current_claims
-from ..models import User
-from ._common import allow
+from ._common import allow, switched
 from .auth import _start_family, _token_response
 
-_users = cast(Table, User.__table__)
 #: Session ids are uuid4 hex strings; anything else names no session.
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def _user_id() -> int:
-    try:
-        return int(current_claims["sub"])
-    except ValueError:
-        raise UserNotFound() from None
+def _user_id() -> str:
+    """The caller's ``sub`` (checked to be the user store's canonical form
+    when the token was verified)."""
+    return str(current_claims["sub"])
 
 
 @login_required
@@ -87,6 +81,7 @@ def logout_all() -> Response:
     return response
 
 
+@switched("password_change_enabled")
 # Checks the current password: limited like a login, before the token check.
 @limited(LOGIN)
 @login_required
@@ -111,36 +106,31 @@ def change_password() -> Response:
     if not current:
         raise InvalidPassword("Current password is required")
     new = check_password(require_string(body, "newPassword"), settings)
+    store = state.user_store
     user_id = _user_id()
-    with state.db.begin() as conn:
-        user = conn.execute(
-            select(_users.c.email, _users.c.password_hash).where(_users.c.id == user_id)
-        ).first()
-    if user is None:
+    user = store.get(user_id)
+    if user is None or not store.is_active(user):
         raise UserNotFound()
-    attempt = lockout.guard(state, user.email)
-    if len(current) > settings.password_max_length or not verify_password(
-        current, user.password_hash, rounds=settings.bcrypt_rounds
+    attempt = lockout.guard(state, store.login_of(user))
+    if len(current) > settings.password_max_length or not store.verify_password(
+        user, current
     ):
         attempt.failed()
         raise WrongPassword()
-    # Hashed before the transaction, which then holds its locks briefly.
-    new_hash = hash_password(new, settings.bcrypt_rounds)
     now = datetime.now(timezone.utc)
     with state.db.begin() as conn:
-        conn.execute(
-            update(_users)
-            .where(_users.c.id == user_id)
-            .values(password_hash=new_hash, updated_at=now)
-        )
+        # In our transaction for the built-in users; a host store commits
+        # its own first.  Hashed before our first statement, so the
+        # transaction holds its locks briefly.
+        store.set_password(user, new, conn)
         # Told to the revocation store before the commit: if it refuses,
         # the new hash is rolled back with the revocation (503, retry works).
         revoked = revoke_in(state, conn, user_id, cutoff=True, now=now)
         issued = _start_family(state, conn, user_id, now)
-    announce_revoked(user_id, revoked, "password-changed")
+    announce_revoked(state, user_id, revoked, "password-changed")
     signals.password_changed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
-        user_id=user_id,
+        user_id=store.user_id(user_id),
     )
     access = state.access_tokens.issue(user_id, issued.family_id)
     response = _token_response({"accessToken": access}, 200, state, issued)
