@@ -14,6 +14,7 @@
 
 from . import signals as signals
 from ._client_views import client_script_url as client_script_url
+from ._login import login_user as login_user
 from ._sessions import revoke_user_sessions as revoke_user_sessions
 from .blueprint import auth_bp as auth_bp
 from .decorators import login_required as login_required
@@ -98,6 +99,7 @@ __all__ = [
     "current_claims",
     "current_user",
     "login_required",
+    "login_user",
     "revoke_user_sessions",
     "signals",
 ]
