@@ -23,7 +23,7 @@ from . import _migrate
 from ._db import describe_db_error
 from ._sessions import active_sessions, purge, revoke_user_sessions
 from ._validation import check_password
-from .errors import EmailTaken, TokenAuthError
+from .errors import ConfigurationError, EmailTaken, TokenAuthError
 from .extension import TokenAuthState, get_state
 
 tokenauth_cli = AppGroup("tokenauth", help="flask_tokenauth's operations commands.")
@@ -145,6 +145,8 @@ def create_user(login: str, password: str) -> None:
             user = store.create(normalized, password)
         except (IntegrityError, EmailTaken):
             raise taken from None
+        except ConfigurationError as e:  # a host store without create=
+            raise click.ClickException(str(e)) from None
     click.echo(f"Created user {store.sub_of(user)} <{normalized}>.")
 
 

@@ -322,9 +322,9 @@ class SQLAlchemyUserStore(UserStore):
         commits) a host user for ``/register``; without it, registration
         must be switched off (``TOKENAUTH_REGISTER_ENABLED = False``).
     :param normalize: ``normalize(login) -> str`` applied to what a client
-        typed before the lookup (e.g. ``str.lower`` for case-insensitive
-        usernames stored in lower case); by default surrounding whitespace
-        is stripped.
+        typed, after surrounding whitespace is stripped, before the lookup
+        (e.g. ``str.lower`` for case-insensitive usernames stored in lower
+        case).  The result also keys the wrong-password limits.
     :param dummy_hash: a hash of the scheme your users' hashes are in, of
         the same cost, checked for an unknown login so that it takes as
         long as a wrong password.  By default a werkzeug hash of its default
@@ -569,7 +569,9 @@ class SQLAlchemyUserStore(UserStore):
             yield session
 
     def normalize_login(self, value: str) -> str:
-        login = self._normalize(value) if self._normalize else value.strip()
+        login = value.strip()
+        if self._normalize is not None:
+            login = self._normalize(login)
         if (
             not login
             or (self._login_length is not None and len(login) > self._login_length)

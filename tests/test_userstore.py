@@ -617,3 +617,52 @@ def test_login_user_refuses_unknown_and_inactive_users(
             login_user(999)
         with pytest.raises(LookupError):
             login_user(1)
+
+
+def test_wrong_password_limits_key_by_the_normalized_login(
+    engine: Engine, host: type[Any]
+) -> None:
+    """The per-account limit counts wrong passwords of one username, however
+    it is spelled (``normalize``), and a right password then waits too."""
+    add_user(engine, host)
+    app = host_app(
+        engine,
+        SQLAlchemyUserStore(host, login="username", normalize=str.lower),
+        TOKENAUTH_RATELIMIT_LOGIN="1000/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="3/minute",
+        TOKENAUTH_RATELIMIT_STORAGE_URI="memory://",
+    )
+    for spelling in ("alice", "ALICE", " Alice "):
+        assert_code(login(app, spelling, "wrong")[1], 401, "INVALID_CREDENTIALS")
+    assert_code(login(app, "alice")[1], 429, "RATE_LIMITED")
+
+
+def test_an_unknown_login_costs_a_check_of_the_host_scheme(
+    engine: Engine, host: type[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flask_tokenauth.userstore as userstore
+
+    checked: list[str] = []
+
+    def counting(stored: str, password: str) -> bool:
+        checked.append(stored.split("$", 1)[0])
+        return check_password_hash(stored, password)
+
+    monkeypatch.setattr(userstore, "check_password_hash", counting)
+    add_user(engine, host)
+    app = host_app(engine, SQLAlchemyUserStore(host, login="username"))
+    login(app, "nobody")
+    login(app, "alice", "wrong")
+    # One werkzeug check each: the unknown login's against a dummy hash.
+    assert checked == ["scrypt:32768:8:1", "scrypt:32768:8:1"]
+
+
+def test_create_user_from_the_cli_needs_the_create_hook(
+    engine: Engine, host: type[Any]
+) -> None:
+    app = host_app(engine, SQLAlchemyUserStore(host, login="username"))
+    result = app.test_cli_runner().invoke(
+        args=["tokenauth", "create-user", "zed", "--password", PASSWORD]
+    )
+    assert result.exit_code == 1
+    assert "create=" in result.output
