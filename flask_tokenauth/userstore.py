@@ -24,6 +24,7 @@ import logging
 import re
 import unicodedata
 import uuid
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -358,7 +359,8 @@ class SQLAlchemyUserStore(UserStore):
         self._create = create
         self._normalize = normalize
         self._dummy = dummy_hash
-        self._apps: list[Any] = []
+        # Weak: an app dropped (a test suite makes many) is not kept alive.
+        self._apps: weakref.WeakSet[Any] = weakref.WeakSet()
         self._events = False
         self._validate()
 
@@ -462,7 +464,7 @@ class SQLAlchemyUserStore(UserStore):
         find the user gone, and the user's access tokens otherwise live
         until they expire.
         """
-        self._apps.append(app)
+        self._apps.add(app)
         if self._events:
             return
         self._events = True
@@ -513,7 +515,7 @@ class SQLAlchemyUserStore(UserStore):
         from ._sessions import revoke_sessions
         from .extension import get_state
 
-        for app in self._apps:
+        for app in list(self._apps):
             with app.app_context():
                 for sub in subs:
                     try:
