@@ -640,7 +640,7 @@ def test_wrong_password_limits_key_by_the_normalized_login(
 def test_an_unknown_login_costs_a_check_of_the_host_scheme(
     engine: Engine, host: type[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flask_tokenauth.userstore as userstore
+    import flask_tokenauth._sqlalchemy_store as userstore
 
     checked: list[str] = []
 
