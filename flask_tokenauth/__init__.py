@@ -13,6 +13,7 @@
 """
 
 from . import signals as signals
+from ._login import login_user as login_user
 from ._sessions import revoke_user_sessions as revoke_user_sessions
 from .decorators import login_required as login_required
 from .errors import AuthenticationError as AuthenticationError
@@ -115,6 +116,7 @@ __all__ = [
     "current_user",
     "init_flask_login",
     "login_required",
+    "login_user",
     "revoke_user_sessions",
     "signals",
     "tokenauth_tables",

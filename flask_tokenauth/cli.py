@@ -24,7 +24,7 @@ from ._db import describe_db_error
 from ._sessions import active_sessions, purge, revoke_user_sessions
 from ._state import TokenAuthState, get_state
 from ._validation import check_password
-from .errors import EmailTaken, TokenAuthError
+from .errors import ConfigurationError, EmailTaken, TokenAuthError
 
 tokenauth_cli = AppGroup("tokenauth", help="flask_tokenauth's operations commands.")
 
@@ -165,6 +165,8 @@ def create_user(login: str, password: str) -> None:
             user = store.create(normalized, password)
         except (IntegrityError, EmailTaken):
             raise taken from None
+        except ConfigurationError as e:  # a host store without create=
+            raise click.ClickException(str(e)) from None
     click.echo(f"Created user {store.sub_of(user)} <{normalized}>.")
 
 

@@ -35,7 +35,7 @@ from flask.testing import FlaskClient
 
 from ._access import is_user_id
 from ._state import get_state, load_user
-from .views.auth import refresh
+from .views.auth import refresh_paths
 
 #: The ``User-Agent`` recorded on the sessions the helpers start, so that a
 #: test (or a session list) can tell them from real logins.
@@ -137,12 +137,7 @@ def refresh_cookie_paths(app: Flask) -> list[str]:
     settings = get_state(app).settings
     if settings.cookie_path is not None:
         return [settings.cookie_path]
-    paths = [
-        rule.rule.rsplit("/", 1)[0] or "/"
-        for rule in app.url_map.iter_rules()
-        if app.view_functions.get(rule.endpoint) is refresh
-    ]
-    return list(dict.fromkeys(paths))
+    return refresh_paths(app)
 
 
 class TokenAuthClient(FlaskClient):

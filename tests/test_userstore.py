@@ -11,7 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask, jsonify
 from sqlalchemy import (
     Boolean,
     Engine,
@@ -34,6 +34,8 @@ from flask_tokenauth import (
     current_claims,
     current_user,
     login_required,
+    login_user,
+    revoke_user_sessions,
 )
 from flask_tokenauth._passwords import hash_password
 from flask_tokenauth.userstore import SQLAlchemyUserStore
@@ -521,3 +523,146 @@ def test_flask_sqlalchemy_model(engine: Engine, tmp_path: Any) -> None:
             text("SELECT count(*) FROM tokenauth_sessions WHERE revoked_at IS NULL")
         ).scalar()
     assert revoked == 0
+
+
+def sso_app(engine: Engine, host: type[Any], **config: Any) -> Flask:
+    """A host that authenticates users its own way (an SSO callback)."""
+    app = host_app(engine, SQLAlchemyUserStore(host, login="username"), **config)
+
+    @app.post("/sso/<username>")
+    def sso(username: str) -> Any:
+        with Session(engine) as session:
+            user = session.scalars(select(host).where(host.username == username)).one()
+        return {"accessToken": login_user(user)}
+
+    @app.post("/sso-id/<int:user_id>")
+    def sso_by_id(user_id: int) -> Any:
+        response = jsonify(ok=True)
+        response.headers["X-Token"] = login_user(user_id, response)
+        return response
+
+    @app.post("/logout-user/<int:user_id>")
+    def logout_user(user_id: int) -> Any:
+        return {"revoked": len(revoke_user_sessions(user_id))}
+
+    return app
+
+
+def refresh_cookie_path(response: Any) -> str:
+    cookies = [h for h in response.headers.getlist("Set-Cookie") if "refresh" in h]
+    assert len(cookies) == 1, cookies
+    return next(
+        part.split("=", 1)[1]
+        for part in cookies[0].split("; ")
+        if part.lower().startswith("path=")
+    )
+
+
+def test_login_user_starts_a_session_for_a_host_authenticated_user(
+    engine: Engine, host: type[Any]
+) -> None:
+    user = add_user(engine, host)
+    app = sso_app(engine, host, TOKENAUTH_REVOCATION="database")
+    client = app.test_client()
+    response = client.post("/sso/alice")
+    assert response.status_code == 200, response.get_json()
+    # The cookie is the blueprint's, not the SSO view's.
+    assert refresh_cookie_path(response) == "/api/auth"
+    token = response.get_json()["accessToken"]
+    assert sub_of(token) == str(user.id)
+    assert client.get("/me", headers=bearer(token)).status_code == 200
+    assert client.post("/api/auth/refresh").status_code == 200
+
+    by_id = client.post(f"/sso-id/{user.id}")
+    assert refresh_cookie_path(by_id) == "/api/auth"
+    assert sub_of(by_id.headers["X-Token"]) == str(user.id)
+
+    assert client.post(f"/logout-user/{user.id}").get_json() == {"revoked": 2}
+    assert_code(client.get("/claims", headers=bearer(token)), 401, "TOKEN_REVOKED")
+
+
+def test_login_user_follows_the_mount_path(engine: Engine, host: type[Any]) -> None:
+    add_user(engine, host)
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_REGISTER_ENABLED=False))
+    TokenAuth(
+        engine=engine, user_store=SQLAlchemyUserStore(host, login="username")
+    ).init_app(app)
+    api = Blueprint("api", __name__, url_prefix="/v2")
+    api.register_blueprint(auth_bp, url_prefix="/tokens", name="tokens")
+    app.register_blueprint(api)
+
+    @app.post("/sso")
+    def sso() -> Any:
+        return {"accessToken": login_user(1)}
+
+    client = app.test_client()
+    response = client.post("/sso")
+    assert refresh_cookie_path(response) == "/v2/tokens"
+    assert client.post("/v2/tokens/refresh").status_code == 200
+    # A configured path wins.
+    fixed = sso_app(engine, host, TOKENAUTH_COOKIE_PATH="/v2/tokens/")
+    assert refresh_cookie_path(fixed.test_client().post("/sso/alice")) == "/v2/tokens/"
+
+
+def test_login_user_refuses_unknown_and_inactive_users(
+    engine: Engine, host: type[Any]
+) -> None:
+    add_user(engine, host, "eve", active=False)
+    app = host_app(
+        engine, SQLAlchemyUserStore(host, login="username", is_active="active")
+    )
+    with app.test_request_context("/"):
+        with pytest.raises(LookupError):
+            login_user(999)
+        with pytest.raises(LookupError):
+            login_user(1)
+
+
+def test_wrong_password_limits_key_by_the_normalized_login(
+    engine: Engine, host: type[Any]
+) -> None:
+    """The per-account limit counts wrong passwords of one username, however
+    it is spelled (``normalize``), and a right password then waits too."""
+    add_user(engine, host)
+    app = host_app(
+        engine,
+        SQLAlchemyUserStore(host, login="username", normalize=str.lower),
+        TOKENAUTH_RATELIMIT_LOGIN="1000/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="3/minute",
+        TOKENAUTH_RATELIMIT_STORAGE_URI="memory://",
+    )
+    for spelling in ("alice", "ALICE", " Alice "):
+        assert_code(login(app, spelling, "wrong")[1], 401, "INVALID_CREDENTIALS")
+    assert_code(login(app, "alice")[1], 429, "RATE_LIMITED")
+
+
+def test_an_unknown_login_costs_a_check_of_the_host_scheme(
+    engine: Engine, host: type[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flask_tokenauth._sqlalchemy_store as userstore
+
+    checked: list[str] = []
+
+    def counting(stored: str, password: str) -> bool:
+        checked.append(stored.split("$", 1)[0])
+        return check_password_hash(stored, password)
+
+    monkeypatch.setattr(userstore, "check_password_hash", counting)
+    add_user(engine, host)
+    app = host_app(engine, SQLAlchemyUserStore(host, login="username"))
+    login(app, "nobody")
+    login(app, "alice", "wrong")
+    # One werkzeug check each: the unknown login's against a dummy hash.
+    assert checked == ["scrypt:32768:8:1", "scrypt:32768:8:1"]
+
+
+def test_create_user_from_the_cli_needs_the_create_hook(
+    engine: Engine, host: type[Any]
+) -> None:
+    app = host_app(engine, SQLAlchemyUserStore(host, login="username"))
+    result = app.test_cli_runner().invoke(
+        args=["tokenauth", "create-user", "zed", "--password", PASSWORD]
+    )
+    assert result.exit_code == 1
+    assert "create=" in result.output

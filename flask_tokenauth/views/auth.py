@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -242,3 +242,16 @@ def logout() -> Response:
     response = jsonify(message="Logged out successfully")
     clear_refresh_cookie(response, state.settings)
     return response
+
+
+def refresh_paths(app: Flask) -> list[str]:
+    """The paths ``/refresh`` is mounted at in ``app`` (one per mount of the
+    blueprint, under any prefix, name or parent blueprint), which is where a
+    refresh cookie that is not set by one of our own views must go."""
+    return sorted(
+        {
+            rule.rule.rsplit("/", 1)[0] or "/"
+            for rule in app.url_map.iter_rules()
+            if app.view_functions.get(rule.endpoint) is refresh
+        }
+    )

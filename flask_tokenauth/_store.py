@@ -1,0 +1,225 @@
+"""The user-store interface and the built-in store (the library's own
+``tokenauth_users`` table); see :mod:`flask_tokenauth.userstore`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from typing import Any, cast
+
+from sqlalchemy import (
+    Connection,
+    Table,
+    insert,
+    select,
+    update,
+)
+
+from ._access import is_user_id
+from ._config import Settings
+from ._db import Database
+from ._passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from ._validation import normalize_email
+from .models import User
+
+_users = cast(Table, User.__table__)
+
+
+class UserStore(ABC):
+    """What the endpoints need to know about users.
+
+    :attr login_field: the JSON field of ``/login`` and ``/register`` that
+        holds the login identifier (``"email"``, ``"username"``, ...).
+    """
+
+    login_field: str = "email"
+
+    def bind(self, settings: Settings, db: Database) -> None:  # noqa: B027
+        """Called by :meth:`TokenAuth.init_app`, with the validated
+        settings and our database; raise
+        :class:`~flask_tokenauth.errors.ConfigurationError` for a setup that
+        cannot work."""
+
+    def attach(self, app: Any) -> None:  # noqa: B027
+        """Called by :meth:`TokenAuth.init_app` once the app's state is
+        set up."""
+
+    @abstractmethod
+    def normalize_login(self, value: str) -> str:
+        """The canonical form of a login identifier as a client typed it
+        (the key of the wrong-password limits too).
+
+        :raises TokenAuthError: a 400 for a malformed identifier.
+        """
+
+    @abstractmethod
+    def find_by_login(self, login: str) -> Any | None:
+        """The user with this (normalized) login identifier, or ``None``."""
+
+    @abstractmethod
+    def get(self, sub: str) -> Any | None:
+        """The user named by ``sub``, or ``None``."""
+
+    @abstractmethod
+    def sub_of(self, user: Any) -> str:
+        """The canonical ``sub`` of ``user``."""
+
+    @abstractmethod
+    def is_subject(self, sub: str) -> bool:
+        """Whether ``sub`` is in canonical form for this store's ids: access
+        tokens naming anything else are refused before any lookup."""
+
+    @abstractmethod
+    def user_id(self, sub: str) -> Any:
+        """The user's id in its own type (an ``int``, a ``UUID``, ...), as
+        the signals and JSON bodies carry it."""
+
+    @abstractmethod
+    def login_of(self, user: Any) -> str:
+        """The user's login identifier (normalized)."""
+
+    @abstractmethod
+    def verify_password(self, user: Any, password: str) -> bool:
+        """Whether ``password`` is ``user``'s."""
+
+    def dummy_check(self, password: str) -> None:
+        """Spend the time of a password check, for an unknown login."""
+        verify_password(password, dummy_hash(self._rounds), rounds=self._rounds)
+
+    _rounds: int = 12
+
+    def rehash_if_needed(self, user: Any, password: str) -> None:  # noqa: B027
+        """After a successful login: store a new hash of ``password`` if the
+        stored one is of an old scheme or cost.  Nothing by default."""
+
+    def is_active(self, user: Any) -> bool:
+        """Whether ``user`` may log in and keep its sessions."""
+        return True
+
+    @abstractmethod
+    def create(self, login: str, password: str, conn: Connection | None = None) -> Any:
+        """Create a user for ``/register``; returns it.  ``conn`` is our
+        transaction, which also starts the user's first session: a store
+        whose users are ours writes in it, so that a failure leaves no
+        user without a session.
+
+        :raises EmailTaken: the login identifier is taken.
+        """
+
+    @abstractmethod
+    def set_password(
+        self, user: Any, password: str, conn: Connection | None = None
+    ) -> None:
+        """Set a new password (already checked against the policy).
+        ``conn`` is our transaction, for a store whose users are ours."""
+
+    def to_json(self, user: Any) -> dict[str, Any]:
+        """The ``user`` object of the login and register answers."""
+        sub = self.sub_of(user)
+        return {"id": self.user_id(sub), self.login_field: self.login_of(user)}
+
+    def to_sub(self, user_or_id: Any) -> str:
+        """``sub`` of a user object or of an id in its own type or as a
+        string (what :func:`~flask_tokenauth.revoke_user_sessions` takes)."""
+        if isinstance(user_or_id, str):
+            return user_or_id
+        if isinstance(user_or_id, int) and not isinstance(user_or_id, bool):
+            return str(user_or_id)
+        return self.sub_of(user_or_id)
+
+
+class BuiltinUserStore(UserStore):
+    """The library's own ``tokenauth_users``: email login, bcrypt at
+    ``TOKENAUTH_BCRYPT_ROUNDS``, rehashed on login when the cost changed."""
+
+    login_field = "email"
+
+    def __init__(self) -> None:
+        self._db: Database | None = None
+        self._settings: Settings | None = None
+
+    def bind(self, settings: Settings, db: Database) -> None:
+        self._settings = settings
+        self._db = db
+        self._rounds = settings.bcrypt_rounds
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "BuiltinUserStore used before init_app"
+        return self._db
+
+    @property
+    def settings(self) -> Settings:
+        assert self._settings is not None, "BuiltinUserStore used before init_app"
+        return self._settings
+
+    def normalize_login(self, value: str) -> str:
+        return normalize_email(value)
+
+    def find_by_login(self, login: str) -> Any | None:
+        with self.db.begin() as conn:
+            return conn.execute(
+                select(_users.c.id, _users.c.email, _users.c.password_hash).where(
+                    _users.c.email == login
+                )
+            ).first()
+
+    def get(self, sub: str) -> Any | None:
+        if not is_user_id(sub):
+            return None
+        with self.db.session() as session:
+            return session.get(User, int(sub))
+
+    def sub_of(self, user: Any) -> str:
+        return str(user.id)
+
+    def is_subject(self, sub: str) -> bool:
+        return is_user_id(sub)
+
+    def user_id(self, sub: str) -> int:
+        return int(sub)
+
+    def login_of(self, user: Any) -> str:
+        return str(user.email)
+
+    def verify_password(self, user: Any, password: str) -> bool:
+        return verify_password(password, user.password_hash, rounds=self._rounds)
+
+    def rehash_if_needed(self, user: Any, password: str) -> None:
+        if needs_rehash(user.password_hash, self._rounds):
+            with self.db.begin() as conn:
+                self.set_password(user, password, conn)
+
+    def create(self, login: str, password: str, conn: Connection | None = None) -> Any:
+        now = datetime.now(timezone.utc)
+        statement = (
+            insert(_users)
+            .values(
+                email=login,
+                password_hash=hash_password(password, self._rounds),
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(_users.c.id, _users.c.email, _users.c.password_hash)
+        )
+        if conn is not None:
+            return conn.execute(statement).one()
+        with self.db.begin() as own:
+            return own.execute(statement).one()
+
+    def set_password(
+        self, user: Any, password: str, conn: Connection | None = None
+    ) -> None:
+        statement = (
+            update(_users)
+            .where(_users.c.id == user.id)
+            .values(
+                password_hash=hash_password(password, self._rounds),
+                updated_at=datetime.now(timezone.utc),
+            )
+        )
+        if conn is not None:
+            conn.execute(statement)
+        else:
+            with self.db.begin() as own:
+                own.execute(statement)
