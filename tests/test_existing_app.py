@@ -33,7 +33,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, text
 from werkzeug.security import generate_password_hash
 
-from flask_tokenauth import TokenAuthClient, auth_headers, login_required
+from flask_tokenauth import (
+    TokenAuthClient,
+    _passwords,
+    auth_headers,
+    login_required,
+    userstore,
+)
 from flask_tokenauth._state import get_state
 from flask_tokenauth.models import metadata
 from flask_tokenauth.testing import USER_AGENT
@@ -422,7 +428,11 @@ def test_a_user_signed_up_on_the_html_page_logs_in_on_the_api(app: Flask) -> Non
 
 @pytest.fixture
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every bcrypt and werkzeug (scrypt, PBKDF2) hash computed from now on."""
+    """Every bcrypt and werkzeug (scrypt, PBKDF2) hash computed from now on,
+    as in a new process: the dummy hashes kept for the process are
+    forgotten, so that making one at app creation would be counted."""
+    monkeypatch.setattr(_passwords, "_dummy_hashes", {})
+    monkeypatch.setattr(userstore, "_werkzeug_dummies", [])
     calls: list[str] = []
 
     def counting(module: Any, name: str) -> None:
@@ -475,6 +485,9 @@ def test_app_creation_and_signed_in_clients_cost_no_hashing_and_no_login(
     assert paths and not any(path.startswith("/api/auth") for path in paths), paths
     assert client.tokenauth_session is not None
     assert user_agents(app) == {USER_AGENT}
+    # The counter sees hashing: a login (an unknown user's dummy check).
+    assert login(app.test_client(), "nobody").status_code == 401
+    assert hash_calls != []
 
 
 def user_agents(app: Flask) -> set[str]:
