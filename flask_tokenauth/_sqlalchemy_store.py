@@ -22,6 +22,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ._config import Settings
 from ._db import Database
 from ._passwords import hash_password, needs_rehash, verify_password
+from ._state import get_state
 from ._store import UserStore
 from .errors import ConfigurationError, InternalError, ValidationError
 from .models import USER_ID_LENGTH
@@ -203,8 +204,8 @@ class SQLAlchemyUserStore(UserStore):
                 self._session = lambda: fsa.session
 
     def bind(self, settings: Settings, db: Database) -> None:
-        self._rounds = settings.bcrypt_rounds
-        self._db = db
+        # Nothing of the app is kept: one store may serve several apps (see
+        # _db and _rounds), so this only checks that it can serve this one.
         name = getattr(self.model, "__name__", repr(self.model))
         if settings.register_enabled and self._create is None:
             raise ConfigurationError(
@@ -218,6 +219,17 @@ class SQLAlchemyUserStore(UserStore):
                 " passwords for /password: pass hash=..., or set"
                 " TOKENAUTH_PASSWORD_CHANGE_ENABLED = False."
             )
+
+    @property
+    def _db(self) -> Database:
+        """The current app's database: a plain declarative model without
+        ``session=`` is queried there."""
+        return get_state().db
+
+    @property
+    def _rounds(self) -> int:
+        """The current app's bcrypt cost, for our own hashes."""
+        return get_state().settings.bcrypt_rounds
 
     def attach(self, app: Any) -> None:
         """Called by :meth:`TokenAuth.init_app` once the app's state exists:
@@ -281,7 +293,6 @@ class SQLAlchemyUserStore(UserStore):
         refresh tokens are refused at the next refresh anyway.
         """
         from ._sessions import revoke_sessions
-        from ._state import get_state
 
         for app in list(self._apps):
             with app.app_context():

@@ -19,6 +19,7 @@ from ._access import is_user_id
 from ._config import Settings
 from ._db import Database
 from ._passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from ._state import get_state
 from ._validation import normalize_email
 from .models import User
 
@@ -83,10 +84,10 @@ class UserStore(ABC):
         """Whether ``password`` is ``user``'s."""
 
     def dummy_check(self, password: str) -> None:
-        """Spend the time of a password check, for an unknown login."""
-        verify_password(password, dummy_hash(self._rounds), rounds=self._rounds)
-
-    _rounds: int = 12
+        """Spend the time of a password check, for an unknown login: one
+        bcrypt check at the current app's ``TOKENAUTH_BCRYPT_ROUNDS``."""
+        rounds = get_state().settings.bcrypt_rounds
+        verify_password(password, dummy_hash(rounds), rounds=rounds)
 
     def rehash_if_needed(self, user: Any, password: str) -> None:  # noqa: B027
         """After a successful login: store a new hash of ``password`` if the
@@ -136,6 +137,7 @@ class BuiltinUserStore(UserStore):
 
     def __init__(self) -> None:
         self._db: Database | None = None
+        self._rounds = 12
         self._settings: Settings | None = None
 
     def bind(self, settings: Settings, db: Database) -> None:

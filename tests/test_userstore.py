@@ -666,3 +666,35 @@ def test_create_user_from_the_cli_needs_the_create_hook(
     )
     assert result.exit_code == 1
     assert "create=" in result.output
+
+
+def test_one_store_serves_several_apps_each_on_its_own_database(
+    tmp_path: Any,
+) -> None:
+    """A store made once (at module level, as in an app factory) and
+    attached to two apps queries each app's own database: a plain
+    declarative model without ``session=`` is read through the current
+    app's engine, never through the last app's."""
+    from flask_tokenauth._db import make_engine
+    from flask_tokenauth._migrate import upgrade
+
+    model = make_model()
+    store = SQLAlchemyUserStore(model, login="username")
+    engines = []
+    for name in ("a", "b"):
+        engine = make_engine(f"sqlite:///{tmp_path / name}.sqlite3", {})
+        upgrade(engine)
+        model.metadata.create_all(engine)
+        add_user(engine, model, username=f"user-{name}")
+        engines.append(engine)
+    first, second = (host_app(engine, store) for engine in engines)
+    try:
+        for app, own, other in (
+            (first, "user-a", "user-b"),
+            (second, "user-b", "user-a"),
+        ):
+            assert login(app, own)[1].status_code == 200
+            assert_code(login(app, other)[1], 401, "INVALID_CREDENTIALS")
+    finally:
+        for engine in engines:
+            engine.dispose()
