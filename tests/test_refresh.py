@@ -171,3 +171,26 @@ def test_a_token_of_a_revoked_session_is_refused_as_revoked(
             {"t": datetime.now(timezone.utc)},
         )
     assert_refused(auth.refresh(), "REFRESH_TOKEN_REVOKED")
+
+
+def test_refresh_checks_a_builtin_user_in_one_statement(
+    auth: Auth, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the rotation a refresh asks whether the user still exists; with
+    the built-in store that is one statement (one round trip on PostgreSQL),
+    not an ORM session's BEGIN, SELECT and ROLLBACK: a refresh opens no ORM
+    session at all.  A deleted user's refresh is still refused."""
+    from flask_tokenauth._db import Database
+
+    assert auth.register().status_code == 201
+
+    def no_orm_session(self: Database) -> Any:
+        raise AssertionError("a refresh opened an ORM session")
+
+    monkeypatch.setattr(Database, "session", no_orm_session)
+    assert auth.refresh().status_code == 200
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tokenauth_users"))
+    refused = auth.refresh()
+    assert refused.status_code == 401
+    assert refused.get_json()["code"] == "REFRESH_TOKEN_INVALID"

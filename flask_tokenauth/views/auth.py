@@ -170,11 +170,11 @@ def _check_user(state: TokenAuthState, sub: str, session_id: str) -> None:
     :raises RefreshTokenInvalid: the user is gone.
     :raises RefreshTokenRevoked: the user is disabled.
     """
-    user = state.user_store.get(sub)
-    if user is None or not state.user_store.is_active(user):
+    status = state.user_store.status(sub)
+    if not status:
         revoke_sessions(state, sub, only=[session_id], reason="user-gone")
         # No user: the credentials of no account, as before any rotation.
-        raise RefreshTokenRevoked() if user is not None else RefreshTokenInvalid()
+        raise RefreshTokenInvalid() if status is None else RefreshTokenRevoked()
 
 
 @limited(REFRESH)
