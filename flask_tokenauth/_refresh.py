@@ -33,7 +33,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, case, exists, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Table,
+    and_,
+    case,
+    exists,
+    insert,
+    select,
+    update,
+)
 
 from ._db import as_utc, execute_one
 from ._sid import new_session_id
@@ -60,6 +71,17 @@ MAX_USER_AGENT = 512
 #: a NULL ``idle_until`` (no idle timeout).
 _tokens = cast(Table, RefreshToken.__table__)
 _sessions = cast(Table, Session.__table__)
+
+
+def spendable(tokens: FromClause, now: datetime) -> ColumnElement[bool]:
+    """The refresh tokens of ``tokens`` (the table or an alias of it) that
+    can still be rotated: unused, unrevoked and unexpired."""
+    return and_(
+        tokens.c.used_at.is_(None),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > now,
+    )
+
 
 ROTATE_POSTGRESQL = f"""
 WITH live_session AS (
@@ -286,9 +308,7 @@ class RefreshTokens:
             update(_tokens)
             .where(
                 _tokens.c.token_hash == token_hash,
-                _tokens.c.used_at.is_(None),
-                _tokens.c.revoked_at.is_(None),
-                _tokens.c.expires_at > now,
+                spendable(_tokens, now),
                 _live_session(now),
             )
             .values(used_at=now)
@@ -396,10 +416,7 @@ class RefreshTokens:
             return False
         successor = _tokens.alias("successor")
         live_successor = exists().where(
-            successor.c.parent_id == _tokens.c.id,
-            successor.c.used_at.is_(None),
-            successor.c.revoked_at.is_(None),
-            successor.c.expires_at > now,
+            successor.c.parent_id == _tokens.c.id, spendable(successor, now)
         )
         claim = (
             update(_tokens)
@@ -471,9 +488,7 @@ class RefreshTokens:
         if not by_hash:
             return {}
         live = and_(
-            _tokens.c.used_at.is_(None),
-            _tokens.c.revoked_at.is_(None),
-            _tokens.c.expires_at > now,
+            spendable(_tokens, now),
             _sessions.c.revoked_at.is_(None),
             _sessions.c.expires_at > now,
         )

@@ -14,18 +14,26 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Connection, Table, delete, exists, or_, select
+from sqlalchemy import Connection, Exists, Table, delete, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import signals
 from ._db import as_utc
+from ._refresh import spendable
 from ._state import TokenAuthState, get_state
 from .models import RefreshToken, Session, UserCutoff
 
 _sessions = cast(Table, Session.__table__)
 _tokens = cast(Table, RefreshToken.__table__)
 _cutoffs = cast(Table, UserCutoff.__table__)
+
+
+def _has_spendable_token(now: datetime) -> Exists:
+    """Whether a session still has a refresh token that can be rotated."""
+    return exists().where(
+        _tokens.c.family_id == _sessions.c.id, spendable(_tokens, now)
+    )
 
 
 @dataclass(frozen=True)
@@ -54,12 +62,7 @@ class SessionInfo:
 def active_sessions(state: TokenAuthState, user_id: str) -> list[SessionInfo]:
     """The user's sessions that can still refresh, most recently used first."""
     now = datetime.now(timezone.utc)
-    live_token = exists().where(
-        _tokens.c.family_id == _sessions.c.id,
-        _tokens.c.used_at.is_(None),
-        _tokens.c.revoked_at.is_(None),
-        _tokens.c.expires_at > now,
-    )
+    live_token = _has_spendable_token(now)
     query = (
         select(_sessions)
         .where(
@@ -194,12 +197,7 @@ def purge(state: TokenAuthState, batch_size: int = 1000) -> int:
     while True:
         now = datetime.now(timezone.utc)
         settled = now - settings.access_expires - settings.leeway
-        live_token = exists().where(
-            _tokens.c.family_id == _sessions.c.id,
-            _tokens.c.used_at.is_(None),
-            _tokens.c.revoked_at.is_(None),
-            _tokens.c.expires_at > now,
-        )
+        live_token = _has_spendable_token(now)
         dead = or_(
             _sessions.c.expires_at <= settled,
             _sessions.c.revoked_at <= settled,
