@@ -1,9 +1,12 @@
 """Access tokens: short-lived JWTs signed and verified with PyJWT.
 
-One algorithm is pinned for both signing and verifying, the header carries
-``typ: at+jwt`` (RFC 9068) and verification refuses any other type, and every
-claim we issue is required on the way back in.  Verification never touches
-the database.
+Every token names its key in the header's ``kid``; verification takes that
+key from the app's :class:`~._keys.KeySet` and verifies with it and its one
+algorithm only (an unknown or missing ``kid`` is refused without trying
+other keys; ``jku``, ``x5u`` and ``jwk`` headers are never read).  The header
+carries ``typ: at+jwt`` (RFC 9068) and verification refuses any other type,
+and every claim we issue is required on the way back in.  Verification never
+touches the database.
 
 A client reuses its access token for minutes, so verified tokens are kept in
 a bounded cache keyed by the exact token string: a hit skips the signature
@@ -20,7 +23,10 @@ any of these was not made by :meth:`AccessTokens.issue`, whoever signed it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import math
 import re
 import time
@@ -32,6 +38,7 @@ from typing import Any
 import jwt
 
 from ._config import Settings
+from ._keys import KeySet
 from ._sid import session_belongs_to
 from .errors import TokenExpired, TokenInvalid
 
@@ -85,9 +92,9 @@ class AccessTokens:
         is_subject: Callable[[str], bool] = is_user_id,
     ) -> None:
         self._additional_claims = additional_claims
-        self._secret = settings.access_secret
+        #: Swapped whole by :meth:`use_keys`; read once per token.
+        self.keys = settings.keys
         self._session_secret = settings.refresh_secret
-        self._algorithm = settings.algorithm
         self._issuer = settings.issuer
         self._audience = settings.audience
         self._lifetime = settings.access_expires
@@ -98,6 +105,16 @@ class AccessTokens:
         self._jwt = jwt.PyJWT(options={"require": REQUIRED_CLAIMS})
         self._cache: dict[str, dict[str, Any]] = {}
         self._cache_size = settings.token_cache_size
+
+    def use_keys(self, keys: KeySet) -> None:
+        """Sign and verify with ``keys`` from now on (a key rotation).
+
+        The set is replaced in one assignment, so a concurrent request uses
+        the old set or the new one, never a mix.  The cache is emptied: a
+        token of a retired key must not outlive its key there.
+        """
+        self.keys = keys
+        self._cache.clear()
 
     def issue(
         self,
@@ -145,8 +162,12 @@ class AccessTokens:
             jti=uuid.uuid4().hex,
             sid=session_id,
         )
+        key = self.keys.signing
         return self._jwt.encode(
-            claims, self._secret, algorithm=self._algorithm, headers={"typ": TOKEN_TYPE}
+            claims,
+            key.signer,
+            algorithm=key.algorithm,
+            headers={"typ": TOKEN_TYPE, "kid": key.kid},
         )
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -177,11 +198,17 @@ class AccessTokens:
     def _verify(self, token: str) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenInvalid()
+        header = _header(token)
+        # The kid picks one key; nothing else in the header (jku, x5u, jwk,
+        # x5c) is ever used to find one.
+        key = self.keys.get(header.get("kid"))
+        if key is None or header.get("alg") != key.algorithm:
+            raise TokenInvalid()
         try:
             decoded = self._jwt.decode_complete(
                 token,
-                self._secret,
-                algorithms=[self._algorithm],
+                key.verifier,
+                algorithms=[key.algorithm],
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
@@ -220,3 +247,21 @@ class AccessTokens:
             raise TokenInvalid()
         if not isinstance(sid, str) or SESSION_ID.fullmatch(sid) is None:
             raise TokenInvalid()
+
+
+def _header(token: str) -> dict[str, Any]:
+    """The token's JOSE header, unverified: only to choose the key.
+
+    Parsed here rather than with :func:`jwt.get_unverified_header` (which
+    parses the whole token): PyJWT parses it again, checked, when it
+    verifies, and anything odd here is refused the same way.
+    """
+    segment = token.partition(".")[0]
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        header = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as e:
+        raise TokenInvalid() from e
+    if not isinstance(header, dict):
+        raise TokenInvalid()
+    return header
