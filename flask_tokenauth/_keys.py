@@ -446,3 +446,35 @@ class KeySet:
                 SigningKey.load(source, f"TOKENAUTH_VERIFY_KEYS[{i}]", password=None)
             )
         return cls(signing, verifying)
+
+
+def generate(algorithm: str) -> Any:
+    """A new private key for ``algorithm`` (one of
+    :data:`ASYMMETRIC_ALGORITHMS`): Ed25519, P-256, or RSA of 2048 bits."""
+    ec, ed25519, rsa = _crypto()
+    if algorithm == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=MIN_RSA_BITS)
+    raise ValueError(f"cannot generate a key for {algorithm}")
+
+
+def private_pem(private_key: Any) -> str:
+    """``private_key`` as unencrypted PKCS#8 PEM."""
+    from cryptography.hazmat.primitives import serialization
+
+    data = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return str(data.decode())
+
+
+def private_jwk(key: SigningKey) -> dict[str, Any]:
+    """The private JWK of ``key``, with its ``kid``, ``alg`` and ``use``."""
+    jwk = _algorithm(key.algorithm).to_jwk(key.signer, as_dict=True)
+    jwk.update(kid=key.kid, alg=key.algorithm, use="sig")
+    return dict(jwk)

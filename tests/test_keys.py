@@ -739,3 +739,37 @@ def test_pyjwkclient_verifies_our_tokens(
     )
     assert claims["email"] == "jwks@example.com"
     assert signing_key.algorithm_name == algorithm
+
+
+# --- flask tokenauth keys generate ----------------------------------------
+
+
+@pytest.mark.parametrize("output_format", ["pem", "jwk"])
+@pytest.mark.parametrize("algorithm", ASYMMETRIC)
+def test_keys_generate(
+    keyed_app: Any, tmp_path: Path, algorithm: str, output_format: str
+) -> None:
+    out = tmp_path / f"key.{output_format}"
+    runner = keyed_app(TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET).test_cli_runner()
+    args = ["tokenauth", "keys", "generate", "--alg", algorithm]
+    args += ["--format", output_format, "--out", str(out)]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    app = keyed_app(TOKENAUTH_SIGNING_KEY=str(out))
+    kid = unverified(login(app))[0]["kid"]
+    assert f"Generated an {algorithm} key, kid {kid}." in result.output
+    # Never overwrites a key.
+    again = runner.invoke(args=args)
+    assert again.exit_code == 1 and "not overwriting" in again.output
+    assert str(out) in again.output
+
+
+def test_keys_generate_prints_the_key(keyed_app: Any) -> None:
+    runner = keyed_app(TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET).test_cli_runner()
+    result = runner.invoke(args=["tokenauth", "keys", "generate"])
+    assert result.exit_code == 0
+    pem_text = result.output.split("Generated")[0]
+    assert pem_text.startswith("-----BEGIN PRIVATE KEY-----")
+    key = SigningKey.load(pem_text, "k", private=True)
+    assert key.algorithm == "EdDSA"
