@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,7 +229,12 @@ def _read_pem(data: bytes, key: str, password: bytes | None) -> Any:
 
     if b"PRIVATE KEY-----" in data:
         try:
-            return serialization.load_pem_private_key(data, password=password)
+            # The password is for encrypted keys only: a previous or next key
+            # in TOKENAUTH_VERIFY_KEYS may be stored either way.
+            encrypted = b"ENCRYPTED" in data
+            return serialization.load_pem_private_key(
+                data, password=password if encrypted else None
+            )
         except TypeError as e:  # encrypted without a password, or vice versa
             raise ConfigurationError(
                 f"{key} is an encrypted private key: set"
@@ -380,7 +385,7 @@ class KeySet:
         self.jwks_json = json.dumps(jwks, separators=(",", ":")).encode()
         self.jwks_etag = hashlib.sha256(self.jwks_json).hexdigest()[:32]
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[SigningKey]:
         return iter(self._by_kid.values())
 
     def __len__(self) -> int:
@@ -443,7 +448,9 @@ class KeySet:
                 )
         for i, source in enumerate(_split_sources(verify_keys)):
             verifying.append(
-                SigningKey.load(source, f"TOKENAUTH_VERIFY_KEYS[{i}]", password=None)
+                SigningKey.load(
+                    source, f"TOKENAUTH_VERIFY_KEYS[{i}]", password=password
+                )
             )
         return cls(signing, verifying)
 

@@ -212,6 +212,20 @@ def test_key_sources(keys: Any, tmp_path: Path) -> None:
     assert len(kids) == 1  # the RFC 7638 thumbprint, wherever it came from
 
 
+def test_encrypted_keys_in_both_settings(keys: Any) -> None:
+    """The next key, stored encrypted like the current one, is read with the
+    same password; an unencrypted one is read without it."""
+    settings = Settings.from_mapping(
+        base_config(
+            TOKENAUTH_ACCESS_SECRET=None,
+            TOKENAUTH_SIGNING_KEY=pem(keys["EdDSA"][0], b"pw"),
+            TOKENAUTH_SIGNING_KEY_PASSWORD="pw",
+            TOKENAUTH_VERIFY_KEYS=pem(keys["EdDSA"][1], b"pw") + pem(keys["ES256"][0]),
+        )
+    )
+    assert [k.algorithm for k in settings.keys] == ["EdDSA", "EdDSA", "ES256"]
+
+
 def test_a_jwk_keeps_its_kid(keys: Any) -> None:
     jwk = jwk_of(keys["ES256"][0], "ES256", kid="2026-11-key", alg="ES256")
     settings = Settings.from_mapping(
