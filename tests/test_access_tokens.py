@@ -101,7 +101,11 @@ def test_valid_token_claims(token: str, client: FlaskClient) -> None:
     assert set(claims) >= {"sub", "iat", "exp", "iss", "aud", "jti", "sid"}
     assert isinstance(claims["sub"], str)
     assert claims["exp"] - claims["iat"] == 15 * 60
-    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "at+jwt"}
+    assert jwt.get_unverified_header(token) == {
+        "alg": "HS256",
+        "typ": "at+jwt",
+        "kid": ACCESS_KID,
+    }
     response = client.get("/api/claims", headers=bearer(token))
     assert response.get_json() == {"sub": claims["sub"], "sid": claims["sid"]}
 
