@@ -13,6 +13,8 @@
 """
 
 from . import signals as signals
+from ._keys import KeySet as KeySet
+from ._keys import SigningKey as SigningKey
 from ._login import login_user as login_user
 from ._sessions import revoke_user_sessions as revoke_user_sessions
 from .decorators import login_required as login_required
@@ -80,6 +82,7 @@ __all__ = [
     "InvalidEmail",
     "InvalidJSON",
     "InvalidPassword",
+    "KeySet",
     "PasswordTooCommon",
     "RateLimited",
     "RefreshToken",
@@ -94,6 +97,7 @@ __all__ = [
     "SQLAlchemyUserStore",
     "Session",
     "SessionNotFound",
+    "SigningKey",
     "TokenAuth",
     "TokenAuthClient",
     "TokenAuthError",

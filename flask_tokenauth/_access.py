@@ -1,9 +1,12 @@
 """Access tokens: short-lived JWTs signed and verified with PyJWT.
 
-One algorithm is pinned for both signing and verifying, the header carries
-``typ: at+jwt`` (RFC 9068) and verification refuses any other type, and every
-claim we issue is required on the way back in.  Verification never touches
-the database.
+Every token names its key in the header's ``kid``; verification takes that
+key from the app's :class:`~._keys.KeySet` and verifies with it and its one
+algorithm only (an unknown or missing ``kid`` is refused without trying
+other keys; ``jku``, ``x5u`` and ``jwk`` headers are never read).  The header
+carries ``typ: at+jwt`` (RFC 9068) and verification refuses any other type,
+and every claim we issue is required on the way back in.  Verification never
+touches the database.
 
 A client reuses its access token for minutes, so verified tokens are kept in
 a bounded cache keyed by the exact token string: a hit skips the signature
@@ -20,7 +23,10 @@ any of these was not made by :meth:`AccessTokens.issue`, whoever signed it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import math
 import re
 import time
@@ -32,12 +38,16 @@ from typing import Any
 import jwt
 
 from ._config import Settings
+from ._keys import KeySet, SigningKey
 from ._sid import session_belongs_to
 from .errors import TokenExpired, TokenInvalid
 
 TOKEN_TYPE = "at+jwt"
 _ACCEPTED_TYPES = {TOKEN_TYPE, "application/" + TOKEN_TYPE}
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti", "sid"]
+#: Distinct header segments whose key is remembered: a few per key (the
+#: header of each key's tokens, plus variants a client library might make).
+MAX_HEADER_KEYS = 32
 #: Far longer than any token we issue; refused before any parsing.
 MAX_TOKEN_LENGTH = 8192
 #: ``users.id`` as :meth:`AccessTokens.issue` writes it: ASCII decimal, no
@@ -85,9 +95,9 @@ class AccessTokens:
         is_subject: Callable[[str], bool] = is_user_id,
     ) -> None:
         self._additional_claims = additional_claims
-        self._secret = settings.access_secret
+        #: Swapped whole by :meth:`use_keys`; read once per token.
+        self.keys = settings.keys
         self._session_secret = settings.refresh_secret
-        self._algorithm = settings.algorithm
         self._issuer = settings.issuer
         self._audience = settings.audience
         self._lifetime = settings.access_expires
@@ -98,6 +108,19 @@ class AccessTokens:
         self._jwt = jwt.PyJWT(options={"require": REQUIRED_CLAIMS})
         self._cache: dict[str, dict[str, Any]] = {}
         self._cache_size = settings.token_cache_size
+        #: Header segment -> the key it names (see :meth:`_key_for`).
+        self._header_keys: dict[str, SigningKey] = {}
+
+    def use_keys(self, keys: KeySet) -> None:
+        """Sign and verify with ``keys`` from now on (a key rotation).
+
+        The set is replaced in one assignment, so a concurrent request uses
+        the old set or the new one, never a mix.  The cache is emptied: a
+        token of a retired key must not outlive its key there.
+        """
+        self.keys = keys
+        self._header_keys = {}
+        self._cache.clear()
 
     def issue(
         self,
@@ -145,8 +168,12 @@ class AccessTokens:
             jti=uuid.uuid4().hex,
             sid=session_id,
         )
+        key = self.keys.signing
         return self._jwt.encode(
-            claims, self._secret, algorithm=self._algorithm, headers={"typ": TOKEN_TYPE}
+            claims,
+            key.signer,
+            algorithm=key.algorithm,
+            headers={"typ": TOKEN_TYPE, "kid": key.kid},
         )
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -177,11 +204,12 @@ class AccessTokens:
     def _verify(self, token: str) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenInvalid()
+        key = self._key_for(token.partition(".")[0])
         try:
             decoded = self._jwt.decode_complete(
                 token,
-                self._secret,
-                algorithms=[self._algorithm],
+                key.verifier,
+                algorithms=[key.algorithm],
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
@@ -204,6 +232,27 @@ class AccessTokens:
             raise TokenInvalid()
         return claims
 
+    def _key_for(self, segment: str) -> SigningKey:
+        """The key the header segment ``segment`` names by its ``kid``, if
+        its ``alg`` is that key's.  Nothing else in the header (``jku``,
+        ``x5u``, ``jwk``, ``x5c``) is ever used to find a key.
+
+        Every token of one key has the same header segment, so the answer is
+        remembered per segment (for a few segments, and only for those that
+        named a key): a never-seen token then costs what ``jwt.decode``
+        with a loaded key costs, without parsing its header twice.
+        """
+        key = self._header_keys.get(segment)
+        if key is not None:
+            return key
+        header = _header(segment)
+        key = self.keys.get(header.get("kid"))
+        if key is None or header.get("alg") != key.algorithm:
+            raise TokenInvalid()
+        if len(self._header_keys) < MAX_HEADER_KEYS:
+            self._header_keys[segment] = key
+        return key
+
     def _check_shapes(self, claims: Mapping[str, Any]) -> None:
         """Refuse signed claims that :meth:`issue` would never have made.
 
@@ -220,3 +269,16 @@ class AccessTokens:
             raise TokenInvalid()
         if not isinstance(sid, str) or SESSION_ID.fullmatch(sid) is None:
             raise TokenInvalid()
+
+
+def _header(segment: str) -> dict[str, Any]:
+    """A token's JOSE header segment, decoded but unverified: only to choose
+    the key.  PyJWT decodes it again, and checks it, when it verifies."""
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        header = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as e:
+        raise TokenInvalid() from e
+    if not isinstance(header, dict):
+        raise TokenInvalid()
+    return header

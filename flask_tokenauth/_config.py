@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from ._blocklist import blocklist_file
+from ._keys import ALGORITHMS, HMAC_ALGORITHMS, KeySet
 from .errors import ConfigurationError
 
 PREFIX = "TOKENAUTH_"
@@ -26,7 +27,18 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_SECRET": None,
     "ACCESS_EXPIRES": timedelta(minutes=15),
     "REFRESH_EXPIRES": timedelta(days=7),
-    "ALGORITHM": "HS256",
+    # None: HS256, or the algorithm TOKENAUTH_SIGNING_KEY is for.
+    "ALGORITHM": None,
+    # None: HMAC with TOKENAUTH_ACCESS_SECRET.  A path to a PEM or JWK file,
+    # or the PEM or JWK text itself (see _keys.py).
+    "SIGNING_KEY": None,
+    "SIGNING_KEY_PASSWORD": None,
+    # Other keys whose tokens are accepted: previous and announced ones.
+    "VERIFY_KEYS": (),
+    # Relative to the blueprint's prefix; None or "" turns it off (404).
+    "JWKS_PATH": "/.well-known/jwks.json",
+    # None: a third of TOKENAUTH_ACCESS_EXPIRES (see Settings.jwks_max_age).
+    "JWKS_MAX_AGE": None,
     "ISSUER": "flask-tokenauth",
     "AUDIENCE": "flask-tokenauth-client",
     "LEEWAY": timedelta(0),
@@ -69,9 +81,6 @@ DEFAULTS: dict[str, Any] = {
 
 REVOCATION_MODES = ("auto", "redis", "database", "off")
 
-#: HMAC algorithms only (both secrets are shared secrets), each with the
-#: minimum key length RFC 7518 section 3.2 asks for: the hash's output size.
-ALGORITHMS = {"HS256": 32, "HS384": 48, "HS512": 64}
 MIN_SECRET_BYTES = 32
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)
@@ -285,11 +294,19 @@ def _check_cookie_prefix(
 class Settings:
     """The validated configuration of one application."""
 
-    access_secret: bytes
+    #: ``None`` when an asymmetric TOKENAUTH_SIGNING_KEY signs on its own.
+    access_secret: bytes | None
     refresh_secret: bytes
     access_expires: timedelta
     refresh_expires: timedelta
+    #: The signing key's algorithm.
     algorithm: str
+    #: The signing key and every key accepted (see :mod:`._keys`).
+    keys: KeySet
+    #: Where the blueprint serves the public keys; ``None``: not served.
+    jwks_path: str | None
+    #: The JWKS document's ``Cache-Control: max-age``.
+    jwks_max_age: timedelta
     issuer: str
     audience: str
     leeway: timedelta
@@ -363,14 +380,31 @@ class Settings:
         def key(name: str) -> str:
             return PREFIX + name
 
-        algorithm = str(get("ALGORITHM")).upper()
-        if algorithm not in ALGORITHMS:
+        chosen = get("ALGORITHM")
+        by_upper = {a.upper(): a for a in ALGORITHMS}
+        algorithm = by_upper.get(str(chosen).upper()) if chosen else None
+        if chosen and algorithm is None:
             raise ConfigurationError(
                 f"TOKENAUTH_ALGORITHM must be one of {', '.join(ALGORITHMS)};"
-                f" got {get('ALGORITHM')!r}."
+                f" got {chosen!r}."
             )
-        access_secret = _parse_secret(
-            get("ACCESS_SECRET"), key("ACCESS_SECRET"), ALGORITHMS[algorithm]
+        signing_key = get("SIGNING_KEY") or None
+        access_secret: bytes | None = None
+        if signing_key is None or get("ACCESS_SECRET"):
+            # Required for HMAC; with a signing key, still accepted (it only
+            # verifies then) while the tokens it signed expire.
+            access_secret = _parse_secret(
+                get("ACCESS_SECRET"),
+                key("ACCESS_SECRET"),
+                HMAC_ALGORITHMS.get(algorithm or "HS256", MIN_SECRET_BYTES),
+            )
+        password = get("SIGNING_KEY_PASSWORD") or None
+        keys = KeySet.from_config(
+            algorithm=algorithm,
+            access_secret=access_secret,
+            signing_key=signing_key,
+            password=password.encode() if isinstance(password, str) else password,
+            verify_keys=get("VERIFY_KEYS"),
         )
         refresh_secret = _parse_secret(get("REFRESH_SECRET"), key("REFRESH_SECRET"))
         if access_secret == refresh_secret:
@@ -476,14 +510,42 @@ class Settings:
             )
         idle = get("IDLE_TIMEOUT")
         reuse = get("REUSE_INTERVAL")
+        access_expires = parse_duration(get("ACCESS_EXPIRES"), key("ACCESS_EXPIRES"))
+        jwks_path = get("JWKS_PATH") or None
+        if jwks_path is not None and (
+            not isinstance(jwks_path, str)
+            or not re.fullmatch(r"/[A-Za-z0-9._~\-/]*", jwks_path)
+        ):
+            raise ConfigurationError(
+                "TOKENAUTH_JWKS_PATH must be a path starting with '/', such as"
+                " '/.well-known/jwks.json', or empty to turn it off;"
+                f" got {jwks_path!r}."
+            )
+        max_age = get("JWKS_MAX_AGE")
+        jwks_max_age = (
+            access_expires / 3
+            if max_age is None
+            else parse_duration(max_age, key("JWKS_MAX_AGE"))
+        )
+        if jwks_max_age >= access_expires:
+            # A verifier must see a new key before any token signed with it,
+            # and keep a retired key's tokens verifiable until they expire.
+            raise ConfigurationError(
+                "TOKENAUTH_JWKS_MAX_AGE must be shorter than"
+                " TOKENAUTH_ACCESS_EXPIRES (the overlap of a key rotation);"
+                f" got {max_age!r}."
+            )
         return cls(
             access_secret=access_secret,
             refresh_secret=refresh_secret,
-            access_expires=parse_duration(get("ACCESS_EXPIRES"), key("ACCESS_EXPIRES")),
+            access_expires=access_expires,
             refresh_expires=parse_duration(
                 get("REFRESH_EXPIRES"), key("REFRESH_EXPIRES")
             ),
-            algorithm=algorithm,
+            algorithm=keys.signing.algorithm,
+            keys=keys,
+            jwks_path=jwks_path,
+            jwks_max_age=jwks_max_age,
             issuer=get("ISSUER"),
             audience=get("AUDIENCE"),
             leeway=(

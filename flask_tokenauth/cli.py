@@ -2,15 +2,18 @@
 
 ``db upgrade|downgrade|current|stamp|history`` manage the tables; ``purge`` deletes dead
 sessions; ``create-user``, ``sessions`` and ``revoke-sessions`` administer
-users.  Every command exits non-zero with a one-line message on bad input or
-an unreachable database.
+users; ``keys generate`` makes a signing key.  Every command exits non-zero
+with a one-line message on bad input or an unreachable database.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from alembic.util import CommandError
@@ -19,7 +22,7 @@ from flask.cli import AppGroup
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from . import _migrate
+from . import _keys, _migrate
 from ._db import describe_db_error
 from ._sessions import active_sessions, purge, revoke_user_sessions
 from ._state import TokenAuthState, get_state
@@ -218,3 +221,59 @@ def revoke_sessions_command(login: str) -> None:
     with _errors():
         revoked = revoke_user_sessions(_user_id(state, login))
     click.echo(f"Revoked {len(revoked)} session(s).")
+
+
+@tokenauth_cli.group("keys")
+def keys_cli() -> None:
+    """Signing keys for access tokens (TOKENAUTH_SIGNING_KEY)."""
+
+
+@keys_cli.command("generate", with_appcontext=False)
+@click.option(
+    "--alg",
+    "algorithm",
+    type=click.Choice(_keys.ASYMMETRIC_ALGORITHMS),
+    default="EdDSA",
+    show_default=True,
+    help="The algorithm the key is pinned to.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["pem", "jwk"]),
+    default="pem",
+    show_default=True,
+    help="PKCS#8 PEM, or a JWK that also records the kid and the algorithm.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the key to this new file (mode 0600) instead of printing it.",
+)
+def generate_key(algorithm: str, output_format: str, out: Path | None) -> None:
+    """Generate a private signing key.
+
+    Point TOKENAUTH_SIGNING_KEY at the file (or set it to the text).  The
+    key id it will carry (its RFC 7638 thumbprint, or the JWK's kid) is
+    printed on stderr, with the algorithm.
+    """
+    key = _keys.SigningKey.load(_keys.generate(algorithm), "the new key", private=True)
+    if output_format == "pem":
+        text = _keys.private_pem(key.signer)
+    else:
+        text = json.dumps(_keys.private_jwk(key), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            # O_EXCL: never overwrite a key; 0600: a private key.
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise click.ClickException(
+                f"{out} exists; not overwriting a key."
+            ) from None
+        except OSError as e:
+            raise click.ClickException(f"Cannot write {out}: {e.strerror}.") from None
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+    click.echo(f"Generated an {algorithm} key, kid {key.kid}.", err=True)

@@ -26,6 +26,7 @@ from werkzeug.test import TestResponse
 
 from flask_tokenauth import TokenAuth, auth_bp
 from flask_tokenauth._db import make_engine, normalize_url
+from flask_tokenauth._keys import SigningKey
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.models import metadata
 
@@ -38,6 +39,10 @@ REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 ACCESS_SECRET = "access-secret-for-tests-" + "a" * 48
 REFRESH_SECRET = "refresh-secret-for-tests-" + "b" * 48
 PASSWORD = "correct horse battery"
+#: The ``kid`` of ACCESS_SECRET's HS256 key: tokens forged by hand name it,
+#: so that they are refused (or accepted) for what they test, not for
+#: lacking a kid.
+ACCESS_KID = SigningKey.hmac(ACCESS_SECRET.encode(), "HS256", "").kid
 
 
 def service_missing(reason: str) -> None:

@@ -20,7 +20,7 @@ from flask_tokenauth import TokenInvalid, current_claims, current_user, login_re
 from flask_tokenauth._access import MAX_TOKEN_LENGTH, AccessTokens
 from flask_tokenauth._sid import new_session_id
 
-from .conftest import ACCESS_SECRET, REFRESH_SECRET, Auth, bearer
+from .conftest import ACCESS_KID, ACCESS_SECRET, REFRESH_SECRET, Auth, bearer
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def forge(
         claims,
         secret,
         algorithm=algorithm,
-        headers={"typ": "at+jwt", **(headers or {})},
+        headers={"typ": "at+jwt", "kid": ACCESS_KID, **(headers or {})},
     )
 
 
@@ -101,7 +101,11 @@ def test_valid_token_claims(token: str, client: FlaskClient) -> None:
     assert set(claims) >= {"sub", "iat", "exp", "iss", "aud", "jti", "sid"}
     assert isinstance(claims["sub"], str)
     assert claims["exp"] - claims["iat"] == 15 * 60
-    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "at+jwt"}
+    assert jwt.get_unverified_header(token) == {
+        "alg": "HS256",
+        "typ": "at+jwt",
+        "kid": ACCESS_KID,
+    }
     response = client.get("/api/claims", headers=bearer(token))
     assert response.get_json() == {"sub": claims["sub"], "sid": claims["sid"]}
 
@@ -138,7 +142,8 @@ def test_expired_token_has_the_tutorials_exact_body(
 
 
 def _none_token(claims: dict[str, Any], alg: str) -> str:
-    return f"{b64({'alg': alg, 'typ': 'at+jwt'})}.{b64(claims)}."
+    header = {"alg": alg, "typ": "at+jwt", "kid": ACCESS_KID}
+    return f"{b64(header)}.{b64(claims)}."
 
 
 def mutations(claims: dict[str, Any]) -> dict[str, str]:
@@ -165,7 +170,10 @@ def mutations(claims: dict[str, Any]) -> dict[str, str]:
         "future iat": forge(dict(claims, iat=now + 600)),
         "typ JWT": forge(claims, headers={"typ": "JWT"}),
         "no typ": jwt.encode(
-            claims, ACCESS_SECRET, algorithm="HS256", headers={"typ": None}
+            claims,
+            ACCESS_SECRET,
+            algorithm="HS256",
+            headers={"typ": None, "kid": ACCESS_KID},
         ),
         "HS512 instead of pinned HS256": forge(claims, algorithm="HS512"),
         "integer sub": forge(dict(claims, sub=1)),

@@ -39,6 +39,7 @@ from flask_tokenauth._migrate import upgrade
 from flask_tokenauth._passwords import hash_rounds
 
 from .conftest import (
+    ACCESS_KID,
     ACCESS_SECRET,
     PASSWORD,
     POSTGRES_URL,
@@ -280,7 +281,7 @@ def sign(
 
 SECRET = ACCESS_SECRET.encode()
 ATTACKER_KEY = b"attacker-chosen-key-" + b"k" * 44
-TYP = {"typ": "at+jwt"}
+TYP = {"typ": "at+jwt", "kid": ACCESS_KID}
 
 
 def forgeries(claims: dict[str, Any]) -> dict[str, str]:

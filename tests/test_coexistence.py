@@ -24,13 +24,13 @@ from flask_tokenauth import (
 )
 
 from .coexist_app import create_app, load_host_user
-from .conftest import ACCESS_SECRET, PASSWORD, Auth, bearer
+from .conftest import ACCESS_KID, ACCESS_SECRET, PASSWORD, Auth, bearer
 
 
 def expired(token: str) -> str:
     claims = jwt.decode(token, options={"verify_signature": False})
     claims.update(iat=int(time.time()) - 100, exp=int(time.time()) - 10)
-    headers = {"typ": "at+jwt"}
+    headers = {"typ": "at+jwt", "kid": ACCESS_KID}
     return jwt.encode(claims, ACCESS_SECRET, algorithm="HS256", headers=headers)
 
 

@@ -72,7 +72,7 @@ def test_defaults() -> None:
         ({"TOKENAUTH_REFRESH_SECRET": "y" * 31}, "TOKENAUTH_REFRESH_SECRET is 31"),
         ({"TOKENAUTH_REFRESH_SECRET": ACCESS_SECRET}, "must be different"),
         ({"TOKENAUTH_ALGORITHM": "none"}, "TOKENAUTH_ALGORITHM must be one of"),
-        ({"TOKENAUTH_ALGORITHM": "RS256"}, "TOKENAUTH_ALGORITHM must be one of"),
+        ({"TOKENAUTH_ALGORITHM": "RS256"}, "TOKENAUTH_ALGORITHM=RS256 signs with"),
         (
             {"TOKENAUTH_ALGORITHM": "HS512", "TOKENAUTH_ACCESS_SECRET": "z" * 63},
             "at least 64",

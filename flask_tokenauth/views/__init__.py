@@ -14,16 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 from flask.sansio.app import App
 from werkzeug.exceptions import HTTPException, default_exceptions
 from werkzeug.exceptions import MethodNotAllowed as RoutingMethodNotAllowed
 
 from .._headers import add_security_headers
-from .._state import EXTENSION_KEY
+from .._state import EXTENSION_KEY, get_state
 from ..errors import NotFound, from_http_exception
 from ..extension import TokenAuth
 from ..integrations import exempt_from_csrf
-from . import auth, client, sessions
+from . import auth, client, keys, sessions
 from ._common import ALL_METHODS, BLUEPRINT_NAME
 
 
@@ -62,6 +63,17 @@ _ROUTES: tuple[tuple[str, Any], ...] = (
 )
 for _rule, _view in _ROUTES:
     auth_bp.add_url_rule(_rule, view_func=_view, methods=ALL_METHODS)
+
+
+@auth_bp.record
+def _add_jwks_route(setup: BlueprintSetupState) -> None:
+    """The JWKS document at ``TOKENAUTH_JWKS_PATH`` of the app the blueprint
+    is registered on (under the blueprint's prefix), or nowhere.  A setup
+    function, because the path is the app's setting: the extension is set up
+    (see :meth:`AuthBlueprint.register`) before it runs."""
+    path = get_state(setup.app).settings.jwks_path
+    if path is not None:
+        setup.add_url_rule(path, "jwks", keys.jwks, methods=ALL_METHODS)
 
 
 @auth_bp.before_app_request
