@@ -8,7 +8,9 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import upgrade
 
-from .conftest import PASSWORD, REFRESH_SECRET, bearer
+from .conftest import PASSWORD, REFRESH_SECRET, bearer, service_missing
 from .servers import (
     START_TIMEOUT,
     Server,
@@ -36,6 +38,7 @@ from .servers import (
 )
 from .test_keys import pem, public_pem
 
+JS_DIR = Path(__file__).resolve().parent / "js"
 EMAIL = "second@example.com"
 ISSUER = "flask-tokenauth"
 AUDIENCE = "flask-tokenauth-client"
@@ -248,6 +251,36 @@ def test_an_expired_token_is_refused(deployment: Deployment, keys: list[Any]) ->
     )
     status, body = deployment.whoami(expired)
     assert (status, body["code"]) == (401, "TOKEN_EXPIRED")
+
+
+def node_verify(deployment: Deployment, token: str) -> tuple[int, str]:
+    """The README's Node snippet (tests/js/verify-jwks.mjs, the ``jose``
+    package) run against the main app's JWKS URL."""
+    node = shutil.which("node")
+    if node is None or not (JS_DIR / "node_modules" / "jose").is_dir():
+        service_missing("node or jose (tests/js, `make js`) is not installed")
+    assert node is not None
+    result = subprocess.run(
+        [node, "verify-jwks.mjs", deployment.jwks_url, token],
+        cwd=JS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_the_node_snippet_verifies_with_the_jwks_url(
+    deployment: Deployment, keys: list[Any]
+) -> None:
+    token = deployment.login()
+    code, output = node_verify(deployment, token)
+    assert code == 0, output
+    assert json.loads(output)["sub"] == "1"
+    for name, forged in forgeries(token, keys[0]).items():
+        code, output = node_verify(deployment, forged)
+        assert code == 1, name
+        assert output.startswith("ERR_"), (name, output)
 
 
 def test_rotation_by_configuration(deployment: Deployment, keys: list[Any]) -> None:
