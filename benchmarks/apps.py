@@ -158,6 +158,9 @@ def create_app(options: Mapping[str, Any] | None = None) -> Flask:
         JWT_ACCESS_TOKEN_EXPIRES=ACCESS_LIFETIME,
         JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=7),
     )
+    if opts.get("signing_key") is not None:
+        # Part 6: an asymmetric key object signs; the secret only verifies.
+        app.config["TOKENAUTH_SIGNING_KEY"] = opts["signing_key"]
     if opts["revocation"] == "redis":
         app.config["TOKENAUTH_REDIS_URL"] = opts["redis_url"]
         app.config["TOKENAUTH_REDIS_PREFIX"] = opts["redis_prefix"]

@@ -11,7 +11,9 @@ Parts (issue 4's goals):
    same-token race, and database round trips per rotation;
 4. ``login``      logins/s vs the bcrypt bound, unknown email vs wrong
    password, protected-request latency while logins run;
-5. ``memory``     resident size over many protected requests and refreshes.
+5. ``memory``     resident size over many protected requests and refreshes;
+6. ``keys``       issue and verify costs per algorithm vs PyJWT with a loaded
+   key, and a warm-token request with EdDSA vs HS256 (issue 12).
 
 Each part runs against a fresh PostgreSQL database of its own run (created
 and dropped here) and a Redis key prefix of its own.  Figures are printed as
@@ -39,13 +41,14 @@ from pathlib import Path
 from . import cpuload
 from .common import PASSWORD, ROOT, Context, Report, run_database, seed_user
 
-PARTS = ("inprocess", "gunicorn", "refresh", "login", "memory")
+PARTS = ("inprocess", "gunicorn", "refresh", "login", "memory", "keys")
 TITLES = {
     "inprocess": "1. in-process cost per protected request",
     "gunicorn": "2. protected vs unprotected view under gunicorn (wrk)",
     "refresh": "3. refresh: rotations/s, same-token race, round trips (PostgreSQL)",
     "login": "4. login: throughput vs the bcrypt bound, timing, service under load",
     "memory": "5. memory over a long run",
+    "keys": "6. signing keys: issue/verify per algorithm vs PyJWT, warm EdDSA vs HS256",
 }
 
 
@@ -58,6 +61,8 @@ def part_runner(name: str) -> Callable[[Context], None]:
         from .refresh import run
     elif name == "login":
         from .login import run
+    elif name == "keys":
+        from .keys import run
     else:
         from .memory import run
     return run
@@ -73,7 +78,7 @@ def parse_parts(value: str) -> list[str]:
         matches = [p for p in PARTS if p.startswith(item)]
         if len(matches) != 1:
             raise argparse.ArgumentTypeError(
-                f"unknown part {item!r}: choose from {', '.join(PARTS)} (or 1-5)"
+                f"unknown part {item!r}: choose from {', '.join(PARTS)} (or 1-6)"
             )
         if matches[0] not in chosen:
             chosen.append(matches[0])
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         type=parse_parts,
         default=list(PARTS),
         metavar="PARTS",
-        help=f"comma-separated subset: {', '.join(PARTS)} (or 1-5)",
+        help=f"comma-separated subset: {', '.join(PARTS)} (or 1-6)",
     )
     parser.add_argument(
         "--postgres-url",
