@@ -7,15 +7,18 @@ with a message that names the key to set; nothing is read lazily per request.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from ._blocklist import blocklist_file
 from ._keys import ALGORITHMS, HMAC_ALGORITHMS, KeySet
+from ._keysdir import load_keyset
 from .errors import ConfigurationError
 
 PREFIX = "TOKENAUTH_"
@@ -35,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "SIGNING_KEY_PASSWORD": None,
     # Other keys whose tokens are accepted: previous and announced ones.
     "VERIFY_KEYS": (),
+    # A directory of rotating keys (see _keysdir.py); replaces the two above.
+    "KEYS_DIR": None,
+    # How often each process looks for a change of the keys directory.
+    "KEYS_RELOAD_INTERVAL": timedelta(seconds=1),
     # Relative to the blueprint's prefix; None or "" turns it off (404).
     "JWKS_PATH": "/.well-known/jwks.json",
     # None: a third of TOKENAUTH_ACCESS_EXPIRES (see Settings.jwks_max_age).
@@ -244,6 +251,38 @@ def _parse_origins(value: object, key: str) -> frozenset[str]:
     return frozenset(item.lower() for item in items)
 
 
+def _parse_interval(value: object, key: str) -> timedelta:
+    """A duration that may be a fraction of a second, also from the
+    environment (``"0.5"``)."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    return parse_duration(value, key)
+
+
+def _parse_keys_dir(
+    value: object, signing_key: object, verify_keys: object
+) -> Path | None:
+    """``TOKENAUTH_KEYS_DIR``, refused beside the keys it replaces: two
+    sources of keys would leave it unclear which one signs."""
+    if value is None or value == "":
+        return None
+    if signing_key is not None or verify_keys:
+        raise ConfigurationError(
+            "TOKENAUTH_KEYS_DIR replaces TOKENAUTH_SIGNING_KEY and"
+            " TOKENAUTH_VERIFY_KEYS: unset those two, or unset TOKENAUTH_KEYS_DIR."
+        )
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigurationError(f"TOKENAUTH_KEYS_DIR must be a path; got {value!r}.")
+    path = Path(value)
+    if not path.is_dir():
+        raise ConfigurationError(
+            f"TOKENAUTH_KEYS_DIR={str(path)!r} is not a directory. Create it with"
+            f" 'flask tokenauth keys rotate --publish --dir {path}'."
+        )
+    return path
+
+
 def _parse_cookie_path(value: object, key: str) -> str | None:
     """An explicit cookie ``Path`` (``None``: derive it from the blueprint)."""
     if value is None or value == "":
@@ -351,6 +390,11 @@ class Settings:
     register_enabled: bool = True
     #: ``/password`` answers 404 when off.
     password_change_enabled: bool = True
+    #: The keys directory, when keys rotate without a restart.
+    keys_dir: Path | None = None
+    keys_reload_interval: timedelta = timedelta(seconds=1)
+    #: The password of encrypted private keys (read again at each reload).
+    signing_key_password: bytes | None = None
 
     @classmethod
     def from_mapping(
@@ -390,7 +434,7 @@ class Settings:
             )
         signing_key = get("SIGNING_KEY") or None
         access_secret: bytes | None = None
-        if signing_key is None or get("ACCESS_SECRET"):
+        if (signing_key is None and not get("KEYS_DIR")) or get("ACCESS_SECRET"):
             # Required for HMAC; with a signing key, still accepted (it only
             # verifies then) while the tokens it signed expire.
             access_secret = _parse_secret(
@@ -399,13 +443,26 @@ class Settings:
                 HMAC_ALGORITHMS.get(algorithm or "HS256", MIN_SECRET_BYTES),
             )
         password = get("SIGNING_KEY_PASSWORD") or None
-        keys = KeySet.from_config(
-            algorithm=algorithm,
-            access_secret=access_secret,
-            signing_key=signing_key,
-            password=password.encode() if isinstance(password, str) else password,
-            verify_keys=get("VERIFY_KEYS"),
-        )
+        if isinstance(password, str):
+            password = password.encode()
+        keys_dir = _parse_keys_dir(get("KEYS_DIR"), signing_key, get("VERIFY_KEYS"))
+        if keys_dir is None:
+            keys = KeySet.from_config(
+                algorithm=algorithm,
+                access_secret=access_secret,
+                signing_key=signing_key,
+                password=password,
+                verify_keys=get("VERIFY_KEYS"),
+            )
+        else:
+            keys = load_keyset(keys_dir, password, access_secret)
+            if algorithm is not None and algorithm != keys.signing.algorithm:
+                raise ConfigurationError(
+                    f"TOKENAUTH_ALGORITHM={algorithm}, but the signing key of"
+                    f" TOKENAUTH_KEYS_DIR is for {keys.signing.algorithm}: unset"
+                    " TOKENAUTH_ALGORITHM (each key of the directory is pinned to"
+                    " its own)."
+                )
         refresh_secret = _parse_secret(get("REFRESH_SECRET"), key("REFRESH_SECRET"))
         if access_secret == refresh_secret:
             raise ConfigurationError(
@@ -608,6 +665,11 @@ class Settings:
             password_change_enabled=_parse_bool(
                 get("PASSWORD_CHANGE_ENABLED"), key("PASSWORD_CHANGE_ENABLED")
             ),
+            keys_dir=keys_dir,
+            keys_reload_interval=_parse_interval(
+                get("KEYS_RELOAD_INTERVAL"), key("KEYS_RELOAD_INTERVAL")
+            ),
+            signing_key_password=password,
         )
 
 

@@ -13,6 +13,7 @@ from ._access import AccessTokens, ClaimsLoader
 from ._config import Settings
 from ._db import Database, EngineSource, make_engine
 from ._headers import add_security_headers
+from ._keysdir import KeysWatcher
 from ._limiter import make_limiter
 from ._refresh import RefreshTokens
 from ._revocation import (
@@ -143,6 +144,16 @@ class TokenAuth:
             user_store=user_store,
         )
         user_store.attach(app)
+        if settings.keys_dir is not None:
+            watcher = KeysWatcher(
+                settings.keys_dir,
+                settings.keys_reload_interval.total_seconds(),
+                settings.signing_key_password,
+                settings.access_secret,
+                app.extensions[EXTENSION_KEY].access_tokens.use_keys,
+            )
+            # App-wide: the host's protected views verify tokens too.
+            app.before_request(watcher.check)
         self._set_up = True
         if settings.security_headers_app_wide:
             app.after_request(add_security_headers)
