@@ -21,7 +21,6 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import text
 
-from flask_tokenauth import login_required
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.errors import ConfigurationError
@@ -38,6 +37,7 @@ from .servers import (
     stop_server,
     wait_until_ready,
 )
+from .test_keys import keyed_app, login  # noqa: F401 (a fixture)
 
 JWKS = "/api/auth/.well-known/jwks.json"
 
@@ -72,34 +72,17 @@ def keys_dir(tmp_path: Path, runner: FlaskCliRunner) -> Path:
 
 
 @pytest.fixture
-def dir_app(make_app: Any, keys_dir: Path) -> Callable[..., Flask]:
+def dir_app(keyed_app: Any, keys_dir: Path) -> Callable[..., Flask]:  # noqa: F811
+    """``keyed_app`` (of test_keys) on the keys directory."""
+
     def factory(**config: Any) -> Flask:
-        config.setdefault("TOKENAUTH_ACCESS_SECRET", None)
         config.setdefault("TOKENAUTH_KEYS_DIR", str(keys_dir))
         # Every request checks: the tests need no waiting.
         config.setdefault("TOKENAUTH_KEYS_RELOAD_INTERVAL", 0.001)
-        app: Flask = make_app(**config)
-
-        @app.get("/api/profile")
-        @login_required
-        def profile() -> Any:
-            return {"ok": True}
-
+        app: Flask = keyed_app(**config)
         return app
 
     return factory
-
-
-def login(app: Flask) -> str:
-    client = app.test_client()
-    client.post(
-        "/api/auth/register", json={"email": "u@example.com", "password": PASSWORD}
-    )
-    response = client.post(
-        "/api/auth/login", json={"email": "u@example.com", "password": PASSWORD}
-    )
-    assert response.status_code == 200, response.json
-    return str(response.json["accessToken"])  # type: ignore[index]
 
 
 def kid_of(token: str) -> str:
