@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, text
+from sqlalchemy import Connection, Table, bindparam, insert, text
 
 from ._db import Database, describe_db_error
 from .models import RevocationEvent
@@ -60,6 +60,7 @@ MAX_RETRY_SECONDS = 2.0
 WARN_EVERY_SECONDS = 60.0
 
 _COLUMNS = "id, kind, session_id, user_id, not_before"
+_TYPES = {"last": _events.c.id.type, "since": _events.c.created_at.type}
 
 
 def record(
@@ -198,7 +199,12 @@ class RevocationCopy:
             sql, params = self._query()
             try:
                 with self._db.single_statement() as conn:
-                    rows = conn.execute(text(sql), params).all()
+                    # Typed, so that SQLite compares ``since`` in the form
+                    # SQLAlchemy stores datetimes in.
+                    statement = text(sql).bindparams(
+                        *(bindparam(k, type_=_TYPES[k]) for k in params)
+                    )
+                    rows = conn.execute(statement, params).all()
             except Exception as e:
                 logger.warning(
                     "tokenauth revocation log unreadable (asking the database"

@@ -20,7 +20,7 @@ import jwt
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import Engine, event, inspect, make_url, text
+from sqlalchemy import Engine, bindparam, event, insert, inspect, make_url, text
 
 from flask_tokenauth import _dbmirror as dbmirror
 from flask_tokenauth import current_claims, login_required
@@ -30,6 +30,7 @@ from flask_tokenauth._migrate import downgrade, upgrade
 from flask_tokenauth._revocation import DatabaseRevocation
 from flask_tokenauth._sessions import purge, revoke_in
 from flask_tokenauth.errors import ConfigurationError
+from flask_tokenauth.models import RevocationEvent
 
 from .conftest import (
     ACCESS_SECRET,
@@ -221,6 +222,31 @@ def test_a_deleted_builtin_user_reaches_every_copy(
         conn.execute(text("DELETE FROM tokenauth_users WHERE id = :id"), {"id": sub})
     assert wait_for(lambda: copy.current() and sub in copy.gone)
     assert code(client.get("/claims", headers=bearer(token))) == (401, "USER_NOT_FOUND")
+
+
+def test_a_new_copy_loads_the_revocations_of_one_token_lifetime(
+    make_db_app: Callable[..., Flask], engine: Engine
+) -> None:
+    """Older rows refuse only tokens that have expired: not loaded."""
+    app = make_db_app(TOKENAUTH_ACCESS_EXPIRES=60)
+    now = datetime.now(timezone.utc)
+    rows = [
+        {"kind": "session", "session_id": "old", "at": now - timedelta(seconds=70)},
+        {"kind": "session", "session_id": "recent", "at": now - timedelta(seconds=50)},
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(RevocationEvent).values(
+                kind=bindparam("kind"),
+                session_id=bindparam("session_id"),
+                user_id="1",
+                created_at=bindparam("at"),
+            ),
+            rows,
+        )
+    copy = copy_of(app)
+    assert wait_for(copy.current)
+    assert set(copy.sessions) == {"recent"}
 
 
 def test_purge_deletes_the_logs_expired_rows(
