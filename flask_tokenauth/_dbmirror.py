@@ -56,6 +56,8 @@ CHANNEL = _events.name
 SWEEP_SECONDS = 30.0
 #: The longest wait between two attempts to reconnect the listener.
 MAX_RETRY_SECONDS = 2.0
+#: The listener reads at least this long apart, however small the bound.
+MIN_HEARTBEAT_SECONDS = 0.01
 #: While the listener stays down, how often that is logged as a warning.
 WARN_EVERY_SECONDS = 60.0
 
@@ -302,7 +304,7 @@ def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> N
         copy = ref()
         if copy is None or copy._pid != pid:
             return
-        heartbeat = copy.staleness / 4
+        heartbeat = max(copy.staleness / 4, MIN_HEARTBEAT_SECONDS)
         name = copy.application_name
         del copy
         connection: Any = None
