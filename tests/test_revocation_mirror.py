@@ -546,8 +546,10 @@ def test_0005_logs_the_revocations_made_before_it(fresh_url: str) -> None:
 def workers(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """Two gunicorn workers (one app loaded before the fork, ``--preload``)
-    on one database, the database revocation store, no Redis."""
+    """Two gunicorn workers on one database, the database revocation store,
+    no Redis.  The app is loaded, and its copy put to use, before the fork
+    (``--preload``, :mod:`tests.mirror_app`): each worker must notice it is
+    a new process and start its own listener."""
     gunicorn = gunicorn_path()
     if gunicorn is None:
         service_missing("gunicorn is not installed")
