@@ -475,11 +475,15 @@ def test_an_unreachable_listen_url_fails_closed(
 
 
 @pytest.fixture
-def fresh_url(database_url: str, tmp_path: Path, postgres_url: str) -> Iterator[str]:
+def fresh_url(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """An empty database of the test's dialect."""
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
         return
-    with throwaway_database(postgres_url, "tokenauth_mirror_") as url:
+    server = request.getfixturevalue("postgres_url")
+    with throwaway_database(server, "tokenauth_mirror_") as url:
         yield url
 
 
