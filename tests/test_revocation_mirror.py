@@ -30,7 +30,7 @@ from flask_tokenauth._migrate import downgrade, upgrade
 from flask_tokenauth._revocation import DatabaseRevocation
 from flask_tokenauth._sessions import purge, revoke_in
 from flask_tokenauth.errors import ConfigurationError
-from flask_tokenauth.models import RevocationEvent
+from flask_tokenauth.models import RevocationEvent, metadata
 
 from .conftest import (
     ACCESS_SECRET,
@@ -540,6 +540,32 @@ def test_0005_logs_the_revocations_made_before_it(fresh_url: str) -> None:
             conn.execute(text("DELETE FROM tokenauth_users"))
         assert "tokenauth_revocation_events" not in inspect(engine).get_table_names()
     finally:
+        engine.dispose()
+
+
+def test_create_all_logs_user_deletions_too(fresh_url: str) -> None:
+    """Tables made by ``metadata.create_all`` (then stamped) get the trigger
+    of migration 0005, and it survives a drop_all and create_all."""
+    engine = make_engine(fresh_url, {})
+    try:
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tokenauth_users (email, password_hash)"
+                    " VALUES ('gone@example.com', 'x')"
+                )
+            )
+            conn.execute(text("DELETE FROM tokenauth_users"))
+            rows = conn.execute(
+                text("SELECT kind, user_id FROM tokenauth_revocation_events")
+            ).all()
+        assert [tuple(r) for r in rows] == [("user-gone", "1")]
+    finally:
+        metadata.drop_all(engine)
         engine.dispose()
 
 
