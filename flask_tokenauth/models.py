@@ -1,5 +1,5 @@
-"""The library's tables: the built-in users, sessions, refresh tokens and
-the per-user cutoffs of "log out everywhere".
+"""The library's tables: the built-in users, sessions, refresh tokens, the
+per-user cutoffs of "log out everywhere" and the log of revocations.
 
 Every name starts with :data:`TABLE_PREFIX`, so none collides with a table
 of the host application (a host ``users`` table is common).  Sessions,
@@ -19,11 +19,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    DDL,
+    BigInteger,
     DateTime,
     Index,
     Integer,
     MetaData,
     String,
+    event,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -198,3 +201,75 @@ class UserCutoff(Base):
 
     def __repr__(self) -> str:
         return f"<UserCutoff {self.user_id} {self.tokens_valid_after}>"
+
+
+class RevocationEvent(Base):
+    """One revocation, in the order committed: what each process's copy of
+    the revocations (see :mod:`flask_tokenauth._dbmirror`) reads, those
+    newer than the last it saw.
+
+    ``kind`` is ``"session"`` (``session_id`` revoked), ``"cutoff"`` (the
+    user's tokens issued before ``not_before``, Unix seconds, refused) or
+    ``"user-gone"`` (a built-in user deleted, even by raw SQL: a trigger of
+    migration 0005 writes it).  Written in the revoking transaction, which
+    locks the table first on PostgreSQL so that ids are committed in order.
+    Kept for the longest access-token lifetime (``flask tokenauth purge``).
+    The table's name is also the PostgreSQL ``NOTIFY`` channel.
+    """
+
+    __tablename__ = TABLE_PREFIX + "revocation_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(USER_ID_LENGTH))
+    not_before: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), index=True
+    )
+
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    def __repr__(self) -> str:
+        return f"<RevocationEvent {self.id} {self.kind}>"
+
+
+def _log_user_deletions() -> None:
+    """Deleting a built-in user, even by raw SQL, logs a ``user-gone``
+    event; on PostgreSQL after locking the log, as the library's own writes
+    do, and notifying its channel.  Migration 0005 creates the same trigger;
+    this makes ``metadata.create_all`` do so too."""
+    trigger = f"{TABLE_PREFIX}users_gone"
+    users = User.__tablename__
+    events = RevocationEvent.__tablename__
+    insert = (
+        f"INSERT INTO {events} (kind, user_id, created_at) VALUES"
+        " ('user-gone', CAST(OLD.id AS VARCHAR(255)), {now});"
+    )
+    statements = [
+        (
+            "sqlite",
+            f"CREATE TRIGGER {trigger} AFTER DELETE ON {users} BEGIN"
+            f" {insert.format(now='CURRENT_TIMESTAMP')} END",
+        ),
+        (
+            "postgresql",
+            f"CREATE OR REPLACE FUNCTION {trigger}() RETURNS trigger"
+            f" LANGUAGE plpgsql AS $$ BEGIN LOCK TABLE {events} IN EXCLUSIVE"
+            f" MODE; {insert.format(now='now()')}"
+            f" PERFORM pg_notify('{events}', ''); RETURN NULL; END $$",
+        ),
+        (
+            "postgresql",
+            f"CREATE TRIGGER {trigger} AFTER DELETE ON {users}"
+            f" FOR EACH ROW EXECUTE PROCEDURE {trigger}()",
+        ),
+    ]
+    for dialect, statement in statements:
+        ddl = DDL(statement)  # type: ignore[no-untyped-call]
+        event.listen(User.__table__, "after_create", ddl.execute_if(dialect=dialect))
+
+
+_log_user_deletions()
