@@ -48,7 +48,7 @@ from sqlalchemy import (
     update,
 )
 
-from ._db import as_utc, execute_one
+from ._db import PreparedStatement, as_utc
 from ._sid import new_session_id
 from .errors import (
     RefreshTokenExpired,
@@ -123,6 +123,14 @@ ISSUED_SUB = "issued.user_id"
 #: The rotation without the user's status (a store that cannot answer in
 #: SQL, or whose users are in another database).
 ROTATE_POSTGRESQL = _ROTATE_POSTGRESQL + "NULL FROM issued"
+
+#: The rotation's parameters and their types, for ``PREPARE``.
+_ROTATE_PARAMETERS = {
+    "hash": "text",
+    "new_hash": "text",
+    "now": "timestamptz",
+    "idle_until": "timestamptz",
+}
 
 #: The status of a session's user as SQL, for the rotation statement: given
 #: the column that holds the session's ``sub``, an expression that is NULL
@@ -253,7 +261,7 @@ class RefreshTokens:
         #: The rotation statement, with the user's status if the store can
         #: give it; made at the first rotation (a store may need the app
         #: context to tell where its users are).
-        self._rotate_sql: tuple[str, bool] | None = None
+        self._rotate_sql: tuple[PreparedStatement, bool] | None = None
 
     def hash(self, token: str) -> str:
         """HMAC-SHA256 of ``token`` under the refresh secret: what the table
@@ -376,20 +384,22 @@ class RefreshTokens:
         )
         return Rotation(row.user_id, row.family_id, issued)
 
-    def _rotation_statement(self, conn: Connection) -> tuple[str, bool]:
+    def _rotation_statement(self, conn: Connection) -> tuple[PreparedStatement, bool]:
         """The PostgreSQL rotation statement, and whether it reads the
-        user's status: compiled once, with the user store's SQL inlined."""
+        user's status: made once, with the user store's SQL inlined, and
+        prepared on each connection (see :class:`~._db.PreparedStatement`)."""
         if self._rotate_sql is None:
             status = None
             if self._user_status is not None:
                 status = self._user_status(literal_column(ISSUED_SUB, String()))
-            if status is None:
-                self._rotate_sql = ROTATE_POSTGRESQL, False
-            else:
+            sql = ROTATE_POSTGRESQL
+            if status is not None:
                 compiled = status.compile(
                     dialect=conn.dialect, compile_kwargs={"literal_binds": True}
                 )
-                self._rotate_sql = f"{_ROTATE_POSTGRESQL}{compiled} FROM issued", True
+                sql = f"{_ROTATE_POSTGRESQL}{compiled} FROM issued"
+            statement = PreparedStatement(sql, _ROTATE_PARAMETERS)
+            self._rotate_sql = statement, status is not None
         return self._rotate_sql
 
     def _rotate_in_one_statement(
@@ -397,15 +407,15 @@ class RefreshTokens:
     ) -> Rotation | None:
         """PostgreSQL: spend, touch the session, insert the successor and
         read the user's status in one statement (:data:`ROTATE_POSTGRESQL`),
-        atomic on its own, sent straight to the driver: outside a transaction
-        it is one round trip, with no BEGIN and no COMMIT.  ``None`` if the
+        atomic on its own, sent straight to the driver, by name once it is
+        prepared: outside a transaction it is one round trip, with no BEGIN
+        and no COMMIT.  ``None`` if the
         token was refused."""
-        sql, user_checked = self._rotation_statement(conn)
+        statement, user_checked = self._rotation_statement(conn)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         idle_until = now + self._idle_timeout if self._idle_timeout else None
-        row = execute_one(
+        row = statement.first_row(
             conn,
-            sql,
             {
                 "hash": token_hash,
                 "new_hash": self.hash(token),

@@ -35,7 +35,7 @@ class WireLog:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    def engine(self, url: str) -> Engine:
+    def engine(self, url: str, **options: Any) -> Engine:
         import psycopg2.extensions as ext
 
         sent = self.sent
@@ -64,6 +64,7 @@ class WireLog:
         return make_engine(
             url,
             {
+                **options,
                 "pool_pre_ping": False,
                 "connect_args": {
                     "connection_factory": Connection,
@@ -116,7 +117,7 @@ def test_a_builtin_refresh_is_one_round_trip(
     response, sent = counted_refresh(log, auth.refresh)
     assert response.status_code == 200
     assert len(sent) == 1, sent
-    assert sent[0].startswith("WITH live_session")
+    assert sent[0].startswith("EXECUTE tokenauth_")  # prepared: see below
 
     # Its user gone (raw SQL: no event), the same statement says so.
     with engine.begin() as conn:
@@ -228,7 +229,7 @@ def test_a_store_that_cannot_say_it_in_sql_asks_after_the_rotation(
         refresh = lambda: client.post("/api/auth/refresh")  # noqa: E731
         response, sent = counted_refresh(log, refresh)
         assert response.status_code == 200
-        assert sent[0].startswith("WITH live_session") and len(sent) > 1, sent
+        assert sent[0].startswith("EXECUTE tokenauth_") and len(sent) > 1, sent
         allowed["alice"] = False
         assert_code(refresh(), 401, "REFRESH_TOKEN_REVOKED")
     finally:
@@ -273,3 +274,83 @@ def test_a_host_model_in_another_database_is_not_read_by_the_rotation(
         assert_code(refresh(), 401, "REFRESH_TOKEN_REVOKED")
     finally:
         elsewhere.dispose()
+
+
+@pytest.fixture
+def one_connection(
+    engine: Engine, database_url: str
+) -> Iterator[tuple[WireLog, Flask, Auth]]:
+    """The built-in store's app on a pool of one counted connection."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    log = WireLog()
+    counted = log.engine(database_url, pool_size=1, max_overflow=0)
+    app = Flask(__name__)
+    app.config.update(base_config())
+    TokenAuth(engine=counted).init_app(app)
+    app.register_blueprint(auth_bp)
+    auth = Auth(app.test_client())
+    assert auth.register().status_code == 201
+    yield log, app, auth
+    counted.dispose()
+
+
+def rotation_sent(log: WireLog, auth: Auth) -> list[str]:
+    response, sent = log.during(auth.refresh)
+    assert response.status_code == 200, response.get_json()
+    return [" ".join(words.split()[:1]) for words in sent]
+
+
+def test_the_rotation_is_prepared_once_per_connection(
+    one_connection: tuple[WireLog, Flask, Auth],
+) -> None:
+    """Its first use sends PREPARE and EXECUTE in one round trip; later
+    ones only EXECUTE: the server plans it once."""
+    log, _, auth = one_connection
+    assert rotation_sent(log, auth) == ["PREPARE"]
+    assert rotation_sent(log, auth) == ["EXECUTE"]
+    assert rotation_sent(log, auth) == ["EXECUTE"]
+
+
+def test_a_connection_that_lost_the_statement_prepares_it_again(
+    one_connection: tuple[WireLog, Flask, Auth],
+) -> None:
+    log, app, auth = one_connection
+    assert rotation_sent(log, auth) == ["PREPARE"]
+    with get_state(app).db.engine.connect() as conn:  # the pool's one
+        conn.exec_driver_sql("DEALLOCATE ALL")
+        conn.commit()
+    assert rotation_sent(log, auth) == ["EXECUTE", "PREPARE"]
+    assert rotation_sent(log, auth) == ["EXECUTE"]
+
+
+def test_a_connection_that_has_it_already_runs_it(
+    one_connection: tuple[WireLog, Flask, Auth],
+) -> None:
+    """A statement of our name on a connection we did not prepare it on (a
+    pooler's server connection another client prepared it on) is ours,
+    the same text: it runs."""
+    log, app, auth = one_connection
+    assert rotation_sent(log, auth) == ["PREPARE"]
+    with get_state(app).db.engine.connect() as conn:
+        conn.connection.info["tokenauth_prepared"].clear()
+    assert rotation_sent(log, auth) == ["PREPARE", "EXECUTE"]
+    assert rotation_sent(log, auth) == ["EXECUTE"]
+
+
+def test_a_statement_lost_again_and_again_is_sent_as_text(
+    one_connection: tuple[WireLog, Flask, Auth], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pooler in transaction mode may run each EXECUTE on another server
+    connection: after a second miss in a row the rotation is sent as text,
+    and is from then on, still one round trip and still a rotation."""
+    log, app, auth = one_connection
+    assert rotation_sent(log, auth) == ["PREPARE"]
+    statement, _ = get_state(app).refresh_tokens._rotate_sql or (None, None)
+    assert statement is not None
+    # Names no connection has: every EXECUTE misses, as through a pooler.
+    statement._execute = statement._prepare = "EXECUTE tokenauth_elsewhere"
+    with caplog.at_level("INFO", logger="flask_tokenauth"):
+        assert rotation_sent(log, auth) == ["EXECUTE", "EXECUTE", "WITH"]
+    assert "sending it as text" in caplog.text
+    assert rotation_sent(log, auth) == ["WITH"]
