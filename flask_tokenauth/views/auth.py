@@ -227,7 +227,15 @@ def refresh() -> Response:
             _app(), user_id=user_id, session_id=rotation.family_id
         )
     access = state.access_tokens.issue(rotation.user_id, rotation.family_id)
-    return _token_response({"accessToken": access}, 200, state, rotation.issued)
+    # A JWT is base64url segments and dots: a JSON string as it stands, so
+    # the body is written out rather than encoded (as jsonify does, compact).
+    response = current_app.response_class(
+        f'{{"accessToken":"{access}"}}\n', mimetype="application/json"
+    )
+    if rotation.issued is not None:
+        issued = rotation.issued
+        set_refresh_cookie(response, state.settings, issued.token, issued.expires_at)
+    return response
 
 
 def logout() -> Response:
