@@ -66,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "HSTS": "max-age=31536000; includeSubDomains",
     "IDLE_TIMEOUT": None,
     "REUSE_INTERVAL": timedelta(0),
+    "REFRESH_ASYNC_COMMIT": False,
     "REDIS_URL": None,
     "REDIS_PREFIX": "tokenauth:",
     "REVOCATION": "auto",
@@ -395,6 +396,9 @@ class Settings:
     keys_reload_interval: timedelta = timedelta(seconds=1)
     #: The password of encrypted private keys (read again at each reload).
     signing_key_password: bytes | None = None
+    #: A rotation on PostgreSQL commits without waiting for its WAL flush
+    #: (``synchronous_commit = off`` for that transaction only).
+    refresh_async_commit: bool = False
 
     @classmethod
     def from_mapping(
@@ -670,6 +674,9 @@ class Settings:
                 get("KEYS_RELOAD_INTERVAL"), key("KEYS_RELOAD_INTERVAL")
             ),
             signing_key_password=password,
+            refresh_async_commit=_parse_bool(
+                get("REFRESH_ASYNC_COMMIT"), key("REFRESH_ASYNC_COMMIT")
+            ),
         )
 
 

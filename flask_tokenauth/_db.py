@@ -298,17 +298,24 @@ class PreparedStatement:
         self.usable = True
 
     def first_row(
-        self, conn: Connection, params: Mapping[str, Any]
+        self, conn: Connection, params: Mapping[str, Any], before: str = ""
     ) -> tuple[Any, ...] | None:
-        """:func:`execute_one` of this statement, by name where it can."""
-        if not self.usable or conn.in_transaction():
+        """:func:`execute_one` of this statement, by name where it can.
+
+        :param before: statements (each ending in ``;``) sent ahead of it in
+            the same round trip, which PostgreSQL runs in one implicit
+            transaction with it; only outside a transaction.
+        """
+        if conn.in_transaction():
             return execute_one(conn, self.sql, params)
+        if not self.usable:
+            return execute_one(conn, before + self.sql, params)
         prepared: set[str] = conn.connection.info.setdefault(_PREPARED_KEY, set())
         try:
             known = self.name in prepared
             sql = self._execute if known else self._prepare
             try:
-                row = _first_row(conn, sql, params)
+                row = _first_row(conn, before + sql, params)
             except conn.dialect.loaded_dbapi.Error as e:
                 if getattr(e, "pgcode", None) not in _PREPARED_ELSEWHERE:
                     raise
@@ -318,9 +325,8 @@ class PreparedStatement:
                     prepared.discard(self.name)
                 else:
                     prepared.add(self.name)
-                row = _first_row(
-                    conn, self._prepare if known else self._execute, params
-                )
+                again = self._prepare if known else self._execute
+                row = _first_row(conn, before + again, params)
         except conn.dialect.loaded_dbapi.Error as e:
             if getattr(e, "pgcode", None) not in _PREPARED_ELSEWHERE:
                 raise _driver_error(conn, e) from e
@@ -331,7 +337,7 @@ class PreparedStatement:
             )
             self.usable = False
             prepared.discard(self.name)
-            return execute_one(conn, self.sql, params)
+            return execute_one(conn, before + self.sql, params)
         prepared.add(self.name)
         return None if row is None else tuple(row)
 

@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy import Engine, create_engine, delete, insert, text, update
 from sqlalchemy.orm import Session
 
-from flask_tokenauth import TokenAuth, auth_bp
+from flask_tokenauth import ConfigurationError, TokenAuth, auth_bp
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._state import get_state
 from flask_tokenauth.userstore import SQLAlchemyUserStore
@@ -354,3 +354,30 @@ def test_a_statement_lost_again_and_again_is_sent_as_text(
         assert rotation_sent(log, auth) == ["EXECUTE", "EXECUTE", "WITH"]
     assert "sending it as text" in caplog.text
     assert rotation_sent(log, auth) == ["WITH"]
+
+
+def test_async_commit_is_opt_in_and_for_the_rotation_only(
+    wire: tuple[WireLog, Engine], database_url: str
+) -> None:
+    """``TOKENAUTH_REFRESH_ASYNC_COMMIT``: the rotation's transaction (and
+    only it: the connection keeps its setting) commits without waiting for
+    the WAL flush, in the same single round trip."""
+    log, counted = wire
+    for opted_in in (False, True):
+        app = Flask(__name__)
+        app.config.update(base_config(TOKENAUTH_REFRESH_ASYNC_COMMIT=opted_in))
+        TokenAuth(engine=counted).init_app(app)
+        app.register_blueprint(auth_bp)
+        auth = Auth(app.test_client())
+        auth.register(f"user{int(opted_in)}@example.com")
+        response, sent = counted_refresh(log, auth.refresh)
+        assert response.status_code == 200
+        assert len(sent) == 1, sent
+        assert sent[0].startswith("SELECT set_config(") is opted_in, sent
+        with counted.connect() as conn:
+            setting = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+        assert setting == "on"
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_REFRESH_ASYNC_COMMIT="sometimes"))
+    with pytest.raises(ConfigurationError, match="TOKENAUTH_REFRESH_ASYNC_COMMIT"):
+        TokenAuth(engine=counted).init_app(app)
