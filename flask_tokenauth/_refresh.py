@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,8 @@ from .errors import (
     RefreshTokenRevoked,
 )
 from .models import RefreshToken, Session
+
+logger = logging.getLogger("flask_tokenauth")
 
 #: 32 bytes = 256 bits of entropy, URL-safe base64 (43 characters).
 TOKEN_BYTES = 32
@@ -401,17 +404,25 @@ class RefreshTokens:
         user's status: made once, with the user store's SQL inlined, and
         prepared on each connection (see :class:`~._db.PreparedStatement`)."""
         if self._rotate_sql is None:
-            status = None
-            if self._user_status is not None:
-                status = self._user_status(literal_column(ISSUED_SUB, String()))
             sql = ROTATE_POSTGRESQL
-            if status is not None:
-                compiled = status.compile(
-                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+            try:
+                status = None
+                if self._user_status is not None:
+                    status = self._user_status(literal_column(ISSUED_SUB, String()))
+                if status is not None:
+                    compiled = status.compile(
+                        dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                    sql = f"{_ROTATE_POSTGRESQL}{compiled} FROM issued"
+            except Exception:
+                # A host model SQL cannot render: its status() still answers.
+                logger.warning(
+                    "tokenauth: the user store's status_clause failed; each"
+                    " refresh asks its status() after the rotation instead",
+                    exc_info=True,
                 )
-                sql = f"{_ROTATE_POSTGRESQL}{compiled} FROM issued"
             statement = PreparedStatement(sql, _ROTATE_PARAMETERS)
-            self._rotate_sql = statement, status is not None
+            self._rotate_sql = statement, sql is not ROTATE_POSTGRESQL
         return self._rotate_sql
 
     def _rotate_in_one_statement(

@@ -381,3 +381,35 @@ def test_async_commit_is_opt_in_and_for_the_rotation_only(
     app.config.update(base_config(TOKENAUTH_REFRESH_ASYNC_COMMIT="sometimes"))
     with pytest.raises(ConfigurationError, match="TOKENAUTH_REFRESH_ASYNC_COMMIT"):
         TokenAuth(engine=counted).init_app(app)
+
+
+def test_a_status_clause_that_fails_leaves_the_check_to_status(
+    wire: tuple[WireLog, Engine],
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A store whose SQL cannot be made (a host model of an odd shape) still
+    has its users checked, by :meth:`status`, in a second round trip."""
+    from flask_tokenauth._store import BuiltinUserStore
+
+    log, counted = wire
+
+    def broken(self: Any, sub: Any, db: Any) -> Any:
+        raise NotImplementedError("no SQL for this one")
+
+    monkeypatch.setattr(BuiltinUserStore, "status_clause", broken)
+    app = Flask(__name__)
+    app.config.update(base_config())
+    TokenAuth(engine=counted).init_app(app)
+    app.register_blueprint(auth_bp)
+    auth = Auth(app.test_client())
+    auth.register()
+    with caplog.at_level("WARNING", logger="flask_tokenauth"):
+        response, sent = counted_refresh(log, auth.refresh)
+    assert response.status_code == 200
+    assert "status_clause failed" in caplog.text
+    assert len(sent) == 2, sent  # the rotation, then status()
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tokenauth_users"))
+    assert_code(auth.refresh(), 401, "REFRESH_TOKEN_INVALID")
