@@ -69,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "HSTS": "max-age=31536000; includeSubDomains",
     "IDLE_TIMEOUT": None,
     "REUSE_INTERVAL": timedelta(0),
+    "REFRESH_ASYNC_COMMIT": False,
     "REDIS_URL": None,
     "REDIS_PREFIX": "tokenauth:",
     "REVOCATION": "auto",
@@ -427,6 +428,9 @@ class Settings:
     #: The database store on PostgreSQL: where the listener connects;
     #: ``None``: the database's own URL.
     revocation_listen_url: str | None = None
+    #: A rotation on PostgreSQL commits without waiting for its WAL flush
+    #: (``synchronous_commit = off`` for that transaction only).
+    refresh_async_commit: bool = False
 
     @classmethod
     def from_mapping(
@@ -709,6 +713,9 @@ class Settings:
                 get("REVOCATION_STALENESS"), key("REVOCATION_STALENESS")
             ),
             revocation_listen_url=listen_url,
+            refresh_async_commit=_parse_bool(
+                get("REFRESH_ASYNC_COMMIT"), key("REFRESH_ASYNC_COMMIT")
+            ),
         )
 
 

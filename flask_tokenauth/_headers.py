@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import Response, current_app, request
+from werkzeug.http import dump_cookie, http_date
 
 from ._config import Settings
 
@@ -55,16 +58,61 @@ def _cookie_attributes(settings: Settings) -> dict[str, Any]:
     }
 
 
+#: A cookie value that werkzeug would not quote: every token we issue
+#: (``secrets.token_urlsafe``), so the cached rendering below applies.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_-]+")
+#: Stand-ins for what changes from one cookie to the next.
+_VALUE, _EXPIRES, _MAX_AGE = "tokenauthvalue", "tokenauthexpires", 987654321987
+
+
+@functools.lru_cache(maxsize=64)
+def _rendering(
+    name: str, path: str, domain: str | None, secure: bool, samesite: str | None
+) -> tuple[str, str, str, str]:
+    """werkzeug's ``dump_cookie`` of a refresh cookie with these attributes,
+    cut around its value, ``Expires`` and ``Max-Age``: each refresh then
+    joins four strings rather than rendering (and checking) it all again."""
+    rendered = dump_cookie(
+        name,
+        _VALUE,
+        max_age=_MAX_AGE,
+        expires=_EXPIRES,
+        path=path,
+        domain=domain,
+        secure=secure,
+        httponly=True,
+        samesite=samesite,
+    )
+    head, _, rest = rendered.partition(_VALUE)
+    middle, _, rest = rest.partition(_EXPIRES)
+    before_age, _, tail = rest.partition(str(_MAX_AGE))
+    return head, middle, before_age, tail
+
+
 def set_refresh_cookie(
     response: Response, settings: Settings, token: str, expires_at: datetime
 ) -> None:
-    max_age = int((expires_at - datetime.now(timezone.utc)).total_seconds())
-    response.set_cookie(
+    max_age = max(int((expires_at - datetime.now(timezone.utc)).total_seconds()), 0)
+    attributes = _cookie_attributes(settings)
+    if not _PLAIN_VALUE.fullmatch(token):  # not one of ours: werkzeug quotes it
+        response.set_cookie(
+            settings.cookie_name,
+            token,
+            max_age=max_age,
+            expires=expires_at,
+            **attributes,
+        )
+        return
+    head, middle, before_age, tail = _rendering(
         settings.cookie_name,
-        token,
-        max_age=max(max_age, 0),
-        expires=expires_at,
-        **_cookie_attributes(settings),
+        attributes["path"],
+        attributes["domain"],
+        attributes["secure"],
+        attributes["samesite"],
+    )
+    response.headers.add(
+        "Set-Cookie",
+        f"{head}{token}{middle}{http_date(expires_at)}{before_age}{max_age}{tail}",
     )
 
 

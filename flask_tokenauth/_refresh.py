@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -37,16 +38,18 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
+    String,
     Table,
     and_,
     case,
     exists,
     insert,
+    literal_column,
     select,
     update,
 )
 
-from ._db import as_utc, execute_one
+from ._db import PreparedStatement, as_utc
 from ._sid import new_session_id
 from .errors import (
     RefreshTokenExpired,
@@ -55,6 +58,8 @@ from .errors import (
     RefreshTokenRevoked,
 )
 from .models import RefreshToken, Session
+
+logger = logging.getLogger("flask_tokenauth")
 
 #: 32 bytes = 256 bits of entropy, URL-safe base64 (43 characters).
 TOKEN_BYTES = 32
@@ -83,7 +88,11 @@ def spendable(tokens: FromClause, now: datetime) -> ColumnElement[bool]:
     )
 
 
-ROTATE_POSTGRESQL = f"""
+#: The rotation statement, less its last line: the successor is inserted in
+#: the CTE ``issued``, which the final ``SELECT`` returns together with the
+#: status of the session's user (see :data:`UserStatus`), so that a refresh
+#: needs no second round trip to ask the user store.
+_ROTATE_POSTGRESQL = f"""
 WITH live_session AS (
     SELECT s.id
     FROM {_tokens.name} t
@@ -101,15 +110,43 @@ WITH live_session AS (
 ), touched AS (
     UPDATE {_sessions.name} SET last_used_at = %(now)s
     FROM spent WHERE {_sessions.name}.id = spent.family_id
+), issued AS (
+    INSERT INTO {_tokens.name}
+        (user_id, token_hash, family_id, parent_id, created_at, expires_at,
+         family_expires_at)
+    SELECT user_id, %(new_hash)s, family_id, id, %(now)s,
+           LEAST(%(idle_until)s, family_expires_at), family_expires_at
+    FROM spent
+    RETURNING user_id, family_id, expires_at
 )
-INSERT INTO {_tokens.name}
-    (user_id, token_hash, family_id, parent_id, created_at, expires_at,
-     family_expires_at)
-SELECT user_id, %(new_hash)s, family_id, id, %(now)s,
-       LEAST(%(idle_until)s, family_expires_at), family_expires_at
-FROM spent
-RETURNING user_id, family_id, expires_at
-"""
+SELECT user_id, family_id, expires_at, """
+#: What the rotation statement's last column reads: the user's status is
+#: ``issued.user_id`` looked up by the user store (see :data:`UserStatus`).
+ISSUED_SUB = "issued.user_id"
+#: The rotation without the user's status (a store that cannot answer in
+#: SQL, or whose users are in another database).
+ROTATE_POSTGRESQL = _ROTATE_POSTGRESQL + "NULL FROM issued"
+
+#: The rotation's parameters and their types, for ``PREPARE``.
+_ROTATE_PARAMETERS = {
+    "hash": "text",
+    "new_hash": "text",
+    "now": "timestamptz",
+    "idle_until": "timestamptz",
+}
+
+#: Sent ahead of the rotation, in its round trip, with
+#: ``TOKENAUTH_REFRESH_ASYNC_COMMIT``: the implicit transaction of the two
+#: statements then commits without waiting for the WAL flush (``set_config``
+#: with ``is_local``: that transaction only, the connection keeps its own).
+_ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true); "
+
+#: The status of a session's user as SQL, for the rotation statement: given
+#: the column that holds the session's ``sub``, an expression that is NULL
+#: when there is no such user and else whether it is active (what
+#: :meth:`~flask_tokenauth.userstore.UserStore.status` answers), or ``None``
+#: if the user store cannot answer in SQL on our database.
+UserStatus = Callable[[ColumnElement[str]], ColumnElement[Any] | None]
 
 
 @dataclass(frozen=True)
@@ -146,6 +183,11 @@ class Rotation:
     user_id: str
     family_id: str
     issued: IssuedToken | None
+    #: Whether the rotation statement also read the user's status (below),
+    #: or the caller must ask the user store.
+    user_checked: bool = False
+    #: ``None`` if the session's user is gone, else whether it is active.
+    user_active: bool | None = None
 
 
 def _clean_user_agent(value: str | None) -> str | None:
@@ -172,7 +214,9 @@ def _utcnow() -> datetime:
 def _live_session(now: datetime) -> Any:
     """The condition "the session of the token row is live": not revoked,
     not expired.  Whether its user still exists (and is active) is the user
-    store's to say, asked by the caller after the rotation."""
+    store's to say: in the PostgreSQL rotation statement if it can say it in
+    SQL (see :data:`UserStatus`), else asked by the caller after the
+    rotation."""
     return (
         select(_sessions.c.id)
         .where(
@@ -205,6 +249,13 @@ class RefreshTokens:
         until the session ends).
     :param reuse_interval: how long after its rotation a token may be
         presented again without counting as reuse (zero: never).
+    :param user_status: the user store's status of a user as SQL (see
+        :data:`UserStatus`): a rotation on PostgreSQL then reads it in its
+        own statement.
+    :param async_commit: a rotation on PostgreSQL commits without waiting
+        for the server to flush its WAL to disk (``TOKENAUTH_REFRESH_ASYNC_COMMIT``):
+        faster, but a server crash may lose the last rotations, and their
+        spent tokens are then valid again.
     """
 
     def __init__(
@@ -213,11 +264,19 @@ class RefreshTokens:
         lifetime: timedelta,
         idle_timeout: timedelta | None = None,
         reuse_interval: timedelta = timedelta(0),
+        user_status: UserStatus | None = None,
+        async_commit: bool = False,
     ) -> None:
         self._secret = secret
         self._lifetime = lifetime
         self._idle_timeout = idle_timeout
         self._reuse_interval = reuse_interval
+        self._user_status = user_status
+        self._before_rotation = _ASYNC_COMMIT if async_commit else ""
+        #: The rotation statement, with the user's status if the store can
+        #: give it; made at the first rotation (a store may need the app
+        #: context to tell where its users are).
+        self._rotate_sql: tuple[PreparedStatement, bool] | None = None
 
     def hash(self, token: str) -> str:
         """HMAC-SHA256 of ``token`` under the refresh secret: what the table
@@ -304,6 +363,9 @@ class RefreshTokens:
         if len(token) > MAX_TOKEN_LENGTH:
             raise RefreshTokenInvalid()
         token_hash = self.hash(token)
+        if conn.dialect.name == "postgresql":
+            rotation = self._rotate_in_one_statement(conn, token_hash, now)
+            return rotation or self._refused(conn, token_hash, now)
         spend = (
             update(_tokens)
             .where(
@@ -319,9 +381,6 @@ class RefreshTokens:
                 _tokens.c.family_expires_at,
             )
         )
-        if conn.dialect.name == "postgresql":
-            rotation = self._rotate_in_one_statement(conn, token_hash, now)
-            return rotation or self._refused(conn, token_hash, now)
         row = conn.execute(spend).first()
         if row is None:
             return self._refused(conn, token_hash, now)
@@ -340,32 +399,63 @@ class RefreshTokens:
         )
         return Rotation(row.user_id, row.family_id, issued)
 
+    def _rotation_statement(self, conn: Connection) -> tuple[PreparedStatement, bool]:
+        """The PostgreSQL rotation statement, and whether it reads the
+        user's status: made once, with the user store's SQL inlined, and
+        prepared on each connection (see :class:`~._db.PreparedStatement`)."""
+        if self._rotate_sql is None:
+            sql = ROTATE_POSTGRESQL
+            try:
+                status = None
+                if self._user_status is not None:
+                    status = self._user_status(literal_column(ISSUED_SUB, String()))
+                if status is not None:
+                    compiled = status.compile(
+                        dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                    sql = f"{_ROTATE_POSTGRESQL}{compiled} FROM issued"
+            except Exception:
+                # A host model SQL cannot render: its status() still answers.
+                logger.warning(
+                    "tokenauth: the user store's status_clause failed; each"
+                    " refresh asks its status() after the rotation instead",
+                    exc_info=True,
+                )
+            statement = PreparedStatement(sql, _ROTATE_PARAMETERS)
+            self._rotate_sql = statement, sql is not ROTATE_POSTGRESQL
+        return self._rotate_sql
+
     def _rotate_in_one_statement(
         self, conn: Connection, token_hash: str, now: datetime
     ) -> Rotation | None:
-        """PostgreSQL: spend, touch the session and insert the successor in
-        one statement (:data:`ROTATE_POSTGRESQL`), atomic on its own, sent
-        straight to the driver: outside a transaction it is one round trip,
-        with no BEGIN and no COMMIT.  ``None`` if the token was refused."""
+        """PostgreSQL: spend, touch the session, insert the successor and
+        read the user's status in one statement (:data:`ROTATE_POSTGRESQL`),
+        atomic on its own, sent straight to the driver, by name once it is
+        prepared: outside a transaction it is one round trip, with no BEGIN
+        and no COMMIT.  ``None`` if the
+        token was refused."""
+        statement, user_checked = self._rotation_statement(conn)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         idle_until = now + self._idle_timeout if self._idle_timeout else None
-        row = execute_one(
+        row = statement.first_row(
             conn,
-            ROTATE_POSTGRESQL,
             {
                 "hash": token_hash,
                 "new_hash": self.hash(token),
                 "now": now,
                 "idle_until": idle_until,
             },
+            before=self._before_rotation,
         )
         if row is None:
             return None
-        user_id, family_id, expires_at = row
+        user_id, family_id, expires_at, active = row
         return Rotation(
             user_id,
             family_id,
             IssuedToken(token, user_id, family_id, as_utc(expires_at)),
+            user_checked=user_checked,
+            user_active=None if active is None else bool(active),
         )
 
     def _refused(self, conn: Connection, token_hash: str, now: datetime) -> Rotation:

@@ -12,7 +12,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, UniqueConstraint, event, select, update
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Enum,
+    String,
+    UniqueConstraint,
+    Uuid,
+    and_,
+    case,
+    event,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Session as OrmSession
@@ -42,6 +61,11 @@ _WERKZEUG_PREFIXES = ("scrypt:", "pbkdf2:")
 #: The largest value of each integer column type (ids are never negative).
 _INTEGER_MAX = {"SmallInteger": 2**15 - 1, "Integer": 2**31 - 1}
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
+#: ``_DECIMAL`` as a PostgreSQL pattern, up to the digits of a BIGINT.
+_DECIMAL_PATTERN = "^(0|[1-9][0-9]{0,18})$"
+_BIGINT_MAX = str(2**63 - 1)
+#: The canonical (lowercase) form of a UUID, as :meth:`is_subject` wants it.
+_UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 def _is_passlib_context(value: Any) -> bool:
@@ -374,6 +398,67 @@ class SQLAlchemyUserStore(UserStore):
 
     def login_of(self, user: Any) -> str:
         return str(getattr(user, self.login_field))
+
+    def status_clause(
+        self, sub: ColumnElement[str], db: Database
+    ) -> ColumnElement[Any] | None:
+        """The host's row looked up by its primary key in SQL, if the model
+        is in our database (its session is ours, or on an engine of the
+        same URL), ``is_active`` is a column of its table or absent, and
+        the key is an integer, a native UUID or a string: else ``None`` and
+        each refresh asks :meth:`status` (a second round trip)."""
+        if self._is_active is not None and not isinstance(self._is_active, str):
+            return None
+        key = self._key_of(sub)
+        if key is None:
+            return None
+        table = self._pk.table
+        active: ColumnElement[Any] = true()
+        if isinstance(self._is_active, str):
+            column = sa_inspect(self.model).columns[self._is_active]
+            if column.table is not table:  # another table of an inheritance
+                return None
+            # ``is_active`` reads a NULL as false, and so does this.
+            active = func.coalesce(column, false())
+        if not self._in_database(db):
+            return None
+        return select(active).where(self._pk == key).scalar_subquery()
+
+    def _key_of(self, sub: ColumnElement[str]) -> ColumnElement[Any] | None:
+        """``sub`` as a value of the primary key's type, NULL where it is
+        not one (no row then matches, as :meth:`get` finds none for a
+        ``sub`` that :meth:`is_subject` refuses); ``None`` for a key type
+        this is not sure to compare as the ORM would."""
+        column_type = self._pk.type
+        if self._pk_kind == "int":
+            fits = and_(
+                sub.regexp_match(_DECIMAL_PATTERN),
+                or_(
+                    func.length(sub) < len(_BIGINT_MAX),
+                    sub.collate("C") <= _BIGINT_MAX,  # digits: "C" compares them
+                ),
+            )
+            return case((fits, sql_cast(sub, BigInteger)))
+        if self._pk_kind == "uuid":
+            if not isinstance(column_type, Uuid) or not column_type.native_uuid:
+                return None
+            return case((sub.regexp_match(_UUID_PATTERN), sql_cast(sub, Uuid())))
+        if isinstance(column_type, String) and not isinstance(
+            column_type, (CHAR, Enum)
+        ):
+            return sub
+        return None
+
+    def _in_database(self, db: Database) -> bool:
+        """Whether the model's rows are in ``db``, so that one statement
+        there can read them."""
+        if self._session is None:
+            return True  # queried through ``db`` itself, see _use_session
+        try:
+            bind = self._session().get_bind(mapper=sa_inspect(self.model))
+        except Exception:  # no bind, no app context: ask status() instead
+            return False
+        return bind.engine is db.engine or bind.engine.url == db.engine.url
 
     def is_active(self, user: Any) -> bool:
         if self._is_active is None:

@@ -8,12 +8,17 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
     Connection,
     Table,
+    case,
     insert,
     select,
+    true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 
 from ._access import is_user_id
 from ._config import Settings
@@ -25,6 +30,11 @@ from .models import User
 
 _users = cast(Table, User.__table__)
 _USER_EXISTS_POSTGRESQL = f"SELECT id FROM {_users.name} WHERE id = %(id)s"
+#: :func:`~._access.is_user_id` as a PostgreSQL pattern, but for the bound
+#: (a larger id of ten digits matches no row): the ``sub`` of a session is
+#: cast to an integer only if it is one, so that a session of another id
+#: scheme (an app that changed stores) reads as "no such user", not an error.
+_USER_ID_PATTERN = "^[1-9][0-9]{0,9}$"
 
 
 class UserStore(ABC):
@@ -104,6 +114,21 @@ class UserStore(ABC):
         store whose users are ours answers it in one statement."""
         user = self.get(sub)
         return None if user is None else self.is_active(user)
+
+    def status_clause(
+        self, sub: ColumnElement[str], db: Database
+    ) -> ColumnElement[Any] | None:
+        """:meth:`status` as SQL on PostgreSQL, for a refresh to read in its
+        rotation statement (one round trip rather than two): an expression
+        over ``sub`` (a column of our tables that holds a ``sub``) that is
+        NULL when there is no such user, else whether the user is active.
+
+        ``None`` (the default) if the store cannot say it in SQL, or if its
+        users are not in ``db`` (our database): each refresh then calls
+        :meth:`status` after the rotation.  Asked once per app, at its first
+        refresh on PostgreSQL (in an app context).
+        """
+        return None
 
     @abstractmethod
     def create(self, login: str, password: str, conn: Connection | None = None) -> Any:
@@ -194,6 +219,13 @@ class BuiltinUserStore(UserStore):
                     select(_users.c.id).where(_users.c.id == int(sub))
                 ).first()
         return None if row is None else True
+
+    def status_clause(
+        self, sub: ColumnElement[str], db: Database
+    ) -> ColumnElement[Any] | None:
+        # Our users are in our database and are all active: the row exists.
+        user_id = case((sub.regexp_match(_USER_ID_PATTERN), sql_cast(sub, BigInteger)))
+        return select(true()).where(_users.c.id == user_id).scalar_subquery()
 
     def sub_of(self, user: Any) -> str:
         return str(user.id)

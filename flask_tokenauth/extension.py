@@ -136,6 +136,8 @@ class TokenAuth:
                 settings.refresh_expires,
                 idle_timeout=settings.idle_timeout,
                 reuse_interval=settings.reuse_interval,
+                user_status=lambda sub: user_store.status_clause(sub, db),
+                async_commit=settings.refresh_async_commit,
             ),
             user_loader=self.user_loader,
             revocation=_revocation_store(

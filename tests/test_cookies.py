@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
@@ -26,7 +27,9 @@ from werkzeug.test import TestResponse
 from flask_tokenauth import signals
 from flask_tokenauth._cookies import MAX_VALUES
 from flask_tokenauth._db import make_engine
+from flask_tokenauth._headers import _cookie_attributes, set_refresh_cookie
 from flask_tokenauth._migrate import upgrade
+from flask_tokenauth._state import get_state
 
 from .conftest import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, Auth, service_missing
 from .servers import (
@@ -581,3 +584,57 @@ def test_in_chromium_a_host_prefixed_cookie_at_the_root_path(
     page.click("#logout")
     page.wait_for_function("() => auth.session === null")
     assert jar(context, name) == []
+
+
+@pytest.mark.parametrize(
+    ("config", "token"),
+    [
+        ({}, "tok_en-123"),
+        ({"TOKENAUTH_COOKIE_SECURE": False}, "tok_en-123"),
+        (
+            {
+                "TOKENAUTH_COOKIE_NAME": "__Host-rt",
+                "TOKENAUTH_COOKIE_PATH": "/",
+                "TOKENAUTH_COOKIE_SAMESITE": "Lax",
+            },
+            "tok_en-123",
+        ),
+        (
+            {
+                "TOKENAUTH_COOKIE_DOMAIN": "example.com",
+                "TOKENAUTH_COOKIE_PATH": "/api/ü(1)",
+            },
+            "tok_en-123",
+        ),
+        ({}, 'not "ours"; at all'),  # werkzeug quotes it
+    ],
+)
+def test_the_refresh_cookie_is_what_werkzeug_would_write(
+    make_app: Callable[..., Flask], config: dict[str, Any], token: str
+) -> None:
+    """The cookie is rendered once per set of attributes and then filled
+    in: byte for byte what ``response.set_cookie`` writes."""
+    app = make_app(**config)
+    settings = get_state(app).settings
+    expires_at = datetime.now(timezone.utc) + timedelta(days=3, microseconds=500_000)
+    with app.test_request_context("/api/auth/refresh", method="POST"):
+        for _ in range(2):  # the second from the cache
+            ours = app.response_class()
+            set_refresh_cookie(ours, settings, token, expires_at)
+            theirs = app.response_class()
+            max_age = int((expires_at - datetime.now(timezone.utc)).total_seconds())
+            theirs.set_cookie(
+                settings.cookie_name,
+                token,
+                max_age=max_age,
+                expires=expires_at,
+                **_cookie_attributes(settings),
+            )
+            [written] = ours.headers.getlist("Set-Cookie")
+            [expected] = theirs.headers.getlist("Set-Cookie")
+            # One second may pass between the two: Max-Age is the one to move.
+            assert written.replace(f"Max-Age={max_age}", "") == expected.replace(
+                f"Max-Age={max_age}", ""
+            ) or written == expected.replace(
+                f"Max-Age={max_age}", f"Max-Age={max_age + 1}"
+            )

@@ -176,9 +176,10 @@ def test_a_token_of_a_revoked_session_is_refused_as_revoked(
 def test_refresh_checks_a_builtin_user_in_one_statement(
     auth: Auth, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After the rotation a refresh asks whether the user still exists; with
-    the built-in store that is one statement (one round trip on PostgreSQL),
-    not an ORM session's BEGIN, SELECT and ROLLBACK: a refresh opens no ORM
+    """A refresh asks whether the user still exists; with the built-in store
+    that is part of the rotation statement on PostgreSQL (see
+    test_refresh_round_trips) and one statement after it on SQLite, never
+    an ORM session's BEGIN, SELECT and ROLLBACK: a refresh opens no ORM
     session at all.  A deleted user's refresh is still refused."""
     from flask_tokenauth._db import Database
 

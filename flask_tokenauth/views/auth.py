@@ -18,7 +18,7 @@ from .._cookies import choose_refresh_token, presented_sessions, refresh_cookie_
 from .._headers import clear_refresh_cookie, set_refresh_cookie
 from .._origin import refuse_cross_site
 from .._ratelimit import LOGIN, REFRESH, REGISTER, client_ip, limited
-from .._refresh import IssuedToken
+from .._refresh import IssuedToken, Rotation
 from .._sessions import revoke_sessions
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, check_password, require_string
@@ -161,18 +161,25 @@ def login() -> Response:
     return response
 
 
-def _check_user(state: TokenAuthState, sub: str, session_id: str) -> None:
+def _check_user(state: TokenAuthState, rotation: Rotation) -> None:
     """After a rotation: the session's user must still exist and be active
     in the user store (a user deleted or disabled on the host, even by raw
     SQL, keeps no session).  If not, the session is revoked, the successor
-    just issued with it.
+    just issued with it.  The rotation statement read the user's status if
+    the store could say it in SQL (see ``UserStore.status_clause``); else
+    the store is asked now.
 
     :raises RefreshTokenInvalid: the user is gone.
     :raises RefreshTokenRevoked: the user is disabled.
     """
-    status = state.user_store.status(sub)
+    if rotation.user_checked:
+        status = rotation.user_active
+    else:
+        status = state.user_store.status(rotation.user_id)
     if not status:
-        revoke_sessions(state, sub, only=[session_id], reason="user-gone")
+        revoke_sessions(
+            state, rotation.user_id, only=[rotation.family_id], reason="user-gone"
+        )
         # No user: the credentials of no account, as before any rotation.
         raise RefreshTokenInvalid() if status is None else RefreshTokenRevoked()
 
@@ -202,7 +209,7 @@ def refresh() -> Response:
             )
             revoke_sessions(state, e.user_id, only=[e.family_id], reason="reuse")
             raise
-        _check_user(state, rotation.user_id, rotation.family_id)
+        _check_user(state, rotation)
     except RefreshTokenError as e:
         response = e.get_response()
         if len(values) <= 1:
@@ -220,7 +227,15 @@ def refresh() -> Response:
             _app(), user_id=user_id, session_id=rotation.family_id
         )
     access = state.access_tokens.issue(rotation.user_id, rotation.family_id)
-    return _token_response({"accessToken": access}, 200, state, rotation.issued)
+    # A JWT is base64url segments and dots: a JSON string as it stands, so
+    # the body is written out rather than encoded (as jsonify does, compact).
+    response = current_app.response_class(
+        f'{{"accessToken":"{access}"}}\n', mimetype="application/json"
+    )
+    if rotation.issued is not None:
+        issued = rotation.issued
+        set_refresh_cookie(response, state.settings, issued.token, issued.expires_at)
+    return response
 
 
 def logout() -> Response:
