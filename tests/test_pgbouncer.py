@@ -1,0 +1,386 @@
+"""The app through a real PgBouncer in transaction mode.
+
+Production PostgreSQL often sits behind PgBouncer with ``pool_mode =
+transaction``: each transaction of a client may run on another server
+connection, and whatever a client leaves on its session (``SET``,
+``LISTEN``, prepared statements, session advisory locks) stays with the
+server connection, for the next client.  Here the app's
+``TOKENAUTH_DATABASE_URL`` points at a pgbouncer of this run (see
+:class:`tests.services.PrivatePgBouncer`) in front of a database of its own
+on the shared PostgreSQL, and everything that needs the database is driven
+through it: the migrations (the CLI's ``flask tokenauth db upgrade``),
+registration and login, refresh rotation and reuse detection, a refresh race,
+and revocation with the ``database`` store.
+
+The server pool has a single connection (``default_pool_size = 1``): every
+client's transactions take turns on it, so any session state that leaked
+from one transaction to the next would show, and a request that held one
+connection while it waited for a second would hang (``query_wait_timeout``
+turns that into an error).  The first tests prove the mode is real: the
+admin console says so, and a ``LISTEN`` made through it never delivers.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, make_url, text
+
+from flask_tokenauth import TokenAuth, auth_bp, current_claims, login_required
+from flask_tokenauth._db import make_engine
+from flask_tokenauth._migrate import VERSION_TABLE
+from flask_tokenauth._revocation import DatabaseRevocation
+from flask_tokenauth._state import get_state
+from flask_tokenauth.models import metadata
+
+from .conftest import (
+    PASSWORD,
+    POSTGRES_URL,
+    Auth,
+    base_config,
+    bearer,
+    concurrent_refreshes,
+    service_missing,
+    throwaway_database,
+)
+from .services import TIMEOUT, PrivatePgBouncer
+
+pytestmark = pytest.mark.slow
+
+#: How long a client waits for the one server connection before PgBouncer
+#: gives up on it: far more than any of these requests needs on a loaded CI,
+#: far less than a hang.
+QUERY_WAIT_SECONDS = 20
+
+
+@dataclass
+class Bounced:
+    """A database of its own on the shared PostgreSQL, migrated, and the
+    way to it through PgBouncer."""
+
+    bouncer: PrivatePgBouncer
+    #: Straight to PostgreSQL: for the test's own looks and cleanup.
+    direct_url: str
+    direct: Engine
+    #: Through PgBouncer: what the apps use.
+    url: str
+
+
+@pytest.fixture(scope="module")
+def bouncer() -> Iterator[PrivatePgBouncer]:
+    """A PgBouncer of this module's own: transaction mode (the default of
+    :class:`PrivatePgBouncer`) with one server connection per database."""
+    with PrivatePgBouncer.for_test(
+        "default_pool_size=1", f"query_wait_timeout={QUERY_WAIT_SECONDS}"
+    ) as server:
+        yield server
+
+
+def new_app(url: str, **config: Any) -> Flask:
+    """The example's shape: the extension on ``TOKENAUTH_DATABASE_URL``, a
+    protected ``/me``."""
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_DATABASE_URL=url, **config))
+    TokenAuth().init_app(app)
+    app.register_blueprint(auth_bp)
+
+    @app.get("/me")
+    @login_required
+    def me() -> Any:
+        return {"sub": current_claims["sub"], "sid": current_claims["sid"]}
+
+    return app
+
+
+def connect(url: str) -> Any:
+    """A psycopg2 connection (libpq wants ``postgresql://``, no driver)."""
+    libpq = make_url(url).set(drivername="postgresql")
+    return psycopg2.connect(libpq.render_as_string(hide_password=False))
+
+
+def dispose(app: Flask) -> None:
+    get_state(app).db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def bounced(bouncer: PrivatePgBouncer) -> Iterator[Bounced]:
+    """A fresh database, migrated through PgBouncer with the CLI's
+    ``flask tokenauth db upgrade``: Alembic runs the whole upgrade in one
+    transaction on PostgreSQL and takes no session lock, so transaction
+    mode serves it as is (no need to migrate around PgBouncer)."""
+    stack = ExitStack()
+    try:
+        direct_url = stack.enter_context(
+            throwaway_database(POSTGRES_URL, "tokenauth_pgbouncer_")
+        )
+    except Exception as e:
+        service_missing(f"PostgreSQL not reachable at {POSTGRES_URL}: {e}")
+    with stack:
+        url = bouncer.through(direct_url)
+        app = new_app(url)
+        try:
+            result = app.test_cli_runner().invoke(args=["tokenauth", "db", "upgrade"])
+            assert result.exit_code == 0, result.output
+        finally:
+            dispose(app)
+        direct = make_engine(direct_url, {})
+        try:
+            yield Bounced(bouncer, direct_url, direct, url)
+        finally:
+            direct.dispose()
+
+
+@pytest.fixture
+def make_app(bounced: Bounced) -> Iterator[Any]:
+    """``make_app(**config)``: apps on the database through PgBouncer
+    (revocation store ``database``); their pools are closed and the tables
+    emptied after the test."""
+    apps: list[Flask] = []
+
+    def factory(**config: Any) -> Flask:
+        config.setdefault("TOKENAUTH_REVOCATION", "database")
+        app = new_app(bounced.url, **config)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        dispose(app)
+    with bounced.direct.begin() as conn:
+        names = ", ".join(table.name for table in metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+
+
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    return make_app()  # type: ignore[no-any-return]
+
+
+def session(app: Flask, email: str = "user@example.com") -> tuple[Auth, str]:
+    """A logged-in client (registering the user if needed) and its token."""
+    auth = Auth(app.test_client())
+    response = auth.login(email)
+    if response.status_code == 401:
+        response = auth.register(email)
+    assert response.status_code in (200, 201), response.get_json()
+    return auth, str(response.get_json()["accessToken"])
+
+
+def me(app: Flask, token: str) -> Any:
+    return app.test_client().get("/me", headers=bearer(token))
+
+
+def assert_revoked(app: Flask, token: str) -> None:
+    response = me(app, token)
+    assert response.status_code == 401
+    assert response.get_json() == {"error": "Token revoked", "code": "TOKEN_REVOKED"}
+
+
+def wait_for(condition: Any, what: str, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+# -- the mode is real -------------------------------------------------------------
+
+
+def test_the_admin_console_says_transaction_mode(bounced: Bounced) -> None:
+    bouncer = bounced.bouncer
+    assert bouncer.setting("pool_mode") == "transaction"
+    database = bounced.direct.url.database
+    pools = [row for row in bouncer.show("POOLS") if row["database"] == database]
+    assert [row["pool_mode"] for row in pools] == ["transaction"]
+
+
+def test_clients_take_turns_on_one_server_connection(bounced: Bounced) -> None:
+    """Two clients connected at once run on the same server connection (in
+    session mode the second would wait for the first to leave), and the
+    second sees the session state the first left there."""
+    first = connect(bounced.url)
+    second = connect(bounced.url)
+    try:
+        first.autocommit = second.autocommit = True
+        with first.cursor() as cursor:
+            cursor.execute("LISTEN tokenauth_pgbouncer_probe")
+            cursor.execute("SELECT pg_backend_pid()")
+            [(first_pid,)] = cursor.fetchall()
+        with second.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), pg_listening_channels()")
+            [(second_pid, channel)] = cursor.fetchall()
+            cursor.execute("UNLISTEN *")
+        assert second_pid == first_pid
+        assert channel == "tokenauth_pgbouncer_probe"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_listen_through_it_never_delivers(bounced: Bounced) -> None:
+    """What a revocation listener pointed at PgBouncer would get: nothing.
+    Its LISTEN ran on a server connection that went back to the pool; the
+    notification reaches that connection while no client is linked to it,
+    and PgBouncer drops it (and says so in its log)."""
+    channel = f"tokenauth_probe_{uuid.uuid4().hex[:8]}"
+    listener = connect(bounced.url)
+    witness = connect(bounced.direct_url)
+    sender = connect(bounced.direct_url)
+    try:
+        for conn in (listener, witness, sender):
+            conn.autocommit = True
+        listener.cursor().execute(f"LISTEN {channel}")
+        witness.cursor().execute(f"LISTEN {channel}")
+        sender.cursor().execute(f"NOTIFY {channel}, 'revoked'")
+
+        def witness_heard() -> bool:
+            select.select([witness], [], [], 0.1)
+            witness.poll()
+            return bool(witness.notifies)
+
+        wait_for(witness_heard, "the direct listener's notification")
+        wait_for(
+            lambda: (
+                "got packet 'A' from server when not linked" in bounced.bouncer.tail()
+            ),
+            "PgBouncer to drop the notification",
+        )
+        listener.poll()
+        with listener.cursor() as cursor:
+            cursor.execute("SELECT 1")  # whatever is pending arrives with it
+        assert listener.notifies == []
+        assert [n.payload for n in witness.notifies] == ["revoked"]
+    finally:
+        with listener.cursor() as cursor:
+            cursor.execute("UNLISTEN *")
+        for conn in (listener, witness, sender):
+            conn.close()
+
+
+# -- the app through it -----------------------------------------------------------
+
+
+def test_the_migrations_ran_through_it(bounced: Bounced) -> None:
+    with bounced.direct.connect() as conn:
+        version = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+        assert len(version.all()) == 1
+        tables = set(
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+        )
+    assert {table.name for table in metadata.sorted_tables} <= tables
+
+
+def test_register_login_and_a_protected_view(app: Flask) -> None:
+    auth = Auth(app.test_client())
+    assert auth.register().status_code == 201
+    response = auth.login()
+    assert response.status_code == 200
+    token = response.get_json()["accessToken"]
+    assert me(app, token).status_code == 200
+    assert Auth(app.test_client()).login(password="wrong password").status_code == 401
+    assert isinstance(get_state(app).revocation, DatabaseRevocation)
+
+
+def test_rotations_and_reuse_revoke_the_family(app: Flask, bounced: Bounced) -> None:
+    auth, first_token = session(app)
+    cookies = [auth.refresh_cookie()]
+    tokens = [first_token]
+    for _ in range(5):
+        response = auth.refresh()
+        assert response.status_code == 200
+        cookies.append(auth.refresh_cookie())
+        tokens.append(response.get_json()["accessToken"])
+    assert len(set(cookies)) == 6
+    other, other_token = session(app)  # another session of the same user
+
+    thief = Auth(app.test_client())
+    stolen = cookies[2]
+    assert stolen is not None
+    thief.set_refresh_cookie(stolen)
+    response = thief.refresh()
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "REFRESH_TOKEN_REUSED"
+    # The victim's newest token is revoked with the family, and so are the
+    # family's access tokens; the other session lives on.
+    response = auth.refresh()
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "REFRESH_TOKEN_REVOKED"
+    for token in tokens:
+        assert_revoked(app, token)
+    assert other.refresh().status_code == 200
+    assert me(app, other_token).status_code == 200
+    with bounced.direct.connect() as conn:
+        revoked = conn.execute(
+            text("SELECT count(*) FROM tokenauth_sessions WHERE revoked_at IS NOT NULL")
+        ).scalar_one()
+    assert revoked == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_raced_refresh_rotates_once(
+    app: Flask, bounced: Bounced, attempt: int
+) -> None:
+    auth, _ = session(app)
+    cookie = auth.refresh_cookie()
+    assert cookie is not None
+    responses = concurrent_refreshes(app, cookie, 8)
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [401] * 7, [r.get_json() for r in responses]
+    with bounced.direct.connect() as conn:
+        tokens = conn.execute(
+            text("SELECT count(*) FROM tokenauth_refresh_tokens")
+        ).scalar_one()
+    assert tokens == 2  # exactly one successor of the raced token
+
+
+def test_logout_refuses_the_access_token(app: Flask) -> None:
+    auth, token = session(app)
+    _, other = session(app)
+    assert me(app, token).status_code == 200
+    assert auth.logout().status_code == 200
+    assert_revoked(app, token)
+    assert me(app, other).status_code == 200
+
+
+def test_logout_everywhere_refuses_every_access_token(app: Flask) -> None:
+    tokens = [session(app)[1] for _ in range(3)]
+    response = app.test_client().post("/api/auth/logout-all", headers=bearer(tokens[0]))
+    assert response.status_code == 200
+    assert response.get_json()["revoked"] == 3
+    for token in tokens:
+        assert_revoked(app, token)
+
+
+def test_password_change_refuses_the_other_access_tokens(app: Flask) -> None:
+    _, other = session(app)
+    auth, current = session(app)
+    response = auth.client.post(
+        "/api/auth/password",
+        json={"currentPassword": PASSWORD, "newPassword": "a brand new password"},
+        headers=bearer(current),
+    )
+    assert response.status_code == 200
+    assert me(app, response.get_json()["accessToken"]).status_code == 200
+    assert_revoked(app, other)
+    assert Auth(app.test_client()).login().status_code == 401
+
+
+def test_a_revocation_by_one_app_is_refused_by_another(make_app: Any) -> None:
+    """Two app instances (two workers, two machines) on one database through
+    PgBouncer: a logout on one is refused on the other at its next request."""
+    one, two = make_app(), make_app()
+    auth, token = session(one)
+    assert me(two, token).status_code == 200
+    assert auth.logout().status_code == 200
+    assert_revoked(two, token)
