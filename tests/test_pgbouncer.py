@@ -22,16 +22,19 @@ admin console says so, and a ``LISTEN`` made through it never delivers.
 
 from __future__ import annotations
 
+import os
 import select
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
+import requests
 from flask import Flask
 from sqlalchemy import Engine, make_url, text
 
@@ -43,14 +46,25 @@ from flask_tokenauth._state import get_state
 from flask_tokenauth.models import metadata
 
 from .conftest import (
+    ACCESS_SECRET,
     PASSWORD,
     POSTGRES_URL,
+    REFRESH_SECRET,
     Auth,
     base_config,
     bearer,
     concurrent_refreshes,
     service_missing,
     throwaway_database,
+)
+from .servers import (
+    START_TIMEOUT,
+    gunicorn_options,
+    gunicorn_path,
+    server_environment,
+    start_server,
+    stop_server,
+    wait_until_ready,
 )
 from .services import TIMEOUT, PrivatePgBouncer
 
@@ -140,10 +154,20 @@ def bounced(bouncer: PrivatePgBouncer) -> Iterator[Bounced]:
 
 
 @pytest.fixture
-def make_app(bounced: Bounced) -> Iterator[Any]:
+def clean(bounced: Bounced) -> Iterator[Bounced]:
+    """The database through PgBouncer, emptied after the test."""
+    yield bounced
+    with bounced.direct.begin() as conn:
+        names = ", ".join(table.name for table in metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+
+
+@pytest.fixture
+def make_app(clean: Bounced) -> Iterator[Any]:
     """``make_app(**config)``: apps on the database through PgBouncer
     (revocation store ``database``); their pools are closed and the tables
     emptied after the test."""
+    bounced = clean
     apps: list[Flask] = []
 
     def factory(**config: Any) -> Flask:
@@ -155,9 +179,6 @@ def make_app(bounced: Bounced) -> Iterator[Any]:
     yield factory
     for app in apps:
         dispose(app)
-    with bounced.direct.begin() as conn:
-        names = ", ".join(table.name for table in metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
 
 
 @pytest.fixture
@@ -384,3 +405,102 @@ def test_a_revocation_by_one_app_is_refused_by_another(make_app: Any) -> None:
     assert me(two, token).status_code == 200
     assert auth.logout().status_code == 200
     assert_revoked(two, token)
+
+
+# -- two gunicorn workers through it ---------------------------------------------
+
+#: Fresh connections tried before giving up on reaching the other worker
+#: (the kernel hands each connection to one worker; it never takes long).
+MAX_TRIES = 500
+REQUEST_TIMEOUT = 10.0
+
+
+def gunicorn_app() -> Flask:
+    """The example app, telling which worker answered: what gunicorn runs
+    (``tests.test_pgbouncer:gunicorn_app()``)."""
+    from examples.app import create_app
+
+    app = create_app()
+
+    @app.after_request
+    def worker(response: Any) -> Any:
+        response.headers["X-Worker"] = str(os.getpid())
+        return response
+
+    return app
+
+
+@pytest.fixture
+def workers(clean: Bounced, tmp_path: Path) -> Iterator[str]:
+    """One gunicorn with two workers, the app's database through PgBouncer."""
+    gunicorn = gunicorn_path()
+    if gunicorn is None:
+        service_missing("gunicorn is not installed")
+    assert gunicorn is not None
+    env = server_environment(
+        TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET,
+        TOKENAUTH_REFRESH_SECRET=REFRESH_SECRET,
+        TOKENAUTH_DATABASE_URL=clean.url,
+        TOKENAUTH_REVOCATION="database",
+        TOKENAUTH_BCRYPT_ROUNDS="4",
+        TOKENAUTH_COOKIE_SECURE="false",
+        TOKENAUTH_RATELIMIT_ENABLED="false",
+    )
+    command = [
+        gunicorn,
+        *gunicorn_options(gunicorn, threads=4, workers=2),
+        "tests.test_pgbouncer:gunicorn_app()",
+    ]
+    server = start_server("pgbouncer-workers", command, env, tmp_path)
+    try:
+        wait_until_ready([server], time.monotonic() + START_TIMEOUT)
+        yield server.url
+    finally:
+        stop_server(server)
+
+
+def profile(url: str, token: str) -> requests.Response:
+    """``/api/profile`` on a fresh connection (so on either worker)."""
+    return requests.get(
+        f"{url}/api/profile",
+        headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+        timeout=REQUEST_TIMEOUT,
+    )
+
+
+def test_logout_on_one_gunicorn_worker_is_refused_by_the_other(workers: str) -> None:
+    body = {"email": "worker@example.com", "password": PASSWORD}
+    response = requests.post(
+        f"{workers}/api/auth/register", json=body, timeout=REQUEST_TIMEOUT
+    )
+    assert response.status_code == 201, response.text
+    token = response.json()["accessToken"]
+    cookie = response.cookies["refresh_token"]
+
+    # Both workers accept the token (each has served it once).
+    accepted: set[str] = set()
+    for _ in range(MAX_TRIES):
+        response = profile(workers, token)
+        assert response.status_code == 200, response.text
+        accepted.add(response.headers["X-Worker"])
+        if len(accepted) == 2:
+            break
+    assert len(accepted) == 2, "one worker took every connection"
+
+    response = requests.post(
+        f"{workers}/api/auth/logout",
+        headers={"Cookie": f"refresh_token={cookie}", "Connection": "close"},
+        timeout=REQUEST_TIMEOUT,
+    )
+    assert response.status_code == 200, response.text
+    logged_out_on = response.headers["X-Worker"]
+
+    refused: set[str] = set()
+    for _ in range(MAX_TRIES):
+        response = profile(workers, token)
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == "TOKEN_REVOKED"
+        refused.add(response.headers["X-Worker"])
+        if refused - {logged_out_on}:
+            break
+    assert refused - {logged_out_on}, "the other worker never answered"
