@@ -552,8 +552,11 @@ class PrivatePgBouncer(PrivateServer):
             "default_pool_size = 10",
             # Logs on stderr, into self.log.
             "syslog = 0",
-            # Sent by some drivers (JDBC, asyncpg); psycopg2 sends neither.
-            "ignore_startup_parameters = extra_float_digits,options",
+            # Sent by JDBC and asyncpg (psycopg2 sends none): the setting
+            # most deployments have.  ``options`` stays refused, as it is
+            # by default: a URL that sets server options at connect time
+            # fails here as it would in production.
+            "ignore_startup_parameters = extra_float_digits",
             *(" = ".join(s.split("=", 1)) for s in self.settings),
         ]
         self.config.write_text(
