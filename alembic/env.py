@@ -21,6 +21,7 @@ OUR_TABLES = {
     "tokenauth_sessions",
     "tokenauth_refresh_tokens",
     "tokenauth_user_cutoffs",
+    "tokenauth_revocation_events",
 }
 
 config = context.config

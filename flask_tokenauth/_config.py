@@ -16,6 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
 from ._blocklist import blocklist_file
 from ._keys import ALGORITHMS, HMAC_ALGORITHMS, KeySet
 from ._keysdir import load_keyset
@@ -70,6 +73,12 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_PREFIX": "tokenauth:",
     "REVOCATION": "auto",
     "REVOCATION_FAIL_OPEN": False,
+    # The database store: how old each process's copy of the revocations may
+    # be, and the URL its PostgreSQL listener connects to (None: the
+    # database's own; set it when the database URL goes through PgBouncer in
+    # transaction mode, where LISTEN does not work).
+    "REVOCATION_STALENESS": timedelta(seconds=1),
+    "REVOCATION_LISTEN_URL": None,
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": None,
     "RATELIMIT_REGISTER": "10/minute;100/hour",
@@ -283,6 +292,23 @@ def _parse_keys_dir(
     return path
 
 
+def _parse_listen_url(value: object, key: str) -> str | None:
+    """A PostgreSQL URL, or ``None``: LISTEN is PostgreSQL's."""
+    if not value:
+        return None
+    try:
+        backend = make_url(str(value)).get_backend_name()
+    except ArgumentError:
+        backend = None
+    if backend not in {"postgres", "postgresql"}:
+        raise ConfigurationError(
+            f"{key} must be a PostgreSQL URL that reaches the database directly"
+            " (or through PgBouncer in session mode), such as"
+            " 'postgresql://user@db-host:5432/app'; got a value that is not one."
+        )
+    return str(value)
+
+
 def _parse_cookie_path(value: object, key: str) -> str | None:
     """An explicit cookie ``Path`` (``None``: derive it from the blueprint)."""
     if value is None or value == "":
@@ -395,6 +421,12 @@ class Settings:
     keys_reload_interval: timedelta = timedelta(seconds=1)
     #: The password of encrypted private keys (read again at each reload).
     signing_key_password: bytes | None = None
+    #: The database store: a revocation made in another process is seen
+    #: within this time (see :mod:`._dbmirror`).
+    revocation_staleness: timedelta = timedelta(seconds=1)
+    #: The database store on PostgreSQL: where the listener connects;
+    #: ``None``: the database's own URL.
+    revocation_listen_url: str | None = None
 
     @classmethod
     def from_mapping(
@@ -527,6 +559,9 @@ class Settings:
                 "TOKENAUTH_REVOCATION='redis' needs TOKENAUTH_REDIS_URL, e.g."
                 " 'redis://127.0.0.1:6379/0'."
             )
+        listen_url = _parse_listen_url(
+            get("REVOCATION_LISTEN_URL"), key("REVOCATION_LISTEN_URL")
+        )
         storage_uri = (
             get("RATELIMIT_STORAGE_URI")
             or config.get("RATELIMIT_STORAGE_URI")
@@ -670,6 +705,10 @@ class Settings:
                 get("KEYS_RELOAD_INTERVAL"), key("KEYS_RELOAD_INTERVAL")
             ),
             signing_key_password=password,
+            revocation_staleness=parse_duration(
+                get("REVOCATION_STALENESS"), key("REVOCATION_STALENESS")
+            ),
+            revocation_listen_url=listen_url,
         )
 
 

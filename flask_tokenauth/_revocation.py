@@ -9,9 +9,11 @@ the user's "not before" cutoff ("log out everywhere", password change)?
   with the longest access-token lifetime (after that the token has expired
   anyway), so the store stays small.  Shared by every worker and machine;
   each process reads a copy kept current by pub/sub (see :mod:`._mirror`).
-* :class:`DatabaseRevocation` reads them from the ``tokenauth_sessions`` and
-  ``tokenauth_user_cutoffs`` tables: no Redis needed, one indexed query per
-  request.
+* :class:`DatabaseRevocation` keeps them in the database: no Redis needed.
+  Each process reads a copy of the log of revocations, kept current by the
+  database (see :mod:`._dbmirror`); while the copy is not current, one
+  indexed query per request on the ``tokenauth_sessions`` and
+  ``tokenauth_user_cutoffs`` tables.
 * :class:`NoRevocation` asks nothing: purely stateless deployments that
   accept tokens until they expire.
 
@@ -27,9 +29,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Connection, Select, Table, event, select
 
 from ._db import Database, as_utc, execute_one
+from ._dbmirror import RevocationCopy
 from ._mirror import RevocationMirror, channel_name
 from .errors import RevocationStoreUnavailable, TokenRevoked, UserNotFound
 from .models import Session, User, UserCutoff
@@ -46,14 +49,19 @@ class RevocationStore(Protocol):
         """Raise :class:`TokenRevoked` if the token's session or user was
         revoked after it was issued."""
 
-    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
-        """Refuse every access token of these sessions from now on."""
+    def revoke_sessions(
+        self, session_ids: Iterable[str], conn: Connection | None = None
+    ) -> None:
+        """Refuse every access token of these sessions from now on (once
+        ``conn``'s transaction commits, for a store that is the database)."""
 
-    def revoke_user(self, user_id: int | str, at: datetime) -> None:
+    def revoke_user(
+        self, user_id: int | str, at: datetime, conn: Connection | None = None
+    ) -> None:
         """Refuse every access token of this user issued before ``at``."""
 
 
-def _cutoff(at: datetime) -> int:
+def cutoff_of(at: datetime) -> int:
     # ``iat`` has one-second resolution: a token issued in the same second as
     # the cutoff survives, so a token issued right after a password change
     # stays valid.  The sessions revoked at the same time cover the rest.
@@ -66,10 +74,14 @@ class NoRevocation:
     def check(self, claims: Mapping[str, Any]) -> None:
         return None
 
-    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
+    def revoke_sessions(
+        self, session_ids: Iterable[str], conn: Connection | None = None
+    ) -> None:
         return None
 
-    def revoke_user(self, user_id: int | str, at: datetime) -> None:
+    def revoke_user(
+        self, user_id: int | str, at: datetime, conn: Connection | None = None
+    ) -> None:
         return None
 
 
@@ -116,18 +128,46 @@ def _check_query(session_id: str, user_id: str, builtin_users: bool) -> Select[A
 
 
 class DatabaseRevocation:
-    """Reads revocations from the tables the session operations write.
+    """Reads revocations from this process's copy of the database's log
+    while it is current, from the tables the session operations write
+    otherwise.
 
     :param builtin_users: the users are the built-in table's, whose
         deletion the check sees too (``USER_NOT_FOUND``).
+    :param copy: this process's copy of the log; ``None``: ask the database
+        on every request.
     """
 
-    def __init__(self, db: Database, builtin_users: bool = True) -> None:
+    def __init__(
+        self,
+        db: Database,
+        builtin_users: bool = True,
+        copy: RevocationCopy | None = None,
+    ) -> None:
         self._db = db
         self._builtin_users = builtin_users
         self._check_sql = _check_postgresql(builtin_users)
+        self.copy = copy
 
     def check(self, claims: Mapping[str, Any]) -> None:
+        copy = self.copy
+        if copy is not None:
+            # What the copy holds is true even when it is not current: only
+            # real revocations are in the log.
+            current = copy.current()
+            user_id = claims["sub"]
+            if self._builtin_users and user_id in copy.gone:
+                raise UserNotFound()
+            if claims["sid"] in copy.sessions:
+                raise TokenRevoked()
+            cutoff = copy.cutoffs.get(user_id)
+            if cutoff is not None and claims["iat"] < cutoff[0]:
+                raise TokenRevoked()
+            if current:
+                return
+        self._ask_database(claims)
+
+    def _ask_database(self, claims: Mapping[str, Any]) -> None:
         session_id, user_id = claims["sid"], claims["sub"]
         with self._db.single_statement() as conn:
             if conn.dialect.name == "postgresql":
@@ -149,14 +189,34 @@ class DatabaseRevocation:
         # purge``) or never was: either way its tokens are not honoured.
         if found is None or revoked_at is not None:
             raise TokenRevoked()
-        if valid_after is not None and claims["iat"] < _cutoff(as_utc(valid_after)):
+        if valid_after is not None and claims["iat"] < cutoff_of(as_utc(valid_after)):
             raise TokenRevoked()
 
-    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
-        return None  # the sessions' revoked_at is the record
+    def _at_commit(self, conn: Connection | None, apply: Any) -> None:
+        """Apply to the copy once ``conn`` commits (a rolled-back revocation
+        must not refuse tokens), or now without a transaction."""
+        if conn is None:
+            apply()
+        else:
+            event.listen(conn, "commit", lambda _conn: apply(), once=True)
 
-    def revoke_user(self, user_id: int | str, at: datetime) -> None:
-        return None  # tokenauth_user_cutoffs is the record
+    def revoke_sessions(
+        self, session_ids: Iterable[str], conn: Connection | None = None
+    ) -> None:
+        # The sessions' revoked_at and the log are the record.
+        copy = self.copy
+        if copy is not None:
+            ids = list(session_ids)
+            self._at_commit(conn, lambda: copy.note_sessions(ids))
+
+    def revoke_user(
+        self, user_id: int | str, at: datetime, conn: Connection | None = None
+    ) -> None:
+        # tokenauth_user_cutoffs and the log are the record.
+        copy = self.copy
+        if copy is not None:
+            cutoff = cutoff_of(at)
+            self._at_commit(conn, lambda: copy.note_cutoff(str(user_id), cutoff))
 
 
 class RedisRevocation:
@@ -232,7 +292,9 @@ class RedisRevocation:
             return False, None
         return revoked is not None, None if not_before is None else int(not_before)
 
-    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
+    def revoke_sessions(
+        self, session_ids: Iterable[str], conn: Connection | None = None
+    ) -> None:
         import redis
 
         ids = list(session_ids)
@@ -252,10 +314,12 @@ class RedisRevocation:
             for session_id in ids:
                 self._mirror.note_session(session_id)
 
-    def revoke_user(self, user_id: int | str, at: datetime) -> None:
+    def revoke_user(
+        self, user_id: int | str, at: datetime, conn: Connection | None = None
+    ) -> None:
         import redis
 
-        cutoff = _cutoff(at)
+        cutoff = cutoff_of(at)
         try:
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(self._user_key(user_id), cutoff, ex=self._ttl)

@@ -3,7 +3,8 @@ signals: list a user's sessions, revoke some or all of them.
 
 The database is the record; the revocation store is told in the same
 transaction, before it commits, so that access tokens of revoked sessions
-stop at their next request.
+stop at their next request.  Every revocation is also appended to the log
+that each process's copy of the revocations reads (see :mod:`._dbmirror`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import signals
 from ._db import as_utc
+from ._dbmirror import record
 from ._refresh import spendable
+from ._revocation import cutoff_of
 from ._state import TokenAuthState, get_state
-from .models import RefreshToken, Session, UserCutoff
+from .models import RefreshToken, RevocationEvent, Session, UserCutoff
 
 _sessions = cast(Table, Session.__table__)
 _tokens = cast(Table, RefreshToken.__table__)
 _cutoffs = cast(Table, UserCutoff.__table__)
+_events = cast(Table, RevocationEvent.__table__)
 
 
 def _has_spendable_token(now: datetime) -> Exists:
@@ -106,7 +110,9 @@ def revoke_in(
 
     The revocation store is told here, before the caller commits: if it
     cannot be reached the error rolls the whole transaction back, so a 503
-    means nothing was changed and a retry works.
+    means nothing was changed and a retry works.  The log of revocations is
+    written whatever the store, so that switching to the database store
+    later misses none.
     """
     now = now or datetime.now(timezone.utc)
     query = select(_sessions.c.id).where(
@@ -120,9 +126,10 @@ def revoke_in(
     state.refresh_tokens.revoke_families(conn, ids, now)
     if cutoff:
         _set_cutoff(conn, user_id, now)
-    state.revocation.revoke_sessions(ids)
+    record(conn, user_id, ids, cutoff_of(now) if cutoff else None, now)
+    state.revocation.revoke_sessions(ids, conn)
     if cutoff:
-        state.revocation.revoke_user(user_id, now)
+        state.revocation.revoke_user(user_id, now, conn)
     return ids
 
 
@@ -190,7 +197,9 @@ def purge(state: TokenAuthState, batch_size: int = 1000) -> int:
     A session is dead once its absolute lifetime is over, or once it has no
     refresh token left that can be used (idle timeout).  A revoked session
     is kept until its access tokens have expired too, so that the database
-    revocation store still refuses them.
+    revocation store still refuses them.  The revocation log loses its rows
+    of the same age (every token they refuse has expired); they are not
+    counted.
     """
     settings = state.settings
     total = 0
@@ -210,7 +219,15 @@ def purge(state: TokenAuthState, batch_size: int = 1000) -> int:
                 ).scalars()
             )
             if not ids:
+                _purge_events(conn, settled)
                 return total
             conn.execute(delete(_tokens).where(_tokens.c.family_id.in_(ids)))
             conn.execute(delete(_sessions).where(_sessions.c.id.in_(ids)))
         total += len(ids)
+
+
+def _purge_events(conn: Connection, settled: datetime) -> None:
+    """Delete the log's rows older than ``settled``: every token they
+    refuse has expired.  (A copy goes on from the last id it saw, and ids
+    are never reused, so none misses a later row.)"""
+    conn.execute(delete(_events).where(_events.c.created_at <= settled))

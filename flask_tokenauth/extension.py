@@ -12,6 +12,7 @@ from flask.sansio.app import App
 from ._access import AccessTokens, ClaimsLoader
 from ._config import Settings
 from ._db import Database, EngineSource, make_engine
+from ._dbmirror import RevocationCopy
 from ._headers import add_security_headers
 from ._keysdir import KeysWatcher
 from ._limiter import make_limiter
@@ -166,7 +167,13 @@ def _revocation_store(
     if settings.revocation == "off":
         return NoRevocation()
     if settings.revocation == "database":
-        return DatabaseRevocation(db, builtin_users)
+        copy = RevocationCopy(
+            db,
+            settings.revocation_staleness,
+            settings.access_expires + settings.leeway,
+            settings.revocation_listen_url,
+        )
+        return DatabaseRevocation(db, builtin_users, copy)
     assert settings.redis_url is not None
     try:
         return RedisRevocation.from_url(

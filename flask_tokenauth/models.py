@@ -1,5 +1,5 @@
-"""The library's tables: the built-in users, sessions, refresh tokens and
-the per-user cutoffs of "log out everywhere".
+"""The library's tables: the built-in users, sessions, refresh tokens, the
+per-user cutoffs of "log out everywhere" and the log of revocations.
 
 Every name starts with :data:`TABLE_PREFIX`, so none collides with a table
 of the host application (a host ``users`` table is common).  Sessions,
@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Index,
     Integer,
@@ -198,3 +199,36 @@ class UserCutoff(Base):
 
     def __repr__(self) -> str:
         return f"<UserCutoff {self.user_id} {self.tokens_valid_after}>"
+
+
+class RevocationEvent(Base):
+    """One revocation, in the order committed: what each process's copy of
+    the revocations (see :mod:`flask_tokenauth._dbmirror`) reads, those
+    newer than the last it saw.
+
+    ``kind`` is ``"session"`` (``session_id`` revoked), ``"cutoff"`` (the
+    user's tokens issued before ``not_before``, Unix seconds, refused) or
+    ``"user-gone"`` (a built-in user deleted, even by raw SQL: a trigger of
+    migration 0005 writes it).  Written in the revoking transaction, which
+    locks the table first on PostgreSQL so that ids are committed in order.
+    Kept for the longest access-token lifetime (``flask tokenauth purge``).
+    The table's name is also the PostgreSQL ``NOTIFY`` channel.
+    """
+
+    __tablename__ = TABLE_PREFIX + "revocation_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(USER_ID_LENGTH))
+    not_before: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), index=True
+    )
+
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    def __repr__(self) -> str:
+        return f"<RevocationEvent {self.id} {self.kind}>"

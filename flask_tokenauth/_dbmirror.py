@@ -1,0 +1,327 @@
+"""This process's copy of the revocations the database records.
+
+Asking the database on every protected request costs a query, several times
+the whole of a small view.  So every revocation also appends a row to
+``tokenauth_revocation_events`` (:func:`record`), in the revoking
+transaction, and each process keeps a copy of the recent rows: a protected
+request then checks a dict.  The copy learns of new rows by reading those
+with an id above the last it saw:
+
+* on PostgreSQL a thread of its own does, on a connection of its own
+  (``TOKENAUTH_REVOCATION_LISTEN_URL``, by default the database's) that
+  ``LISTEN``\\ s on the table's channel: the revoking transaction notifies it
+  at commit, and the thread also reads every quarter of the staleness bound,
+  a heartbeat that notices a dead connection even when no notification
+  would;
+* on SQLite the request that finds the copy older than the bound reads the
+  new rows itself (a query on the primary key, at most once per bound).
+
+The copy is *current* while its last successful read started less than
+``TOKENAUTH_REVOCATION_STALENESS`` ago.  While it is not (starting, the
+listener's connection lost, the heartbeat overdue) the store asks the
+database itself, as it did before there was a copy, and fails closed if it
+cannot.  A revocation made in this process applies to the copy when its
+transaction commits.
+
+Ids are committed in order, so that "above the last id seen" misses none:
+SQLite has one writer at a time, and on PostgreSQL the writer locks the
+table (``EXCLUSIVE``: other writers wait, readers do not) before taking its
+id, until it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, insert, text
+
+from ._db import Database
+from .models import RevocationEvent
+
+logger = logging.getLogger("flask_tokenauth")
+
+_events = cast(Table, RevocationEvent.__table__)
+
+#: The PostgreSQL ``NOTIFY`` channel: the table's own name.
+CHANNEL = _events.name
+#: How often the copy forgets entries whose tokens have all expired.
+SWEEP_SECONDS = 30.0
+#: The longest wait between two attempts to reconnect the listener.
+MAX_RETRY_SECONDS = 2.0
+
+_COLUMNS = "id, kind, session_id, user_id, not_before"
+
+
+def record(
+    conn: Connection,
+    user_id: str,
+    session_ids: Sequence[str],
+    cutoff: int | None,
+    now: datetime,
+) -> None:
+    """Append the revocation of ``session_ids`` and, with ``cutoff``, the
+    user's "not before" to the log, in the caller's transaction ``conn``.
+
+    On PostgreSQL the table is locked first, so that the ids are committed
+    in order, and the channel notified (PostgreSQL delivers it at commit).
+    """
+    rows: list[dict[str, Any]] = [
+        {"kind": "session", "session_id": sid, "not_before": None}
+        for sid in session_ids
+    ]
+    if cutoff is not None:
+        rows.append({"kind": "cutoff", "session_id": None, "not_before": cutoff})
+    if not rows:
+        return
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql:
+        conn.execute(text(f"LOCK TABLE {_events.name} IN EXCLUSIVE MODE"))
+    conn.execute(insert(_events).values(user_id=user_id, created_at=now), rows)
+    if postgresql:
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+class RevocationCopy:
+    """Revoked sessions, per-user cutoffs and deleted built-in users, as the
+    log last read says.
+
+    :param db: the database, read directly on SQLite.
+    :param staleness: seconds the copy may lag the log and still answer.
+    :param ttl: seconds an entry is kept (the longest access-token
+        lifetime: after that, every token it refuses has expired anyway).
+    :param listen_url: where the PostgreSQL listener connects; ``None``: the
+        database's own URL.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        staleness: timedelta,
+        ttl: timedelta,
+        listen_url: str | None = None,
+    ) -> None:
+        self._db = db
+        self.staleness = staleness.total_seconds()
+        self.ttl = ttl.total_seconds()
+        self.listen_url = listen_url
+        self.sessions: dict[str, float] = {}
+        self.cutoffs: dict[str, tuple[int, float]] = {}
+        self.gone: dict[str, float] = {}
+        self._last_id: int | None = None
+        #: ``time.monotonic()`` when the last successful read started.
+        self._read_at = float("-inf")
+        self._swept_at = time.monotonic()
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        #: The listener's PostgreSQL ``application_name`` (for operators
+        #: and tests: ``pg_stat_activity`` shows it).
+        self.application_name = ""
+
+    # -- what requests use -------------------------------------------------
+
+    def current(self) -> bool:
+        """Whether the copy may answer on its own: its last read is recent
+        enough (read now on SQLite if it is not)."""
+        if self._pid != os.getpid():
+            self._start()
+        if time.monotonic() - self._read_at <= self.staleness:
+            return True
+        if self._listens:
+            return False
+        return self._read_inline()
+
+    def note_sessions(self, session_ids: Iterable[str]) -> None:
+        until = time.time() + self.ttl
+        for session_id in session_ids:
+            self.sessions[session_id] = until
+
+    def note_cutoff(self, user_id: str, cutoff: int) -> None:
+        known = self.cutoffs.get(user_id)
+        if known is None or known[0] <= cutoff:
+            self.cutoffs[user_id] = (cutoff, time.time() + self.ttl)
+
+    # -- reading the log -----------------------------------------------------
+
+    def apply(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Apply rows of the log (``id, kind, session_id, user_id,
+        not_before``), oldest first."""
+        until = time.time() + self.ttl
+        for event_id, kind, session_id, user_id, not_before in rows:
+            if kind == "session" and session_id is not None:
+                self.sessions[session_id] = until
+            elif kind == "cutoff" and user_id is not None and not_before is not None:
+                self.note_cutoff(user_id, int(not_before))
+            elif kind == "user-gone" and user_id is not None:
+                self.gone[user_id] = until
+            if self._last_id is None or event_id > self._last_id:
+                self._last_id = event_id
+
+    def _query(self, named: bool = True) -> tuple[str, dict[str, Any]]:
+        """The rows the copy has not seen: on first load those of the last
+        ``ttl`` seconds, and the newest row whatever its age (where to go on
+        from).  ``named``: ``:name`` parameters (SQLAlchemy's), else
+        ``%(name)s`` (psycopg2's)."""
+
+        def param(name: str) -> str:
+            return f":{name}" if named else f"%({name})s"
+
+        if self._last_id is not None:
+            return (
+                f"SELECT {_COLUMNS} FROM {_events.name}"
+                f" WHERE id > {param('last')} ORDER BY id",
+                {"last": self._last_id},
+            )
+        since = datetime.now(timezone.utc) - timedelta(seconds=self.ttl)
+        return (
+            f"SELECT {_COLUMNS} FROM {_events.name} WHERE created_at > {param('since')}"
+            f" OR id = (SELECT max(id) FROM {_events.name}) ORDER BY id",
+            {"since": since},
+        )
+
+    def _read_inline(self) -> bool:
+        """SQLite: read the new rows on the request's thread, one thread at
+        a time (the others ask the database meanwhile)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            started = time.monotonic()
+            sql, params = self._query()
+            try:
+                with self._db.single_statement() as conn:
+                    rows = conn.execute(text(sql), params).all()
+            except Exception as e:
+                logger.warning("tokenauth revocation log unreadable: %s", e)
+                return False
+            self.apply(rows)
+            self._read_at = started
+            self._sweep_now_and_then()
+            return True
+        finally:
+            self._lock.release()
+
+    def _sweep_now_and_then(self) -> None:
+        if time.monotonic() - self._swept_at < SWEEP_SECONDS:
+            return
+        self._swept_at = time.monotonic()
+        now = time.time()
+        for entries in (self.sessions, self.gone):
+            for key, until in list(entries.items()):
+                if until <= now:
+                    entries.pop(key, None)
+        for user_id, (_, user_until) in list(self.cutoffs.items()):
+            if user_until <= now:
+                self.cutoffs.pop(user_id, None)
+
+    def mark_stale(self) -> None:
+        self._read_at = float("-inf")
+
+    # -- the listener --------------------------------------------------------
+
+    @property
+    def _listens(self) -> bool:
+        return self._db.engine.dialect.name == "postgresql"
+
+    def _start(self) -> None:
+        pid = os.getpid()
+        with self._lock:
+            if self._pid == pid:
+                return
+            # New, or in a child after a fork (gunicorn --preload): what the
+            # parent read may be old by now, and its thread did not survive.
+            self._pid = pid
+            self._read_at = float("-inf")
+            if not self._listens:
+                return
+            self.application_name = f"tokenauth-revocations {pid} {id(self):x}"
+            threading.Thread(
+                target=_listen,
+                args=(weakref.ref(self), pid, self._listener_url()),
+                name="tokenauth-revocations",
+                daemon=True,
+            ).start()
+
+    def _listener_url(self) -> str:
+        if self.listen_url is not None:
+            return self.listen_url
+        return self._db.engine.url.render_as_string(hide_password=False)
+
+
+def _connect(url: str, application_name: str) -> Any:
+    """A connection in autocommit (LISTEN needs it), whose dead peer TCP
+    keepalives notice within seconds: SQLAlchemy's proxy of a psycopg2
+    connection."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from ._db import normalize_url
+
+    engine = create_engine(
+        normalize_url(url),
+        poolclass=NullPool,
+        connect_args={
+            "application_name": application_name,
+            "connect_timeout": 2,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+        },
+    )
+    # Without a pool, closing the returned proxy closes the connection.
+    pooled = engine.raw_connection()
+    pooled.driver_connection.autocommit = True  # type: ignore[union-attr]
+    return pooled
+
+
+def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> None:
+    """The thread: connect, LISTEN, load, then read on every notification
+    and every heartbeat; on any failure mark the copy stale and start over.
+    Ends when the copy is gone or the process is a fork of the one that
+    started it."""
+    delay = 0.1
+    while True:
+        copy = ref()
+        if copy is None or copy._pid != pid:
+            return
+        heartbeat = copy.staleness / 4
+        name = copy.application_name
+        del copy
+        pooled: Any = None
+        try:
+            pooled = _connect(url, name)
+            connection = pooled.driver_connection
+            with connection.cursor() as cursor:
+                # LISTEN before the first read: a revocation committed in
+                # between is in the read or notified after it.
+                cursor.execute(f"LISTEN {CHANNEL}")
+                while True:
+                    if (copy := ref()) is None or copy._pid != pid:
+                        return
+                    started = time.monotonic()
+                    cursor.execute(*copy._query(named=False))
+                    copy.apply(cursor.fetchall())
+                    copy._read_at = started
+                    copy._sweep_now_and_then()
+                    del copy
+                    delay = 0.1
+                    select.select([connection], [], [], heartbeat)
+                    connection.poll()
+                    connection.notifies.clear()
+        except Exception as e:  # any failure: stale until read again
+            if (copy := ref()) is not None:
+                copy.mark_stale()
+                del copy
+            logger.warning("tokenauth revocation listener lost: %s", e)
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+        finally:
+            if pooled is not None:
+                pooled.close()
