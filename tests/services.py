@@ -539,6 +539,9 @@ class PrivatePgBouncer(PrivateServer):
     def write_config(self) -> None:
         user = self.target.username or "postgres"
         target = f"host={self.target.host or HOST} port={self.target.port or 5432}"
+        if self.target.password:
+            # PgBouncer's own login to the server; its clients need none.
+            target += f" password={self.target.password}"
         settings = [
             f"listen_addr = {HOST}",
             f"listen_port = {self.port}",
