@@ -255,30 +255,27 @@ class RevocationCopy:
 
 
 def _connect(url: str, application_name: str) -> Any:
-    """A connection in autocommit (LISTEN needs it), whose dead peer TCP
-    keepalives notice within seconds: SQLAlchemy's proxy of a psycopg2
-    connection."""
+    """A driver (psycopg2) connection of its own, outside any pool, in
+    autocommit (LISTEN needs it), whose dead peer TCP keepalives notice
+    within seconds."""
     from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
 
     from ._db import normalize_url
 
-    engine = create_engine(
-        normalize_url(url),
-        poolclass=NullPool,
-        connect_args={
-            "application_name": application_name,
-            "connect_timeout": 2,
-            "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 2,
-        },
+    target = normalize_url(url)
+    dialect = create_engine(target).dialect  # connects nowhere
+    args, params = dialect.create_connect_args(target)
+    params.update(
+        application_name=application_name,
+        connect_timeout=2,
+        keepalives=1,
+        keepalives_idle=5,
+        keepalives_interval=2,
+        keepalives_count=2,
     )
-    # Without a pool, closing the returned proxy closes the connection.
-    pooled = engine.raw_connection()
-    pooled.driver_connection.autocommit = True  # type: ignore[union-attr]
-    return pooled
+    connection = dialect.connect(*args, **params)
+    connection.autocommit = True
+    return connection
 
 
 def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> None:
@@ -294,10 +291,9 @@ def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> N
         heartbeat = copy.staleness / 4
         name = copy.application_name
         del copy
-        pooled: Any = None
+        connection: Any = None
         try:
-            pooled = _connect(url, name)
-            connection = pooled.driver_connection
+            connection = _connect(url, name)
             with connection.cursor() as cursor:
                 # LISTEN before the first read: a revocation committed in
                 # between is in the read or notified after it.
@@ -323,5 +319,5 @@ def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> N
             time.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_SECONDS)
         finally:
-            if pooled is not None:
-                pooled.close()
+            if connection is not None:
+                connection.close()

@@ -1,0 +1,41 @@
+"""The example app with two routes more, for the servers of
+``tests/test_revocation_mirror.py``: which worker answered, and what its copy
+of the revocations holds."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, Response
+
+from examples.app import create_app as create_example
+from flask_tokenauth import current_claims, login_required
+from flask_tokenauth._state import get_state
+
+
+def create_app() -> Flask:
+    app = create_example()
+
+    @app.get("/test/claims")
+    @login_required
+    def claims() -> Any:
+        """A protected view that never loads the user: only the revocation
+        store can refuse its token."""
+        return {"sub": current_claims["sub"]}
+
+    @app.get("/test/copy/<session_id>")
+    def copy(session_id: str) -> Any:
+        revocation: Any = get_state().revocation
+        held = revocation.copy
+        return {
+            "current": held.current(),
+            "revoked": session_id in held.sessions,
+        }
+
+    @app.after_request
+    def worker(response: Response) -> Response:
+        response.headers["X-Worker"] = str(os.getpid())
+        return response
+
+    return app

@@ -1,0 +1,586 @@
+"""The database revocation store's copy of the revocations (``_dbmirror``):
+immediate in the process that revokes, seen by other processes through the
+log, asked of the database itself while the copy is not current (the
+PostgreSQL listener's connection killed), on SQLite and PostgreSQL, in one
+process and across gunicorn workers."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import Engine, event, inspect, make_url, text
+
+from flask_tokenauth import _dbmirror as dbmirror
+from flask_tokenauth import current_claims, login_required
+from flask_tokenauth._db import make_engine
+from flask_tokenauth._dbmirror import RevocationCopy
+from flask_tokenauth._migrate import downgrade, upgrade
+from flask_tokenauth._revocation import DatabaseRevocation
+from flask_tokenauth._sessions import purge, revoke_in
+from flask_tokenauth.errors import ConfigurationError
+
+from .conftest import (
+    ACCESS_SECRET,
+    PASSWORD,
+    REFRESH_SECRET,
+    Auth,
+    base_config,
+    bearer,
+    service_missing,
+    throwaway_database,
+)
+from .servers import (
+    START_TIMEOUT,
+    Server,
+    gunicorn_options,
+    gunicorn_path,
+    server_environment,
+    start_server,
+    stop_server,
+    wait_until_ready,
+)
+
+#: Generous: CI runs on a loaded 2-core machine.  Conditions are polled, so
+#: a passing test takes as long as the behaviour does, not this.
+WAIT = 15.0
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = WAIT) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def protect(app: Flask) -> Flask:
+    """A view that never loads the user: only the revocation store refuses
+    its token."""
+
+    @app.get("/claims")
+    @login_required
+    def claims() -> Any:
+        return {"sub": current_claims["sub"]}
+
+    return app
+
+
+def copy_of(app: Flask) -> RevocationCopy:
+    revocation = app.extensions["tokenauth"].revocation
+    assert isinstance(revocation, DatabaseRevocation)
+    assert revocation.copy is not None
+    return revocation.copy
+
+
+def sid_of(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
+def code(response: Any) -> tuple[int, str | None]:
+    return response.status_code, (response.get_json() or {}).get("code")
+
+
+@contextmanager
+def database_uses(engine: Engine) -> Iterator[list[str]]:
+    """Each checkout of a pooled connection of the app's engine."""
+    uses: list[str] = []
+
+    def checkout(*args: Any) -> None:
+        uses.append("checkout")
+
+    event.listen(engine.pool, "checkout", checkout)
+    try:
+        yield uses
+    finally:
+        event.remove(engine.pool, "checkout", checkout)
+
+
+@pytest.fixture
+def make_db_app(make_app: Any) -> Callable[..., Flask]:
+    def factory(**config: Any) -> Flask:
+        config.setdefault("TOKENAUTH_REVOCATION", "database")
+        return protect(make_app(**config))
+
+    return factory
+
+
+def test_a_revocation_is_immediate_in_its_own_process(
+    make_db_app: Callable[..., Flask], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logout refuses the session's token at the next request of the same
+    process, from the copy alone: what the copy reads from the log is
+    ignored here, so only the process's own note can tell it."""
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS=60)
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    copy = copy_of(app)
+    assert wait_for(copy.current)
+    monkeypatch.setattr(copy, "apply", lambda rows: None)
+    assert Auth(client).logout().status_code == 200
+    with database_uses(engine) as uses:
+        assert code(client.get("/claims", headers=bearer(token))) == (
+            401,
+            "TOKEN_REVOKED",
+        )
+    assert uses == []  # the copy answered
+    assert sid_of(token) in copy.sessions
+
+
+def test_a_rolled_back_revocation_leaves_the_copy_alone(
+    make_db_app: Callable[..., Flask],
+) -> None:
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS=60)
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    state = app.extensions["tokenauth"]
+
+    with app.app_context(), pytest.raises(RuntimeError), state.db.begin() as conn:
+        sub = jwt.decode(token, options={"verify_signature": False})["sub"]
+        revoke_in(state, conn, sub, cutoff=True)
+        raise RuntimeError("the caller's work fails after the revocation")
+    assert copy_of(app).sessions == {}
+    assert copy_of(app).cutoffs == {}
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+
+
+def test_another_process_sees_a_revocation_through_the_log(
+    make_db_app: Callable[..., Flask],
+) -> None:
+    """Two apps on one database stand for two processes: each has its own
+    copy.  A logout on A reaches B's copy, and B refuses the token."""
+    a = make_db_app(TOKENAUTH_REVOCATION_STALENESS=0.2)
+    b = make_db_app(TOKENAUTH_REVOCATION_STALENESS=0.2)
+    client_a = a.test_client()
+    token = Auth(client_a).register().get_json()["accessToken"]
+    client_b = b.test_client()
+    assert client_b.get("/claims", headers=bearer(token)).status_code == 200
+    copy_b = copy_of(b)
+    assert copy_b is not copy_of(a)
+    assert wait_for(copy_b.current)
+
+    assert Auth(client_a).logout().status_code == 200
+    sid = sid_of(token)
+    assert wait_for(lambda: copy_b.current() and sid in copy_b.sessions)
+    assert code(client_b.get("/claims", headers=bearer(token))) == (
+        401,
+        "TOKEN_REVOKED",
+    )
+
+
+def test_logout_everywhere_reaches_another_process(
+    make_db_app: Callable[..., Flask],
+) -> None:
+    a = make_db_app(TOKENAUTH_REVOCATION_STALENESS=0.2)
+    b = make_db_app(TOKENAUTH_REVOCATION_STALENESS=0.2)
+    client_a = a.test_client()
+    body = Auth(client_a).register().get_json()
+    token, sub = body["accessToken"], str(body["user"]["id"])
+    client_b = b.test_client()
+    assert client_b.get("/claims", headers=bearer(token)).status_code == 200
+    copy_b = copy_of(b)
+    assert wait_for(copy_b.current)
+    # The next second: a token issued in the cutoff's own second survives.
+    iat = jwt.decode(token, options={"verify_signature": False})["iat"]
+    assert wait_for(lambda: time.time() >= iat + 1)
+
+    logout_all = client_a.post("/api/auth/logout-all", headers=bearer(token))
+    assert logout_all.status_code == 200
+    assert wait_for(lambda: copy_b.current() and sub in copy_b.cutoffs)
+    assert code(client_b.get("/claims", headers=bearer(token))) == (
+        401,
+        "TOKEN_REVOKED",
+    )
+
+
+def test_a_deleted_builtin_user_reaches_every_copy(
+    make_db_app: Callable[..., Flask], engine: Engine
+) -> None:
+    """Deleted by raw SQL: the trigger of migration 0005 logs it."""
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS=0.2)
+    client = app.test_client()
+    body = Auth(client).register().get_json()
+    token, sub = body["accessToken"], str(body["user"]["id"])
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    copy = copy_of(app)
+    assert wait_for(copy.current)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tokenauth_users WHERE id = :id"), {"id": sub})
+    assert wait_for(lambda: copy.current() and sub in copy.gone)
+    assert code(client.get("/claims", headers=bearer(token))) == (401, "USER_NOT_FOUND")
+
+
+def test_purge_deletes_the_logs_expired_rows(
+    make_db_app: Callable[..., Flask], engine: Engine
+) -> None:
+    app = make_db_app(TOKENAUTH_ACCESS_EXPIRES=60)
+    old = datetime.now(timezone.utc) - timedelta(minutes=5)
+    with engine.begin() as conn:
+        for kind, at in (("session", old), ("session", datetime.now(timezone.utc))):
+            conn.execute(
+                text(
+                    "INSERT INTO tokenauth_revocation_events (kind, session_id,"
+                    " user_id, created_at) VALUES (:kind, :sid, '1', :at)"
+                ),
+                {"kind": kind, "sid": uuid.uuid4().hex, "at": at},
+            )
+    with app.app_context():
+        purge(app.extensions["tokenauth"])
+    with engine.connect() as conn:
+        left = conn.execute(
+            text("SELECT created_at FROM tokenauth_revocation_events")
+        ).all()
+    assert len(left) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "TOKENAUTH_REVOCATION_STALENESS must be positive"),
+        ("soon", "TOKENAUTH_REVOCATION_STALENESS must be a timedelta"),
+    ],
+)
+def test_staleness_is_validated(value: Any, message: str) -> None:
+    from flask_tokenauth import TokenAuth
+
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_REVOCATION_STALENESS=value))
+    with pytest.raises(ConfigurationError, match=message):
+        TokenAuth(app)
+
+
+def test_listen_url_must_be_postgresql() -> None:
+    from flask_tokenauth import TokenAuth
+
+    app = Flask(__name__)
+    app.config.update(
+        base_config(TOKENAUTH_REVOCATION_LISTEN_URL="sqlite:///revocations.db")
+    )
+    with pytest.raises(ConfigurationError, match="TOKENAUTH_REVOCATION_LISTEN_URL"):
+        TokenAuth(app)
+
+
+# -- PostgreSQL: the listener ------------------------------------------------
+
+
+@pytest.fixture
+def pg_engine(engine: Engine) -> Engine:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the listener is PostgreSQL's")
+    return engine
+
+
+def listener_pid(engine: Engine, copy: RevocationCopy) -> int | None:
+    with engine.connect() as conn:
+        pid = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": copy.application_name},
+        ).scalar()
+    return None if pid is None else int(pid)
+
+
+def test_the_copy_asks_the_database_while_the_listener_is_down(
+    make_db_app: Callable[..., Flask],
+    pg_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Kill the listener's connection (and keep it from reconnecting): the
+    copy is not current, so a revocation the log does not hold (raw SQL on
+    the sessions table) is refused at once by the per-request query.  Once
+    the listener is back the copy answers alone again."""
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS=0.5)
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    other = Auth(app.test_client()).login().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    copy = copy_of(app)
+    assert wait_for(copy.current)
+    pid = listener_pid(pg_engine, copy)
+    assert pid is not None
+
+    real_connect = dbmirror._connect
+    down = True
+
+    def connect(url: str, name: str) -> Any:
+        if down:
+            raise OSError("listener kept down by the test")
+        return real_connect(url, name)
+
+    monkeypatch.setattr(dbmirror, "_connect", connect)
+    with pg_engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    assert wait_for(lambda: not copy.current())
+    with pg_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
+            {"id": sid_of(token)},
+        )
+    with database_uses(pg_engine) as uses:
+        assert code(client.get("/claims", headers=bearer(token))) == (
+            401,
+            "TOKEN_REVOKED",
+        )
+        assert client.get("/claims", headers=bearer(other)).status_code == 200
+    assert len(uses) == 2  # asked the database each time
+
+    down = False
+    assert wait_for(copy.current)
+    assert listener_pid(pg_engine, copy) not in {None, pid}
+    with database_uses(pg_engine) as uses:
+        assert client.get("/claims", headers=bearer(other)).status_code == 200
+    assert uses == []
+    assert "tokenauth revocation listener lost" in caplog.text
+
+
+def test_the_listener_uses_its_own_url(
+    make_db_app: Callable[..., Flask], pg_engine: Engine, postgres_url: str
+) -> None:
+    """TOKENAUTH_REVOCATION_LISTEN_URL (where PgBouncer in transaction mode
+    would be bypassed): the listener connects there, not to the database URL.
+    Shown with a second database on the server: the listener's connection is
+    to it."""
+    with throwaway_database(postgres_url, "tokenauth_listen_") as listen_url:
+        listen_engine = make_engine(listen_url, {})
+        try:
+            upgrade(listen_engine)
+            app = make_db_app(TOKENAUTH_REVOCATION_LISTEN_URL=listen_url)
+            client = app.test_client()
+            token = Auth(client).register().get_json()["accessToken"]
+            assert client.get("/claims", headers=bearer(token)).status_code == 200
+            copy = copy_of(app)
+            assert wait_for(copy.current)
+            with pg_engine.connect() as conn:
+                database = conn.execute(
+                    text(
+                        "SELECT datname FROM pg_stat_activity"
+                        " WHERE application_name = :name"
+                    ),
+                    {"name": copy.application_name},
+                ).scalar()
+            assert database == make_url(listen_url).database
+            assert database != pg_engine.url.database
+        finally:
+            listen_engine.dispose()
+
+
+def test_an_unreachable_listen_url_fails_closed(
+    make_db_app: Callable[..., Flask],
+    pg_engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing listens there: the copy is never current, so every request
+    asks the database, and a revocation the log does not hold is refused."""
+    from .services import free_port
+
+    caplog.set_level(logging.WARNING, "flask_tokenauth")
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    app = make_db_app(TOKENAUTH_REVOCATION_LISTEN_URL=url)
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    assert wait_for(lambda: "tokenauth revocation listener lost" in caplog.text)
+    assert not copy_of(app).current()
+    with pg_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
+            {"id": sid_of(token)},
+        )
+    assert code(client.get("/claims", headers=bearer(token))) == (401, "TOKEN_REVOKED")
+
+
+# -- the migration -------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_url(database_url: str, tmp_path: Path, postgres_url: str) -> Iterator[str]:
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    with throwaway_database(postgres_url, "tokenauth_mirror_") as url:
+        yield url
+
+
+def test_0005_logs_the_revocations_made_before_it(fresh_url: str) -> None:
+    engine = make_engine(fresh_url, {})
+    try:
+        upgrade(engine, "0004")
+        at = datetime(2026, 11, 29, 1, 2, 3, tzinfo=timezone.utc)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tokenauth_sessions (id, user_id, created_at,"
+                    " last_used_at, expires_at, revoked_at) VALUES"
+                    " ('s1', '7', :at, :at, :at, :at), ('s2', '7', :at, :at, :at, NULL)"
+                ),
+                {"at": at},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO tokenauth_user_cutoffs (user_id, tokens_valid_after)"
+                    " VALUES ('8', :at)"
+                ),
+                {"at": at},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO tokenauth_users (email, password_hash)"
+                    " VALUES ('gone@example.com', 'x')"
+                )
+            )
+        upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM tokenauth_users"))
+            rows = conn.execute(
+                text(
+                    "SELECT kind, session_id, user_id, not_before"
+                    " FROM tokenauth_revocation_events ORDER BY id"
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            ("session", "s1", "7", None),
+            ("cutoff", None, "8", int(at.timestamp())),
+            ("user-gone", None, "1", None),
+        ]
+        downgrade(engine, "0004")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tokenauth_users (email, password_hash)"
+                    " VALUES ('again@example.com', 'x')"
+                )
+            )
+            # The trigger went with the table.
+            conn.execute(text("DELETE FROM tokenauth_users"))
+        assert "tokenauth_revocation_events" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+# -- gunicorn workers ----------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def workers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Two gunicorn workers (one app loaded before the fork, ``--preload``)
+    on one database, the database revocation store, no Redis."""
+    gunicorn = gunicorn_path()
+    if gunicorn is None:
+        service_missing("gunicorn is not installed")
+    assert gunicorn is not None
+    workdir = tmp_path_factory.mktemp("mirror-workers")
+    with (
+        throwaway_database(
+            request.getfixturevalue("postgres_url"), "tokenauth_workers_"
+        )
+        if request.param == "postgresql"
+        else _sqlite_file(workdir)
+    ) as url:
+        engine = make_engine(url, {})
+        upgrade(engine)
+        engine.dispose()
+        env = server_environment(
+            TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET,
+            TOKENAUTH_REFRESH_SECRET=REFRESH_SECRET,
+            TOKENAUTH_DATABASE_URL=url,
+            TOKENAUTH_REVOCATION="database",
+            TOKENAUTH_REVOCATION_STALENESS="1",
+            TOKENAUTH_BCRYPT_ROUNDS="4",
+            TOKENAUTH_COOKIE_SECURE="false",
+            TOKENAUTH_RATELIMIT_ENABLED="false",
+        )
+        command = [
+            gunicorn,
+            *gunicorn_options(gunicorn, threads=2, workers=2),
+            "--preload",
+            "tests.mirror_app:create_app()",
+        ]
+        server: Server | None = None
+        try:
+            server = start_server("mirror", command, env, workdir)
+            wait_until_ready([server], time.monotonic() + START_TIMEOUT)
+            yield server.url
+        finally:
+            if server is not None:
+                stop_server(server)
+
+
+@contextmanager
+def _sqlite_file(workdir: Path) -> Iterator[str]:
+    yield f"sqlite:///{workdir / 'tokenauth.sqlite3'}"
+
+
+def test_a_logout_on_one_worker_reaches_the_other(workers: str) -> None:
+    """Log out through whichever worker takes the request; the other worker's
+    copy then holds the revocation and refuses the token (each request is a
+    new connection: the workers take turns as they accept)."""
+    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+    registered = requests.post(
+        f"{workers}/api/auth/register",
+        json={"email": email, "password": PASSWORD},
+        timeout=10,
+    )
+    assert registered.status_code == 201
+    token = registered.json()["accessToken"]
+    cookie = registered.cookies["refresh_token"]
+    sid = sid_of(token)
+
+    def claims() -> requests.Response:
+        return requests.get(f"{workers}/test/claims", headers=bearer(token), timeout=10)
+
+    def copy() -> requests.Response:
+        return requests.get(f"{workers}/test/copy/{sid}", timeout=10)
+
+    # Both workers answer, and both have a current copy.
+    answered: set[str] = set()
+    assert wait_for(
+        lambda: (
+            (r := claims()).status_code == 200
+            and bool(answered.add(r.headers["X-Worker"]) or len(answered) == 2)
+        )
+    ), f"only worker(s) {answered} answered"
+    current: set[str] = set()
+    assert wait_for(
+        lambda: (
+            (r := copy()).json()["current"]
+            and bool(current.add(r.headers["X-Worker"]) or len(current) == 2)
+        )
+    )
+
+    logout = requests.post(
+        f"{workers}/api/auth/logout",
+        headers={"Cookie": f"refresh_token={cookie}"},
+        timeout=10,
+    )
+    assert logout.status_code == 200
+    revoker = logout.headers["X-Worker"]
+    (other,) = answered - {revoker}
+
+    # The other worker's copy learns it (not only its fallback query)...
+    assert wait_for(
+        lambda: (
+            (r := copy()).headers["X-Worker"] == other
+            and r.json() == {"current": True, "revoked": True}
+        )
+    )
+    # ...and it refuses the token.
+    assert wait_for(
+        lambda: (
+            (r := claims()).headers["X-Worker"] == other
+            and (r.status_code, r.json().get("code")) == (401, "TOKEN_REVOKED")
+        )
+    )
