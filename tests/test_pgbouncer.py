@@ -451,14 +451,29 @@ def listening_copy(one: Flask, two: Flask) -> Any:
     return copy
 
 
-def test_a_direct_listener_hears_a_revocation_of_another_instance(
-    make_app: Any, clean: Bounced
+@pytest.fixture(scope="module")
+def session_bouncer() -> Iterator[PrivatePgBouncer]:
+    """A second PgBouncer, in session mode: a client keeps its server
+    connection, so LISTEN works through it."""
+    with PrivatePgBouncer.for_test("pool_mode=session") as server:
+        yield server
+
+
+@pytest.mark.parametrize("listener", ["direct", "pgbouncer-session-mode"])
+def test_a_listener_that_hears_tells_another_instance_at_once(
+    make_app: Any, clean: Bounced, request: pytest.FixtureRequest, listener: str
 ) -> None:
-    """The engine through PgBouncer, the listener straight to PostgreSQL:
-    a logout on one instance is refused by the other, which had accepted
-    the token from its copy, without waiting for the staleness bound."""
+    """The engine through PgBouncer in transaction mode, the listener
+    straight to PostgreSQL or through a PgBouncer in session mode: a logout
+    on one instance is refused by the other, which had accepted the token
+    from its copy, without waiting for the staleness bound."""
+    listen_url = clean.direct_url
+    if listener != "direct":
+        session_mode: PrivatePgBouncer = request.getfixturevalue("session_bouncer")
+        assert session_mode.setting("pool_mode") == "session"
+        listen_url = session_mode.through(clean.direct_url)
     config = {
-        "TOKENAUTH_REVOCATION_LISTEN_URL": clean.direct_url,
+        "TOKENAUTH_REVOCATION_LISTEN_URL": listen_url,
         "TOKENAUTH_REVOCATION_STALENESS": HOUR,
     }
     one, two = make_app(**config), make_app(**config)
