@@ -10,14 +10,22 @@ server connection, for the next client.  Here the app's
 on the shared PostgreSQL, and everything that needs the database is driven
 through it: the migrations (the CLI's ``flask tokenauth db upgrade``),
 registration and login, refresh rotation and reuse detection, a refresh race,
-and revocation with the ``database`` store.
+revocation with the ``database`` store and its per-process copy of the
+revocations, and two gunicorn workers.
 
 The server pool has a single connection (``default_pool_size = 1``): every
 client's transactions take turns on it, so any session state that leaked
 from one transaction to the next would show, and a request that held one
 connection while it waited for a second would hang (``query_wait_timeout``
-turns that into an error).  The first tests prove the mode is real: the
-admin console says so, and a ``LISTEN`` made through it never delivers.
+turns that into an error).  The refresh race also runs through the shared
+:func:`~tests.services.private_pgbouncer_fixture` (ten server connections),
+where the racers' transactions really run at once.  The first tests prove
+the mode is real: the admin console says so, and a ``LISTEN`` made through
+it never delivers.
+
+The copy's listener (``TOKENAUTH_REVOCATION_LISTEN_URL``) must reach
+PostgreSQL directly or through PgBouncer in session mode: through
+transaction mode it hears nothing (see the last tests of the copy).
 """
 
 from __future__ import annotations
@@ -73,7 +81,11 @@ from .servers import (
     stop_server,
     wait_until_ready,
 )
-from .services import TIMEOUT, PrivatePgBouncer
+from .services import (  # noqa: F401 (the last one is a fixture)
+    TIMEOUT,
+    PrivatePgBouncer,
+    private_pgbouncer_fixture,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -182,15 +194,16 @@ def clean(bounced: Bounced) -> Iterator[Bounced]:
 
 @pytest.fixture
 def make_app(clean: Bounced) -> Iterator[Any]:
-    """``make_app(**config)``: apps on the database through PgBouncer
-    (revocation store ``database``); their pools are closed and the tables
-    emptied after the test."""
+    """``make_app(url=None, **config)``: apps on the database through
+    PgBouncer (this module's, or the one ``url`` goes through), revocation
+    store ``database``; their pools are closed and the tables emptied after
+    the test."""
     bounced = clean
     apps: list[Flask] = []
 
-    def factory(**config: Any) -> Flask:
+    def factory(url: str | None = None, **config: Any) -> Flask:
         config.setdefault("TOKENAUTH_REVOCATION", "database")
-        app = new_app(bounced.url, **config)
+        app = new_app(url or bounced.url, **config)
         apps.append(app)
         return app
 
@@ -367,16 +380,31 @@ def test_rotations_and_reuse_revoke_the_family(app: Flask, bounced: Bounced) -> 
 
 
 @pytest.mark.parametrize("attempt", range(3))
+@pytest.mark.parametrize("servers", ["one server connection", "a pool of ten"])
 def test_a_raced_refresh_rotates_once(
-    app: Flask, bounced: Bounced, attempt: int
+    make_app: Any,
+    clean: Bounced,
+    request: pytest.FixtureRequest,
+    servers: str,
+    attempt: int,
 ) -> None:
+    """Eight clients refresh one token at once: exactly one wins.  On one
+    server connection their transactions take turns; through the shared
+    PgBouncer fixture (ten server connections) they run at the same time
+    and meet at the row locks."""
+    url = None
+    if servers != "one server connection":
+        shared: PrivatePgBouncer = request.getfixturevalue("private_pgbouncer")
+        assert shared.setting("default_pool_size") == "10"
+        url = shared.through(clean.direct_url)
+    app = make_app(url)
     auth, _ = session(app)
     cookie = auth.refresh_cookie()
     assert cookie is not None
     responses = concurrent_refreshes(app, cookie, 8)
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] + [401] * 7, [r.get_json() for r in responses]
-    with bounced.direct.connect() as conn:
+    with clean.direct.connect() as conn:
         tokens = conn.execute(
             text("SELECT count(*) FROM tokenauth_refresh_tokens")
         ).scalar_one()
