@@ -41,9 +41,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, text
+from sqlalchemy import Connection, Table, bindparam, insert, text
 
-from ._db import Database
+from ._db import Database, describe_db_error
 from .models import RevocationEvent
 
 logger = logging.getLogger("flask_tokenauth")
@@ -56,8 +56,13 @@ CHANNEL = _events.name
 SWEEP_SECONDS = 30.0
 #: The longest wait between two attempts to reconnect the listener.
 MAX_RETRY_SECONDS = 2.0
+#: The listener reads at least this long apart, however small the bound.
+MIN_HEARTBEAT_SECONDS = 0.01
+#: While the listener stays down, how often that is logged as a warning.
+WARN_EVERY_SECONDS = 60.0
 
 _COLUMNS = "id, kind, session_id, user_id, not_before"
+_TYPES = {"last": _events.c.id.type, "since": _events.c.created_at.type}
 
 
 def record(
@@ -196,9 +201,18 @@ class RevocationCopy:
             sql, params = self._query()
             try:
                 with self._db.single_statement() as conn:
-                    rows = conn.execute(text(sql), params).all()
+                    # Typed, so that SQLite compares ``since`` in the form
+                    # SQLAlchemy stores datetimes in.
+                    statement = text(sql).bindparams(
+                        *(bindparam(k, type_=_TYPES[k]) for k in params)
+                    )
+                    rows = conn.execute(statement, params).all()
             except Exception as e:
-                logger.warning("tokenauth revocation log unreadable: %s", e)
+                logger.warning(
+                    "tokenauth revocation log unreadable (asking the database"
+                    " instead): %s",
+                    describe_db_error(e),
+                )
                 return False
             self.apply(rows)
             self._read_at = started
@@ -282,13 +296,15 @@ def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> N
     """The thread: connect, LISTEN, load, then read on every notification
     and every heartbeat; on any failure mark the copy stale and start over.
     Ends when the copy is gone or the process is a fork of the one that
-    started it."""
+    started it.  A failure is logged as a warning when it follows a success,
+    and then at most once a minute while it lasts."""
     delay = 0.1
+    warned_at: float | None = None
     while True:
         copy = ref()
         if copy is None or copy._pid != pid:
             return
-        heartbeat = copy.staleness / 4
+        heartbeat = max(copy.staleness / 4, MIN_HEARTBEAT_SECONDS)
         name = copy.application_name
         del copy
         connection: Any = None
@@ -308,6 +324,9 @@ def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> N
                     copy._sweep_now_and_then()
                     del copy
                     delay = 0.1
+                    if warned_at is not None:
+                        logger.warning("tokenauth revocation listener is back")
+                        warned_at = None
                     select.select([connection], [], [], heartbeat)
                     connection.poll()
                     connection.notifies.clear()
@@ -315,7 +334,17 @@ def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> N
             if (copy := ref()) is not None:
                 copy.mark_stale()
                 del copy
-            logger.warning("tokenauth revocation listener lost: %s", e)
+            if warned_at is None or time.monotonic() - warned_at > WARN_EVERY_SECONDS:
+                warned_at = time.monotonic()
+                level = logging.WARNING
+            else:
+                level = logging.DEBUG
+            logger.log(
+                level,
+                "tokenauth revocation listener lost (asking the database on"
+                " each request until it is back): %s",
+                describe_db_error(e),
+            )
             time.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_SECONDS)
         finally:

@@ -7,6 +7,7 @@ process and across gunicorn workers."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ import jwt
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import Engine, event, inspect, make_url, text
+from sqlalchemy import Engine, bindparam, event, insert, inspect, make_url, text
 
 from flask_tokenauth import _dbmirror as dbmirror
 from flask_tokenauth import current_claims, login_required
@@ -29,6 +30,7 @@ from flask_tokenauth._migrate import downgrade, upgrade
 from flask_tokenauth._revocation import DatabaseRevocation
 from flask_tokenauth._sessions import purge, revoke_in
 from flask_tokenauth.errors import ConfigurationError
+from flask_tokenauth.models import RevocationEvent
 
 from .conftest import (
     ACCESS_SECRET,
@@ -222,6 +224,31 @@ def test_a_deleted_builtin_user_reaches_every_copy(
     assert code(client.get("/claims", headers=bearer(token))) == (401, "USER_NOT_FOUND")
 
 
+def test_a_new_copy_loads_the_revocations_of_one_token_lifetime(
+    make_db_app: Callable[..., Flask], engine: Engine
+) -> None:
+    """Older rows refuse only tokens that have expired: not loaded."""
+    app = make_db_app(TOKENAUTH_ACCESS_EXPIRES=60)
+    now = datetime.now(timezone.utc)
+    rows = [
+        {"kind": "session", "session_id": "old", "at": now - timedelta(seconds=70)},
+        {"kind": "session", "session_id": "recent", "at": now - timedelta(seconds=50)},
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(RevocationEvent).values(
+                kind=bindparam("kind"),
+                session_id=bindparam("session_id"),
+                user_id="1",
+                created_at=bindparam("at"),
+            ),
+            rows,
+        )
+    copy = copy_of(app)
+    assert wait_for(copy.current)
+    assert set(copy.sessions) == {"recent"}
+
+
 def test_purge_deletes_the_logs_expired_rows(
     make_db_app: Callable[..., Flask], engine: Engine
 ) -> None:
@@ -343,6 +370,49 @@ def test_the_copy_asks_the_database_while_the_listener_is_down(
         assert client.get("/claims", headers=bearer(other)).status_code == 200
     assert uses == []
     assert "tokenauth revocation listener lost" in caplog.text
+
+
+def test_a_silent_listener_stops_answering_after_the_staleness(
+    make_db_app: Callable[..., Flask], pg_engine: Engine
+) -> None:
+    """The listener's connection hangs (a peer gone without a word): no
+    error, no notification, only the heartbeat's reads stop.  Once the last
+    read is older than the staleness bound the copy is not current and the
+    database is asked; when the reads resume, the copy answers again."""
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS=0.5)
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    copy = copy_of(app)
+    assert wait_for(copy.current)
+    hung = threading.Event()
+    resume = threading.Event()
+    real_apply = copy.apply
+
+    def hanging_apply(rows: Any) -> None:
+        hung.set()
+        resume.wait(WAIT)
+        real_apply(rows)
+
+    copy.apply = hanging_apply  # type: ignore[method-assign]
+    try:
+        assert hung.wait(WAIT)
+        assert wait_for(lambda: not copy.current())
+        with pg_engine.begin() as conn:
+            conn.execute(
+                text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
+                {"id": sid_of(token)},
+            )
+        with database_uses(pg_engine) as uses:
+            assert code(client.get("/claims", headers=bearer(token))) == (
+                401,
+                "TOKEN_REVOKED",
+            )
+        assert len(uses) == 1
+    finally:
+        copy.apply = real_apply  # type: ignore[method-assign]
+        resume.set()
+    assert wait_for(copy.current)
 
 
 def test_the_listener_uses_its_own_url(
