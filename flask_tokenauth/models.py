@@ -19,12 +19,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     DateTime,
     Index,
     Integer,
     MetaData,
     String,
+    event,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -232,3 +234,42 @@ class RevocationEvent(Base):
 
     def __repr__(self) -> str:
         return f"<RevocationEvent {self.id} {self.kind}>"
+
+
+def _log_user_deletions() -> None:
+    """Deleting a built-in user, even by raw SQL, logs a ``user-gone``
+    event; on PostgreSQL after locking the log, as the library's own writes
+    do, and notifying its channel.  Migration 0005 creates the same trigger;
+    this makes ``metadata.create_all`` do so too."""
+    trigger = f"{TABLE_PREFIX}users_gone"
+    users = User.__tablename__
+    events = RevocationEvent.__tablename__
+    insert = (
+        f"INSERT INTO {events} (kind, user_id, created_at) VALUES"
+        " ('user-gone', CAST(OLD.id AS VARCHAR(255)), {now});"
+    )
+    statements = [
+        (
+            "sqlite",
+            f"CREATE TRIGGER {trigger} AFTER DELETE ON {users} BEGIN"
+            f" {insert.format(now='CURRENT_TIMESTAMP')} END",
+        ),
+        (
+            "postgresql",
+            f"CREATE OR REPLACE FUNCTION {trigger}() RETURNS trigger"
+            f" LANGUAGE plpgsql AS $$ BEGIN LOCK TABLE {events} IN EXCLUSIVE"
+            f" MODE; {insert.format(now='now()')}"
+            f" PERFORM pg_notify('{events}', ''); RETURN NULL; END $$",
+        ),
+        (
+            "postgresql",
+            f"CREATE TRIGGER {trigger} AFTER DELETE ON {users}"
+            f" FOR EACH ROW EXECUTE PROCEDURE {trigger}()",
+        ),
+    ]
+    for dialect, statement in statements:
+        ddl = DDL(statement)  # type: ignore[no-untyped-call]
+        event.listen(User.__table__, "after_create", ddl.execute_if(dialect=dialect))
+
+
+_log_user_deletions()

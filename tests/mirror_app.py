@@ -15,7 +15,13 @@ from flask_tokenauth._state import get_state
 
 
 def create_app() -> Flask:
+    """Loaded before the fork (``gunicorn --preload``), the copy already in
+    use there: each worker must start its own (a thread does not survive a
+    fork)."""
     app = create_example()
+    with app.app_context():
+        revocation: Any = get_state().revocation
+        revocation.copy.current()
 
     @app.get("/test/claims")
     @login_required
@@ -26,7 +32,6 @@ def create_app() -> Flask:
 
     @app.get("/test/copy/<session_id>")
     def copy(session_id: str) -> Any:
-        revocation: Any = get_state().revocation
         held = revocation.copy
         return {
             "current": held.current(),

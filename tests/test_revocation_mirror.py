@@ -30,7 +30,7 @@ from flask_tokenauth._migrate import downgrade, upgrade
 from flask_tokenauth._revocation import DatabaseRevocation
 from flask_tokenauth._sessions import purge, revoke_in
 from flask_tokenauth.errors import ConfigurationError
-from flask_tokenauth.models import RevocationEvent
+from flask_tokenauth.models import RevocationEvent, metadata
 
 from .conftest import (
     ACCESS_SECRET,
@@ -475,11 +475,15 @@ def test_an_unreachable_listen_url_fails_closed(
 
 
 @pytest.fixture
-def fresh_url(database_url: str, tmp_path: Path, postgres_url: str) -> Iterator[str]:
+def fresh_url(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """An empty database of the test's dialect."""
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
         return
-    with throwaway_database(postgres_url, "tokenauth_mirror_") as url:
+    server = request.getfixturevalue("postgres_url")
+    with throwaway_database(server, "tokenauth_mirror_") as url:
         yield url
 
 
@@ -539,6 +543,32 @@ def test_0005_logs_the_revocations_made_before_it(fresh_url: str) -> None:
         engine.dispose()
 
 
+def test_create_all_logs_user_deletions_too(fresh_url: str) -> None:
+    """Tables made by ``metadata.create_all`` (then stamped) get the trigger
+    of migration 0005, and it survives a drop_all and create_all."""
+    engine = make_engine(fresh_url, {})
+    try:
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tokenauth_users (email, password_hash)"
+                    " VALUES ('gone@example.com', 'x')"
+                )
+            )
+            conn.execute(text("DELETE FROM tokenauth_users"))
+            rows = conn.execute(
+                text("SELECT kind, user_id FROM tokenauth_revocation_events")
+            ).all()
+        assert [tuple(r) for r in rows] == [("user-gone", "1")]
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
 # -- gunicorn workers ----------------------------------------------------------
 
 
@@ -546,8 +576,10 @@ def test_0005_logs_the_revocations_made_before_it(fresh_url: str) -> None:
 def workers(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """Two gunicorn workers (one app loaded before the fork, ``--preload``)
-    on one database, the database revocation store, no Redis."""
+    """Two gunicorn workers on one database, the database revocation store,
+    no Redis.  The app is loaded, and its copy put to use, before the fork
+    (``--preload``, :mod:`tests.mirror_app`): each worker must notice it is
+    a new process and start its own listener."""
     gunicorn = gunicorn_path()
     if gunicorn is None:
         service_missing("gunicorn is not installed")
