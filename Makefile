@@ -52,15 +52,17 @@ js:
 	  if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --prefix tests/js; \
 	  else echo "npm not installed: the JS client checks will skip"; fi; }
 
-# Debian's PgBouncer for tests/test_pgbouncer.py, which starts a pgbouncer
-# process of its own on a free port (the package's own service is never
-# used: Debian's policy-rc.d keeps it from starting in containers, and the
-# tests never talk to it).  Without root or apt those tests skip locally,
-# saying why; CI treats that as a failure.
+# Debian's PgBouncer for tests/test_pgbouncer.py, which starts pgbouncer
+# processes of its own on free ports.  The package's own service is not
+# wanted: it is stopped (if the install started it) and disabled right after
+# the install.  Without root or apt those tests skip locally, saying why; CI
+# treats that as a failure.
 pgbouncer:
 	@command -v pgbouncer >/dev/null 2>&1 || test -x /usr/sbin/pgbouncer || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null && { \
+	      systemctl stop pgbouncer.service >/dev/null 2>&1; \
+	      systemctl disable pgbouncer.service >/dev/null 2>&1; true; }; \
 	  else echo "pgbouncer not installed and apt-get unavailable: the PgBouncer tests will skip"; fi; }
 
 test: install browser js pgbouncer
