@@ -443,6 +443,30 @@ def test_password_change_refuses_the_other_access_tokens(app: Flask) -> None:
     assert Auth(app.test_client()).login().status_code == 401
 
 
+def test_the_admin_commands_through_it(app: Flask, clean: Bounced) -> None:
+    """``flask tokenauth sessions | revoke-sessions | purge``, as cron or an
+    operator runs them, on the app's URL through PgBouncer."""
+    tokens = [session(app)[1] for _ in range(2)]
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["tokenauth", "sessions", "user@example.com"])
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.output.strip().splitlines()) == 2
+    revoked = runner.invoke(args=["tokenauth", "revoke-sessions", "user@example.com"])
+    assert revoked.exit_code == 0, revoked.output
+    assert "Revoked 2 session(s)." in revoked.output
+    for token in tokens:
+        assert_revoked(app, token)
+    with clean.direct.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE tokenauth_sessions SET revoked_at = now() - interval '30 days'"
+            )
+        )
+    purged = runner.invoke(args=["tokenauth", "purge", "--batch-size", "1"])
+    assert purged.exit_code == 0, purged.output
+    assert "Purged 2 session(s)." in purged.output
+
+
 # -- the database store's copy of the revocations --------------------------------
 #
 # Each process keeps a copy of the revocation log, read by a thread that
