@@ -20,8 +20,8 @@ The copy is *current* while its last successful read started less than
 ``TOKENAUTH_REVOCATION_STALENESS`` ago.  While it is not (starting, the
 listener's connection lost, the heartbeat overdue) the store asks the
 database itself, as it did before there was a copy, and fails closed if it
-cannot.  A revocation made in this process applies to the copy when its
-transaction commits.
+cannot.  A revocation made in this process applies to its copies (one
+per app on the database) when its transaction commits.
 
 Ids are committed in order, so that "above the last id seen" misses none:
 SQLite has one writer at a time, and on PostgreSQL the writer locks the
@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, text
+from sqlalchemy import URL, Connection, Table, bindparam, event, insert, text
 
 from ._db import Database, describe_db_error
 from .models import RevocationEvent
@@ -61,6 +61,9 @@ MIN_HEARTBEAT_SECONDS = 0.01
 #: While the listener stays down, how often that is logged as a warning.
 WARN_EVERY_SECONDS = 60.0
 
+#: Every copy in this process (one per app using the database store).
+_COPIES: weakref.WeakSet[RevocationCopy] = weakref.WeakSet()
+
 _COLUMNS = "id, kind, session_id, user_id, not_before"
 _TYPES = {"last": _events.c.id.type, "since": _events.c.created_at.type}
 
@@ -73,7 +76,9 @@ def record(
     now: datetime,
 ) -> None:
     """Append the revocation of ``session_ids`` and, with ``cutoff``, the
-    user's "not before" to the log, in the caller's transaction ``conn``.
+    user's "not before" to the log, in the caller's transaction ``conn``,
+    and tell every copy of this process on the same database when it
+    commits (a rolled-back revocation must not refuse tokens).
 
     On PostgreSQL the table is locked first, so that the ids are committed
     in order, and the channel notified (PostgreSQL delivers it at commit).
@@ -92,6 +97,23 @@ def record(
     conn.execute(insert(_events).values(user_id=user_id, created_at=now), rows)
     if postgresql:
         conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    ids, url = list(session_ids), conn.engine.url
+    event.listen(
+        conn,
+        "commit",
+        lambda _conn: _tell_copies(url, user_id, ids, cutoff),
+        once=True,
+    )
+
+
+def _tell_copies(url: URL, user_id: str, ids: list[str], cutoff: int | None) -> None:
+    """A revocation made in this process, to every copy of it on the
+    database at ``url`` (one per app): at once, not at its next read."""
+    for copy in list(_COPIES):
+        if copy.url == url:
+            copy.note_sessions(ids)
+            if cutoff is not None:
+                copy.note_cutoff(user_id, cutoff)
 
 
 class RevocationCopy:
@@ -129,6 +151,10 @@ class RevocationCopy:
         #: The listener's PostgreSQL ``application_name`` (for operators
         #: and tests: ``pg_stat_activity`` shows it).
         self.application_name = ""
+        #: The database's URL, known once the copy is in use: the
+        #: revocations this process makes there are noted at once.
+        self.url: URL | None = None
+        _COPIES.add(self)
 
     # -- what requests use -------------------------------------------------
 
@@ -252,6 +278,7 @@ class RevocationCopy:
             # parent read may be old by now, and its thread did not survive.
             self._pid = pid
             self._read_at = float("-inf")
+            self.url = self._db.engine.url
             if not self._listens:
                 return
             self.application_name = f"tokenauth-revocations {pid} {id(self):x}"

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Select, Table, event, select
+from sqlalchemy import Select, Table, select
 
 from ._db import Database, as_utc, execute_one
 from ._dbmirror import RevocationCopy
@@ -49,15 +49,10 @@ class RevocationStore(Protocol):
         """Raise :class:`TokenRevoked` if the token's session or user was
         revoked after it was issued."""
 
-    def revoke_sessions(
-        self, session_ids: Iterable[str], conn: Connection | None = None
-    ) -> None:
-        """Refuse every access token of these sessions from now on (once
-        ``conn``'s transaction commits, for a store that is the database)."""
+    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
+        """Refuse every access token of these sessions from now on."""
 
-    def revoke_user(
-        self, user_id: int | str, at: datetime, conn: Connection | None = None
-    ) -> None:
+    def revoke_user(self, user_id: int | str, at: datetime) -> None:
         """Refuse every access token of this user issued before ``at``."""
 
 
@@ -74,14 +69,10 @@ class NoRevocation:
     def check(self, claims: Mapping[str, Any]) -> None:
         return None
 
-    def revoke_sessions(
-        self, session_ids: Iterable[str], conn: Connection | None = None
-    ) -> None:
+    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
         return None
 
-    def revoke_user(
-        self, user_id: int | str, at: datetime, conn: Connection | None = None
-    ) -> None:
+    def revoke_user(self, user_id: int | str, at: datetime) -> None:
         return None
 
 
@@ -192,31 +183,13 @@ class DatabaseRevocation:
         if valid_after is not None and claims["iat"] < cutoff_of(as_utc(valid_after)):
             raise TokenRevoked()
 
-    def _at_commit(self, conn: Connection | None, apply: Any) -> None:
-        """Apply to the copy once ``conn`` commits (a rolled-back revocation
-        must not refuse tokens), or now without a transaction."""
-        if conn is None:
-            apply()
-        else:
-            event.listen(conn, "commit", lambda _conn: apply(), once=True)
+    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
+        # The sessions' revoked_at and the log are the record; the log's
+        # writer tells this process's copies (see :func:`._dbmirror.record`).
+        return None
 
-    def revoke_sessions(
-        self, session_ids: Iterable[str], conn: Connection | None = None
-    ) -> None:
-        # The sessions' revoked_at and the log are the record.
-        copy = self.copy
-        if copy is not None:
-            ids = list(session_ids)
-            self._at_commit(conn, lambda: copy.note_sessions(ids))
-
-    def revoke_user(
-        self, user_id: int | str, at: datetime, conn: Connection | None = None
-    ) -> None:
-        # tokenauth_user_cutoffs and the log are the record.
-        copy = self.copy
-        if copy is not None:
-            cutoff = cutoff_of(at)
-            self._at_commit(conn, lambda: copy.note_cutoff(str(user_id), cutoff))
+    def revoke_user(self, user_id: int | str, at: datetime) -> None:
+        return None  # tokenauth_user_cutoffs and the log are the record
 
 
 class RedisRevocation:
@@ -292,9 +265,7 @@ class RedisRevocation:
             return False, None
         return revoked is not None, None if not_before is None else int(not_before)
 
-    def revoke_sessions(
-        self, session_ids: Iterable[str], conn: Connection | None = None
-    ) -> None:
+    def revoke_sessions(self, session_ids: Iterable[str]) -> None:
         import redis
 
         ids = list(session_ids)
@@ -314,9 +285,7 @@ class RedisRevocation:
             for session_id in ids:
                 self._mirror.note_session(session_id)
 
-    def revoke_user(
-        self, user_id: int | str, at: datetime, conn: Connection | None = None
-    ) -> None:
+    def revoke_user(self, user_id: int | str, at: datetime) -> None:
         import redis
 
         cutoff = cutoff_of(at)

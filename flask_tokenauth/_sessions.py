@@ -127,9 +127,9 @@ def revoke_in(
     if cutoff:
         _set_cutoff(conn, user_id, now)
     record(conn, user_id, ids, cutoff_of(now) if cutoff else None, now)
-    state.revocation.revoke_sessions(ids, conn)
+    state.revocation.revoke_sessions(ids)
     if cutoff:
-        state.revocation.revoke_user(user_id, now, conn)
+        state.revocation.revoke_user(user_id, now)
     return ids
 
 

@@ -86,6 +86,14 @@ def copy_of(app: Flask) -> RevocationCopy:
     return revocation.copy
 
 
+def as_another_process(app: Flask) -> RevocationCopy:
+    """The app's copy, no longer told of this process's revocations: it
+    learns them from the log only, as a copy in another process would."""
+    copy = copy_of(app)
+    dbmirror._COPIES.discard(copy)
+    return copy
+
+
 def sid_of(token: str) -> str:
     return str(jwt.decode(token, options={"verify_signature": False})["sid"])
 
@@ -147,6 +155,8 @@ def test_a_rolled_back_revocation_leaves_the_copy_alone(
     app = make_db_app(TOKENAUTH_REVOCATION_STALENESS=60)
     client = app.test_client()
     token = Auth(client).register().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    assert wait_for(copy_of(app).current)
     state = app.extensions["tokenauth"]
 
     with app.app_context(), pytest.raises(RuntimeError), state.db.begin() as conn:
@@ -156,6 +166,28 @@ def test_a_rolled_back_revocation_leaves_the_copy_alone(
     assert copy_of(app).sessions == {}
     assert copy_of(app).cutoffs == {}
     assert client.get("/claims", headers=bearer(token)).status_code == 200
+
+
+def test_every_app_of_the_process_is_told_at_once(
+    make_db_app: Callable[..., Flask], make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A logout through an app with another store (Redis here would do the
+    same; ``off`` needs nothing) reaches the database store's copy of
+    another app on the same database at once, not at its next read."""
+    revoking = make_app(TOKENAUTH_REVOCATION="off")
+    checking = make_db_app(TOKENAUTH_REVOCATION_STALENESS=60)
+    client = revoking.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    checker = checking.test_client()
+    assert checker.get("/claims", headers=bearer(token)).status_code == 200
+    copy = copy_of(checking)
+    assert wait_for(copy.current)
+    monkeypatch.setattr(copy, "apply", lambda rows: None)  # no reads
+    assert Auth(client).logout().status_code == 200
+    assert code(checker.get("/claims", headers=bearer(token))) == (
+        401,
+        "TOKEN_REVOKED",
+    )
 
 
 def test_another_process_sees_a_revocation_through_the_log(
@@ -169,7 +201,7 @@ def test_another_process_sees_a_revocation_through_the_log(
     token = Auth(client_a).register().get_json()["accessToken"]
     client_b = b.test_client()
     assert client_b.get("/claims", headers=bearer(token)).status_code == 200
-    copy_b = copy_of(b)
+    copy_b = as_another_process(b)
     assert copy_b is not copy_of(a)
     assert wait_for(copy_b.current)
 
@@ -192,7 +224,7 @@ def test_logout_everywhere_reaches_another_process(
     token, sub = body["accessToken"], str(body["user"]["id"])
     client_b = b.test_client()
     assert client_b.get("/claims", headers=bearer(token)).status_code == 200
-    copy_b = copy_of(b)
+    copy_b = as_another_process(b)
     assert wait_for(copy_b.current)
     # The next second: a token issued in the cutoff's own second survives.
     iat = jwt.decode(token, options={"verify_signature": False})["iat"]
