@@ -474,7 +474,8 @@ def test_the_admin_commands_through_it(app: Flask, clean: Bounced) -> None:
 # and reads the log again at each notification and every quarter of
 # TOKENAUTH_REVOCATION_STALENESS (its heartbeat).  With a staleness of an
 # hour the heartbeat is 15 minutes away: within a test, only a notification
-# can tell a copy of a revocation made elsewhere.
+# can tell a copy of a revocation made elsewhere (by an app on another URL,
+# see elsewhere()).
 
 #: A staleness no test outlives: the copy learns only by notifications.
 HOUR = "1h"
@@ -490,6 +491,17 @@ def copy_of(app: Flask) -> Any:
 
 def sid_of(token: str) -> str:
     return str(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
+def elsewhere(url: str) -> str:
+    """``url`` as another process's: the same database through the same
+    PgBouncer, named differently (an ``application_name`` of its own).  A
+    revocation is told at commit to every copy of this process on the same
+    URL; an app on this one is told, like another process's, only through
+    the log."""
+    parsed = make_url(url)
+    named = parsed.update_query_dict({"application_name": "another-instance"})
+    return named.render_as_string(hide_password=False)
 
 
 def listening_copy(one: Flask, two: Flask) -> Any:
@@ -528,7 +540,7 @@ def test_a_listener_that_hears_tells_another_instance_at_once(
         "TOKENAUTH_REVOCATION_LISTEN_URL": listen_url,
         "TOKENAUTH_REVOCATION_STALENESS": HOUR,
     }
-    one, two = make_app(**config), make_app(**config)
+    one, two = make_app(**config), make_app(elsewhere(clean.url), **config)
     copy = listening_copy(one, two)
     auth, token = session(one)
     assert copy.current()
@@ -543,13 +555,13 @@ def test_a_listener_that_hears_tells_another_instance_at_once(
 
 
 def test_a_listener_through_pgbouncer_still_refuses_within_the_staleness(
-    make_app: Any,
+    make_app: Any, clean: Bounced
 ) -> None:
     """The listener left on the database URL, through PgBouncer in
     transaction mode, where its LISTEN never delivers: with the default
     staleness (one second) the other instance still refuses the token within
     it (its heartbeat reads the log every quarter of the bound)."""
-    one, two = make_app(), make_app()
+    one, two = make_app(), make_app(elsewhere(clean.url))
     copy_of(two)
     auth, token = session(one)
     assert me(two, token).status_code == 200
@@ -579,7 +591,7 @@ def test_a_listener_that_cannot_hear_is_not_trusted(
         TOKENAUTH_REVOCATION_STALENESS=HOUR,
     )
     try:
-        two = make_app(TOKENAUTH_REVOCATION_STALENESS=HOUR)
+        two = make_app(elsewhere(clean.url), TOKENAUTH_REVOCATION_STALENESS=HOUR)
     except ConfigurationError as e:
         assert "TOKENAUTH_REVOCATION_LISTEN_URL" in str(e)
         return  # refused at start-up: fine
