@@ -1,5 +1,5 @@
 """Private PostgreSQL and Redis servers, for tests that stop, kill or
-reconfigure a server.
+reconfigure a server, and private PgBouncers in front of a PostgreSQL.
 
 The shared servers at ``TEST_POSTGRES_URL`` and ``TEST_REDIS_URL`` serve
 every other test, other engineers' runs and CI at the same time: a test must
@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .conftest import service_missing
+from .conftest import POSTGRES_URL, service_missing
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -442,6 +442,175 @@ class PrivatePostgres(PrivateServer):
         )
 
 
+def pgbouncer_path() -> str | None:
+    """``pgbouncer``: on the PATH, else Debian's ``/usr/sbin/pgbouncer``
+    (``/usr/sbin`` is not on every user's PATH)."""
+    found = shutil.which("pgbouncer")
+    if found is None and os.access("/usr/sbin/pgbouncer", os.X_OK):
+        found = "/usr/sbin/pgbouncer"
+    return found
+
+
+class PrivatePgBouncer(PrivateServer):
+    """A ``pgbouncer`` of this test run in front of a PostgreSQL server, by
+    default the shared one at ``TEST_POSTGRES_URL`` (or a
+    :class:`PrivatePostgres`, passing its :attr:`~PrivatePostgres.url`).
+
+    Every database of that server is reachable through it under its own
+    name (a ``*`` entry), as the server's user (``postgres``, trust), in
+    ``pool_mode=transaction`` unless a setting says otherwise: each
+    transaction of a client may run on another server connection, so
+    nothing a client sets on its session (``SET``, ``LISTEN``, prepared
+    statements, session advisory locks) outlives its transaction.  Its
+    admin console (the ``pgbouncer`` database, :meth:`show`) says what it
+    does.  The config and auth files are in the temporary directory; the
+    system's pgbouncer service, if any, is never used.
+
+    PgBouncer refuses to run as root: under root it runs as the
+    ``postgres`` user, as :class:`PrivatePostgres` does.
+
+    :param target: the PostgreSQL URL whose host, port and user it
+        connects to.
+    :param settings: more ``[pgbouncer]`` settings, ``"name=value"`` each,
+        e.g. ``"pool_mode=session"``.
+    """
+
+    name = "pgbouncer"
+    #: Immediate shutdown up to 1.22 (SIGINT waits for queries, and from
+    #: 1.23 SIGTERM waits for every client to leave: SIGQUIT is the
+    #: immediate one there, see :meth:`__init__`).
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, *settings: str, target: str = POSTGRES_URL) -> None:
+        super().__init__()
+        from sqlalchemy import make_url
+
+        self.target = make_url(target)
+        self.settings = list(settings)
+        self.binary = pgbouncer_path() or "pgbouncer"
+        if self.version() >= (1, 23):
+            self.stop_signal = signal.SIGQUIT
+        if os.geteuid() == 0:
+            self.user = pwd.getpwnam("postgres")
+            os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
+        self.config = self.dir / "pgbouncer.ini"
+        self.auth_file = self.dir / "userlist.txt"
+
+    def version(self) -> tuple[int, ...]:
+        """``pgbouncer --version``'s first line, ``PgBouncer 1.18.0``."""
+        output = subprocess.run(
+            [self.binary, "--version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        ).stdout
+        words = output.split()
+        if len(words) < 2:
+            return (0,)
+        return tuple(int(part) for part in words[1].split(".") if part.isdigit())
+
+    @classmethod
+    def missing(cls) -> str | None:
+        if pgbouncer_path() is None:
+            return "PgBouncer tests need pgbouncer (make pgbouncer installs it)"
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                return "a private PgBouncer run as root needs a postgres user"
+        return None
+
+    @property
+    def url(self) -> str:
+        """The target server's ``postgres`` database through this PgBouncer
+        (see :meth:`through` for another), once started."""
+        return self.through(self.target.set(database="postgres"))
+
+    def through(self, url: Any) -> str:
+        """``url`` (a database of the target server) through this PgBouncer:
+        the same user and database at this host and port."""
+        from sqlalchemy import make_url
+
+        assert self.port, "start the server first"
+        parsed = make_url(url).set(host=HOST, port=self.port, password=None)
+        return parsed.render_as_string(hide_password=False)
+
+    def write_config(self) -> None:
+        user = self.target.username or "postgres"
+        target = f"host={self.target.host or HOST} port={self.target.port or 5432}"
+        if self.target.password:
+            # PgBouncer's own login to the server; its clients need none.
+            target += f" password={self.target.password}"
+        settings = [
+            f"listen_addr = {HOST}",
+            f"listen_port = {self.port}",
+            # Its socket in its own directory, not /tmp.
+            f"unix_socket_dir = {self.dir}",
+            "auth_type = trust",
+            f"auth_file = {self.auth_file}",
+            f"admin_users = {user}",
+            "pool_mode = transaction",
+            "max_client_conn = 200",
+            "default_pool_size = 10",
+            # Logs on stderr, into self.log.
+            "syslog = 0",
+            # Sent by JDBC and asyncpg (psycopg2 sends none): the setting
+            # most deployments have.  ``options`` stays refused, as it is
+            # by default: a URL that sets server options at connect time
+            # fails here as it would in production.
+            "ignore_startup_parameters = extra_float_digits",
+            *(" = ".join(s.split("=", 1)) for s in self.settings),
+        ]
+        self.config.write_text(
+            "[databases]\n"
+            f"* = {target} user={user}\n"
+            "\n[pgbouncer]\n" + "\n".join(settings) + "\n"
+        )
+        # trust still needs the user to be listed.
+        self.auth_file.write_text(f'"{user}" ""\n')
+
+    def command(self) -> list[str]:
+        self.write_config()
+        return [self.binary, str(self.config)]
+
+    def ready(self) -> bool:
+        try:
+            self.show("VERSION")
+        except Exception:
+            return False
+        return True
+
+    def show(self, what: str) -> list[dict[str, Any]]:
+        """``SHOW <what>`` on the admin console (``POOLS``, ``CONFIG``,
+        ``SERVERS``, ...), as one dict per row."""
+        import psycopg2
+
+        conn = psycopg2.connect(
+            host=HOST,
+            port=self.port,
+            user=self.target.username or "postgres",
+            dbname="pgbouncer",
+            connect_timeout=2,
+        )
+        try:
+            # The console knows no transactions: no BEGIN before SHOW.
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f"SHOW {what}")
+                names = [column.name for column in cursor.description or ()]
+                return [dict(zip(names, row, strict=True)) for row in cursor]
+        finally:
+            conn.close()
+
+    def setting(self, key: str) -> str:
+        """One setting's value as the running PgBouncer has it."""
+        for row in self.show("CONFIG"):
+            if row["key"] == key:
+                return str(row["value"])
+        raise KeyError(key)
+
+
 @pytest.fixture(scope="session", name="private_postgres")
 def private_postgres_fixture() -> Iterator[PrivatePostgres]:
     """A PostgreSQL server of this run, for tests that stop and start it.
@@ -457,4 +626,14 @@ def private_redis_fixture() -> Iterator[PrivateRedis]:
     unconfigured: a test that changes its configuration starts its own
     with :meth:`PrivateServer.for_test`."""
     with PrivateRedis.for_test() as server:
+        yield server
+
+
+@pytest.fixture(scope="session", name="private_pgbouncer")
+def private_pgbouncer_fixture() -> Iterator[PrivatePgBouncer]:
+    """A PgBouncer of this run in transaction mode, in front of the shared
+    PostgreSQL at ``TEST_POSTGRES_URL``: reach a database of that server
+    through it with :meth:`PrivatePgBouncer.through`.  A test that
+    reconfigures or stops it starts its own instead."""
+    with PrivatePgBouncer.for_test() as server:
         yield server
