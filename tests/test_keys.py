@@ -348,6 +348,26 @@ def test_weak_or_mismatched_keys_stop_start_up(
     assert "tokenauth" not in app.extensions
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        '{"kty": "oct", "k": "' + "a" * 48 + '"}',
+        "-----BEGIN PUBLIC KEY-----\n" + "A" * 64 + "\n-----END PUBLIC KEY-----",
+    ],
+    ids=["a JWK", "a PEM"],
+)
+def test_an_hmac_secret_pyjwt_refuses_stops_start_up(secret: str) -> None:
+    """The key is prepared for PyJWT once, at start-up: a secret it would
+    refuse at every token fails there, naming the setting (not as a 500 at
+    the first login)."""
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_ACCESS_SECRET=secret))
+    with pytest.raises(
+        ConfigurationError, match="TOKENAUTH_ACCESS_SECRET: PyJWT refuses"
+    ):
+        app.register_blueprint(auth_bp)
+
+
 # --- the key set: previous and announced keys ------------------------------
 
 
