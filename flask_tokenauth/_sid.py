@@ -56,5 +56,5 @@ def session_belongs_to(secret: bytes, sid: str, sub: str) -> bool:
     (compared in constant time)."""
     if not _SESSION_ID.fullmatch(sid):
         return False
-    expected = _tag(secret, sub, sid[:HALF])
-    return hmac.compare_digest(sid[HALF:].encode(), expected.encode())
+    # Both ASCII (hex) strings, which ``compare_digest`` takes as they are.
+    return hmac.compare_digest(sid[HALF:], _tag(secret, sub, sid[:HALF]))
