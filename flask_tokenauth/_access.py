@@ -63,8 +63,6 @@ USER_ID = re.compile(r"[1-9][0-9]{0,9}")
 #: ``users.id`` is a 32-bit INTEGER on PostgreSQL; a larger ``sub`` names no
 #: user and would overflow SQLite's driver on the way to the database.
 MAX_USER_ID = 2**31 - 1
-#: The time claims, each a JSON number when present.
-TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 def is_user_id(sub: str) -> bool:

@@ -9,11 +9,11 @@ the HMAC.  Here the whole token is checked against the base64url alphabet in
 one C call, each segment is decoded by :mod:`binascii`, and the key was
 prepared once, when it was loaded.
 
-What PyJWT refuses, this refuses too (a differential test holds it to that,
-``tests/test_jws.py``), and a little more: padding (``=``), a trailing-bits
-variant of a segment (a segment must be the one canonical encoding of its
-bytes), whitespace around the JSON, and JSON's non-standard ``NaN`` and
-``Infinity``.  None of these is in a token we issue.
+What PyJWT refuses, this refuses too (a differential test holds it to
+that: ``tests/test_verify_differential.py``), and a little more: padding
+(``=``), a trailing-bits variant of a segment (a segment must be the one
+canonical encoding of its bytes), whitespace around the JSON, and JSON's
+non-standard ``NaN`` and ``Infinity``.  None of these is in a token we issue.
 """
 
 from __future__ import annotations
@@ -57,10 +57,12 @@ def split(token: str) -> tuple[bytes, bytes, bytes, bytes]:
         raise TokenInvalid()
     raw = token.encode()
     # ``translate`` deletes every allowed character: what is left is not.
-    if raw.translate(None, _TOKEN_CHARACTERS) or raw.count(b".") != 2:
+    if raw.translate(None, _TOKEN_CHARACTERS):
         raise TokenInvalid()
-    signing_input, _, signature = raw.rpartition(b".")
-    header, _, payload = signing_input.partition(b".")
+    signing_input, dot, signature = raw.rpartition(b".")
+    header, dot_, payload = signing_input.partition(b".")
+    if not (dot and dot_) or b"." in payload:
+        raise TokenInvalid()
     return header, signing_input, payload, signature
 
 

@@ -83,18 +83,20 @@ class SigningKey:
     signer: Any = field(default=None, repr=False)
     #: PyJWT's algorithm object and ``verifier`` as it prepared it, once:
     #: ``jwt.decode`` prepares the key again for every token.
-    _algorithm: Any = field(init=False, repr=False)
-    _prepared: Any = field(init=False, repr=False)
+    _pyjwt_algorithm: Any = field(init=False, repr=False)
+    _prepared_key: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         algorithm = _algorithm(self.algorithm)
-        object.__setattr__(self, "_algorithm", algorithm)
-        object.__setattr__(self, "_prepared", algorithm.prepare_key(self.verifier))
+        object.__setattr__(self, "_pyjwt_algorithm", algorithm)
+        object.__setattr__(self, "_prepared_key", algorithm.prepare_key(self.verifier))
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's over ``signing_input``, checked
         by PyJWT's implementation of :attr:`algorithm` (and only that one)."""
-        return bool(self._algorithm.verify(signing_input, self._prepared, signature))
+        return bool(
+            self._pyjwt_algorithm.verify(signing_input, self._prepared_key, signature)
+        )
 
     @property
     def can_sign(self) -> bool:
