@@ -113,6 +113,8 @@ class AccessTokens:
         self._jwt = jwt.PyJWT()
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = settings.token_cache_size
+        #: Session id -> the user it was proven to belong to.
+        self._session_owners: dict[str, str] = {}
         #: Header segment -> the key it names (see :meth:`_key_for`).
         self._header_keys: dict[bytes, SigningKey] = {}
 
@@ -293,9 +295,25 @@ class AccessTokens:
             raise TokenInvalid()
         # Only the server can make a session id for a user (see _sid.py): a
         # token naming another user's session is refused here, whatever the
-        # revocation store.  Cached tokens passed this once already.  It
-        # also checks the shape: 32 lowercase hex characters.
-        if type(sid) is not str or not session_belongs_to(
-            self._session_secret, sid, sub
-        ):
+        # revocation store.  It also checks the shape: 32 lowercase hex
+        # characters.
+        if type(sid) is not str:
             raise TokenInvalid()
+        if self._session_owners.get(sid) != sub:
+            if not session_belongs_to(self._session_secret, sid, sub):
+                raise TokenInvalid()
+            self._remember_owner(sid, sub)
+
+    def _remember_owner(self, sid: str, sub: str) -> None:
+        """Remember that session ``sid`` was proven to be user ``sub``'s.
+
+        Every token of a session carries its id, and proving it costs an
+        HMAC, as much as the token's own signature: so a process proves it
+        once per session, not once per token.  Only proofs are remembered,
+        and they hold for as long as the refresh secret does, which is the
+        life of this object.  As many sessions as cached tokens.
+        """
+        if self._cache_size:
+            if len(self._session_owners) >= self._cache_size:
+                self._session_owners.clear()
+            self._session_owners[sid] = sub

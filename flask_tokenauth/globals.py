@@ -92,7 +92,9 @@ def authenticate(environ: WSGIEnvironment | None = None) -> AuthContext:
         claims = state.access_tokens.verify(bearer_token(environ))
         state.revocation.check(claims)
         context = AuthContext(claims)
-        request_globals._tokenauth = context
+        # As ``g._tokenauth = context`` does, without its Python-level
+        # ``__setattr__``.
+        request_globals.__dict__["_tokenauth"] = context
     return context
 
 

@@ -511,3 +511,22 @@ def test_a_header_is_remembered_only_once_its_signature_passed(
     genuine = hs256.tokens.issue(SUB, SID)
     assert isinstance(hs256.ours(genuine), dict)
     assert list(remembered) == [genuine.split(".")[0].encode()]
+
+
+def test_a_proven_session_is_proven_for_its_own_user_only() -> None:
+    """Session ids proven once are remembered (with the cache on), each for
+    the user it was proven for: another user's token naming it is still
+    refused, as it is on first sight."""
+    settings = Settings.from_mapping(base_config(TOKENAUTH_TOKEN_CACHE_SIZE=8))
+    v = Verifier(AccessTokens(settings), settings)
+    other = v.sign(v.header(), v.claims(sub="43"))
+    assert v.ours(other) == "invalid"
+    assert isinstance(v.ours(v.tokens.issue(SUB, SID)), dict)
+    assert v.tokens._session_owners == {SID: SUB}
+    assert v.ours(v.sign(v.header(), v.claims(sub="43"))) == "invalid"
+    assert isinstance(v.ours(v.sign(v.header(), v.claims(jti="1" * 32))), dict)
+    # Bounded like the cache, and off with it.
+    for _ in range(20):
+        v.ours(v.tokens.issue(SUB, new_session_id(REFRESH_SECRET.encode(), SUB)))
+    assert 0 < len(v.tokens._session_owners) <= 8
+    assert make_verifier("HS256").tokens._session_owners == {}
