@@ -1,4 +1,5 @@
-"""Access tokens: short-lived JWTs signed and verified with PyJWT.
+"""Access tokens: short-lived JWTs, signed with PyJWT and verified with
+PyJWT's algorithm objects.
 
 Every token names its key in the header's ``kid``; verification takes that
 key from the app's :class:`~._keys.KeySet` and verifies with it and its one
@@ -8,11 +9,19 @@ carries ``typ: at+jwt`` (RFC 9068) and verification refuses any other type,
 and every claim we issue is required on the way back in.  Verification never
 touches the database.
 
+A never-seen token is not given to ``jwt.decode``, which would cost twice
+what the work itself does (see :mod:`._jws`): the token is split and decoded
+there, the signature is checked by PyJWT's algorithm with the key prepared
+when it was loaded (:meth:`~._keys.SigningKey.verify`), and the claims are
+checked here, as ``jwt.decode`` checks them and more strictly.  Every token
+of one key has the same header segment, so the key a segment names is
+remembered and a header is parsed once, not per token.
+
 A client reuses its access token for minutes, so verified tokens are kept in
 a bounded cache keyed by the exact token string: a hit skips the signature
-and claim parsing (PyJWT is most of the cost of a protected request) but
-still checks ``exp`` against the clock, and the caller still asks the
-revocation store.  Only tokens that passed full verification enter it.
+and claim parsing but still checks ``exp`` against the clock, and the caller
+still asks the revocation store.  Only tokens that passed full verification
+enter it.
 
 PyJWT checks signatures and times but not shapes: it takes ``"1999999999"``
 or ``true`` as a time and ``" 7"`` as a subject.  So a signed token is also
@@ -23,20 +32,18 @@ any of these was not made by :meth:`AccessTokens.issue`, whoever signed it.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import json
 import math
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 import jwt
 
+from . import _jws
 from ._config import Settings
 from ._keys import KeySet, SigningKey
 from ._sid import session_belongs_to
@@ -56,10 +63,6 @@ USER_ID = re.compile(r"[1-9][0-9]{0,9}")
 #: ``users.id`` is a 32-bit INTEGER on PostgreSQL; a larger ``sub`` names no
 #: user and would overflow SQLite's driver on the way to the database.
 MAX_USER_ID = 2**31 - 1
-#: Session ids: 32 lowercase hex characters (see :mod:`._sid`).
-SESSION_ID = re.compile(r"[0-9a-f]{32}")
-#: The time claims, each a JSON number when present.
-TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 def is_user_id(sub: str) -> bool:
@@ -102,14 +105,18 @@ class AccessTokens:
         self._audience = settings.audience
         self._lifetime = settings.access_expires
         self._leeway = settings.leeway
+        self._leeway_seconds = settings.leeway.total_seconds()
         #: ``exp - iat`` of any token we issued, in seconds.
         self._max_lifetime = (settings.access_expires + settings.leeway).total_seconds()
         self._is_subject = is_subject
-        self._jwt = jwt.PyJWT(options={"require": REQUIRED_CLAIMS})
-        self._cache: dict[str, dict[str, Any]] = {}
+        #: Signs only: verification is :mod:`._jws` and the key's own check.
+        self._jwt = jwt.PyJWT()
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = settings.token_cache_size
+        #: Session id -> the user it was proven to belong to.
+        self._session_owners: dict[str, str] = {}
         #: Header segment -> the key it names (see :meth:`_key_for`).
-        self._header_keys: dict[str, SigningKey] = {}
+        self._header_keys: dict[bytes, SigningKey] = {}
 
     def use_keys(self, keys: KeySet) -> None:
         """Sign and verify with ``keys`` from now on (a key rotation).
@@ -184,7 +191,7 @@ class AccessTokens:
         """
         cached = self._cache.get(token)
         if cached is not None:
-            if cached["exp"] <= time.time() - self._leeway.total_seconds():
+            if cached["exp"] <= time.time() - self._leeway_seconds:
                 self._cache.pop(token, None)
                 raise TokenExpired()
             return dict(cached)
@@ -195,90 +202,118 @@ class AccessTokens:
 
     def _remember(self, token: str, claims: dict[str, Any]) -> None:
         if len(self._cache) >= self._cache_size:
-            # Evict the oldest entry (dicts keep insertion order).  Another
-            # thread may be doing the same: losing that race is harmless.
-            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                del self._cache[next(iter(self._cache))]
+            # Evict the oldest entry: O(1) in an OrderedDict, where a plain
+            # dict's ``next(iter(...))`` walks over every slot deleted
+            # before it (microseconds per token with a full cache).
+            # Another thread may be evicting too: losing that race is
+            # harmless.
+            try:  # noqa: SIM105 - free unless raised; runs for every new token
+                self._cache.popitem(last=False)
+            except KeyError:
+                pass
         self._cache[token] = claims
 
     def _verify(self, token: str) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenInvalid()
-        key = self._key_for(token.partition(".")[0])
-        try:
-            decoded = self._jwt.decode_complete(
-                token,
-                key.verifier,
-                algorithms=[key.algorithm],
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway=self._leeway,
-            )
-        except jwt.ExpiredSignatureError as e:
-            raise TokenExpired() from e
-        except jwt.PyJWTError as e:
-            raise TokenInvalid() from e
-        except (ValueError, TypeError) as e:  # defensive: odd input shapes
-            raise TokenInvalid() from e
-        typ = decoded["header"].get("typ")
-        if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
+        header, signing_input, payload, signature = _jws.split(token)
+        key = self._header_keys.get(header) or self._key_for(header)
+        if not key.verify(signing_input, _jws.decode_segment(signature)):
             raise TokenInvalid()
-        claims: dict[str, Any] = decoded["payload"]
-        self._check_shapes(claims)
-        # Only the server can make a session id for a user (see _sid.py): a
-        # token naming another user's session is refused here, whatever the
-        # revocation store.  Cached tokens passed this once already.
-        if not session_belongs_to(self._session_secret, claims["sid"], claims["sub"]):
-            raise TokenInvalid()
+        # The header is remembered only once a signature made with its key
+        # passes: unsigned headers cannot crowd out those of real tokens.
+        if header not in self._header_keys and len(self._header_keys) < MAX_HEADER_KEYS:
+            self._header_keys[header] = key
+        claims = _jws.json_object(_jws.decode_segment(payload))
+        self._check_claims(claims)
         return claims
 
-    def _key_for(self, segment: str) -> SigningKey:
+    def _key_for(self, segment: bytes) -> SigningKey:
         """The key the header segment ``segment`` names by its ``kid``, if
         its ``alg`` is that key's.  Nothing else in the header (``jku``,
         ``x5u``, ``jwk``, ``x5c``) is ever used to find a key.
 
-        Every token of one key has the same header segment, so the answer is
-        remembered per segment (for a few segments, and only for those that
-        named a key): a never-seen token then costs what ``jwt.decode``
-        with a loaded key costs, without parsing its header twice.
+        Every token of one key has the same header segment, so
+        :meth:`_verify` remembers the answer per segment (for a few
+        segments): a never-seen token then does not parse its header.
         """
-        key = self._header_keys.get(segment)
-        if key is not None:
-            return key
-        header = _header(segment)
+        header = _jws.json_object(_jws.decode_segment(segment))
         key = self.keys.get(header.get("kid"))
         if key is None or header.get("alg") != key.algorithm:
             raise TokenInvalid()
-        if len(self._header_keys) < MAX_HEADER_KEYS:
-            self._header_keys[segment] = key
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
+            raise TokenInvalid()
+        # Extensions we never use: ``crit`` names the ones a verifier must
+        # understand, and ``b64: false`` (RFC 7797) changes what is signed.
+        if "crit" in header or "b64" in header:
+            raise TokenInvalid()
         return key
 
-    def _check_shapes(self, claims: Mapping[str, Any]) -> None:
-        """Refuse signed claims that :meth:`issue` would never have made.
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        """The checks ``jwt.decode`` makes of the claims (with our required
+        claims, issuer, audience and leeway), in its order, and the shapes
+        :meth:`issue` makes, which PyJWT does not check.
 
         Run once per token, before it is cached: the cache compares ``exp``
         with a float, and the revocation stores and user loader read ``sub``
         and ``sid`` as the ids they name.
         """
-        if not all(_is_number(claims[k]) for k in TIME_CLAIMS if k in claims):
+        get = claims.get
+        for name in REQUIRED_CLAIMS:
+            if get(name) is None:
+                raise TokenInvalid()
+        iat, exp = claims["iat"], claims["exp"]
+        if not (_is_number(iat) and _is_number(exp)):
             raise TokenInvalid()
-        if claims["exp"] - claims["iat"] > self._max_lifetime:
+        now = time.time()
+        leeway = self._leeway_seconds
+        # ``int()``: PyJWT compares the times truncated to whole seconds.
+        if int(iat) > now + leeway:
             raise TokenInvalid()
-        sub, sid = claims["sub"], claims["sid"]
-        if not isinstance(sub, str) or not self._is_subject(sub):
+        if "nbf" in claims:
+            nbf = claims["nbf"]
+            if not _is_number(nbf) or int(nbf) > now + leeway:
+                raise TokenInvalid()
+        if int(exp) <= now - leeway:
+            raise TokenExpired()
+        # The configured issuer and audience are strings: equal to one means
+        # being a string.
+        if claims["iss"] != self._issuer:
             raise TokenInvalid()
-        if not isinstance(sid, str) or SESSION_ID.fullmatch(sid) is None:
+        aud = claims["aud"]
+        if aud != self._audience and not (
+            type(aud) is list
+            and self._audience in aud
+            and all(type(a) is str for a in aud)
+        ):
             raise TokenInvalid()
+        if exp - iat > self._max_lifetime:
+            raise TokenInvalid()
+        sub, sid, jti = claims["sub"], claims["sid"], claims["jti"]
+        if type(jti) is not str or type(sub) is not str or not self._is_subject(sub):
+            raise TokenInvalid()
+        # Only the server can make a session id for a user (see _sid.py): a
+        # token naming another user's session is refused here, whatever the
+        # revocation store.  It also checks the shape: 32 lowercase hex
+        # characters.
+        if type(sid) is not str:
+            raise TokenInvalid()
+        if self._session_owners.get(sid) != sub:
+            if not session_belongs_to(self._session_secret, sid, sub):
+                raise TokenInvalid()
+            self._remember_owner(sid, sub)
 
+    def _remember_owner(self, sid: str, sub: str) -> None:
+        """Remember that session ``sid`` was proven to be user ``sub``'s.
 
-def _header(segment: str) -> dict[str, Any]:
-    """A token's JOSE header segment, decoded but unverified: only to choose
-    the key.  PyJWT decodes it again, and checks it, when it verifies."""
-    try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        header = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as e:
-        raise TokenInvalid() from e
-    if not isinstance(header, dict):
-        raise TokenInvalid()
-    return header
+        Every token of a session carries its id, and proving it costs an
+        HMAC, as much as the token's own signature: so a process proves it
+        once per session, not once per token.  Only proofs are remembered,
+        and they hold for as long as the refresh secret does, which is the
+        life of this object.  As many sessions as cached tokens.
+        """
+        if self._cache_size:
+            if len(self._session_owners) >= self._cache_size:
+                self._session_owners.clear()
+            self._session_owners[sid] = sub

@@ -73,12 +73,30 @@ class SigningKey:
         HMAC secret's bytes.
     :param signer: what PyJWT signs with (the private key object, or the
         secret), or ``None`` for a key that only verifies.
+    :raises jwt.InvalidKeyError: if PyJWT refuses ``verifier`` for
+        ``algorithm`` (an HMAC secret that looks like a PEM or JWK).
     """
 
     kid: str
     algorithm: str
     verifier: Any = field(repr=False)
     signer: Any = field(default=None, repr=False)
+    #: PyJWT's algorithm object and ``verifier`` as it prepared it, once:
+    #: ``jwt.decode`` prepares the key again for every token.
+    _pyjwt_algorithm: Any = field(init=False, repr=False)
+    _prepared_key: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        algorithm = _algorithm(self.algorithm)
+        object.__setattr__(self, "_pyjwt_algorithm", algorithm)
+        object.__setattr__(self, "_prepared_key", algorithm.prepare_key(self.verifier))
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` is this key's over ``signing_input``, checked
+        by PyJWT's implementation of :attr:`algorithm` (and only that one)."""
+        return bool(
+            self._pyjwt_algorithm.verify(signing_input, self._prepared_key, signature)
+        )
 
     @property
     def can_sign(self) -> bool:
@@ -113,7 +131,13 @@ class SigningKey:
             )
         digest = hashlib.sha256(b"flask_tokenauth kid\0" + algorithm.encode() + b"\0")
         digest.update(secret)
-        return cls(f"hs-{digest.hexdigest()[:16]}", algorithm, secret, secret)
+        try:
+            return cls(f"hs-{digest.hexdigest()[:16]}", algorithm, secret, secret)
+        except jwt.InvalidKeyError as e:
+            raise ConfigurationError(
+                f"{key}: PyJWT refuses this {algorithm} secret ({e}). Use random"
+                " bytes, e.g. python -c 'import secrets; print(secrets.token_hex(32))'."
+            ) from None
 
     @classmethod
     def load(
@@ -153,8 +177,13 @@ class SigningKey:
         return cls(kid or _thumbprint(alg, public), alg, public, signer)
 
 
+#: PyJWT's algorithm objects, made once (each call of
+#: ``get_default_algorithms`` makes them all again).
+_ALGORITHM_OBJECTS = get_default_algorithms()
+
+
 def _algorithm(name: str) -> Any:
-    return get_default_algorithms()[name]
+    return _ALGORITHM_OBJECTS[name]
 
 
 def _thumbprint(algorithm: str, public: Any) -> str:

@@ -21,10 +21,24 @@ HALF = 16
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
+#: An HMAC keyed with each secret seen, copied for each tag: keying costs
+#: as much as the rest of the tag, and every access token checks one.
+_KEYED: dict[bytes, hmac.HMAC] = {}
+#: A process has one refresh secret per app; tests make many.
+_MAX_KEYED = 16
+
+
 def _tag(secret: bytes, user_id: str, random_part: str) -> str:
-    message = f"tokenauth-sid:{user_id}:{random_part}"
+    keyed = _KEYED.get(secret)
+    if keyed is None:
+        if len(_KEYED) >= _MAX_KEYED:
+            _KEYED.clear()
+        keyed = _KEYED[secret] = hmac.new(secret, digestmod=hashlib.sha256)
+    mac = keyed.copy()
     # ``surrogatepass``: a ``sub`` decoded from JSON may hold a lone surrogate.
-    mac = hmac.new(secret, message.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    mac.update(
+        f"tokenauth-sid:{user_id}:{random_part}".encode("utf-8", "surrogatepass")
+    )
     return mac.hexdigest()[:HALF]
 
 
@@ -42,5 +56,5 @@ def session_belongs_to(secret: bytes, sid: str, sub: str) -> bool:
     (compared in constant time)."""
     if not _SESSION_ID.fullmatch(sid):
         return False
-    expected = _tag(secret, sub, sid[:HALF])
-    return hmac.compare_digest(sid[HALF:].encode(), expected.encode())
+    # Both ASCII (hex) strings, which ``compare_digest`` takes as they are.
+    return hmac.compare_digest(sid[HALF:], _tag(secret, sub, sid[:HALF]))

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast, overload
 
-from flask import current_app, request
+from flask import current_app
 
 from .errors import TokenAuthError
-from .globals import authenticate, authenticate_optional
+from .globals import _environ, authenticate, authenticate_optional
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,8 +71,9 @@ def _protect(view: F, optional: bool) -> F:
         @wraps(view)
         def decorated(*args: Any, **kwargs: Any) -> Any:
             try:
-                if request.method not in EXEMPT_METHODS:
-                    check()
+                environ = _environ()
+                if environ["REQUEST_METHOD"] not in EXEMPT_METHODS:
+                    check(environ)
                 return current_app.ensure_sync(view)(*args, **kwargs)
             except TokenAuthError as error:
                 return error.get_response()
@@ -82,8 +83,9 @@ def _protect(view: F, optional: bool) -> F:
     @wraps(view)
     def decorated_sync(*args: Any, **kwargs: Any) -> Any:
         try:
-            if request.environ["REQUEST_METHOD"] not in EXEMPT_METHODS:
-                check()
+            environ = _environ()
+            if environ["REQUEST_METHOD"] not in EXEMPT_METHODS:
+                check(environ)
             return view(*args, **kwargs)
         except TokenAuthError as error:
             return error.get_response()

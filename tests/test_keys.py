@@ -348,6 +348,26 @@ def test_weak_or_mismatched_keys_stop_start_up(
     assert "tokenauth" not in app.extensions
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        '{"kty": "oct", "k": "' + "a" * 48 + '"}',
+        "-----BEGIN PUBLIC KEY-----\n" + "A" * 64 + "\n-----END PUBLIC KEY-----",
+    ],
+    ids=["a JWK", "a PEM"],
+)
+def test_an_hmac_secret_pyjwt_refuses_stops_start_up(secret: str) -> None:
+    """The key is prepared for PyJWT once, at start-up: a secret it would
+    refuse at every token fails there, naming the setting (not as a 500 at
+    the first login)."""
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_ACCESS_SECRET=secret))
+    with pytest.raises(
+        ConfigurationError, match="TOKENAUTH_ACCESS_SECRET: PyJWT refuses"
+    ):
+        app.register_blueprint(auth_bp)
+
+
 # --- the key set: previous and announced keys ------------------------------
 
 
@@ -663,14 +683,14 @@ def test_unknown_kid_tries_no_other_key(
 ) -> None:
     """Refused before any signature check: no key is tried."""
     app, token = victim
-    access = app.extensions["tokenauth"].access_tokens
-    calls: list[Any] = []
-    decode = access._jwt.decode_complete
-    monkeypatch.setattr(
-        access._jwt,
-        "decode_complete",
-        lambda *a, **k: calls.append(a[1]) or decode(*a, **k),
-    )
+    calls: list[SigningKey] = []
+    verify = SigningKey.verify
+
+    def counting_verify(key: SigningKey, *args: Any) -> bool:
+        calls.append(key)
+        return verify(key, *args)
+
+    monkeypatch.setattr(SigningKey, "verify", counting_verify)
     claims = unverified(token)[1]
     forged = jwt.encode(
         claims,
@@ -683,7 +703,7 @@ def test_unknown_kid_tries_no_other_key(
     # A never-seen genuine token: one key tried, the RSA one.
     assert status(app, login(app)) == (200, None)
     assert len(calls) == 1
-    assert isinstance(calls[0], rsa.RSAPublicKey)
+    assert isinstance(calls[0].verifier, rsa.RSAPublicKey)
 
 
 # --- other services verify with the JWKS URL only -------------------------
