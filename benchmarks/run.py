@@ -106,10 +106,12 @@ class Context:
         self, runs: list[tuple[str, str]], rounds: int, measure: Callable[..., Any]
     ) -> dict[tuple[str, str], list[Any]]:
         """``measure(tree, variant)`` of every run, ``rounds`` times: all runs
-        in each round, the order rotating by one each round."""
+        in each round, the order rotating by one each round and reversed
+        every other round (so that no run always follows the same one)."""
         out: dict[tuple[str, str], list[Any]] = {run: [] for run in runs}
         for i in range(rounds):
-            for run in runs[i % len(runs) :] + runs[: i % len(runs)]:
+            order = runs if i % 2 == 0 else runs[::-1]
+            for run in order[i % len(runs) :] + order[: i % len(runs)]:
                 out[run].append(measure(*run))
         self.samples[f"{len(self.samples)}"] = {" ".join(r): v for r, v in out.items()}
         return out
