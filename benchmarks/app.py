@@ -18,11 +18,9 @@ file measures any revision of the library (``--rev``).
                                 own: SELECT, UPDATE, INSERT, autocommit each
 =============================  ============================================
 
-Configurations (``CONFIGS``): the zero-configuration default (nothing set
-but the database: ``TOKENAUTH_REVOCATION`` is ``auto``, which without Redis
-is the database store) on SQLite and on PostgreSQL; Redis; ``off``.  Rate
-limits are off (they would refuse the load) and the refresh cookie is not
-``Secure`` (plain http on loopback).
+Configurations (``CONFIGS``, see README.md): the zero-configuration default
+on SQLite and on PostgreSQL, Redis, ``off``.  Rate limits are off (they would
+refuse the load), the cookie is not ``Secure`` (plain http on loopback).
 """
 
 from __future__ import annotations
@@ -52,6 +50,7 @@ BODY = {"ok": True}
 TUTORIAL_TABLE = """CREATE TABLE IF NOT EXISTS bench_tutorial_tokens (
     id SERIAL PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, family TEXT NOT NULL,
     used_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ, expires_at TIMESTAMPTZ NOT NULL)"""
+INSERT = "INSERT INTO bench_tutorial_tokens (token_hash, family, expires_at)"
 
 
 def settings(config: str, env: dict[str, str]) -> dict[str, Any]:
@@ -164,18 +163,15 @@ class Tutorial:
         with self.cursor() as cur:
             cur.execute(TUTORIAL_TABLE)
             for token in tokens:
+                family = secrets.token_hex(8)
                 cur.execute(
-                    "INSERT INTO bench_tutorial_tokens (token_hash, family,"
-                    " expires_at) VALUES (%s, %s, %s)",
-                    (sha256(token), secrets.token_hex(8), end),
+                    f"{INSERT} VALUES (%s, %s, %s)", (sha256(token), family, end)
                 )
         return tokens
 
     def refresh(self) -> Any:
-        token, now = (
-            request.cookies.get("refresh_token", ""),
-            datetime.now(timezone.utc),
-        )
+        token = request.cookies.get("refresh_token", "")
+        now = datetime.now(timezone.utc)
         with self.cursor() as cur:
             cur.execute(
                 "SELECT id, family, used_at, revoked_at, expires_at"
@@ -197,11 +193,7 @@ class Tutorial:
                 (now, row[0]),
             )
             new = secrets.token_urlsafe(32)
-            cur.execute(
-                "INSERT INTO bench_tutorial_tokens (token_hash, family, expires_at)"
-                " VALUES (%s, %s, %s)",
-                (sha256(new), row[1], row[4]),
-            )
+            cur.execute(f"{INSERT} VALUES (%s, %s, %s)", (sha256(new), row[1], row[4]))
         claims = {"sub": "1", "iat": now, "exp": now + timedelta(minutes=15)}
         claims.update(iss=ISSUER, aud=AUDIENCE, jti=new[:22], sid=row[1])
         response = jsonify(accessToken=jwt.encode(claims, ACCESS_SECRET))

@@ -109,6 +109,7 @@ def memory(ctx: Any) -> None:
             n: t.fresh("memory", config, requests, refreshes)
             for n, t in ctx.trees.items()
         }
+        ctx.samples[f"memory {config}"] = rss
         for phase, count in (("requests", requests), ("refreshes", refreshes)):
             what = (
                 "protected requests, each a new token" if phase == "requests" else phase
