@@ -142,7 +142,7 @@ def get(port: int, path: str, method: str = "GET", **headers: str) -> Any:
 
 
 def gunicorn(ctx: Any) -> None:
-    rounds, seconds = ctx.p(3, 7), ctx.p(1, 2)
+    rounds, seconds = ctx.p(3, 6), ctx.p(1, 2)
     groups = [(c, 4) for c in ctx.configs]
     groups += [(c, 1) for c in ("off", "redis") if c in ctx.configs]
     for config, threads in groups:
@@ -190,7 +190,7 @@ def group(ctx: Any, config: str, threads: int, rounds: int, seconds: int) -> Non
 
 
 def refresh(ctx: Any) -> None:
-    rounds, seconds = ctx.p(2, 4), ctx.p(2, 4)
+    rounds, seconds = ctx.p(2, 3), ctx.p(2, 3)
     fjwt = ctx.each("refresh_tokens", "fjwt", 1)
     with servers(ctx, "default-pg", 4, SERVER_CPUS) as started:
 
