@@ -174,7 +174,7 @@ def table(ctx: Context, noise: dict[str, str]) -> None:
             after, before = row.values.get("after", 0), row.values.get("before", 0)
             ratio = after / before if before else float("nan")
             cells.append(ctx.fmt(ratio if row.paired is None else row.paired))
-        lines.append([*cells, row.goal, verdict(row), row.note[:60]])
+        lines.append([*cells, row.goal, verdict(row), row.note[:72]])
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     print("\n" + "=" * 30 + " targets and figures " + "=" * 30)
     for line in lines:

@@ -332,7 +332,7 @@ def login(ctx: Any) -> None:
             n: statistics.median(x[0] for x in runs[n, kind]) / bound for n in ctx.trees
         }
         note = f"bound {cores} cores / {one * 1000:.0f} ms = {bound:.2f}/s;"
-        note += f" checkpw alone on all cores {statistics.median(parallel):.2f}/s"
+        note += f" checkpw alone {statistics.median(parallel):.2f}/s"
         ctx.add(
             f"[{label}] logins/s / bcrypt bound",
             logins,
