@@ -1,5 +1,5 @@
-"""Benchmarks of flask_tokenauth (issue 4): ``python -m benchmarks --help``.
+"""Benchmarks of flask_tokenauth: ``python -m benchmarks --help``, README.md.
 
-Nothing here is imported by the library or the tests.  The package stays
-light to import: gunicorn loads :mod:`benchmarks.apps` from it.
+Nothing here is imported by the library or the tests; gunicorn loads
+:mod:`benchmarks.app` from it.
 """

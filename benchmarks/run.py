@@ -1,423 +1,325 @@
-"""The benchmark command: ``python -m benchmarks [--quick] [--only PARTS]``.
+"""``python -m benchmarks [--quick] [--only PARTS] [--rev COMMIT]``: run the
+parts, then print one table of every target and its ratio.
 
-Parts (issue 4's goals):
-
-1. ``inprocess``  per-request cost of ``@login_required`` (warm and cold
-   token) vs a bare view, a minimal ``jwt.decode`` decorator and
-   Flask-JWT-Extended, with revocation off / Redis / database;
-2. ``gunicorn``   requests/s of the same views under gunicorn, with wrk;
-3. ``refresh``    rotations/s over HTTP at concurrency 1 and 8 beside the
-   tutorial's strategy and Flask-JWT-Extended's refresh route, the
-   same-token race, and database round trips per rotation;
-4. ``login``      logins/s vs the bcrypt bound, unknown email vs wrong
-   password, protected-request latency while logins run;
-5. ``memory``     resident size over many protected requests and refreshes;
-6. ``keys``       issue and verify costs per algorithm vs PyJWT with a loaded
-   key, and a warm-token request with EdDSA vs HS256 (issue 12).
-
-Each part runs against a fresh PostgreSQL database of its own run (created
-and dropped here) and a Redis key prefix of its own.  Figures are printed as
-they come, then a summary of every goal with its target.  Exit status: 0,
-or 1 if a part failed to run (or, with ``--strict``, missed a target).
+Each code version (the working tree, ``after``; with ``--rev``, the library
+as of that commit, ``before``) gets a worker process with its tree first on
+``sys.path``, a PostgreSQL database, a SQLite file and a Redis prefix of its
+own; its gunicorn servers run from its tree.  Every part alternates between
+the versions within each round, so before and after are measured side by
+side.  This module imports no flask_tokenauth: the workers do.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import multiprocessing
 import os
 import platform
-import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from . import cpuload
-from .common import PASSWORD, ROOT, Context, Report, run_database, seed_user
+from . import inprocess, served
 
-PARTS = ("inprocess", "gunicorn", "refresh", "login", "memory", "keys")
-TITLES = {
-    "inprocess": "1. in-process cost per protected request",
-    "gunicorn": "2. protected vs unprotected view under gunicorn (wrk)",
-    "refresh": "3. refresh: rotations/s, same-token race, round trips (PostgreSQL)",
-    "login": "4. login: throughput vs the bcrypt bound, timing, service under load",
-    "memory": "5. memory over a long run",
-    "keys": "6. signing keys: issue/verify per algorithm vs PyJWT, warm EdDSA vs HS256",
-}
+ROOT = Path(__file__).resolve().parent.parent
+PARTS = ("inprocess", "gunicorn", "refresh", "login", "memory")
+CONFIGS = ("default-sqlite", "default-pg", "redis", "off")
 
 
-def part_runner(name: str) -> Callable[[Context], None]:
-    if name == "inprocess":
-        from .inprocess import run
-    elif name == "gunicorn":
-        from .served import run
-    elif name == "refresh":
-        from .refresh import run
-    elif name == "login":
-        from .login import run
-    elif name == "keys":
-        from .keys import run
-    else:
-        from .memory import run
-    return run
+def _use_tree(root: str) -> None:
+    sys.path.insert(0, root)
 
 
-def parse_parts(value: str) -> list[str]:
-    chosen = []
-    for item in value.replace(" ", "").split(","):
-        if not item:
-            continue
-        if item.isdigit() and 1 <= int(item) <= len(PARTS):
-            item = PARTS[int(item) - 1]
-        matches = [p for p in PARTS if p.startswith(item)]
-        if len(matches) != 1:
-            raise argparse.ArgumentTypeError(
-                f"unknown part {item!r}: choose from {', '.join(PARTS)} (or 1-6)"
-            )
-        if matches[0] not in chosen:
-            chosen.append(matches[0])
-    return chosen
+def _dispatch(function: str, *args: Any) -> Any:
+    from . import worker
+
+    return getattr(worker, function)(*args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description="Benchmarks of flask_tokenauth against issue 4's goals.",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="shorter runs (~3 minutes)"
-    )
-    parser.add_argument(
-        "--only",
-        type=parse_parts,
-        default=list(PARTS),
-        metavar="PARTS",
-        help=f"comma-separated subset: {', '.join(PARTS)} (or 1-6)",
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "BENCH_POSTGRES_URL",
-            os.environ.get(
-                "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-            ),
-        ),
-        help="server to create the run's database on (env BENCH_POSTGRES_URL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get(
-            "BENCH_REDIS_URL",
-            os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        ),
-        help="Redis for the revocation store (env BENCH_REDIS_URL)",
-    )
-    parser.add_argument(
-        "--server-cpus",
-        default="0",
-        help="CPUs (taskset -c) of the gunicorn servers of parts 2 and 3; '' for none",
-    )
-    parser.add_argument(
-        "--client-cpus",
-        default="1",
-        help="CPUs (taskset -c) of wrk in parts 2 and 3; '' for none",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=4,
-        help="threads per worker of the threaded config",
-    )
-    parser.add_argument(
-        "--rev",
-        help="benchmark flask_tokenauth as of this git revision (e.g. HEAD, for"
-        " 'before' figures) instead of the working tree",
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument(
-        "--keep-db", action="store_true", help="keep the run's database"
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="exit 1 if a target is missed"
-    )
-    args = parser.parse_args(argv)
+@dataclass
+class Tree:
+    """One code version: its files, databases and worker process."""
 
-    tmp = tempfile.TemporaryDirectory(prefix="tokenauth-bench-")
-    try:
-        return _main(args, Path(tmp.name))
-    finally:
-        tmp.cleanup()
+    root: Path
+    env: dict[str, str]
+    tmp: Path
+    pool: Any = None
+    library: str = ""
+
+    def start(self) -> ProcessPoolExecutor:
+        spawn = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(1, spawn, _use_tree, (str(self.root),))
+        self.library = pool.submit(_dispatch, "prepare", self.env).result()
+        return pool
+
+    def call(self, function: str, *args: Any) -> Any:
+        self.pool = self.pool or self.start()
+        return self.pool.submit(_dispatch, function, *args).result()
+
+    def fresh(self, function: str, *args: Any) -> Any:
+        """``function`` in a new worker process (for memory)."""
+        with self.start() as pool:
+            return pool.submit(_dispatch, function, *args).result()
 
 
-def _main(args: argparse.Namespace, tmp: Path) -> int:
-    code_root = ROOT
-    if args.rev:
-        code_root = _snapshot(args.rev, tmp / "code")
-    # Before anything imports flask_tokenauth: the snapshot, if any, first.
-    sys.path.insert(0, str(code_root))
-    import flask_tokenauth
-
-    cpus = os.cpu_count() or 1
-    if cpus < 2 and (args.server_cpus or args.client_cpus):
-        args.server_cpus = args.client_cpus = ""
-    print(
-        f"flask_tokenauth benchmarks, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC,"
-        f" {platform.python_implementation()} {platform.python_version()},"
-        f" {cpus} CPUs ({_cpu_model()}), {'quick' if args.quick else 'full'} run,"
-        f" parts: {', '.join(args.only)}",
-        flush=True,
-    )
-    print(f"  {_versions()}")
-    print(
-        f"  flask_tokenauth from {Path(flask_tokenauth.__file__).parent}"
-        f" ({_code_state(args.rev)})"
-    )
-
-    redis_url = _redis_or_none(args.redis_url)
-    if redis_url is None:
-        print(f"  Redis not reachable at {args.redis_url}: Redis variants skipped")
-    report = Report()
-    total_start = time.monotonic()
-    try:
-        database = run_database(args.postgres_url, keep=args.keep_db)
-        url = database.__enter__()
-    except Exception as e:
-        print(f"PostgreSQL not usable at {args.postgres_url}: {e}", file=sys.stderr)
-        return 1
-    prefix = f"tokenauth-bench:{uuid.uuid4().hex[:10]}:"
-    ctx = Context(
-        quick=args.quick,
-        report=report,
-        workdir=tmp,
-        code_root=code_root,
-        postgres_url=url,
-        redis_url=redis_url,
-        redis_prefix=prefix,
-        server_cpus=args.server_cpus or None,
-        client_cpus=args.client_cpus or None,
-        threads=args.threads,
-    )
-    try:
-        from flask_tokenauth._passwords import hash_password
-
-        seed_user(ctx, hash_password(PASSWORD, 12))
-        for part in args.only:
-            report.part = part
-            report.section(TITLES[part])
-            _warn_if_busy(report)
-            start = time.monotonic()
-            cpu_before = cpuload.sample()
-            try:
-                part_runner(part)(ctx)
-            except Exception as e:
-                report.failures[part] = f"{type(e).__name__}: {e}"
-                print(f"  PART FAILED: {type(e).__name__}: {e}", flush=True)
-                traceback.print_exc()
-            finally:
-                report.durations[part] = time.monotonic() - start
-                load = cpuload.between(cpu_before, cpuload.sample())
-                report.load[part] = load
-                print(
-                    f"  ({part}: {report.durations[part]:.0f}s; {load.describe()})",
-                    flush=True,
-                )
-                if load.others > 0.10 or load.steal > 0.10:
-                    print(
-                        "  WARNING: other processes or machines took a share of the"
-                        " CPUs during this part: its figures are noisy (interleaved"
-                        " ratios less so); rerun it on a quiet machine",
-                        flush=True,
-                    )
-    finally:
-        ctx.close()
-        database.__exit__(None, None, None)
-        if redis_url:
-            _clean_redis(redis_url, prefix)
-
-    total = time.monotonic() - total_start
-    _summary(report, total)
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "date": datetime.now(timezone.utc).isoformat(),
-                    "quick": args.quick,
-                    "cpus": cpus,
-                    "checks": [c.__dict__ for c in report.checks],
-                    "durations": report.durations,
-                    "cpu_load": {k: v.__dict__ for k, v in report.load.items()},
-                    "failures": report.failures,
-                    "samples": report.raw,
-                },
-                indent=2,
-                default=str,
-            )
-        )
-    if report.failures:
-        return 1
-    if args.strict and any(c.ok is False for c in report.checks):
-        return 1
-    return 0
+@dataclass
+class Row:
+    label: str
+    values: dict[str, float]
+    goal: str = ""  # "<= 1.15", ">= 0.95", "< 250", "in 0.9..1.1"
+    ok: bool | None = None
+    unit: str = "x"
+    note: str = ""
+    paired: float | None = None  # after/before, median over rounds
 
 
-def _summary(report: Report, total: float) -> None:
-    print("\n=== summary: goals of issue 4 ===")
-    for part in PARTS:
-        checks = [c for c in report.checks if c.part == part and c.ok is not None]
-        if part not in report.durations:
-            continue
-        load = report.load.get(part)
-        noise = f", steal {load.steal:.0%}, others {load.others:.0%}" if load else ""
-        print(f"  {TITLES[part]} ({report.durations[part]:.0f}s{noise})")
-        if part in report.failures:
-            print(f"    FAILED: {report.failures[part]}")
-        for check in checks:
-            print(f"    {check.line()}")
-    met = sum(1 for c in report.checks if c.ok)
-    missed = sum(1 for c in report.checks if c.ok is False)
-    print(f"  {met} targets met, {missed} missed, total {total:.0f}s", flush=True)
+@dataclass
+class Context:
+    quick: bool
+    trees: dict[str, Tree]
+    configs: list[str]
+    rows: list[Row] = field(default_factory=list)
+    samples: dict[str, Any] = field(default_factory=dict)
+
+    def p(self, quick: Any, full: Any) -> Any:
+        return quick if self.quick else full
+
+    def log(self, text: str) -> None:
+        print(text, flush=True)
+
+    def each(self, function: str, *args: Any) -> dict[str, Any]:
+        """``function`` of the worker of every tree, by tree."""
+        return {n: tree.call(function, *args) for n, tree in self.trees.items()}
+
+    def interleave(
+        self, runs: list[tuple[str, str]], rounds: int, measure: Callable[..., Any]
+    ) -> dict[tuple[str, str], list[Any]]:
+        """``measure(tree, variant)`` of every run, ``rounds`` times: all runs
+        in each round, the order rotating by one each round and reversed
+        every other round (so that no run always follows the same one)."""
+        out: dict[tuple[str, str], list[Any]] = {run: [] for run in runs}
+        for i in range(rounds):
+            order = runs if i % 2 == 0 else runs[::-1]
+            for run in order[i % len(runs) :] + order[: i % len(runs)]:
+                out[run].append(measure(*run))
+        self.samples[f"{len(self.samples)}"] = {" ".join(r): v for r, v in out.items()}
+        return out
+
+    def ratios(
+        self, samples: dict[Any, list[float]], a: str, b: str
+    ) -> dict[str, float]:
+        """Per tree, the median over rounds of ``a / b`` within each round."""
+        return {n: paired(samples[n, a], samples[n, b]) for n in self.trees}
+
+    def absolute(self, samples: dict[Any, list[float]], a: str) -> dict[str, float]:
+        values = {n: statistics.median(samples[n, a]) for n in self.trees}
+        if "before" in self.trees:
+            values["after/before"] = paired(samples["after", a], samples["before", a])
+        return values
+
+    def add(
+        self, label: str, values: dict[str, float], goal: str = "", **kw: Any
+    ) -> None:
+        """A row of the table; with a ``goal``, met or not by ``after``."""
+        row = Row(label, values, goal, paired=values.pop("after/before", None), **kw)
+        if goal:
+            op, limit = goal.split()
+            low, _, high = limit.partition("..")
+            v, x = values["after"], float(low)
+            ok = {"<=": v <= x, ">=": v >= x, "<": v < x}.get(op)
+            row.ok = ok if ok is not None else x <= v <= float(high)
+            row.goal = goal.replace("in ", "") + ("x" if row.unit == "x" else "")
+        self.rows.append(row)
+        line = [self.fmt(values.get(n, float("nan")), row.unit) for n in self.trees]
+        self.log(f"  {label}: {' -> '.join(line)} {row.goal} {verdict(row)}")
+
+    def fmt(self, value: float | dict[str, float], unit: str = "x") -> str:
+        if isinstance(value, dict):
+            return " -> ".join(self.fmt(value[n], unit) for n in self.trees)
+        if value != value:
+            return "n/a"
+        return f"{value:.2f}x" if unit == "x" else f"{value:,.{1 if unit else 0}f}"
 
 
-def _warn_if_busy(report: Report) -> None:
-    """Say so when other processes keep the CPUs busy: the figures of a
-    2-core machine are then noisy (ratios less so, being interleaved)."""
-    busy = _busy_fraction(0.5)
-    if busy is not None and busy > 0.15:
-        report.info(
-            f"WARNING: the CPUs were {busy:.0%} busy before this part started (other"
-            " processes): its figures will be noisy"
-        )
+def paired(a: list[float], b: list[float]) -> float:
+    ratios = [x / y for x, y in zip(a, b, strict=True) if y]
+    return statistics.median(ratios) if ratios else float("nan")
 
 
-def _busy_fraction(seconds: float) -> float | None:
-    def sample() -> tuple[int, int]:
-        fields = [
-            int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]
+def verdict(row: Row) -> str:
+    return "" if row.ok is None else "OK" if row.ok else "MISS"
+
+
+def table(ctx: Context, noise: dict[str, str]) -> None:
+    """The one table, in the order the parts added their rows."""
+    two = "before" in ctx.trees
+    head = ["target", *(["before", "after", "after/before"] if two else ["value"])]
+    lines = [[*head, "goal", "", "note"]]
+    for row in ctx.rows:
+        unit = "" if row.unit in ("x", "") else f" ({row.unit})"
+        cells = [row.label + unit]
+        cells += [ctx.fmt(row.values.get(n, float("nan")), row.unit) for n in ctx.trees]
+        if two:
+            after, before = row.values.get("after", 0), row.values.get("before", 0)
+            ratio = after / before if before else float("nan")
+            cells.append(ctx.fmt(ratio if row.paired is None else row.paired))
+        lines.append([*cells, row.goal, verdict(row), row.note[:72]])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    print("\n" + "=" * 30 + " targets and figures " + "=" * 30)
+    for line in lines:
+        cells = [
+            c.rjust(w) if 0 < i < len(line) - 1 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        return sum(fields), idle
-
-    try:
-        total1, idle1 = sample()
-        time.sleep(seconds)
-        total2, idle2 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    total = total2 - total1
-    return None if total <= 0 else 1 - (idle2 - idle1) / total
+        print("  ".join(cells).rstrip())
+    met, missed = (sum(r.ok is ok for r in ctx.rows) for ok in (True, False))
+    print(f"{met} targets met, {missed} missed.  Noise (share of the CPUs):")
+    for part, text in noise.items():
+        print(f"  {part}: {text}")
 
 
-def _snapshot(rev: str, target: Path) -> Path:
-    """``flask_tokenauth/`` and ``alembic/`` as of ``rev`` (git archive), with
-    ``benchmarks/`` of the working tree beside them."""
-    import subprocess
+def cpu_sample() -> tuple[list[int], float]:
+    """/proc/stat's first line, and the CPU seconds of this run's processes
+    (this one, its children, reaped or not) and of PostgreSQL and Redis."""
+    stat = [int(x) for x in Path("/proc/stat").read_text().split()[1:11]]
+    t = os.times()
+    ours = t.user + t.system + t.children_user + t.children_system
+    for pid in os.listdir("/proc"):
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError):
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        if name.startswith(("postgres", "redis")) or int(fields[1]) == os.getpid():
+            ours += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return stat, ours
 
+
+def noise(before: tuple[list[int], float], after: tuple[list[int], float]) -> str:
+    """Shares of all CPU time the hypervisor stole and other processes used
+    while a part ran: above 10%, its absolute figures are noisy (its
+    interleaved ratios less so)."""
+    delta = [b - a for a, b in zip(before[0], after[0], strict=True)]
+    total = sum(delta[:8]) or 1
+    busy = delta[0] + delta[1] + delta[2] + delta[5] + delta[6]
+    ours = (after[1] - before[1]) * os.sysconf("SC_CLK_TCK")
+    others, steal = max(busy - ours, 0) / total, delta[7] / total
+    warn = "  NOISY: rerun on a quiet machine" if max(others, steal) > 0.1 else ""
+    return f"steal {steal:.0%}, other processes {others:.0%}{warn}"
+
+
+def snapshot(rev: str, target: Path) -> Path:
+    """flask_tokenauth/ and alembic/ as of ``rev``, beside this benchmarks/."""
     target.mkdir(parents=True)
-    archive = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(ROOT),
-            "archive",
-            "--format=tar",
-            rev,
-            "flask_tokenauth",
-            "alembic",
-        ],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    subprocess.run(
-        ["tar", "-x", "-C", str(target)], input=archive, check=True, timeout=60
-    )
-    (target / "benchmarks").symlink_to(ROOT / "benchmarks", target_is_directory=True)
+    command = ["git", "-C", str(ROOT), "archive", rev, "flask_tokenauth", "alembic"]
+    archive = subprocess.run(command, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    (target / "benchmarks").symlink_to(ROOT / "benchmarks")
     return target
 
 
-def _code_state(rev: str | None) -> str:
-    import subprocess
+def databases(url: str, names: list[str], drop: bool = False) -> None:
+    from sqlalchemy import create_engine, text
 
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", "-C", str(ROOT), *args],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    if rev:
-        return f"git {rev} = {git('rev-parse', '--short', rev)}"
-    dirty = git("status", "--porcelain", "--", "flask_tokenauth")
-    head = git("rev-parse", "--short", "HEAD")
-    return f"working tree on {head}" + (", with uncommitted changes" if dirty else "")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for name in names:
+            if drop:
+                kill = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                conn.execute(text(f"{kill} WHERE datname = :n"), {"n": name})
+            conn.execute(text(f'{"DROP" if drop else "CREATE"} DATABASE "{name}"'))
+    engine.dispose()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    parts = []
-    for name in (
-        "flask",
-        "pyjwt",
-        "flask-jwt-extended",
-        "sqlalchemy",
-        "psycopg2-binary",
-        "gunicorn",
-        "bcrypt",
-    ):
-        with contextlib.suppress(PackageNotFoundError):
-            parts.append(f"{name} {version(name)}")
-    wrk = shutil.which("wrk")
-    parts.append("wrk " + ("present" if wrk else "missing"))
-    return ", ".join(parts)
-
-
-def _redis_or_none(url: str) -> str | None:
+def redis_ok(url: str, prefix: str = "") -> bool:
+    """Whether Redis answers; with a prefix, delete its keys."""
     try:
         import redis
 
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis.from_url(url, socket_timeout=2)
+        client.ping()
+        for key in client.scan_iter(match=f"{prefix}*") if prefix else ():
+            client.delete(key)
+        return True
+    except Exception:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--only", default="", help=f"comma-separated of {PARTS}")
+    parser.add_argument("--rev", help="also measure the library as of this commit")
+    parser.add_argument("--json", type=Path, help="also write rows and samples here")
+    parser.add_argument("--strict", action="store_true", help="exit 1 on a MISS")
+    args = parser.parse_args(argv)
+    only = [o for o in args.only.split(",") if o]
+    parts = [p for p in PARTS if not only or any(p.startswith(o) for o in only)]
+    pg = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test")
+    pg = pg.replace("postgresql://", "postgresql+psycopg2://", 1)
+    redis = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis = redis if redis_ok(redis) else ""
+    run = uuid.uuid4().hex[:8]
+    names = (["before"] if args.rev else []) + ["after"]
+    dbs = [f"tokenauth_bench_{run}_{n}" for n in names]
+    with tempfile.TemporaryDirectory(prefix="tokenauth-bench-") as tmp:
+        trees = {}
+        for n, db in zip(names, dbs, strict=True):
+            root = snapshot(args.rev, Path(tmp) / n) if n == "before" else ROOT
+            env = {"BENCH_PG": f"{pg.rsplit('/', 1)[0]}/{db}", "BENCH_REDIS": redis}
+            env["BENCH_SQLITE"] = f"sqlite:///{tmp}/{n}.sqlite3"
+            env["BENCH_PREFIX"] = f"tokenauth-bench:{run}:{n}:"
+            trees[n] = Tree(root, env, Path(tmp) / f"{n}-files")
+        configs = [c for c in CONFIGS if c != "redis" or redis]
+        ctx = Context(args.quick, trees, configs)
+        print(
+            f"flask_tokenauth benchmarks, {datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
+            f" UTC, Python {platform.python_version()}, {os.cpu_count()} CPUs,"
+            f" {'quick' if args.quick else 'full'} run of {', '.join(parts)}"
+            + ("" if redis else "; Redis unreachable: its rows are skipped"),
+            flush=True,
+        )
+        databases(pg, dbs)
+        noises: dict[str, str] = {}
         try:
-            client.ping()
+            for n, tree in trees.items():
+                tree.tmp.mkdir()
+                tree.call("setup", [], 0, 0)
+                revision = f" = {args.rev}" if n == "before" else " (working tree)"
+                print(f"  {n}{revision}: flask_tokenauth from {tree.library}")
+            for part in parts:
+                print(f"\n--- {part}", flush=True)
+                start, cpu = time.monotonic(), cpu_sample()
+                try:
+                    (getattr(inprocess, part, None) or getattr(served, part))(ctx)
+                except Exception:
+                    traceback.print_exc()
+                    ctx.rows.append(Row(f"{part}: FAILED (see above)", {}, ok=False))
+                took = f"{time.monotonic() - start:.0f} s"
+                noises[part] = f"{took}, {noise(cpu, cpu_sample())}"
         finally:
-            client.close()
-        return url
-    except Exception:
-        return None
-
-
-def _clean_redis(url: str, prefix: str) -> None:
-    try:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
-    except Exception:
-        pass
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            for tree in trees.values():
+                if tree.pool:
+                    tree.pool.shutdown()
+                if redis:
+                    redis_ok(redis, tree.env["BENCH_PREFIX"])
+            databases(pg, dbs, drop=True)
+    table(ctx, noises)
+    if args.json:
+        rows = [r.__dict__ for r in ctx.rows]
+        data = {"rows": rows, "noise": noises, "samples": ctx.samples}
+        args.json.write_text(json.dumps(data, default=str, indent=1))
+    failed = any(r.ok is False and not r.values for r in ctx.rows)
+    return 1 if failed or (args.strict and any(r.ok is False for r in ctx.rows)) else 0
