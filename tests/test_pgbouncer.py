@@ -572,12 +572,6 @@ def test_a_listener_through_pgbouncer_still_refuses_within_the_staleness(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a listener through PgBouncer in transaction mode hears nothing, and"
-    " the copy still calls itself current until the staleness bound: it should"
-    " refuse to start, or not trust a channel that does not deliver",
-)
 def test_a_listener_that_cannot_hear_is_not_trusted(
     make_app: Any, clean: Bounced, caplog: pytest.LogCaptureFixture
 ) -> None:
