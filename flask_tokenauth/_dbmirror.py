@@ -26,8 +26,9 @@ copy is not current (an error names ``TOKENAUTH_REVOCATION_LISTEN_URL``).
 Listeners ignore the probes they did not send.
 
 The copy is *current* while its last successful read started less than
-``TOKENAUTH_REVOCATION_STALENESS`` ago.  While it is not (starting, the
-listener's connection lost, the heartbeat overdue) the store asks the
+``TOKENAUTH_REVOCATION_STALENESS`` ago (on PostgreSQL, a read made while the
+listener's last probe was heard).  While it is not (starting, the
+listener's connection lost or deaf, the heartbeat overdue) the store asks the
 database itself, as it did before there was a copy, and fails closed if it
 cannot.  A revocation made in this process applies to its copies (one
 per app on the database) when its transaction commits.

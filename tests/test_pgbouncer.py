@@ -579,7 +579,9 @@ def test_a_listener_that_cannot_hear_is_not_trusted(
     deliver must not answer alone, and say which setting to change (or the
     app must refuse to start with such a listener); otherwise the other
     instance accepts the revoked token for up to 15 minutes.  A direct
-    listener refuses it in milliseconds (the tests above)."""
+    listener refuses it in milliseconds (the tests above).  (The copy's
+    probe, a notification from its own engine, never comes back: it asks
+    the database on each request and logs an error.)"""
     one = make_app(
         TOKENAUTH_REVOCATION_LISTEN_URL=clean.direct_url,
         TOKENAUTH_REVOCATION_STALENESS=HOUR,
