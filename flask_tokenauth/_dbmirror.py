@@ -16,9 +16,19 @@ with an id above the last it saw:
 * on SQLite the request that finds the copy older than the bound reads the
   new rows itself (a query on the primary key, at most once per bound).
 
+A ``LISTEN`` can be accepted and still never deliver: through PgBouncer in
+transaction mode it stays on a server connection that goes back to the
+pool, and the heartbeat's reads still succeed.  So the listener proves it
+hears before its reads count: on each (re)connect, and every
+:data:`PROBE_EVERY_SECONDS`, the app's own engine notifies the channel with
+a random payload (:func:`_probe`), and until the listener has heard it the
+copy is not current (an error names ``TOKENAUTH_REVOCATION_LISTEN_URL``).
+Listeners ignore the probes they did not send.
+
 The copy is *current* while its last successful read started less than
-``TOKENAUTH_REVOCATION_STALENESS`` ago.  While it is not (starting, the
-listener's connection lost, the heartbeat overdue) the store asks the
+``TOKENAUTH_REVOCATION_STALENESS`` ago (on PostgreSQL, a read made while the
+listener's last probe was heard).  While it is not (starting, the
+listener's connection lost or deaf, the heartbeat overdue) the store asks the
 database itself, as it did before there was a copy, and fails closed if it
 cannot.  A revocation made in this process applies to its copies (one
 per app on the database) when its transaction commits.
@@ -33,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import select
 import threading
 import time
@@ -41,7 +52,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import URL, Connection, Table, bindparam, event, insert, text
+from sqlalchemy import (
+    URL,
+    Connection,
+    Table,
+    bindparam,
+    event,
+    insert,
+    make_url,
+    text,
+)
 
 from ._db import Database, describe_db_error
 from .models import RevocationEvent
@@ -58,8 +78,20 @@ SWEEP_SECONDS = 30.0
 MAX_RETRY_SECONDS = 2.0
 #: The listener reads at least this long apart, however small the bound.
 MIN_HEARTBEAT_SECONDS = 0.01
-#: While the listener stays down, how often that is logged as a warning.
+#: While the listener stays down, how often that is logged as a warning
+#: (and, while it cannot hear, as an error).
 WARN_EVERY_SECONDS = 60.0
+#: How often a listener that connected proves again that it hears.  Once
+#: heard, a connection keeps hearing for as long as it lives (a ``LISTEN``
+#: is its session's), so this is a guard, not the heartbeat: each probe
+#: wakes every listener on the database.
+PROBE_EVERY_SECONDS = 60.0
+#: How long a probe may take to come back.  A listener that hears gets it
+#: within milliseconds; the bound only matters for one that does not, and
+#: is generous so that a loaded host is not taken for a deaf listener.
+PROBE_TIMEOUT_SECONDS = 5.0
+#: What a probe's payload starts with (a revocation's payload is empty).
+PROBE_PREFIX = "tokenauth-probe:"
 
 #: Every copy in this process (one per app using the database store).
 _COPIES: weakref.WeakSet[RevocationCopy] = weakref.WeakSet()
@@ -319,14 +351,74 @@ def _connect(url: str, application_name: str) -> Any:
     return connection
 
 
+def _probe(db: Database, connection: Any) -> bool:
+    """Whether the listener's ``connection`` hears the channel: the app's
+    engine notifies it with a random payload, which must arrive within
+    :data:`PROBE_TIMEOUT_SECONDS`.
+
+    The engine sends it, not the listener's connection: through PgBouncer in
+    transaction mode that one's ``NOTIFY`` may run on the very server
+    connection that holds its ``LISTEN``, and come back to it, while no
+    other session's would.  The listener runs no query while it waits, so
+    no server connection is linked to it that could hand it the probe.
+    Other notifications are dropped: the read that follows covers them.
+    """
+    payload = PROBE_PREFIX + secrets.token_hex(8)
+    connection.notifies.clear()
+    with db.engine.connect() as conn:
+        conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": CHANNEL, "payload": payload},
+        )
+        conn.commit()
+        # Through PgBouncer the engine's own session may be the one
+        # listening: what it hears there is nobody's.
+        notifies = getattr(conn.connection.dbapi_connection, "notifies", None)
+        if notifies is not None:
+            notifies.clear()
+    deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
+    while True:
+        heard = any(n.payload == payload for n in connection.notifies)
+        connection.notifies.clear()
+        remaining = deadline - time.monotonic()
+        if heard or remaining <= 0:
+            return heard
+        select.select([connection], [], [], remaining)
+        connection.poll()
+
+
+def _wait(connection: Any, seconds: float) -> None:
+    """Until a notification other than a probe arrives (a revocation, to
+    read at once), or ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        select.select([connection], [], [], remaining)
+        connection.poll()
+        news = any(not n.payload.startswith(PROBE_PREFIX) for n in connection.notifies)
+        connection.notifies.clear()
+        if news:
+            return
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable)"
+
+
 def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> None:
-    """The thread: connect, LISTEN, load, then read on every notification
-    and every heartbeat; on any failure mark the copy stale and start over.
-    Ends when the copy is gone or the process is a fork of the one that
-    started it.  A failure is logged as a warning when it follows a success,
-    and then at most once a minute while it lasts."""
+    """The thread: connect, LISTEN, prove it hears (:func:`_probe`), load,
+    then read on every notification and every heartbeat, and probe again
+    every :data:`PROBE_EVERY_SECONDS`; on any failure mark the copy stale
+    and start over.  Reads count (the copy is current) only while the last
+    probe was heard.  Ends when the copy is gone or the process is a fork of
+    the one that started it.  A failure is logged as a warning when it
+    follows a success, and then at most once a minute while it lasts; a
+    probe not heard, as an error, at most once a minute."""
     delay = 0.1
     warned_at: float | None = None
+    deaf_at: float | None = None  # when a deaf listener was last logged
     while True:
         copy = ref()
         if copy is None or copy._pid != pid:
@@ -341,22 +433,48 @@ def _listen(ref: weakref.ReferenceType[RevocationCopy], pid: int, url: str) -> N
                 # LISTEN before the first read: a revocation committed in
                 # between is in the read or notified after it.
                 cursor.execute(f"LISTEN {CHANNEL}")
+                probe_due = time.monotonic()
+                hears = False
                 while True:
                     if (copy := ref()) is None or copy._pid != pid:
                         return
+                    if time.monotonic() >= probe_due:
+                        hears = _probe(copy._db, connection)
+                        probe_due = time.monotonic() + PROBE_EVERY_SECONDS
+                        if hears and deaf_at is not None:
+                            logger.warning("tokenauth revocation listener hears again")
+                            deaf_at = None
+                        elif not hears:
+                            copy.mark_stale()
+                            if deaf_at is None or (
+                                time.monotonic() - deaf_at > WARN_EVERY_SECONDS
+                            ):
+                                deaf_at = time.monotonic()
+                                logger.error(
+                                    "tokenauth revocation listener at %s hears"
+                                    " nothing on its LISTEN (its probe did not"
+                                    " arrive within %g s): asking the database"
+                                    " on each request.  Set"
+                                    " TOKENAUTH_REVOCATION_LISTEN_URL to the same"
+                                    " database directly on PostgreSQL, or through"
+                                    " PgBouncer in session mode (transaction and"
+                                    " statement modes do not deliver"
+                                    " notifications)",
+                                    _safe_url(url),
+                                    PROBE_TIMEOUT_SECONDS,
+                                )
                     started = time.monotonic()
                     cursor.execute(*copy._query(named=False))
                     copy.apply(cursor.fetchall())
-                    copy._read_at = started
+                    if hears:
+                        copy._read_at = started
                     copy._sweep_now_and_then()
                     del copy
                     delay = 0.1
                     if warned_at is not None:
                         logger.warning("tokenauth revocation listener is back")
                         warned_at = None
-                    select.select([connection], [], [], heartbeat)
-                    connection.poll()
-                    connection.notifies.clear()
+                    _wait(connection, min(heartbeat, probe_due - time.monotonic()))
         except Exception as e:  # any failure: stale until read again
             if (copy := ref()) is not None:
                 copy.mark_stale()

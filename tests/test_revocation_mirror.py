@@ -447,35 +447,136 @@ def test_a_silent_listener_stops_answering_after_the_staleness(
     assert wait_for(copy.current)
 
 
+@pytest.fixture
+def other_database(pg_engine: Engine, postgres_url: str) -> Iterator[str]:
+    """A second database on the server, migrated: a listener there reads a
+    log (an empty one) without error, and hears none of this one's
+    notifications (``NOTIFY`` is per database)."""
+    with throwaway_database(postgres_url, "tokenauth_listen_") as url:
+        engine = make_engine(url, {})
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        yield url
+
+
+def listener_database(engine: Engine, copy: RevocationCopy) -> str | None:
+    with engine.connect() as conn:
+        database = conn.execute(
+            text("SELECT datname FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": copy.application_name},
+        ).scalar()
+    return None if database is None else str(database)
+
+
 def test_the_listener_uses_its_own_url(
-    make_db_app: Callable[..., Flask], pg_engine: Engine, postgres_url: str
+    make_db_app: Callable[..., Flask], pg_engine: Engine, other_database: str
 ) -> None:
     """TOKENAUTH_REVOCATION_LISTEN_URL (where PgBouncer in transaction mode
     would be bypassed): the listener connects there, not to the database URL.
     Shown with a second database on the server: the listener's connection is
     to it."""
-    with throwaway_database(postgres_url, "tokenauth_listen_") as listen_url:
-        listen_engine = make_engine(listen_url, {})
-        try:
-            upgrade(listen_engine)
-            app = make_db_app(TOKENAUTH_REVOCATION_LISTEN_URL=listen_url)
-            client = app.test_client()
-            token = Auth(client).register().get_json()["accessToken"]
-            assert client.get("/claims", headers=bearer(token)).status_code == 200
-            copy = copy_of(app)
-            assert wait_for(copy.current)
-            with pg_engine.connect() as conn:
-                database = conn.execute(
-                    text(
-                        "SELECT datname FROM pg_stat_activity"
-                        " WHERE application_name = :name"
-                    ),
-                    {"name": copy.application_name},
-                ).scalar()
-            assert database == make_url(listen_url).database
-            assert database != pg_engine.url.database
-        finally:
-            listen_engine.dispose()
+    app = make_db_app(TOKENAUTH_REVOCATION_LISTEN_URL=other_database)
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    copy = copy_of(app)
+    assert wait_for(lambda: listener_database(pg_engine, copy) is not None)
+    database = listener_database(pg_engine, copy)
+    assert database == make_url(other_database).database
+    assert database != pg_engine.url.database
+
+
+def test_a_listener_that_cannot_hear_is_not_trusted(
+    make_db_app: Callable[..., Flask],
+    pg_engine: Engine,
+    other_database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The listener on another database: its LISTEN is accepted and its
+    heartbeat reads succeed, but it hears none of this database's
+    notifications (as through PgBouncer in transaction mode).  Its probe
+    never arrives, so the copy is never current: each request asks the
+    database, which refuses a revocation the log does not hold, and an error
+    says which setting to change."""
+    caplog.set_level(logging.WARNING, "flask_tokenauth")
+    app = make_db_app(
+        TOKENAUTH_REVOCATION_LISTEN_URL=other_database,
+        TOKENAUTH_REVOCATION_STALENESS=0.2,
+    )
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    copy = copy_of(app)
+    reads = 0
+    real_apply = copy.apply
+
+    def counting_apply(rows: Any) -> None:
+        nonlocal reads
+        real_apply(rows)
+        reads += 1
+
+    copy.apply = counting_apply  # type: ignore[method-assign]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+
+    def told() -> bool:
+        return any(
+            record.levelno == logging.ERROR
+            and "TOKENAUTH_REVOCATION_LISTEN_URL" in record.getMessage()
+            and "session mode" in record.getMessage()
+            for record in caplog.records
+        )
+
+    assert wait_for(lambda: told() and reads >= 3), (told(), reads)
+    assert not copy.current()  # its reads succeed, but it cannot hear
+    with pg_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
+            {"id": sid_of(token)},
+        )
+    with database_uses(pg_engine) as uses:
+        assert code(client.get("/claims", headers=bearer(token))) == (
+            401,
+            "TOKEN_REVOKED",
+        )
+    assert len(uses) == 1
+    assert "tokenauth revocation listener lost" not in caplog.text
+
+
+def test_a_listener_ignores_the_probes_of_others(
+    make_db_app: Callable[..., Flask],
+    pg_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every listener on the database gets every other one's probes: they
+    must not cost it a read each (a revocation does)."""
+    monkeypatch.setattr(dbmirror, "PROBE_EVERY_SECONDS", 3600.0)
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS="1h")
+    copy = copy_of(app)
+    reads = 0
+    real_apply = copy.apply
+
+    def counting_apply(rows: Any) -> None:
+        nonlocal reads
+        real_apply(rows)
+        reads += 1
+
+    copy.apply = counting_apply  # type: ignore[method-assign]
+    assert wait_for(copy.current)
+    before = reads
+    notify = text("SELECT pg_notify(:channel, :payload)")
+    for _ in range(20):
+        payload = dbmirror.PROBE_PREFIX + uuid.uuid4().hex
+        with pg_engine.connect() as conn:
+            conn.execute(notify, {"channel": dbmirror.CHANNEL, "payload": payload})
+            conn.commit()
+        time.sleep(0.01)  # apart, so that each could wake it on its own
+    with pg_engine.connect() as conn:
+        conn.execute(notify, {"channel": dbmirror.CHANNEL, "payload": ""})
+        conn.commit()
+    assert wait_for(lambda: reads > before)
+    assert reads == before + 1  # the revocation's, none for the probes
+    assert copy.current()
 
 
 def test_an_unreachable_listen_url_fails_closed(
