@@ -130,8 +130,8 @@ def call_loop(call: Callable[[], Any]) -> Callable[[int], None]:
 def loop(variant: str, count: int) -> Callable[[int], None] | None:
     """A variant ``"<app> <kind>"``: ``bare``, ``warm`` (one token), ``cold``
     (a never-seen token each), ``pyjwt``, ``fjwt``, ``decode`` (PyJWT
-    alone), ``encode`` (PyJWT alone), ``issue`` (ours, internal: None when
-    this revision has no ``access_tokens.issue``)."""
+    alone), ``encode`` (PyJWT alone), ``issue`` and ``verify`` (ours,
+    internal: None when this revision has no such method)."""
     name, kind = variant.split()
     app = APPS[name]
     if kind in ("bare", "warm"):
@@ -144,22 +144,22 @@ def loop(variant: str, count: int) -> Callable[[int], None] | None:
         return wsgi_loop(app, "/bench/fjwt", iter(fjwt_tokens(False, count)))
     if kind == "encode":
         return call_loop(minter(name))
+    tokens = iter(mint(name, count))
     if kind == "decode":
         token, key = TOKENS[name]
         verify = key.public_key() if key is not None else ACCESS_SECRET
-        algs, tokens = (
-            [jwt.get_unverified_header(token)["alg"]],
-            iter(mint(name, count)),
-        )
+        algs = [jwt.get_unverified_header(token)["alg"]]
         return call_loop(lambda: jwt.decode(next(tokens), verify, algs, **CHECKS))
     claims = jwt.decode(TOKENS[name][0], options={"verify_signature": False})
-    try:
+    try:  # internal: ``issue`` a token, ``verify`` a never-seen one
         from flask_tokenauth._state import get_state
 
-        issue = get_state(app).access_tokens.issue
+        call = getattr(get_state(app).access_tokens, kind)
     except (ImportError, AttributeError):
         return None
-    return call_loop(lambda: issue(int(claims["sub"]), claims["sid"]))
+    if kind == "verify":
+        return call_loop(lambda: call(next(tokens)))
+    return call_loop(lambda: call(int(claims["sub"]), claims["sid"]))
 
 
 def setup(variants: list[str], count: int, warmup: int) -> list[str]:
