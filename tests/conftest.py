@@ -130,6 +130,24 @@ def own_redis() -> Iterator[Any]:
             client.close()
 
 
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """A test marked ``postgresql`` (a listener, prepared statements, the
+    wire) has no SQLite half: that variant is deselected, not skipped."""
+    sqlite_halves = [
+        item
+        for item in items
+        if item.get_closest_marker("postgresql") is not None
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url") == "sqlite"
+    ]
+    if sqlite_halves:
+        config.hook.pytest_deselected(items=sqlite_halves)
+        dropped = set(sqlite_halves)
+        items[:] = [item for item in items if item not in dropped]
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -103,6 +103,7 @@ def counted_refresh(log: WireLog, refresh: Any) -> tuple[Any, list[str]]:
     return log.during(refresh)
 
 
+@pytest.mark.postgresql
 def test_a_builtin_refresh_is_one_round_trip(
     wire: tuple[WireLog, Engine], engine: Engine
 ) -> None:
@@ -158,6 +159,7 @@ def host_app(engine: Engine, store: SQLAlchemyUserStore) -> Flask:
 
 
 @pytest.mark.parametrize("how", ["deleted", "disabled", "nulled"])
+@pytest.mark.postgresql
 def test_a_host_store_refresh_is_one_round_trip(
     wire: tuple[WireLog, Engine], engine: Engine, host_model: Any, how: str
 ) -> None:
@@ -188,6 +190,7 @@ def test_a_host_store_refresh_is_one_round_trip(
     assert live_sessions(engine) == 0
 
 
+@pytest.mark.postgresql
 def test_a_session_of_another_id_scheme_reads_as_no_user(
     wire: tuple[WireLog, Engine], engine: Engine
 ) -> None:
@@ -211,6 +214,7 @@ def test_a_session_of_another_id_scheme_reads_as_no_user(
         model.metadata.drop_all(engine)
 
 
+@pytest.mark.postgresql
 def test_a_store_that_cannot_say_it_in_sql_asks_after_the_rotation(
     wire: tuple[WireLog, Engine], engine: Engine
 ) -> None:
@@ -236,6 +240,7 @@ def test_a_store_that_cannot_say_it_in_sql_asks_after_the_rotation(
         model.metadata.drop_all(engine)
 
 
+@pytest.mark.postgresql
 def test_a_host_model_in_another_database_is_not_read_by_the_rotation(
     wire: tuple[WireLog, Engine], engine: Engine, tmp_path: Any
 ) -> None:
@@ -301,6 +306,7 @@ def rotation_sent(log: WireLog, auth: Auth) -> list[str]:
     return [" ".join(words.split()[:1]) for words in sent]
 
 
+@pytest.mark.postgresql
 def test_the_rotation_is_prepared_once_per_connection(
     one_connection: tuple[WireLog, Flask, Auth],
 ) -> None:
@@ -312,6 +318,7 @@ def test_the_rotation_is_prepared_once_per_connection(
     assert rotation_sent(log, auth) == ["EXECUTE"]
 
 
+@pytest.mark.postgresql
 def test_a_connection_that_lost_the_statement_prepares_it_again(
     one_connection: tuple[WireLog, Flask, Auth],
 ) -> None:
@@ -324,6 +331,7 @@ def test_a_connection_that_lost_the_statement_prepares_it_again(
     assert rotation_sent(log, auth) == ["EXECUTE"]
 
 
+@pytest.mark.postgresql
 def test_a_connection_that_has_it_already_runs_it(
     one_connection: tuple[WireLog, Flask, Auth],
 ) -> None:
@@ -338,6 +346,7 @@ def test_a_connection_that_has_it_already_runs_it(
     assert rotation_sent(log, auth) == ["EXECUTE"]
 
 
+@pytest.mark.postgresql
 def test_a_statement_lost_again_and_again_is_sent_as_text(
     one_connection: tuple[WireLog, Flask, Auth], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -356,6 +365,7 @@ def test_a_statement_lost_again_and_again_is_sent_as_text(
     assert rotation_sent(log, auth) == ["WITH"]
 
 
+@pytest.mark.postgresql
 def test_async_commit_is_opt_in_and_for_the_rotation_only(
     wire: tuple[WireLog, Engine], database_url: str
 ) -> None:
@@ -383,6 +393,7 @@ def test_async_commit_is_opt_in_and_for_the_rotation_only(
         TokenAuth(engine=counted).init_app(app)
 
 
+@pytest.mark.postgresql
 def test_a_status_clause_that_fails_leaves_the_check_to_status(
     wire: tuple[WireLog, Engine],
     engine: Engine,

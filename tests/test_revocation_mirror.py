@@ -350,6 +350,7 @@ def listener_pid(engine: Engine, copy: RevocationCopy) -> int | None:
     return None if pid is None else int(pid)
 
 
+@pytest.mark.postgresql
 def test_the_copy_asks_the_database_while_the_listener_is_down(
     make_db_app: Callable[..., Flask],
     pg_engine: Engine,
@@ -404,6 +405,7 @@ def test_the_copy_asks_the_database_while_the_listener_is_down(
     assert "tokenauth revocation listener lost" in caplog.text
 
 
+@pytest.mark.postgresql
 def test_a_silent_listener_stops_answering_after_the_staleness(
     make_db_app: Callable[..., Flask], pg_engine: Engine
 ) -> None:
@@ -470,6 +472,7 @@ def listener_database(engine: Engine, copy: RevocationCopy) -> str | None:
     return None if database is None else str(database)
 
 
+@pytest.mark.postgresql
 def test_the_listener_uses_its_own_url(
     make_db_app: Callable[..., Flask], pg_engine: Engine, other_database: str
 ) -> None:
@@ -488,6 +491,7 @@ def test_the_listener_uses_its_own_url(
     assert database != pg_engine.url.database
 
 
+@pytest.mark.postgresql
 def test_a_listener_that_cannot_hear_is_not_trusted(
     make_db_app: Callable[..., Flask],
     pg_engine: Engine,
@@ -543,6 +547,7 @@ def test_a_listener_that_cannot_hear_is_not_trusted(
     assert "tokenauth revocation listener lost" not in caplog.text
 
 
+@pytest.mark.postgresql
 def test_a_listener_ignores_the_probes_of_others(
     make_db_app: Callable[..., Flask],
     pg_engine: Engine,
@@ -579,6 +584,7 @@ def test_a_listener_ignores_the_probes_of_others(
     assert copy.current()
 
 
+@pytest.mark.postgresql
 def test_an_unreachable_listen_url_fails_closed(
     make_db_app: Callable[..., Flask],
     pg_engine: Engine,
