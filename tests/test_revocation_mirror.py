@@ -341,12 +341,17 @@ def pg_engine(engine: Engine) -> Engine:
     return engine
 
 
-def listener_pid(engine: Engine, copy: RevocationCopy) -> int | None:
+def listener_activity(engine: Engine, copy: RevocationCopy, column: str) -> Any:
+    """``pid`` or ``datname`` of the listener's connection, or None."""
     with engine.connect() as conn:
-        pid = conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-            {"name": copy.application_name},
+        return conn.execute(
+            text(f"SELECT {column} FROM pg_stat_activity WHERE application_name = :n"),
+            {"n": copy.application_name},
         ).scalar()
+
+
+def listener_pid(engine: Engine, copy: RevocationCopy) -> int | None:
+    pid = listener_activity(engine, copy, "pid")
     return None if pid is None else int(pid)
 
 
@@ -464,11 +469,7 @@ def other_database(pg_engine: Engine, postgres_url: str) -> Iterator[str]:
 
 
 def listener_database(engine: Engine, copy: RevocationCopy) -> str | None:
-    with engine.connect() as conn:
-        database = conn.execute(
-            text("SELECT datname FROM pg_stat_activity WHERE application_name = :name"),
-            {"name": copy.application_name},
-        ).scalar()
+    database = listener_activity(engine, copy, "datname")
     return None if database is None else str(database)
 
 
