@@ -131,7 +131,7 @@ class AccessTokens:
         self._session_secret = settings.refresh_secret
         self._issuer = settings.issuer
         self._audience = settings.audience
-        self._lifetime = settings.access_expires.total_seconds()
+        self._lifetime_seconds = settings.access_expires.total_seconds()
         self._leeway = settings.leeway
         self._leeway_seconds = settings.leeway.total_seconds()
         #: ``exp - iat`` of any token we issued, in seconds.
@@ -205,7 +205,7 @@ class AccessTokens:
         claims.update(
             sub=str(user_id),
             iat=int(issued_at),
-            exp=int(issued_at + self._lifetime),
+            exp=int(issued_at + self._lifetime_seconds),
             iss=self._issuer,
             aud=self._audience,
             # 128 random bits, as hex: a uuid4 costs four times as much.
