@@ -1,5 +1,5 @@
-"""Access tokens: short-lived JWTs, signed with PyJWT and verified with
-PyJWT's algorithm objects.
+"""Access tokens: short-lived JWTs, signed and verified with PyJWT's
+algorithm objects.
 
 Every token names its key in the header's ``kid``; verification takes that
 key from the app's :class:`~._keys.KeySet` and verifies with it and its one
@@ -17,6 +17,15 @@ checked here, as ``jwt.decode`` checks them and more strictly.  Every token
 of one key has the same header segment, so the key a segment names is
 remembered and a header is parsed once, not per token.
 
+A token is issued at every login and every refresh, and is not made by
+``jwt.encode`` either, which would also prepare the key again for every
+token: the header segment is serialized once per signing key, the claims
+once per token, both as ``jwt.encode`` serializes them (compact JSON, the
+header's fields sorted, base64url without padding), and the signature is
+made by PyJWT's algorithm with the key prepared when it was loaded
+(:meth:`~._keys.SigningKey.sign`).  A test holds the tokens to be the ones
+``jwt.encode`` makes, byte for byte.
+
 A client reuses its access token for minutes, so verified tokens are kept in
 a bounded cache keyed by the exact token string: a hit skips the signature
 and claim parsing but still checks ``exp`` against the clock, and the caller
@@ -32,16 +41,16 @@ any of these was not made by :meth:`AccessTokens.issue`, whoever signed it.
 
 from __future__ import annotations
 
+import binascii
+import json
 import math
+import os
 import re
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
-
-import jwt
 
 from . import _jws
 from ._config import Settings
@@ -70,6 +79,25 @@ def is_user_id(sub: str) -> bool:
     users table.  The one place that rule lives: a user store with other ids
     passes its own check to :class:`AccessTokens` as ``is_subject``."""
     return USER_ID.fullmatch(sub) is not None and int(sub) <= MAX_USER_ID
+
+
+#: ``jwt.encode``'s JSON: compact, ASCII only, keys in insertion order.
+_JSON = json.JSONEncoder(separators=(",", ":"))
+#: The standard base64 alphabet :mod:`binascii` writes, to base64url.
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _segment(data: bytes) -> bytes:
+    """``data`` as one base64url segment without padding, as PyJWT writes
+    it (one C call and one ``translate``, not three Python-level calls)."""
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE, b"=")
+
+
+def header_segment(key: SigningKey) -> bytes:
+    """The header segment of every access token ``key`` signs: ``alg``,
+    ``kid`` and ``typ``, sorted as ``jwt.encode`` sorts a header."""
+    header = {"alg": key.algorithm, "kid": key.kid, "typ": TOKEN_TYPE}
+    return _segment(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
 def _is_number(value: object) -> bool:
@@ -103,14 +131,15 @@ class AccessTokens:
         self._session_secret = settings.refresh_secret
         self._issuer = settings.issuer
         self._audience = settings.audience
-        self._lifetime = settings.access_expires
+        self._lifetime_seconds = settings.access_expires.total_seconds()
         self._leeway = settings.leeway
         self._leeway_seconds = settings.leeway.total_seconds()
         #: ``exp - iat`` of any token we issued, in seconds.
         self._max_lifetime = (settings.access_expires + settings.leeway).total_seconds()
         self._is_subject = is_subject
-        #: Signs only: verification is :mod:`._jws` and the key's own check.
-        self._jwt = jwt.PyJWT()
+        #: The signing key and its tokens' header segment and dot, swapped
+        #: together (see :meth:`use_keys`).
+        self._signing = self._signing_of(self.keys)
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = settings.token_cache_size
         #: Session id -> the user it was proven to belong to.
@@ -126,8 +155,14 @@ class AccessTokens:
         token of a retired key must not outlive its key there.
         """
         self.keys = keys
+        # After ``keys``: a token of the new key is verified with the new set.
+        self._signing = self._signing_of(keys)
         self._header_keys = {}
         self._cache.clear()
+
+    @staticmethod
+    def _signing_of(keys: KeySet) -> tuple[SigningKey, bytes]:
+        return keys.signing, header_segment(keys.signing) + b"."
 
     def issue(
         self,
@@ -148,7 +183,7 @@ class AccessTokens:
         :raises TypeError: if the loader returns something other than a
             mapping.
         """
-        now = now or datetime.now(timezone.utc)
+        issued_at = time.time() if now is None else now.timestamp()
         claims: dict[str, Any] = {}
         if self._additional_claims is not None:
             loaded = self._additional_claims(str(user_id))
@@ -158,7 +193,8 @@ class AccessTokens:
                     f" claims; it returned {type(loaded).__name__}."
                 )
             claims.update(loaded)
-        claims.update(extra_claims or {})
+        if extra_claims:
+            claims.update(extra_claims)
         if reserved := RESERVED_CLAIMS.intersection(claims):
             raise ValueError(
                 "Additional access-token claims cannot set the reserved"
@@ -168,20 +204,17 @@ class AccessTokens:
             )
         claims.update(
             sub=str(user_id),
-            iat=int(now.timestamp()),
-            exp=int((now + self._lifetime).timestamp()),
+            iat=int(issued_at),
+            exp=int(issued_at + self._lifetime_seconds),
             iss=self._issuer,
             aud=self._audience,
-            jti=uuid.uuid4().hex,
+            # 128 random bits, as hex: a uuid4 costs four times as much.
+            jti=os.urandom(16).hex(),
             sid=session_id,
         )
-        key = self.keys.signing
-        return self._jwt.encode(
-            claims,
-            key.signer,
-            algorithm=key.algorithm,
-            headers={"typ": TOKEN_TYPE, "kid": key.kid},
-        )
+        key, header = self._signing
+        signing_input = header + _segment(_JSON.encode(claims).encode())
+        return (signing_input + b"." + _segment(key.sign(signing_input))).decode()
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of ``token``.

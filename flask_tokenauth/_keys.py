@@ -81,15 +81,20 @@ class SigningKey:
     algorithm: str
     verifier: Any = field(repr=False)
     signer: Any = field(default=None, repr=False)
-    #: PyJWT's algorithm object and ``verifier`` as it prepared it, once:
-    #: ``jwt.decode`` prepares the key again for every token.
+    #: PyJWT's algorithm object, and ``verifier`` and ``signer`` as it
+    #: prepared them, once: ``jwt.decode`` and ``jwt.encode`` prepare the key
+    #: again for every token (for an HMAC secret, a JSON parse and an attempt
+    #: at loading it as a DER key: more than the HMAC itself).
     _pyjwt_algorithm: Any = field(init=False, repr=False)
     _prepared_key: Any = field(init=False, repr=False)
+    _prepared_signer: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         algorithm = _algorithm(self.algorithm)
         object.__setattr__(self, "_pyjwt_algorithm", algorithm)
         object.__setattr__(self, "_prepared_key", algorithm.prepare_key(self.verifier))
+        signer = None if self.signer is None else algorithm.prepare_key(self.signer)
+        object.__setattr__(self, "_prepared_signer", signer)
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's over ``signing_input``, checked
@@ -97,6 +102,20 @@ class SigningKey:
         return bool(
             self._pyjwt_algorithm.verify(signing_input, self._prepared_key, signature)
         )
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """This key's signature over ``signing_input``, made by PyJWT's
+        implementation of :attr:`algorithm` (what ``jwt.encode`` calls) with
+        the key prepared at load.
+
+        :raises ValueError: if the key only verifies.
+        """
+        if self._prepared_signer is None:
+            raise ValueError(f"the key {self.kid!r} only verifies: it has no signer")
+        signature: bytes = self._pyjwt_algorithm.sign(
+            signing_input, self._prepared_signer
+        )
+        return signature
 
     @property
     def can_sign(self) -> bool:
