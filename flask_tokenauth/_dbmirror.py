@@ -45,6 +45,7 @@ import logging
 import os
 import secrets
 import select
+import sqlite3
 import threading
 import time
 import weakref
@@ -186,6 +187,10 @@ class RevocationCopy:
         #: The database's URL, known once the copy is in use: the
         #: revocations this process makes there are noted at once.
         self.url: URL | None = None
+        #: SQLite file: a connection of the copy's own, whose ``PRAGMA
+        #: data_version`` changes only when another connection commits.
+        self._watch: sqlite3.Connection | None = None
+        self._version: int | None = None
         _COPIES.add(self)
 
     # -- what requests use -------------------------------------------------
@@ -251,11 +256,18 @@ class RevocationCopy:
 
     def _read_inline(self) -> bool:
         """SQLite: read the new rows on the request's thread, one thread at
-        a time (the others ask the database meanwhile)."""
+        a time (the others ask the database meanwhile); on a file whose
+        ``data_version`` has not moved since the last read, only that."""
         if not self._lock.acquire(blocking=False):
             return False
         try:
             started = time.monotonic()
+            version = self._data_version()
+            if version is not None and version == self._version:
+                # Nothing committed to the file since the last read: no
+                # statement, a few microseconds instead of a query.
+                self._read_at = started
+                return True
             sql, params = self._query()
             try:
                 with self._db.single_statement() as conn:
@@ -273,11 +285,32 @@ class RevocationCopy:
                 )
                 return False
             self.apply(rows)
+            # The version seen before the read: a commit after it shows as
+            # a new version next time, so nothing is skipped.
+            self._version = version
             self._read_at = started
             self._sweep_now_and_then()
             return True
         finally:
             self._lock.release()
+
+    def _data_version(self) -> int | None:
+        """SQLite file databases: the file's ``PRAGMA data_version`` on the
+        copy's own connection (``None`` for other databases, or if it cannot
+        be read: then the log is read every time)."""
+        url = self._db.engine.url
+        path = url.database
+        if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+            return None
+        if path.startswith("file:") or url.query:
+            return None  # URI filenames and options: not worth guessing
+        try:
+            if self._watch is None:
+                self._watch = sqlite3.connect(path, check_same_thread=False)
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            self._watch, self._version = None, None
+            return None
 
     def _sweep_now_and_then(self) -> None:
         if time.monotonic() - self._swept_at < SWEEP_SECONDS:
@@ -310,6 +343,9 @@ class RevocationCopy:
             # parent read may be old by now, and its thread did not survive.
             self._pid = pid
             self._read_at = float("-inf")
+            # A connection is not to be used across a fork: the child opens
+            # its own (the parent's is left to the parent).
+            self._watch, self._version = None, None
             self.url = self._db.engine.url
             if not self._listens:
                 return

@@ -134,17 +134,22 @@ def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """A test marked ``postgresql`` (a listener, prepared statements, the
-    wire) has no SQLite half: that variant is deselected, not skipped."""
-    sqlite_halves = [
+    wire) or ``sqlite`` (the file's ``data_version``) has no half on the
+    other database: that variant is deselected, not skipped."""
+    other_halves = [
         item
         for item in items
-        if item.get_closest_marker("postgresql") is not None
-        and getattr(item, "callspec", None) is not None
-        and item.callspec.params.get("database_url") == "sqlite"
+        if getattr(item, "callspec", None) is not None
+        and (database := item.callspec.params.get("database_url")) is not None
+        and any(
+            item.get_closest_marker(only) is not None
+            for only in ("postgresql", "sqlite")
+            if only != database
+        )
     ]
-    if sqlite_halves:
-        config.hook.pytest_deselected(items=sqlite_halves)
-        dropped = set(sqlite_halves)
+    if other_halves:
+        config.hook.pytest_deselected(items=other_halves)
+        dropped = set(other_halves)
         items[:] = [item for item in items if item not in dropped]
 
 

@@ -214,6 +214,34 @@ def test_another_process_sees_a_revocation_through_the_log(
     )
 
 
+@pytest.mark.sqlite
+def test_an_unchanged_sqlite_file_is_not_read(
+    make_db_app: Callable[..., Flask], engine: Engine
+) -> None:
+    """Once the copy is due a read, an unchanged file (``PRAGMA
+    data_version``) costs no statement of the app's engine; a commit by
+    another connection makes the next one read the log again."""
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS=60)
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    copy = as_another_process(app)
+    copy.mark_stale()
+    assert copy.current()  # reads: the registration changed the file
+    for _ in range(3):
+        copy.mark_stale()
+        with database_uses(engine) as uses:
+            assert copy.current()
+        assert uses == []
+
+    assert Auth(client).logout().status_code == 200
+    copy.mark_stale()
+    with database_uses(engine) as uses:
+        assert copy.current()
+    assert uses == ["checkout"]
+    assert sid_of(token) in copy.sessions
+
+
 def test_logout_everywhere_reaches_another_process(
     make_db_app: Callable[..., Flask],
 ) -> None:
