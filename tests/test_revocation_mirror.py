@@ -383,6 +383,25 @@ def listener_pid(engine: Engine, copy: RevocationCopy) -> int | None:
     return None if pid is None else int(pid)
 
 
+def revoke_by_hand(engine: Engine, token: str) -> None:
+    """Revoke the token's session with raw SQL: no log row, no note, so only
+    a query of the database can know."""
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
+            {"id": sid_of(token)},
+        )
+
+
+def assert_refused_by_one_query(engine: Engine, client: Any, token: str) -> None:
+    with database_uses(engine) as uses:
+        assert code(client.get("/claims", headers=bearer(token))) == (
+            401,
+            "TOKEN_REVOKED",
+        )
+    assert len(uses) == 1
+
+
 @pytest.mark.postgresql
 def test_the_copy_asks_the_database_while_the_listener_is_down(
     make_db_app: Callable[..., Flask],
@@ -416,11 +435,7 @@ def test_the_copy_asks_the_database_while_the_listener_is_down(
     with pg_engine.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     assert wait_for(lambda: not copy.current())
-    with pg_engine.begin() as conn:
-        conn.execute(
-            text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
-            {"id": sid_of(token)},
-        )
+    revoke_by_hand(pg_engine, token)
     with database_uses(pg_engine) as uses:
         assert code(client.get("/claims", headers=bearer(token))) == (
             401,
@@ -465,17 +480,8 @@ def test_a_silent_listener_stops_answering_after_the_staleness(
     try:
         assert hung.wait(WAIT)
         assert wait_for(lambda: not copy.current())
-        with pg_engine.begin() as conn:
-            conn.execute(
-                text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
-                {"id": sid_of(token)},
-            )
-        with database_uses(pg_engine) as uses:
-            assert code(client.get("/claims", headers=bearer(token))) == (
-                401,
-                "TOKEN_REVOKED",
-            )
-        assert len(uses) == 1
+        revoke_by_hand(pg_engine, token)
+        assert_refused_by_one_query(pg_engine, client, token)
     finally:
         copy.apply = real_apply  # type: ignore[method-assign]
         resume.set()
@@ -562,17 +568,8 @@ def test_a_listener_that_cannot_hear_is_not_trusted(
 
     assert wait_for(lambda: told() and reads >= 3), (told(), reads)
     assert not copy.current()  # its reads succeed, but it cannot hear
-    with pg_engine.begin() as conn:
-        conn.execute(
-            text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
-            {"id": sid_of(token)},
-        )
-    with database_uses(pg_engine) as uses:
-        assert code(client.get("/claims", headers=bearer(token))) == (
-            401,
-            "TOKEN_REVOKED",
-        )
-    assert len(uses) == 1
+    revoke_by_hand(pg_engine, token)
+    assert_refused_by_one_query(pg_engine, client, token)
     assert "tokenauth revocation listener lost" not in caplog.text
 
 
@@ -631,11 +628,7 @@ def test_an_unreachable_listen_url_fails_closed(
     assert client.get("/claims", headers=bearer(token)).status_code == 200
     assert wait_for(lambda: "tokenauth revocation listener lost" in caplog.text)
     assert not copy_of(app).current()
-    with pg_engine.begin() as conn:
-        conn.execute(
-            text("UPDATE tokenauth_sessions SET revoked_at = now() WHERE id = :id"),
-            {"id": sid_of(token)},
-        )
+    revoke_by_hand(pg_engine, token)
     assert code(client.get("/claims", headers=bearer(token))) == (401, "TOKEN_REVOKED")
 
 
