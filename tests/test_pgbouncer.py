@@ -86,6 +86,7 @@ from .services import (  # noqa: F401 (the last one is a fixture)
     PrivatePgBouncer,
     private_pgbouncer_fixture,
 )
+from .test_revocation import assert_revoked, me
 
 pytestmark = pytest.mark.slow
 
@@ -225,16 +226,6 @@ def session(app: Flask, email: str = "user@example.com") -> tuple[Auth, str]:
         response = auth.register(email)
     assert response.status_code in (200, 201), response.get_json()
     return auth, str(response.get_json()["accessToken"])
-
-
-def me(app: Flask, token: str) -> Any:
-    return app.test_client().get("/me", headers=bearer(token))
-
-
-def assert_revoked(app: Flask, token: str) -> None:
-    response = me(app, token)
-    assert response.status_code == 401
-    assert response.get_json() == {"error": "Token revoked", "code": "TOKEN_REVOKED"}
 
 
 def wait_for(condition: Any, what: str, timeout: float = TIMEOUT) -> None:
