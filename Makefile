@@ -71,7 +71,7 @@ test: install browser js pgbouncer
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Issue 4's benchmarks (see benchmarks/README.md): PostgreSQL and Redis on
-# this machine, wrk from Debian.  BENCH_ARGS=--quick for a 3-minute run.
+# this machine, wrk from Debian.  BENCH_ARGS=--quick for a 3-4 minute run (a full one: ~8).
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
