@@ -151,13 +151,20 @@ def announce_revoked(
 ) -> None:
     """Send :data:`~flask_tokenauth.signals.session_revoked` for ``ids``
     (``user_id`` in the user's own id type, as every signal carries it)."""
-    if ids:
-        signals.session_revoked.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user_id=state.user_store.user_id(user_id),
-            session_ids=ids,
-            reason=reason,
-        )
+    if not ids:
+        return
+    try:
+        owner = state.user_store.user_id(user_id)
+    except (TypeError, ValueError):
+        # A session of another id scheme (the store's key type changed):
+        # revoked all the same, announced with the ``sub`` it carries.
+        owner = user_id
+    signals.session_revoked.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user_id=owner,
+        session_ids=ids,
+        reason=reason,
+    )
 
 
 def revoke_sessions(

@@ -108,3 +108,27 @@ def test_the_whole_lifecycle(app: Flask, received: list[Any]) -> None:
 def test_logout_without_a_cookie_still_signals(app: Flask, received: list[Any]) -> None:
     Auth(app.test_client()).logout()
     assert received == [("logged_out", {"user_id": None, "session_id": None})]
+
+
+def test_a_session_of_another_id_scheme_is_announced_with_its_sub() -> None:
+    """A store whose key type changed (a session's ``sub`` is not one of its
+    ids) must not turn the revocation's signal into a 500."""
+    from types import SimpleNamespace
+
+    from flask_tokenauth._sessions import announce_revoked
+
+    class IntegerKeys:
+        def user_id(self, sub: str) -> int:
+            return int(sub)
+
+    state: Any = SimpleNamespace(user_store=IntegerKeys())
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **extra: Any) -> None:
+        received.append(extra)
+
+    app = Flask(__name__)
+    with signals.session_revoked.connected_to(receiver), app.app_context():
+        announce_revoked(state, "7", ["a"], "user-gone")
+        announce_revoked(state, "uuid-like-abc", ["b"], "user-gone")
+    assert [r["user_id"] for r in received] == [7, "uuid-like-abc"]
