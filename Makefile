@@ -4,21 +4,28 @@
 #   make test   install everything (Chromium and PgBouncer too, where apt-get
 #               can, and TypeScript for the JS client checks), run the tests
 #   make bench  the performance benchmarks (benchmarks/README.md)
+#   make constraints  refresh constraints.txt, the pinned versions that
+#               install, test and CI use, from the newest releases
+#   make test-latest  the tests on the newest releases (no pins), in
+#               .venv-latest: drift seen on purpose, not by surprise
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
+# Empty (CONSTRAINTS=) installs the newest releases the requirements allow.
+CONSTRAINTS ?= constraints.txt
+PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench lint typecheck wheel browser js pgbouncer clean
+.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q --upgrade pip
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install -q $(PIN) --upgrade pip
 	@# 0.1 was installed as 'flask_tokenauth', a name taken on the index.
 	$(BIN)/python -m pip uninstall -q -y flask_tokenauth 2>/dev/null || true
-	$(BIN)/python -m pip install -q -e '.[dev,examples]'
+	$(BIN)/python -m pip install -q $(PIN) -e '.[dev,examples]'
 	touch $@
 
 install: $(STAMP)
@@ -70,6 +77,24 @@ test: install browser js pgbouncer
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The suite against the newest releases of everything (ruff, mypy, redis-py,
+# SQLAlchemy, ...), in a venv of its own so the pinned one stays as it is.
+test-latest:
+	rm -rf .venv-latest
+	$(MAKE) test VENV=.venv-latest CONSTRAINTS=
+
+# Newest releases into a scratch venv, frozen into constraints.txt.  Run it,
+# then make test; commit constraints.txt when it passes.
+constraints:
+	rm -rf .venv-pins
+	$(PYTHON) -m venv .venv-pins
+	.venv-pins/bin/python -m pip install -q --upgrade pip
+	.venv-pins/bin/python -m pip install -q '.[dev,examples]'
+	{ sed -n '/^#/p' constraints.txt; .venv-pins/bin/python -m pip freeze --all --exclude-editable \
+	  | grep -iv '^flask-tokenauth-jwt[=@ ]'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-pins
+
 # Issue 4's benchmarks (see benchmarks/README.md): PostgreSQL and Redis on
 # this machine, wrk from Debian.  BENCH_ARGS=--quick for a 3-4 minute run (a full one: ~8).
 bench: install
@@ -90,4 +115,4 @@ wheel: install
 	$(BIN)/python -m build --wheel --outdir dist .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) .venv-latest .venv-pins build dist *.egg-info

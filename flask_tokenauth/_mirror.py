@@ -159,7 +159,7 @@ def _follow(ref: weakref.ReferenceType[RevocationMirror], pid: int) -> None:
             socket_connect_timeout=1.0,
             health_check_interval=HEALTH_CHECK_SECONDS,
         )
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub()
         channel = mirror.channel
         del mirror
         try:
