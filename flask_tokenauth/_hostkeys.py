@@ -32,8 +32,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Session as OrmSession
 
+from .errors import ConfigurationError
 from .models import USER_ID_LENGTH
 
 #: The largest value of each integer column type (ids are never negative).
@@ -150,6 +153,60 @@ def _key_kind(column: Any) -> tuple[str, int]:
         return "int", _INTEGER_MAX.get(name, 2**63 - 1)
     length = getattr(column.type, "length", None) or USER_ID_LENGTH
     return "str", min(length, USER_ID_LENGTH)
+
+
+def require_callable(owner: str, option: str, value: Any) -> None:
+    """Refuse a non-callable option; ``owner`` is ``"SQLAlchemyUserStore(User"``."""
+    if not callable(value):
+        raise ConfigurationError(
+            f"{owner}, {option}=...): {option} must be callable, not"
+            f" {type(value).__name__}."
+        )
+
+
+def check_model(
+    owner: str, model: Any, login: str, password: str, is_active: Any
+) -> tuple[Any, Any]:
+    """The primary-key and login columns of ``model``, after refusing a
+    model that cannot serve (not mapped, a missing column, a composite key,
+    a login that is not unique), naming what to pass.
+
+    :param owner: ``"SQLAlchemyUserStore(User"``, completed by each message.
+    """
+    name = getattr(model, "__name__", repr(model))
+    try:
+        mapper = sa_inspect(model)
+    except NoInspectionAvailable:
+        raise ConfigurationError(
+            f"{owner}): pass a mapped SQLAlchemy model class (db.Model or a"
+            " declarative class)."
+        ) from None
+    columns = mapper.columns
+    for option, column in (("login", login), ("password", password)):
+        if column not in columns:
+            raise ConfigurationError(
+                f"{owner}, {option}={column!r}): {name} has no column {column!r};"
+                f" set {option}= to one of {', '.join(sorted(columns.keys()))}."
+            )
+    if isinstance(is_active, str) and is_active not in columns:
+        raise ConfigurationError(
+            f"{owner}, is_active={is_active!r}): {name} has no such column; pass"
+            " a column name or a callable."
+        )
+    primary_key = mapper.primary_key
+    if len(primary_key) != 1:
+        raise ConfigurationError(
+            f"{owner}): the model needs a single-column primary key (it has"
+            f" {len(primary_key)}); it becomes the sub of the user's tokens."
+        )
+    login_column = columns[login]
+    if not is_unique(mapper.local_table, login_column):
+        raise ConfigurationError(
+            f"{owner}, login={login!r}): the login column must be unique"
+            " (unique=True, a unique index or constraint): two users with one"
+            " login could not be told apart."
+        )
+    return primary_key[0], login_column
 
 
 def is_unique(table: Any, column: Any) -> bool:

@@ -42,6 +42,7 @@ from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ._hostkeys import require_callable
 from ._passwords import (
     PREHASH_PREFIX,
     dummy_hash,
@@ -51,6 +52,7 @@ from ._passwords import (
     verify_password,
 )
 from ._state import get_state
+from .errors import ConfigurationError
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -270,6 +272,22 @@ class HostPasswords:
         self.dummy = dummy_hash
         self.dummies = DummyHashes()
         self._warned = False
+
+    def validate(self, owner: str) -> None:
+        """Refuse options that cannot work; ``owner`` as in
+        :func:`~._hostkeys.require_callable`."""
+        if isinstance(self.verify, str):
+            if self.verify not in {"auto", "bcrypt", "werkzeug"}:
+                raise ConfigurationError(
+                    f"{owner}, verify={self.verify!r}): pass"
+                    ' "auto", "bcrypt", "werkzeug", a passlib CryptContext or a'
+                    " callable verify(user, password) -> bool."
+                )
+        elif not is_context(self.verify):
+            require_callable(owner, "verify", self.verify)
+        for option, value in (("hash", self.hash), ("rehash", self.rehash)):
+            if value is not None:
+                require_callable(owner, option, value)
 
     @property
     def reads_hashes(self) -> bool:

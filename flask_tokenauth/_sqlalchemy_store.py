@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import unicodedata
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,7 +13,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    event,
     false,
     func,
     select,
@@ -22,18 +20,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import object_session
 
 from . import _hostpasswords as hostpasswords
 from ._config import Settings
 from ._db import Database
+from ._hostevents import RevokeOnOrmChange
 from ._hostkeys import (
     PrimaryKey,
+    check_model,
     compares_case_insensitively,
     declared_case_insensitive,
-    is_unique,
+    require_callable,
 )
 from ._state import get_state
 from ._store import UserStore
@@ -134,9 +132,6 @@ class SQLAlchemyUserStore(UserStore):
         self._session = session
         self._create = create
         self._normalize = normalize
-        # Weak: an app dropped (a test suite makes many) is not kept alive.
-        self._apps: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._events = False
         #: Whether the login column compares case-insensitively: from the
         #: model now, asked of the database at the first login.
         self._case_insensitive = False
@@ -148,75 +143,31 @@ class SQLAlchemyUserStore(UserStore):
     def _validate(self) -> None:
         """Refuse a setup that cannot work, naming what to pass."""
         name = getattr(self.model, "__name__", repr(self.model))
-        try:
-            mapper = sa_inspect(self.model)
-        except NoInspectionAvailable:
-            raise ConfigurationError(
-                f"SQLAlchemyUserStore({name}): pass a mapped SQLAlchemy model"
-                " class (db.Model or a declarative class)."
-            ) from None
-        columns = mapper.columns
-        for option, column in (
-            ("login", self.login_field),
-            ("password", self._password),
-        ):
-            if column not in columns:
-                raise ConfigurationError(
-                    f"SQLAlchemyUserStore({name}, {option}={column!r}): {name} has"
-                    f" no column {column!r}; set {option}= to one of"
-                    f" {', '.join(sorted(columns.keys()))}."
-                )
-        if isinstance(self._is_active, str) and self._is_active not in columns:
-            raise ConfigurationError(
-                f"SQLAlchemyUserStore({name}, is_active={self._is_active!r}): {name}"
-                " has no such column; pass a column name or a callable."
-            )
+        owner = f"SQLAlchemyUserStore({name}"
         if self._is_active is not None and not isinstance(self._is_active, str):
-            _require_callable(name, "is_active", self._is_active)
-        primary_key = mapper.primary_key
-        if len(primary_key) != 1:
-            raise ConfigurationError(
-                f"SQLAlchemyUserStore({name}): the model needs a single-column"
-                f" primary key (it has {len(primary_key)}); it becomes the sub of"
-                " the user's tokens."
-            )
-        self._pk = primary_key[0]
+            require_callable(owner, "is_active", self._is_active)
+        self._pk, self._login_column = check_model(
+            owner, self.model, self.login_field, self._password, self._is_active
+        )
         self._key = PrimaryKey(self._pk)
-        login_column = columns[self.login_field]
-        self._login_column = login_column
-        if not is_unique(mapper.local_table, login_column):
-            raise ConfigurationError(
-                f"SQLAlchemyUserStore({name}, login={self.login_field!r}): the login"
-                " column must be unique (unique=True, a unique index or"
-                " constraint): two users with one login could not be told apart."
-            )
-        self._login_length = getattr(login_column.type, "length", None)
-        if declared_case_insensitive(login_column):
+        self._login_length = getattr(self._login_column.type, "length", None)
+        if declared_case_insensitive(self._login_column):
             self._case_insensitive = True
             self._warn_case_insensitive()
-        verify = self._passwords.verify
-        if isinstance(verify, str):
-            if verify not in {"auto", "bcrypt", "werkzeug"}:
-                raise ConfigurationError(
-                    f"SQLAlchemyUserStore({name}, verify={verify!r}): pass"
-                    ' "auto", "bcrypt", "werkzeug", a passlib CryptContext or a'
-                    " callable verify(user, password) -> bool."
-                )
-        elif not hostpasswords.is_context(verify):
-            _require_callable(name, "verify", verify)
+        self._passwords.validate(owner)
         for option, value in (
-            ("hash", self._passwords.hash),
-            ("rehash", self._passwords.rehash),
             ("session", self._session),
             ("create", self._create),
             ("normalize", self._normalize),
         ):
             if value is not None:
-                _require_callable(name, option, value)
+                require_callable(owner, option, value)
         if self._session is None:
             fsa = getattr(self.model, "__fsa__", None)  # Flask-SQLAlchemy 3
             if fsa is not None:
                 self._session = lambda: fsa.session
+        is_active_column = self._is_active if isinstance(self._is_active, str) else None
+        self._orm_events = RevokeOnOrmChange(self.sub_of, is_active_column)
 
     def bind(self, settings: Settings, db: Database) -> None:
         # Nothing of the app is kept: one store may serve several apps (see
@@ -254,69 +205,7 @@ class SQLAlchemyUserStore(UserStore):
         find the user gone, and the user's access tokens otherwise live
         until they expire.
         """
-        self._apps.add(app)
-        if self._events:
-            return
-        self._events = True
-        event.listen(self.model, "after_delete", self._on_delete)
-        if isinstance(self._is_active, str):
-            event.listen(self.model, "after_update", self._on_update)
-
-    # -- the ORM events --------------------------------------------------------
-
-    def _on_delete(self, mapper: Any, connection: Any, target: Any) -> None:
-        self._revoke_after_commit(target)
-
-    def _on_update(self, mapper: Any, connection: Any, target: Any) -> None:
-        assert isinstance(self._is_active, str)
-        history = sa_inspect(target).attrs[self._is_active].history
-        if history.has_changes() and not getattr(target, self._is_active):
-            self._revoke_after_commit(target)
-
-    def _revoke_after_commit(self, target: Any) -> None:
-        session = object_session(target)
-        sub = self.sub_of(target)
-        if session is None:  # pragma: no cover - a flush always has one
-            self._revoke([sub])
-            return
-        pending: set[str] = session.info.setdefault(_PENDING, set())
-        pending.add(sub)
-        if not event.contains(session, "after_commit", self._after_commit):
-            # Kept on the session (removing a listener while its event runs
-            # is not allowed); they do nothing while nothing is pending.
-            event.listen(session, "after_commit", self._after_commit)
-            event.listen(session, "after_rollback", self._after_rollback)
-
-    def _after_commit(self, session: OrmSession) -> None:
-        subs = session.info.pop(_PENDING, None)
-        if subs:
-            self._revoke(sorted(subs))
-
-    def _after_rollback(self, session: OrmSession) -> None:
-        session.info.pop(_PENDING, None)
-
-    def _revoke(self, subs: list[str]) -> None:
-        """End every session of ``subs`` on every app this store serves.
-
-        The host's commit has happened: an error here is logged, not
-        raised (the host's deletion must not look failed); the user's
-        refresh tokens are refused at the next refresh anyway.
-        """
-        from ._sessions import revoke_sessions
-
-        for app in list(self._apps):
-            with app.app_context():
-                for sub in subs:
-                    try:
-                        revoke_sessions(
-                            get_state(app), sub, reason="user-gone", cutoff=True
-                        )
-                    except Exception:
-                        logger.exception(
-                            "tokenauth could not end the sessions of deleted or"
-                            " disabled user %s",
-                            sub,
-                        )
+        self._orm_events.attach(app, self.model)
 
     # -- ids ---------------------------------------------------------------------
 
@@ -513,15 +402,3 @@ class SQLAlchemyUserStore(UserStore):
             "id": str(value) if isinstance(value, uuid.UUID) else value,
             self.login_field: self.login_of(user),
         }
-
-
-#: ``session.info`` key of the users whose sessions end at commit.
-_PENDING = "tokenauth_revoke_at_commit"
-
-
-def _require_callable(model: str, option: str, value: Any) -> None:
-    if not callable(value):
-        raise ConfigurationError(
-            f"SQLAlchemyUserStore({model}, {option}=...): {option} must be"
-            f" callable, not {type(value).__name__}."
-        )
