@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, Integer, String, text
+from sqlalchemy import Engine, Integer, String, text, update
 from sqlalchemy.dialects.postgresql import CITEXT
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from werkzeug.security import generate_password_hash
 
 from flask_tokenauth import (
@@ -138,6 +138,39 @@ def test_the_device_cookie_follows_the_user_not_the_spelling(
     # The owner's device is exempt from the spent budget, however it types.
     login["username"] = "ALICE"
     assert owner.post("/api/auth/login", json=login).status_code == 200
+
+
+def test_counters_and_device_cookie_follow_the_user_through_a_rename(
+    engine: Engine, host: type[Any]
+) -> None:
+    """Keyed by the user, not by the login: a budget spent on ``alice`` is
+    still spent once she is ``alicia``, and her device stays trusted."""
+    user = add_user(engine, host, "alice")
+    app = host_app(engine, SQLAlchemyUserStore(host, login="username"), **LIMITS)
+    owner = app.test_client()
+    body = {"username": "alice", "password": PASSWORD}
+    assert owner.post("/api/auth/login", json=body).status_code == 200
+    assert [attempt(app, "alice").status_code for _ in range(6)][-1] == 429
+    with Session(engine) as session:
+        session.execute(
+            update(host).where(host.id == user.id).values(username="alicia")
+        )
+        session.commit()
+    assert_code(attempt(app, "alicia", PASSWORD), 429, "RATE_LIMITED")
+    body["username"] = "alicia"
+    assert owner.post("/api/auth/login", json=body).status_code == 200
+
+
+@pytest.mark.parametrize("normalize", [None, str.lower])
+def test_a_declared_case_insensitive_column_is_warned_about_at_start_up(
+    engine: Engine, caplog: pytest.LogCaptureFixture, normalize: Any
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flask_tokenauth"):
+        SQLAlchemyUserStore(
+            ci_model(engine, declared=True), login="username", normalize=normalize
+        )
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == (1 if normalize is None else 0), warned
 
 
 def test_a_case_sensitive_column_is_not_warned_about(
