@@ -132,7 +132,8 @@ def check(stored: str, password: str, *, verify: Any, rounds: int) -> bool | Non
     """Whether ``password`` matches ``stored``; ``None`` if ``verify`` (an
     option name or a passlib context) does not read its format."""
     if not isinstance(verify, str):  # the host's passlib CryptContext
-        if verify.identify(stored) is None:
+        identify = getattr(verify, "identify", None)  # a look-alike may lack it
+        if identify is not None and not identify(stored):  # None or False
             return None
         return bool(verify.verify(password, stored))
     kind = family(stored, verify)

@@ -278,3 +278,31 @@ def test_the_dummy_is_the_costliest_scheme_seen() -> None:
 )
 def test_scheme_of_names_scheme_and_cost(stored: str, scheme: str) -> None:
     assert scheme_of(stored) == scheme
+
+
+class PlainContext:
+    """A passlib look-alike: ``verify`` and ``hash``, no ``identify``."""
+
+    def verify(self, password: str, stored: str) -> bool:
+        return stored == "plain:" + password
+
+    def hash(self, password: str) -> str:
+        return "plain:" + password
+
+
+def test_a_context_look_alike_and_a_context_that_does_not_know_the_hash(
+    engine: Engine, text_host: type[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    add(engine, text_host, "alice", "plain:" + PASSWORD)
+    app = host_app(
+        engine, SQLAlchemyUserStore(text_host, login="username", verify=PlainContext())
+    )
+    assert login(app)[1].status_code == 200
+    assert_code(login(app, password="wrong")[1], 401, "INVALID_CREDENTIALS")
+    context = passlib_hash.pbkdf2_sha256  # a handler: identify, verify, hash
+    app = host_app(
+        engine, SQLAlchemyUserStore(text_host, login="username", verify=context)
+    )
+    with caplog.at_level(logging.WARNING, logger="flask_tokenauth"):
+        assert_code(login(app)[1], 401, "INVALID_CREDENTIALS")
+    assert "<CryptContext>" in caplog.text
