@@ -40,12 +40,12 @@ class RevokeOnOrmChange:
         self._sub_of = sub_of
         self._is_active = is_active
         # Weak: an app dropped (a test suite makes many) is not kept alive.
-        self._apps: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.apps: weakref.WeakSet[Any] = weakref.WeakSet()
         self._listening = False
 
     def attach(self, app: Any, model: type[Any]) -> None:
         """Serve ``app`` too; the listeners are registered once."""
-        self._apps.add(app)
+        self.apps.add(app)
         if self._listening:
             return
         self._listening = True
@@ -64,9 +64,12 @@ class RevokeOnOrmChange:
 
     def _revoke_after_commit(self, target: Any) -> None:
         session = object_session(target)
-        sub = self._sub_of(target)
+        try:
+            sub = self._sub_of(target)
+        except ValueError:  # an id no token can name: it has no sessions
+            return
         if session is None:  # pragma: no cover - a flush always has one
-            self._revoke([sub])
+            self.revoke([sub])
             return
         pending: set[str] = session.info.setdefault(_PENDING, set())
         pending.add(sub)
@@ -79,12 +82,12 @@ class RevokeOnOrmChange:
     def _after_commit(self, session: OrmSession) -> None:
         subs = session.info.pop(_PENDING, None)
         if subs:
-            self._revoke(sorted(subs))
+            self.revoke(sorted(subs))
 
     def _after_rollback(self, session: OrmSession) -> None:
         session.info.pop(_PENDING, None)
 
-    def _revoke(self, subs: list[str]) -> None:
+    def revoke(self, subs: list[str]) -> None:
         """End every session of ``subs`` on every app this store serves.
 
         The host's commit has happened: an error here is logged, not
@@ -93,7 +96,7 @@ class RevokeOnOrmChange:
         """
         from ._sessions import revoke_sessions
 
-        for app in list(self._apps):
+        for app in list(self.apps):
             with app.app_context():
                 for sub in subs:
                     try:

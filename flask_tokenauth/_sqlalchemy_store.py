@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -206,6 +207,15 @@ class SQLAlchemyUserStore(UserStore):
         until they expire.
         """
         self._orm_events.attach(app, self.model)
+
+    @property
+    def _apps(self) -> weakref.WeakSet[Any]:
+        """The apps this store serves (see :mod:`._hostevents`)."""
+        return self._orm_events.apps
+
+    def _revoke(self, subs: list[str]) -> None:
+        """End every session of ``subs`` on every app this store serves."""
+        self._orm_events.revoke(subs)
 
     # -- ids ---------------------------------------------------------------------
 
