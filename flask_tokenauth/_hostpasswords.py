@@ -315,13 +315,15 @@ class HostPasswords:
             self._warned = True
             logger.warning(
                 "%s: a password hash in column %r is in a format verify=%s does"
-                " not read (it begins with %s); its users cannot log in. Pass"
+                " not read (it begins with %s); its users cannot log in.%s Pass"
                 " verify=<a passlib CryptContext that knows it> or"
                 " verify=<callable verify(user, password) -> bool>.",
                 self.owner,
                 self.column,
                 self.verify if isinstance(self.verify, str) else "<CryptContext>",
                 scheme_name(stored),
+                # passlib knows argon2's format but needs argon2-cffi to check it.
+                " Install argon2-cffi, or" if stored.startswith("$argon2") else "",
             )
         self.dummy_check(password)
         return False

@@ -6,6 +6,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import warnings
 from collections.abc import Iterator
@@ -160,8 +161,10 @@ def test_passlib_hashes_log_in_with_the_default_verify(
         "plain text hunter2",
         # passlib's bcrypt_sha256 is not our $bcrypt-sha256$ (nor read).
         "$bcrypt-sha256$v=2,t=2b,r=12$n79VH.0Q2TMWmt3Oqt9uku$Kq4Noyk3094Y2QlB8NdRT8S",
+        # argon2 without argon2-cffi: the warning says what to install.
+        "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
     ],
-    ids=["md5-crypt", "plain", "passlib-bcrypt-sha256"],
+    ids=["md5-crypt", "plain", "passlib-bcrypt-sha256", "argon2-no-backend"],
 )
 def test_an_unknown_format_is_a_mismatch_logged_once(
     engine: Engine,
@@ -169,6 +172,8 @@ def test_an_unknown_format_is_a_mismatch_logged_once(
     stored: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    if stored.startswith("$argon2") and importlib.util.find_spec("argon2"):
+        pytest.skip("argon2-cffi is installed: passlib reads argon2")
     add(engine, text_host, "alice", stored)
     add(engine, text_host, "bob", "$2b$04$" + "x" * 53)  # malformed: no warning
     app = host_app(engine, SQLAlchemyUserStore(text_host, login="username"))
@@ -182,6 +187,7 @@ def test_an_unknown_format_is_a_mismatch_logged_once(
     assert "verify=" in message and "password_hash" in message
     # It names the scheme at most, never the value.
     assert stored[-6:] not in message
+    assert ("argon2-cffi" in message) == stored.startswith("$argon2")
 
 
 # -- an unknown login costs a check of the users' own scheme -----------------------
