@@ -40,10 +40,18 @@ __all__ = [
 #: Every key (without the prefix) with its default, as written in the table.
 DEFAULTS: dict[str, Any] = {key.name: key.default for key in KEYS}
 
+_NAMES = frozenset(key.full_name for key in KEYS)
+
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated configuration of one application."""
+    """The validated configuration of one application.
+
+    Each field holds the parsed value of the key of the same name in upper
+    case (see :mod:`._config_keys`), completed by the checks across keys,
+    or, for the few no single key gives, is derived from several
+    (:data:`._config_checks.DERIVED`).
+    """
 
     #: ``None`` when an asymmetric TOKENAUTH_SIGNING_KEY signs on its own.
     access_secret: bytes | None
@@ -150,11 +158,8 @@ def _refuse_unknown_keys(config: Mapping[str, Any]) -> None:
     if unknown:
         raise ConfigurationError(
             f"Unknown configuration key(s): {', '.join(unknown)}. Known keys:"
-            f" {', '.join(_NAMES)}."
+            f" {', '.join(key.full_name for key in KEYS)}."
         )
-
-
-_NAMES = tuple(key.full_name for key in KEYS)
 
 
 def config_from_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
