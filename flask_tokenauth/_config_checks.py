@@ -88,9 +88,13 @@ def signing_keys(r: Reading) -> None:
     v.update(access_secret=access_secret, keys=keys, algorithm=keys.signing.algorithm)
 
 
-def distinct_secrets(r: Reading) -> None:
-    """One token type can never pass for the other."""
-    if r.values["access_secret"] == r.values["refresh_secret"]:
+def refresh_secret(r: Reading) -> None:
+    """Parsed here, after the access secret, so that an app missing both is
+    told about the access secret first; and different from it, so that one
+    token type can never pass for the other."""
+    v = r.values
+    v["refresh_secret"] = parse_secret(v["refresh_secret"], "TOKENAUTH_REFRESH_SECRET")
+    if v["access_secret"] == v["refresh_secret"]:
         raise ConfigurationError(
             "TOKENAUTH_ACCESS_SECRET and TOKENAUTH_REFRESH_SECRET must be"
             " different, so that one token type can never pass for the other."
@@ -205,7 +209,7 @@ def jwks_max_age(r: Reading) -> None:
 #: Run in this order, after every key was parsed on its own.
 CHECKS: tuple[Callable[[Reading], None], ...] = (
     signing_keys,
-    distinct_secrets,
+    refresh_secret,
     samesite_none_needs_secure,
     cookie_prefix,
     device_cookie,

@@ -16,7 +16,8 @@ How to add a key (one entry here, one field there):
    default in backticks ("unset", "**required**", a derivation).
 2. Add the field ``<name in lower case>`` to
    :class:`~flask_tokenauth._config.Settings`; it receives the parsed value.
-3. Only if the key's value depends on another key, add a small named check
+3. Only if the key's value depends on another key (as the secrets and the
+   signing keys do: their parser is ``as_is``), add a small named check
    to :data:`._config_checks.CHECKS` (and, for a field no single key gives,
    an entry in ``DERIVED``).
 4. Regenerate the README table:
@@ -56,7 +57,6 @@ from ._parsers import (
     parse_password,
     parse_samesite,
 )
-from ._secrets import parse_secret
 
 PREFIX = "TOKENAUTH_"
 
@@ -125,7 +125,7 @@ KEYS: tuple[Key, ...] = (
         "`Cache-Control: max-age` of the JWKS; must be shorter than the access-token"
         " lifetime.",
         shown="a third of `TOKENAUTH_ACCESS_EXPIRES`"),
-    Key("REFRESH_SECRET", None, parse_secret,
+    Key("REFRESH_SECRET", None, as_is,
         "Key of the refresh-token hashes: at least 32 bytes, and different from the"
         " access secret.",
         shown="**required**"),

@@ -103,6 +103,11 @@ def test_durations_shown_as_zero_parse_zero(name: str, value: object) -> None:
     [
         # Each parser of _parsers.py and each check of _config_checks.py, by
         # the message that names the key to set.
+        # Both secrets missing: the access secret is named first.
+        (
+            {"TOKENAUTH_ACCESS_SECRET": None, "TOKENAUTH_REFRESH_SECRET": None},
+            "TOKENAUTH_ACCESS_SECRET is not set",
+        ),
         ({"TOKENAUTH_REUSE_INTERVAL": -1}, "TOKENAUTH_REUSE_INTERVAL must not be"),
         ({"TOKENAUTH_LEEWAY": "soon"}, "TOKENAUTH_LEEWAY must be a timedelta"),
         ({"TOKENAUTH_KEYS_RELOAD_INTERVAL": "0"}, "KEYS_RELOAD_INTERVAL must be pos"),
