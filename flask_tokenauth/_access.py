@@ -42,6 +42,7 @@ any of these was not made by :meth:`AccessTokens.issue`, whoever signed it.
 from __future__ import annotations
 
 import binascii
+import inspect
 import json
 import math
 import os
@@ -50,7 +51,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
 from . import _jws
 from ._config import Settings
@@ -110,9 +111,42 @@ RESERVED_CLAIMS = frozenset(
     {"sub", "iat", "exp", "nbf", "iss", "aud", "jti", "sid", "typ"}
 )
 
-#: The app's own claims for a new access token; receives the ``sub`` (the
-#: user id as a string) and returns a mapping of JSON-serializable values.
-ClaimsLoader = Callable[[str], Mapping[str, Any]]
+
+class ClaimsForUser(Protocol):
+    """A claims loader that also takes the user: ``f(sub, user)``, the
+    user object of the user store (your model's, with a host store), or
+    ``None`` if it was deleted while the token was being issued."""
+
+    def __call__(self, sub: str, user: Any) -> Mapping[str, Any]: ...
+
+
+#: The app's own claims for a new access token: ``f(sub)`` receives the
+#: ``sub`` (the user id as a string); ``f(sub, user)``, a loader with a
+#: parameter named ``user``, receives the user too (see :func:`wants_user`).
+#: Returns a mapping of JSON-serializable values.
+ClaimsLoader = Callable[[str], Mapping[str, Any]] | ClaimsForUser
+
+#: ``issue``'s "the caller has not loaded the user".
+_NOT_GIVEN: Any = object()
+
+
+def wants_user(loader: Callable[..., Any]) -> bool:
+    """Whether ``loader`` takes the user: it has a parameter named ``user``
+    that can be passed by keyword.  Decided once, when the app is set up.
+
+    By name rather than by the number of parameters: a one-argument loader
+    written before (``f(sub)``) keeps working unchanged, and
+    ``f(sub, user)`` says what it receives where it is defined, with no
+    second option to choose between.
+    """
+    try:
+        parameter = inspect.signature(loader).parameters.get("user")
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
 
 
 class AccessTokens:
@@ -124,8 +158,21 @@ class AccessTokens:
         additional_claims: ClaimsLoader | None = None,
         *,
         is_subject: Callable[[str], bool] = is_user_id,
+        load_user: Callable[[str], Any] | None = None,
     ) -> None:
-        self._additional_claims = additional_claims
+        #: The app's loader, as ``f(sub)`` or as ``f(sub, user)`` (see
+        #: :func:`wants_user`): at most one of the two is set.
+        self._claims_of_sub: Callable[[str], Mapping[str, Any]] | None = None
+        self._claims_of_user: ClaimsForUser | None = None
+        if additional_claims is not None and wants_user(additional_claims):
+            self._claims_of_user = cast(ClaimsForUser, additional_claims)
+        elif additional_claims is not None:
+            self._claims_of_sub = cast(
+                Callable[[str], Mapping[str, Any]], additional_claims
+            )
+        #: Loads the user for ``f(sub, user)`` when the caller of
+        #: :meth:`issue` has not got it at hand (a refresh).
+        self._load_user = load_user
         #: Swapped whole by :meth:`use_keys`; read once per token.
         self.keys = settings.keys
         self._session_secret = settings.refresh_secret
@@ -170,6 +217,8 @@ class AccessTokens:
         session_id: str,
         extra_claims: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        *,
+        user: Any = _NOT_GIVEN,
     ) -> str:
         """A signed access token for ``user_id`` in session ``session_id``.
 
@@ -177,6 +226,8 @@ class AccessTokens:
         change), so the app's ``additional_claims`` loader runs for each, and
         sees changes to the user (e.g. a new email) at the next refresh.
 
+        :param user: the user, if the caller has it (a login): a loader that
+            takes the user is then given it without loading it again.
         :raises ValueError: if the loader or ``extra_claims`` name a reserved
             claim: that is a bug of the app, so it fails loudly (a 500, with
             the message in the log) rather than being silently dropped.
@@ -185,8 +236,15 @@ class AccessTokens:
         """
         issued_at = time.time() if now is None else now.timestamp()
         claims: dict[str, Any] = {}
-        if self._additional_claims is not None:
-            loaded = self._additional_claims(str(user_id))
+        loaded: object = _NOT_GIVEN  # no loader
+        if self._claims_of_sub is not None:
+            loaded = self._claims_of_sub(str(user_id))
+        elif self._claims_of_user is not None:
+            if user is _NOT_GIVEN:
+                load = self._load_user
+                user = None if load is None else load(str(user_id))
+            loaded = self._claims_of_user(str(user_id), user=user)
+        if loaded is not _NOT_GIVEN:
             if not isinstance(loaded, Mapping):
                 raise TypeError(
                     "The additional_claims loader must return a mapping of"

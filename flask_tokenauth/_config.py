@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     "ISSUER": "flask-tokenauth",
     "AUDIENCE": "flask-tokenauth-client",
     "LEEWAY": timedelta(0),
+    # The schemes of ``Authorization: <type> <token>`` accepted (any case),
+    # as Flask-JWT-Extended's JWT_HEADER_TYPE; "" accepts a bare token.  The
+    # first non-empty one is named in WWW-Authenticate (see _parse_header_types).
+    "HEADER_TYPES": ("Bearer",),
     "DATABASE_URL": None,
     "ENGINE_OPTIONS": {},
     "COOKIE_NAME": "refresh_token",
@@ -310,6 +314,30 @@ def _parse_listen_url(value: object, key: str) -> str | None:
     return str(value)
 
 
+#: An RFC 9110 auth-scheme: a ``token``.
+_SCHEME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _parse_header_types(value: object, key: str) -> tuple[str, ...]:
+    """``TOKENAUTH_HEADER_TYPES``: a list, or one string with types separated
+    by commas (``"Bearer,Token"``); ``""`` in a list means a bare token."""
+    if isinstance(value, str):
+        value = [t.strip() for t in value.split(",")] if value.strip() else [""]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigurationError(
+            f"{key} must be a list of auth schemes such as ['Bearer', 'Token'];"
+            f" got {value!r}."
+        )
+    types = tuple(dict.fromkeys(value))
+    for scheme in types:
+        if not isinstance(scheme, str) or (scheme and not _SCHEME.fullmatch(scheme)):
+            raise ConfigurationError(
+                f"{key}: {scheme!r} is not an auth scheme (a word such as"
+                " 'Bearer' or 'Token', or '' for a bare token)."
+            )
+    return types
+
+
 def _parse_cookie_path(value: object, key: str) -> str | None:
     """An explicit cookie ``Path`` (``None``: derive it from the blueprint)."""
     if value is None or value == "":
@@ -376,6 +404,8 @@ class Settings:
     issuer: str
     audience: str
     leeway: timedelta
+    #: ``TOKENAUTH_HEADER_TYPES`` as given (see :mod:`.globals`).
+    header_types: tuple[str, ...]
     database_url: str | None
     engine_options: Mapping[str, Any]
     cookie_name: str
@@ -649,6 +679,7 @@ class Settings:
                 if not get("LEEWAY")
                 else parse_duration(get("LEEWAY"), key("LEEWAY"))
             ),
+            header_types=_parse_header_types(get("HEADER_TYPES"), key("HEADER_TYPES")),
             database_url=str(database_url) if database_url else None,
             engine_options=dict(engine_options),
             cookie_name=cookie_name,

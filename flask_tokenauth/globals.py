@@ -54,21 +54,36 @@ def _environ() -> WSGIEnvironment:
     return request._get_current_object().environ  # type: ignore[attr-defined,no-any-return]
 
 
-def bearer_token(environ: WSGIEnvironment | None = None) -> str:
-    """The token of ``Authorization: Bearer <token>`` (scheme in any case).
+#: ``TOKENAUTH_HEADER_TYPES``'s default, as :func:`bearer_token` reads it.
+BEARER_ONLY = frozenset({"bearer"})
+
+
+def bearer_token(
+    environ: WSGIEnvironment | None = None, schemes: frozenset[str] = BEARER_ONLY
+) -> str:
+    """The token of ``Authorization: <type> <token>``, for a type of
+    ``schemes`` (lower-case: the scheme is matched in any case, as RFC 9110
+    section 11.1 asks); ``""`` among them accepts a bare token
+    (``Authorization: <token>``), as Flask-JWT-Extended's empty
+    ``JWT_HEADER_TYPE`` does.
 
     :param environ: the request's WSGI environ, if the caller has it.
-    :raises TokenMissing: no such header.
-    :raises TokenInvalid: a header that is not a single Bearer token.
+    :param schemes: the app's header types, lower-cased once at start-up
+        (:attr:`~._state.TokenAuthState.header_schemes`): the hot path pays
+        one set lookup, as it paid one comparison with ``"bearer"``.
+    :raises TokenMissing: no such header, or another scheme.
+    :raises TokenInvalid: a header of our scheme that is not a single token.
     """
     if environ is None:
         environ = _environ()
     header: str | None = environ.get("HTTP_AUTHORIZATION")
     if not header:
         raise TokenMissing()
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        raise TokenMissing()
+    scheme, separator, token = header.partition(" ")
+    if scheme.lower() not in schemes:
+        if separator or "" not in schemes:
+            raise TokenMissing()
+        token = scheme  # a bare token
     token = token.strip()
     if not token or " " in token:
         raise TokenInvalid()
@@ -89,7 +104,7 @@ def authenticate(environ: WSGIEnvironment | None = None) -> AuthContext:
     if context is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         state: TokenAuthState = app.extensions[EXTENSION_KEY]
-        claims = state.access_tokens.verify(bearer_token(environ))
+        claims = state.access_tokens.verify(bearer_token(environ, state.header_schemes))
         state.revocation.check(claims)
         context = AuthContext(claims)
         # As ``g._tokenauth = context`` does, without its Python-level
@@ -100,10 +115,10 @@ def authenticate(environ: WSGIEnvironment | None = None) -> AuthContext:
 
 def authenticate_optional(environ: WSGIEnvironment | None = None) -> AuthContext | None:
     """:func:`authenticate`, but a request with no token at all (no
-    ``Authorization`` header, or another scheme than Bearer) gives ``None``
-    and marks the request anonymous.  A token that is there but malformed,
-    expired or revoked still raises: its client must refresh, not be served
-    as a visitor.
+    ``Authorization`` header, or a scheme not in ``TOKENAUTH_HEADER_TYPES``)
+    gives ``None`` and marks the request anonymous.  A token that is there
+    but malformed, expired or revoked still raises: its client must refresh,
+    not be served as a visitor.
     """
     try:
         return authenticate(environ)
