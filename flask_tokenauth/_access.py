@@ -226,8 +226,10 @@ class AccessTokens:
         change), so the app's ``additional_claims`` loader runs for each, and
         sees changes to the user (e.g. a new email) at the next refresh.
 
-        :param user: the user, if the caller has it (a login): a loader that
-            takes the user is then given it without loading it again.
+        :param user: the user as :data:`~flask_tokenauth.current_user` would
+            be, if the caller has it (``login_user``, a password change): a
+            loader that takes the user is then given it without loading it
+            again.  Otherwise it is loaded as ``current_user`` loads it.
         :raises ValueError: if the loader or ``extra_claims`` name a reserved
             claim: that is a bug of the app, so it fails loudly (a 500, with
             the message in the log) rather than being silently dropped.

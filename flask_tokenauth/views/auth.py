@@ -68,7 +68,7 @@ def _session_response(
 ) -> Response:
     """The answer to a register or login: the user, an access token for the
     new session and its refresh cookie."""
-    access = state.access_tokens.issue(issued.user_id, issued.family_id, user=user)
+    access = state.access_tokens.issue(issued.user_id, issued.family_id)
     body = {"user": state.user_store.to_json(user), "accessToken": access}
     return _token_response(body, status, state, issued)
 
