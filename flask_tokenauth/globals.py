@@ -194,6 +194,8 @@ current_claims: dict[str, Any] = cast(dict[str, Any], LocalProxy(_get_claims))
 #: same 401 errors as :func:`login_required` if the request has no valid token,
 #: and ``USER_NOT_FOUND`` if the user has been deleted since.  In an optional
 #: view without a token, an :class:`~flask_tokenauth.models.AnonymousUser`
-#: (``is_authenticated`` is ``False``); typed as the user model all the same,
-#: so test ``is_authenticated`` before reading the user's own attributes there.
+#: (falsy, ``is_authenticated`` is ``False``); typed as the user model all the
+#: same, so test it before reading the user's own attributes there.  Typed as
+#: the built-in :class:`~flask_tokenauth.models.User`: with a model of your
+#: own, read it through :func:`current_user_as`.
 current_user: User = cast("User", LocalProxy(_get_user))
