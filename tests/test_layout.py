@@ -1,12 +1,16 @@
 """The package imports without circles: no module of ``flask_tokenauth``
 imports (at the top or inside a function) a module that imports it back,
 directly or through others.  Imports under ``TYPE_CHECKING``
-are left out: they never run."""
+are left out: they never run.
+
+And the examples use only the public API, type-checked strictly."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 import flask_tokenauth
 
@@ -175,3 +179,13 @@ def test_examples_use_only_the_public_api() -> None:
         if (imports := private_imports(ast.parse(path.read_text(encoding="utf-8"))))
     }
     assert found == {}
+
+
+def test_mypy_checks_the_examples_strictly() -> None:
+    """A host model must type-check against our API (``current_user_as``):
+    CI's strict mypy run covers the examples, not only the package."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = EXAMPLES.parent / "pyproject.toml"
+    mypy = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["mypy"]
+    assert mypy["strict"] is True
+    assert {"examples/app.py", "examples/existing_app"} <= set(mypy["files"])
