@@ -42,7 +42,6 @@ any of these was not made by :meth:`AccessTokens.issue`, whoever signed it.
 from __future__ import annotations
 
 import binascii
-import inspect
 import json
 import math
 import os
@@ -51,9 +50,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any
 
 from . import _jws
+from ._claims import NOT_GIVEN, AppClaims
+from ._claims import RESERVED_CLAIMS as RESERVED_CLAIMS
+from ._claims import ClaimsLoader as ClaimsLoader
 from ._config import Settings
 from ._keys import KeySet, SigningKey
 from ._sid import session_belongs_to
@@ -106,49 +108,6 @@ def _is_number(value: object) -> bool:
     return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
-#: Claims the extension sets and checks; an app's own claims never replace them.
-RESERVED_CLAIMS = frozenset(
-    {"sub", "iat", "exp", "nbf", "iss", "aud", "jti", "sid", "typ"}
-)
-
-
-class ClaimsForUser(Protocol):
-    """A claims loader that also takes the user: ``f(sub, user)``, the
-    user object of the user store (your model's, with a host store), or
-    ``None`` if it was deleted while the token was being issued."""
-
-    def __call__(self, sub: str, user: Any) -> Mapping[str, Any]: ...
-
-
-#: The app's own claims for a new access token: ``f(sub)`` receives the
-#: ``sub`` (the user id as a string); ``f(sub, user)``, a loader with a
-#: parameter named ``user``, receives the user too (see :func:`wants_user`).
-#: Returns a mapping of JSON-serializable values.
-ClaimsLoader = Callable[[str], Mapping[str, Any]] | ClaimsForUser
-
-#: ``issue``'s "the caller has not loaded the user".
-_NOT_GIVEN: Any = object()
-
-
-def wants_user(loader: Callable[..., Any]) -> bool:
-    """Whether ``loader`` takes the user: it has a parameter named ``user``
-    that can be passed by keyword.  Decided once, when the app is set up.
-
-    By name rather than by the number of parameters: a one-argument loader
-    written before (``f(sub)``) keeps working unchanged, and
-    ``f(sub, user)`` says what it receives where it is defined, with no
-    second option to choose between.
-    """
-    try:
-        parameter = inspect.signature(loader).parameters.get("user")
-    except (TypeError, ValueError):  # a builtin without a signature
-        return False
-    return parameter is not None and parameter.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-    )
-
-
 class AccessTokens:
     """Issues and verifies the access tokens of one application."""
 
@@ -160,19 +119,7 @@ class AccessTokens:
         is_subject: Callable[[str], bool] = is_user_id,
         load_user: Callable[[str], Any] | None = None,
     ) -> None:
-        #: The app's loader, as ``f(sub)`` or as ``f(sub, user)`` (see
-        #: :func:`wants_user`): at most one of the two is set.
-        self._claims_of_sub: Callable[[str], Mapping[str, Any]] | None = None
-        self._claims_of_user: ClaimsForUser | None = None
-        if additional_claims is not None and wants_user(additional_claims):
-            self._claims_of_user = cast(ClaimsForUser, additional_claims)
-        elif additional_claims is not None:
-            self._claims_of_sub = cast(
-                Callable[[str], Mapping[str, Any]], additional_claims
-            )
-        #: Loads the user for ``f(sub, user)`` when the caller of
-        #: :meth:`issue` has not got it at hand (a refresh).
-        self._load_user = load_user
+        self._claims = AppClaims(additional_claims, load_user)
         #: Swapped whole by :meth:`use_keys`; read once per token.
         self.keys = settings.keys
         self._session_secret = settings.refresh_secret
@@ -218,7 +165,7 @@ class AccessTokens:
         extra_claims: Mapping[str, Any] | None = None,
         now: datetime | None = None,
         *,
-        user: Any = _NOT_GIVEN,
+        user: Any = NOT_GIVEN,
     ) -> str:
         """A signed access token for ``user_id`` in session ``session_id``.
 
@@ -237,31 +184,7 @@ class AccessTokens:
             mapping.
         """
         issued_at = time.time() if now is None else now.timestamp()
-        claims: dict[str, Any] = {}
-        loaded: object = _NOT_GIVEN  # no loader
-        if self._claims_of_sub is not None:
-            loaded = self._claims_of_sub(str(user_id))
-        elif self._claims_of_user is not None:
-            if user is _NOT_GIVEN:
-                load = self._load_user
-                user = None if load is None else load(str(user_id))
-            loaded = self._claims_of_user(str(user_id), user=user)
-        if loaded is not _NOT_GIVEN:
-            if not isinstance(loaded, Mapping):
-                raise TypeError(
-                    "The additional_claims loader must return a mapping of"
-                    f" claims; it returned {type(loaded).__name__}."
-                )
-            claims.update(loaded)
-        if extra_claims:
-            claims.update(extra_claims)
-        if reserved := RESERVED_CLAIMS.intersection(claims):
-            raise ValueError(
-                "Additional access-token claims cannot set the reserved"
-                f" claims {', '.join(sorted(reserved))}: flask_tokenauth sets"
-                " and checks them itself. Rename the claim(s) in your"
-                " additional_claims loader."
-            )
+        claims = self._claims.for_token(user_id, extra_claims, user)
         claims.update(
             sub=str(user_id),
             iat=int(issued_at),

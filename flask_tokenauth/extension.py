@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask
 from flask.sansio.app import App
 
-from ._access import AccessTokens, ClaimsLoader
+from ._access import AccessTokens
+from ._claims import ClaimsLoader
 from ._config import Settings
 from ._db import Database, EngineSource, make_engine
 from ._dbmirror import RevocationCopy

@@ -21,7 +21,7 @@ from flask_tokenauth import (
     login_required,
     login_user,
 )
-from flask_tokenauth._access import RESERVED_CLAIMS, wants_user
+from flask_tokenauth._claims import RESERVED_CLAIMS, wants_user
 
 from .conftest import ACCESS_SECRET, PASSWORD, Auth, base_config, bearer
 
