@@ -69,6 +69,8 @@ class Settings:
     issuer: str
     audience: str
     leeway: timedelta
+    #: ``TOKENAUTH_HEADER_TYPES`` as given (see :mod:`.globals`).
+    header_types: tuple[str, ...]
     database_url: str | None
     engine_options: Mapping[str, Any]
     cookie_name: str

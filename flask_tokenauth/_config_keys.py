@@ -48,6 +48,7 @@ from ._parsers import (
     parse_cookie_path,
     parse_device_cookie_name,
     parse_duration,
+    parse_header_types,
     parse_interval,
     parse_jwks_path,
     parse_keys_dir,
@@ -98,8 +99,10 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("ACCESS_SECRET", None, as_is,
         "HMAC key of the access tokens: at least 32 bytes (48 for HS384, 64 for"
-        " HS512). Next to `TOKENAUTH_SIGNING_KEY` it only verifies (HS256), for a move"
-        " from HMAC to a key.",
+        " HS512). Next to `TOKENAUTH_SIGNING_KEY` or `TOKENAUTH_KEYS_DIR` it only"
+        " verifies (HS256), for a move from HMAC to a key, with no end date: start-up"
+        " logs a"
+        " warning saying when to unset it.",
         shown="**required** without a signing key"),
     Key("SIGNING_KEY", None, optional(as_is),
         "An EdDSA, ES256 or RS256 private key: a path to a PEM or JWK file, or the"
@@ -145,6 +148,15 @@ KEYS: tuple[Key, ...] = (
         "`aud` claim, set and required."),
     Key("LEEWAY", 0, duration_or_zero,
         "Clock skew allowed when checking `exp`, `nbf`, `iat` (a duration)."),
+    Key("HEADER_TYPES", ("Bearer",), parse_header_types,
+        "Schemes of `Authorization: <type> <token>` accepted, in any case (a list,"
+        " or comma-separated in a string): `[\"Token\"]` for Flask-JWT-Extended's"
+        " `JWT_HEADER_TYPE = \"Token\"`, `[\"Bearer\", \"Token\"]` for both, `\"\"`"
+        " among them for a bare `Authorization: <token>`. Another scheme is no token"
+        " (`TOKEN_MISSING`; anonymous in an optional view). `WWW-Authenticate` and"
+        " the test helpers use the first non-empty type. The browser client sends"
+        " `Bearer`: keep it in the list if you use it.",
+        shown='`("Bearer",)`'),
     Key("DATABASE_URL", None, optional(as_str),
         "Database. `postgres://` and `postgresql://` use psycopg2. Ignored when an"
         " engine is passed to `TokenAuth`.",

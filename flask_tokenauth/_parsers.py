@@ -307,6 +307,30 @@ def parse_listen_url(value: object, key: str) -> str | None:
     return str(value)
 
 
+#: An RFC 9110 auth-scheme: a ``token``.
+_SCHEME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def parse_header_types(value: object, key: str) -> tuple[str, ...]:
+    """``TOKENAUTH_HEADER_TYPES``: a list, or one string with types separated
+    by commas (``"Bearer,Token"``); ``""`` in a list means a bare token."""
+    if isinstance(value, str):
+        value = [t.strip() for t in value.split(",")] if value.strip() else [""]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigurationError(
+            f"{key} must be a list of auth schemes such as ['Bearer', 'Token'];"
+            f" got {value!r}."
+        )
+    types = tuple(dict.fromkeys(value))
+    for scheme in types:
+        if not isinstance(scheme, str) or (scheme and not _SCHEME.fullmatch(scheme)):
+            raise ConfigurationError(
+                f"{key}: {scheme!r} is not an auth scheme (a word such as"
+                " 'Bearer' or 'Token', or '' for a bare token)."
+            )
+    return types
+
+
 def parse_keys_dir(value: object, key: str) -> Path | None:
     """An existing directory (see :mod:`._keysdir`), or ``None``."""
     if value is None or value == "":
