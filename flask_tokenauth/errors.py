@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from flask import current_app, has_app_context
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
@@ -101,8 +102,18 @@ class PasswordTooCommon(InvalidPassword):
 # -- 401: authentication failed ----------------------------------------------
 
 
+def _challenge_scheme() -> str:
+    """The scheme ``WWW-Authenticate`` names: the app's first non-empty
+    ``TOKENAUTH_HEADER_TYPES`` (``Bearer`` by default, and outside an app).
+    Read on the error path only: a refused request pays it, not a served one."""
+    state = current_app.extensions.get("tokenauth") if has_app_context() else None
+    types = () if state is None else state.settings.header_types
+    return next((t for t in types if t), "Bearer")
+
+
 class AuthenticationError(TokenAuthError):
-    """A 401.  Carries ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 asks."""
+    """A 401.  Carries ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 asks
+    (or the app's first header type, see ``TOKENAUTH_HEADER_TYPES``)."""
 
     code = 401
     error_code = "UNAUTHORIZED"
@@ -112,7 +123,7 @@ class AuthenticationError(TokenAuthError):
     realm: ClassVar[str] = "api"
 
     def extra_headers(self) -> list[tuple[str, str]]:
-        challenge = f'Bearer realm="{self.realm}"'
+        challenge = f'{_challenge_scheme()} realm="{self.realm}"'
         if self.bearer_error:
             description = (self.description or self.message).replace('"', "'")
             challenge += (

@@ -132,7 +132,7 @@ def change_password() -> Response:
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user_id=store.user_id(user_id),
     )
-    access = state.access_tokens.issue(user_id, issued.family_id)
+    access = state.access_tokens.issue(user_id, issued.family_id, user=user)
     response = _token_response({"accessToken": access}, 200, state, issued)
     attempt.trust_device(response)
     return response
