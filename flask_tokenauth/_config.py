@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_MIN_LENGTH": 8,
     "PASSWORD_MAX_LENGTH": 256,
     "PASSWORD_BLOCKLIST": True,
+    # The service's name (or a list of its names): new passwords that contain
+    # it are refused, like those containing the user's login (NIST SP
+    # 800-63B-4 context-specific words).  None: only the login is checked.
+    "SERVICE_NAME": None,
     "MAX_CONTENT_LENGTH": 10 * 1024,
     "ALLOWED_ORIGINS": (),
     "SECURITY_HEADERS_APP_WIDE": False,
@@ -245,6 +249,22 @@ def _parse_limit(value: object, key: str) -> str:
     return str(value)
 
 
+def _parse_service_names(value: object, key: str) -> tuple[str, ...]:
+    """``TOKENAUTH_SERVICE_NAME``: a name or a list of names ("Acme",
+    "acme.example"); each must have a letter or digit to compare."""
+    if value is None or value is False or value == "":
+        return ()
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(
+        isinstance(name, str) and any(c.isalnum() for c in name) for name in names
+    ):
+        raise ConfigurationError(
+            f"{key} must be the service's name or a list of its names, each"
+            f" with a letter or digit (e.g. 'Acme'); got {value!r}."
+        )
+    return tuple(names)
+
+
 def _parse_origins(value: object, key: str) -> frozenset[str]:
     if isinstance(value, str):
         items = [item for item in re.split(r"[\s,]+", value) if item]
@@ -389,6 +409,8 @@ class Settings:
     password_max_length: int
     #: Refuse passwords on the shipped list of common passwords.
     password_blocklist: bool
+    #: Names of the service a new password must not contain.
+    service_names: tuple[str, ...]
     max_content_length: int
     allowed_origins: frozenset[str]
     security_headers_app_wide: bool
@@ -661,6 +683,9 @@ class Settings:
             password_max_length=maximum,
             password_blocklist=_parse_blocklist(
                 get("PASSWORD_BLOCKLIST"), key("PASSWORD_BLOCKLIST")
+            ),
+            service_names=_parse_service_names(
+                get("SERVICE_NAME"), key("SERVICE_NAME")
             ),
             max_content_length=_parse_int(
                 get("MAX_CONTENT_LENGTH"), key("MAX_CONTENT_LENGTH"), 256, 10 * 2**20

@@ -98,6 +98,17 @@ class PasswordTooCommon(InvalidPassword):
     message = "This password is too common; choose another one"
 
 
+class PasswordHasContextWord(InvalidPassword):
+    """The password contains a word of its context: the user's login, the
+    local part of their address, or the service's name
+    (``TOKENAUTH_SERVICE_NAME``), words an attacker who targets this account
+    tries first (NIST SP 800-63B-4 3.1.1.2).  A subclass of
+    :class:`InvalidPassword`."""
+
+    error_code = "PASSWORD_HAS_CONTEXT_WORD"
+    message = "The password must not contain your login or the name of the service"
+
+
 # -- 401: authentication failed ----------------------------------------------
 
 

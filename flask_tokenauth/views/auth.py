@@ -99,7 +99,7 @@ def register() -> Response:
     settings = state.settings
     store = state.user_store
     login, password = _credentials(state)
-    check_password(password, settings)
+    check_password(password, settings, [login])
     if store.find_by_login(login) is not None:
         raise EmailTaken()
     try:
