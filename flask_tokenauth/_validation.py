@@ -136,7 +136,7 @@ def check_password(value: str, settings: Settings, context: Iterable[str] = ()) 
     normalized = normalize_password(value)
     if settings.password_blocklist and is_common_password(normalized):
         raise PasswordTooCommon()
-    words = context_words([*settings.service_names, *context])
+    words = context_words([*settings.service_name, *context])
     if contains_context_word(normalized, words):
         raise PasswordHasContextWord()
     return value

@@ -299,7 +299,7 @@ def test_a_missing_list_fails_at_start_up(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     monkeypatch.setattr(
-        "flask_tokenauth._config.blocklist_file", lambda: tmp_path / "missing.gz"
+        "flask_tokenauth._parsers.blocklist_file", lambda: tmp_path / "missing.gz"
     )
     with pytest.raises(ConfigurationError, match="TOKENAUTH_PASSWORD_BLOCKLIST"):
         Settings.from_mapping(base_config())
