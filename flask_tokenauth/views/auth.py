@@ -276,7 +276,8 @@ def logout() -> Response:
     allow("POST")
     state = get_state()
     refuse_cross_site(state)
-    sessions = presented_sessions(state, refresh_cookie_values(state))
+    values = refresh_cookie_values(state)
+    sessions = presented_sessions(state, values)
     for session in sessions:
         revoke_sessions(
             state, session.user_id, only=[session.family_id], reason="logout"
@@ -289,7 +290,12 @@ def logout() -> Response:
     if not sessions:
         signals.logged_out.send(_app(), user_id=None, session_id=None)
     response = jsonify(message="Logged out successfully")
-    clear_refresh_cookie(response, state.settings)
+    if len(values) > 1:
+        # A planted cookie among them: its session is revoked above, its
+        # cookie goes too, wherever we can reach it.
+        clear_refresh_cookies(response, state.settings, keep_own=False)
+    else:
+        clear_refresh_cookie(response, state.settings)
     return response
 
 
