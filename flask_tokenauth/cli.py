@@ -157,7 +157,7 @@ def create_user(login: str, password: str) -> None:
     store = state.user_store
     try:
         normalized = store.normalize_login(login)
-        check_password(password, state.settings)
+        check_password(password, state.settings, [normalized])
     except TokenAuthError as e:
         raise click.BadParameter(e.to_dict()["error"]) from None
     taken = click.ClickException(
