@@ -12,13 +12,17 @@ rebuilds it in ``data/README.txt``).
 
 The list is read on the first check, once per process, not at import: an app
 that never registers anyone (a worker that only checks access tokens) never
-pays for it, and a test suite that creates many apps reads it once.
+pays for it, and a test suite that creates many apps reads it once.  It is
+kept as a sorted array of 64-bit hashes (:class:`PasswordSet`): 1.6 MB per
+process where a ``frozenset`` of the strings took 24 MB.
 """
 
 from __future__ import annotations
 
 import gzip
 import threading
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -39,8 +43,37 @@ MAX_COMMON_SUFFIX = 4
 #: (a 2-letter login inside a password is a coincidence, not a guess).
 MIN_CONTEXT_WORD = 4
 
+
+
+class PasswordSet:
+    """A set of strings answering only ``in`` and ``len``, in 8 bytes an
+    entry: their sorted 64-bit ``hash()`` values, searched by bisection.
+
+    Python's string hash (SipHash, keyed per process) is stable within the
+    process, which is all the set lives for, and costs a fifth of a
+    cryptographic digest to compute over the list.  A password not on the
+    list is taken for one of its 197,406 entries with a probability of about
+    1e-14 (a refused registration, never an accepted common password).
+    """
+
+    __slots__ = ("_digests",)
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self._digests = array("q", sorted({hash(word) for word in words}))
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def __contains__(self, word: object) -> bool:
+        if not isinstance(word, str):
+            return False
+        digest = hash(word)
+        index = bisect_left(self._digests, digest)
+        return index < len(self._digests) and self._digests[index] == digest
+
+
 _lock = threading.Lock()
-_passwords: frozenset[str] | None = None
+_passwords: PasswordSet | None = None
 
 
 def blocklist_file() -> Traversable:
@@ -48,19 +81,24 @@ def blocklist_file() -> Traversable:
     return resources.files("flask_tokenauth").joinpath(_FILE)
 
 
-def common_passwords() -> frozenset[str]:
-    """The blocklist, already in :func:`normalize_password` form; read once
-    per process, under a lock so that concurrent first requests read it
-    once."""
+def shipped_passwords() -> list[str]:
+    """Every entry of the shipped list, already in
+    :func:`normalize_password` form (read from the file at each call)."""
+    with (
+        blocklist_file().open("rb") as raw,
+        gzip.open(raw, "rt", encoding="utf-8") as text,
+    ):
+        return text.read().splitlines()
+
+
+def common_passwords() -> PasswordSet:
+    """The blocklist; read once per process, under a lock so that
+    concurrent first requests read it once."""
     global _passwords
     if _passwords is None:
         with _lock:
             if _passwords is None:
-                with (
-                    blocklist_file().open("rb") as raw,
-                    gzip.open(raw, "rt", encoding="utf-8") as text,
-                ):
-                    _passwords = frozenset(text.read().splitlines())
+                _passwords = PasswordSet(shipped_passwords())
     return _passwords
 
 

@@ -76,14 +76,29 @@ STRONG = [
 
 
 def test_the_list_is_shipped_and_big_enough() -> None:
-    words = _blocklist.common_passwords()
+    shipped = _blocklist.shipped_passwords()
     # ASVS 6.2.4 asks for the top 3,000; issue 16 for 100,000, all of a
     # length our minimum lets through, all already normalized.
-    assert len(words) >= 100_000
-    assert min(len(w) for w in words) >= 8
-    assert all(normalize_password(w) == w for w in words)
-    assert {"password", "12345678", "qwertyuiop", "11111111", "passw0rd"} <= words
+    assert len(set(shipped)) >= 100_000
+    assert min(len(w) for w in shipped) >= 8
+    assert all(normalize_password(w) == w for w in shipped)
+    words = _blocklist.common_passwords()
+    assert len(words) == len(set(shipped))  # no two entries share a digest
+    for word in ("password", "12345678", "qwertyuiop", "11111111", "passw0rd"):
+        assert word in words
     assert _blocklist.common_passwords() is words  # read once per process
+
+
+def test_the_compact_set_answers_as_a_set() -> None:
+    """The digests answer ``in`` as the strings would, at both ends of the
+    sorted array and between its entries."""
+    sample = [f"entry-{i}" for i in range(1_000)]
+    words = _blocklist.PasswordSet(sample)
+    assert len(words) == 1_000
+    assert all(word in words for word in sample)
+    assert not any(f"other-{i}" in words for i in range(1_000))
+    assert "" not in words and 12345678 not in words
+    assert "x" not in _blocklist.PasswordSet([])
 
 
 def test_the_list_is_read_once_for_many_apps(make_app: Any) -> None:
