@@ -396,7 +396,39 @@ def rotate_keys(directory: Path, publish: bool, algorithm: str) -> None:
     click.echo(f"Now signing with {new.kid}.")
 
 
-@keys_cli.command("retire", with_appcontext=False)
+class _KidCommand(click.Command):
+    """A command whose one argument is a kid, which may begin with ``-``
+    (an RFC 7638 thumbprint is base64url): every word that is not one of the
+    command's own options (or an option's value) is the kid, so ``retire
+    -Ab3...`` works as ``retire -- -Ab3...`` does.  Which key it names is
+    then checked against the directory's kids."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        flags: set[str] = set(self.get_help_option_names(ctx))
+        valued: set[str] = set()
+        for param in self.params:
+            if isinstance(param, click.Option):
+                names = (*param.opts, *param.secondary_opts)
+                (flags if param.is_flag else valued).update(names)
+        options: list[str] = []
+        words: list[str] = []
+        rest = list(args)
+        while rest:
+            word = rest.pop(0)
+            if word == "--":
+                words.extend(rest)
+                break
+            name = word.split("=", 1)[0]
+            if word in flags or name in valued:
+                options.append(word)
+                if word in valued and rest:  # ``--dir DIR``, not ``--dir=DIR``
+                    options.append(rest.pop(0))
+            else:
+                words.append(word)
+        return super().parse_args(ctx, [*options, "--", *words])
+
+
+@keys_cli.command("retire", cls=_KidCommand, with_appcontext=False)
 @_dir_option
 @click.argument("kid")
 @click.option(
@@ -405,11 +437,17 @@ def rotate_keys(directory: Path, publish: bool, algorithm: str) -> None:
     help="Retire it even if tokens it signed may still be valid.",
 )
 def retire_key(directory: Path, kid: str, force: bool) -> None:
-    """Stop accepting and publishing the previous key KID."""
+    """Stop accepting and publishing the previous key KID.
+
+    A KID that begins with '-' is read as the kid, not an option ('retire
+    -- KID' says so explicitly)."""
     entries = _entries(directory)
     entry = entries.get(kid)
     if entry is None:
-        raise click.ClickException(f"No key {kid!r} in {directory}.")
+        known = ", ".join(entries) or "none"
+        raise click.ClickException(
+            f"No key {kid!r} in {directory} (its kids: {known})."
+        )
     if entry.state == "signing":
         raise click.ClickException(
             f"{kid} is the signing key: run 'flask tokenauth keys rotate' first."
