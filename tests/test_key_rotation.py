@@ -225,9 +225,7 @@ def test_a_kid_that_begins_with_a_dash_is_retired(
     assert profile(app, old) == 401
 
 
-def test_retire_names_the_kids_it_knows(
-    keys_dir: Path, runner: FlaskCliRunner
-) -> None:
+def test_retire_names_the_kids_it_knows(keys_dir: Path, runner: FlaskCliRunner) -> None:
     result = cli(runner, keys_dir, "retire", "-nosuchkid")
     assert result.exit_code != 0
     assert "No key '-nosuchkid'" in result.output

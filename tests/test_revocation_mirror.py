@@ -7,6 +7,7 @@ process and across gunicorn workers."""
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ import requests
 from flask import Flask
 from sqlalchemy import Engine, bindparam, event, insert, inspect, make_url, text
 
+from flask_tokenauth import _dblisten as dblisten
 from flask_tokenauth import _dbmirror as dbmirror
 from flask_tokenauth import current_claims, login_required
 from flask_tokenauth._db import make_engine
@@ -423,7 +425,7 @@ def test_the_copy_asks_the_database_while_the_listener_is_down(
     pid = listener_pid(pg_engine, copy)
     assert pid is not None
 
-    real_connect = dbmirror._connect
+    real_connect = dblisten._connect
     down = True
 
     def connect(url: str, name: str) -> Any:
@@ -431,7 +433,7 @@ def test_the_copy_asks_the_database_while_the_listener_is_down(
             raise OSError("listener kept down by the test")
         return real_connect(url, name)
 
-    monkeypatch.setattr(dbmirror, "_connect", connect)
+    monkeypatch.setattr(dblisten, "_connect", connect)
     with pg_engine.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     assert wait_for(lambda: not copy.current())
@@ -581,7 +583,7 @@ def test_a_listener_ignores_the_probes_of_others(
 ) -> None:
     """Every listener on the database gets every other one's probes: they
     must not cost it a read each (a revocation does)."""
-    monkeypatch.setattr(dbmirror, "PROBE_EVERY_SECONDS", 3600.0)
+    monkeypatch.setattr(dblisten, "PROBE_EVERY_SECONDS", 3600.0)
     app = make_db_app(TOKENAUTH_REVOCATION_STALENESS="1h")
     copy = copy_of(app)
     reads = 0
@@ -597,17 +599,57 @@ def test_a_listener_ignores_the_probes_of_others(
     before = reads
     notify = text("SELECT pg_notify(:channel, :payload)")
     for _ in range(20):
-        payload = dbmirror.PROBE_PREFIX + uuid.uuid4().hex
+        payload = dblisten.PROBE_PREFIX + uuid.uuid4().hex
         with pg_engine.connect() as conn:
-            conn.execute(notify, {"channel": dbmirror.CHANNEL, "payload": payload})
+            conn.execute(notify, {"channel": dblisten.CHANNEL, "payload": payload})
             conn.commit()
         time.sleep(0.01)  # apart, so that each could wake it on its own
     with pg_engine.connect() as conn:
-        conn.execute(notify, {"channel": dbmirror.CHANNEL, "payload": ""})
+        conn.execute(notify, {"channel": dblisten.CHANNEL, "payload": ""})
         conn.commit()
     assert wait_for(lambda: reads > before)
     assert reads == before + 1  # the revocation's, none for the probes
     assert copy.current()
+
+
+@pytest.mark.postgresql
+def test_a_notification_that_came_in_with_a_read_wakes_the_listener(
+    pg_engine: Engine,
+) -> None:
+    """A ``NOTIFY`` that arrives while the listener reads comes in with the
+    read's answer: the driver holds it, the socket no longer does.  The
+    listener's wait looks at what the driver holds first, so it reads again
+    at once, not at the next heartbeat (here an hour away)."""
+    url = pg_engine.url.render_as_string(hide_password=False)
+    listener = dblisten._connect(url, f"tokenauth-test-{uuid.uuid4().hex[:8]}")
+    woke = threading.Event()
+    waiting = threading.Thread(
+        target=lambda: (dblisten._wait(listener, 2 * WAIT), woke.set()), daemon=True
+    )
+    try:
+        with listener.cursor() as cursor:
+            cursor.execute(f"LISTEN {dblisten.CHANNEL}")
+            with pg_engine.connect() as conn:
+                conn.execute(
+                    text("SELECT pg_notify(:channel, '')"),
+                    {"channel": dblisten.CHANNEL},
+                )
+                conn.commit()
+
+            def read() -> bool:
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+                return bool(listener.notifies)
+
+            assert wait_for(read)  # it came in with a read's answer
+        assert select.select([listener], [], [], 0)[0] == []  # not on the socket
+        waiting.start()
+        assert woke.wait(WAIT)
+        assert listener.notifies == []  # consumed
+    finally:
+        if waiting.is_alive():
+            waiting.join()
+        listener.close()
 
 
 @pytest.mark.postgresql
