@@ -104,6 +104,17 @@ def record(
     )
 
 
+def _unlock_after_fork() -> None:
+    """In a child after a fork: a lock that another thread of the parent
+    held at the fork stays held in the child, where that thread does not
+    exist, and the copy's first use there would wait on it forever."""
+    for copy in list(_COPIES):
+        copy._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def _tell_copies(url: URL, user_id: str, ids: list[str], cutoff: int | None) -> None:
     """A revocation made in this process, to every copy of it on the
     database at ``url`` (one per app): at once, not at its next read."""

@@ -7,7 +7,9 @@ process and across gunicorn workers."""
 from __future__ import annotations
 
 import logging
+import os
 import select
+import signal
 import threading
 import time
 import uuid
@@ -674,6 +676,81 @@ def test_an_unreachable_listen_url_fails_closed(
     assert code(client.get("/claims", headers=bearer(token))) == (401, "TOKEN_REVOKED")
 
 
+# -- forks (gunicorn --preload) ----------------------------------------------
+
+
+def in_a_fork(work: Callable[[], object]) -> str | None:
+    """``str(work())`` run in a child forked from this process, or None if
+    the child gave no answer within :data:`WAIT` (then it is killed)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, and never return into pytest
+        try:
+            os.close(read)
+            os.write(write, str(work()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    ready: list[int] = []
+    try:
+        ready, _, _ = select.select([read], [], [], WAIT)
+        return os.read(read, 1000).decode() if ready else None
+    finally:
+        os.close(read)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+@pytest.mark.postgresql
+def test_a_forked_process_uses_database_sessions_of_its_own(
+    make_db_app: Callable[..., Flask], pg_engine: Engine
+) -> None:
+    """The pool's connections are the parent's: a child (a gunicorn worker
+    after ``--preload``) that used them would share their sockets with the
+    parent and its siblings, and a request would wait for an answer another
+    process read (``test_a_logout_on_one_worker_reaches_the_other`` timed
+    out so).  The child gets new ones."""
+    app = make_db_app()
+    engine = app.extensions["tokenauth"].db.engine
+    backend = text("SELECT pg_backend_pid()")
+    with engine.connect() as conn:
+        parents = conn.execute(backend).scalar()
+
+    def childs() -> object:
+        with engine.connect() as conn:
+            return conn.execute(backend).scalar()
+
+    answer = in_a_fork(childs)
+    assert answer is not None and answer.isdigit(), answer
+    assert int(answer) != parents
+    with engine.connect() as conn:  # the parent's still works
+        assert conn.execute(backend).scalar() == parents
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_fork_while_the_copy_is_locked_does_not_hang_the_child(
+    make_app: Any, request: pytest.FixtureRequest, store: str
+) -> None:
+    """Another thread of the parent held the copy's lock at the fork: in the
+    child, where that thread does not exist, the copy's first use (which
+    starts the child's own reader) must not wait for it."""
+    config: dict[str, Any] = {"TOKENAUTH_REVOCATION": store}
+    if store == "redis":
+        config.update(request.getfixturevalue("redis_config"))
+    revocation = protect(make_app(**config)).extensions["tokenauth"].revocation
+    copy: Any = revocation.copy if store == "database" else revocation._mirror
+
+    def use() -> object:
+        if store == "database":
+            return copy.current()
+        return copy.lookup("sid", "1")
+
+    with copy._lock:
+        answer = in_a_fork(use)
+    assert answer is not None, "the child waited for a lock nobody holds"
+
+
 # -- the migration -------------------------------------------------------------
 
 
@@ -865,6 +942,18 @@ def test_a_logout_on_one_worker_reaches_the_other(workers: str) -> None:
             and bool(current.add(r.headers["X-Worker"]) or len(current) == 2)
         )
     )
+    # Each worker on database sessions of its own: none inherited from the
+    # process that loaded the app (--preload) and forked them.
+    backends: dict[str, Any] = {}
+    assert wait_for(
+        lambda: (
+            (r := requests.get(f"{workers}/test/backend", timeout=10)).ok
+            and not backends.update({r.headers["X-Worker"]: r.json()["backend"]})
+            and len(backends) == 2
+        )
+    )
+    if None not in backends.values():
+        assert len(set(backends.values())) == 2, backends
 
     logout = requests.post(
         f"{workers}/api/auth/logout",
