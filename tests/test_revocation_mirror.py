@@ -33,7 +33,7 @@ from flask_tokenauth._dbmirror import RevocationCopy
 from flask_tokenauth._migrate import downgrade, upgrade
 from flask_tokenauth._revocation import DatabaseRevocation
 from flask_tokenauth._sessions import purge, revoke_in
-from flask_tokenauth.errors import ConfigurationError
+from flask_tokenauth.errors import ConfigurationError, TokenRevoked
 from flask_tokenauth.models import RevocationEvent, metadata
 
 from .conftest import (
@@ -334,6 +334,59 @@ def test_purge_deletes_the_logs_expired_rows(
             text("SELECT created_at FROM tokenauth_revocation_events")
         ).all()
     assert len(left) == 1
+
+
+# -- the per-request query (while the copy is not current) --------------------
+
+
+def delete_session_row(engine: Engine, token: str) -> None:
+    """The token's session row deleted by raw SQL (by hand, or a purge that
+    went too far): no log row, so only the per-request query can know."""
+    with engine.begin() as conn:
+        for table in ("tokenauth_refresh_tokens", "tokenauth_sessions"):
+            column = "family_id" if table == "tokenauth_refresh_tokens" else "id"
+            conn.execute(
+                text(f"DELETE FROM {table} WHERE {column} = :id"),
+                {"id": sid_of(token)},
+            )
+
+
+@pytest.mark.parametrize("builtin_users", [True, False], ids=["builtin", "host"])
+def test_the_query_refuses_a_token_whose_session_row_is_gone(
+    make_db_app: Callable[..., Flask], engine: Engine, builtin_users: bool
+) -> None:
+    """Both forms of the per-request query (the built-in users' join, and a
+    host's users): no session row, no access."""
+    app = make_db_app()
+    token = Auth(app.test_client()).register().get_json()["accessToken"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    store = DatabaseRevocation(app.extensions["tokenauth"].db, builtin_users)
+    store.check(claims)  # the session is there: accepted
+    delete_session_row(engine, token)
+    with pytest.raises(TokenRevoked):
+        store.check(claims)
+
+
+def test_a_copy_not_yet_current_asks_and_refuses_a_gone_session(
+    make_db_app: Callable[..., Flask], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the app, while its copy is not current (as while it starts,
+    or its listener is down): the token of a session whose row is gone is
+    refused by the query, and another session's token still passes."""
+    app = make_db_app()
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    other = Auth(app.test_client()).login().get_json()["accessToken"]
+    monkeypatch.setattr(copy_of(app), "current", lambda: False)
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    delete_session_row(engine, token)
+    with database_uses(engine) as uses:
+        assert code(client.get("/claims", headers=bearer(token))) == (
+            401,
+            "TOKEN_REVOKED",
+        )
+        assert client.get("/claims", headers=bearer(other)).status_code == 200
+    assert len(uses) == 2  # asked the database each time
 
 
 @pytest.mark.parametrize(
