@@ -28,7 +28,7 @@ from sqlalchemy import Engine, bindparam, event, insert, inspect, make_url, text
 from flask_tokenauth import _dblisten as dblisten
 from flask_tokenauth import _dbmirror as dbmirror
 from flask_tokenauth import current_claims, login_required
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._db import Database, make_engine
 from flask_tokenauth._dbmirror import RevocationCopy
 from flask_tokenauth._migrate import downgrade, upgrade
 from flask_tokenauth._revocation import DatabaseRevocation
@@ -757,15 +757,18 @@ def in_a_fork(work: Callable[[], object]) -> str | None:
 
 @pytest.mark.postgresql
 def test_a_forked_process_uses_database_sessions_of_its_own(
-    make_db_app: Callable[..., Flask], pg_engine: Engine
+    pg_engine: Engine,
 ) -> None:
     """The pool's connections are the parent's: a child (a gunicorn worker
     after ``--preload``) that used them would share their sockets with the
     parent and its siblings, and a request would wait for an answer another
     process read (``test_a_logout_on_one_worker_reaches_the_other`` timed
     out so).  The child gets new ones."""
-    app = make_db_app()
-    engine = app.extensions["tokenauth"].db.engine
+    # A database of its own, on a pool of one connection: the child would
+    # get that one if it inherited it.
+    url = pg_engine.url.render_as_string(hide_password=False)
+    database = Database(make_engine(url, {"pool_size": 1, "max_overflow": 0}))
+    engine = database.engine
     backend = text("SELECT pg_backend_pid()")
     with engine.connect() as conn:
         parents = conn.execute(backend).scalar()
@@ -777,8 +780,11 @@ def test_a_forked_process_uses_database_sessions_of_its_own(
     answer = in_a_fork(childs)
     assert answer is not None and answer.isdigit(), answer
     assert int(answer) != parents
-    with engine.connect() as conn:  # the parent's still works
-        assert conn.execute(backend).scalar() == parents
+    try:
+        with engine.connect() as conn:  # the parent's still works
+            assert conn.execute(backend).scalar() == parents
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("store", ["database", "redis"])
