@@ -425,7 +425,7 @@ class _KidCommand(click.Command):
                     options.append(rest.pop(0))
             else:
                 words.append(word)
-        return super().parse_args(ctx, [*options, "--", *words])
+        return super().parse_args(ctx, [*options, "--", *words] if words else options)
 
 
 @keys_cli.command("retire", cls=_KidCommand, with_appcontext=False)
