@@ -708,6 +708,60 @@ def test_a_notification_that_came_in_with_a_read_wakes_the_listener(
 
 
 @pytest.mark.postgresql
+def test_a_revocation_committed_during_a_read_is_read_at_once(
+    make_db_app: Callable[..., Flask],
+    pg_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole path: the listener's read is held (an advisory lock the test
+    holds) after its snapshot; a logout commits meanwhile, so the read does
+    not return its row, and its ``NOTIFY`` comes in with the read's answer.
+    The listener reads again at once: the copy holds the session long
+    before its next heartbeat (15 minutes here)."""
+    monkeypatch.setattr(dblisten, "PROBE_EVERY_SECONDS", 3600.0)
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS="1h")
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    copy = as_another_process(app)
+    assert wait_for(copy.current)
+    key = uuid.uuid4().int % 2**62
+    held = threading.Event()
+    real_query = copy.query
+
+    def held_query(named: bool = True) -> tuple[str, dict[str, Any]]:
+        sql, params = real_query(named)
+        if named or held.is_set():
+            return sql, params
+        held.set()  # this read only: it waits for the test's lock
+        return (
+            f"SELECT r.* FROM ({sql}) r, (SELECT pg_advisory_xact_lock({key})) l",
+            params,
+        )
+
+    monkeypatch.setattr(copy, "query", held_query)
+    with pg_engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        holder.commit()
+        try:
+            with pg_engine.connect() as conn:  # wake the listener: a read
+                conn.execute(
+                    text("SELECT pg_notify(:channel, '')"),
+                    {"channel": dblisten.CHANNEL},
+                )
+                conn.commit()
+            assert wait_for(
+                lambda: listener_activity(pg_engine, copy, "wait_event") == "advisory"
+            )
+            assert Auth(client).logout().status_code == 200
+        finally:
+            holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            holder.commit()
+    sid = sid_of(token)
+    assert wait_for(lambda: sid in copy.sessions)
+
+
+@pytest.mark.postgresql
 def test_an_unreachable_listen_url_fails_closed(
     make_db_app: Callable[..., Flask],
     pg_engine: Engine,
