@@ -118,10 +118,11 @@ def caught_up(app: Flask, revoker: Flask, copy: Copy) -> None:
 
 
 def a_later_process(
-    engine: Engine, store: dict[str, Any], tokens: list[str]
+    engine: Engine, store: dict[str, Any], tokens: list[str], at_once: bool = False
 ) -> list[tuple[int, str | None]]:
     """What a process started now answers for ``tokens``, from its copy
-    (loaded at its start) once current."""
+    (loaded at its start) once current, or ``at_once`` (its copy not yet
+    current: it asks the store)."""
     config = base_config(
         TOKENAUTH_DATABASE_URL=engine.url.render_as_string(hide_password=False),
         TOKENAUTH_RATELIMIT_ENABLED=False,
@@ -131,6 +132,7 @@ def a_later_process(
         os.environ,
         COPY_CONFIG=json.dumps(config),
         COPY_TOKENS=json.dumps(tokens),
+        COPY_AT_ONCE="1" if at_once else "",
     )
     run = subprocess.run(
         [sys.executable, "-m", "tests.copy_process"],
@@ -142,7 +144,7 @@ def a_later_process(
     )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.splitlines()[-1])
-    assert result["current"] is True
+    assert at_once or result["current"] is True
     return [tuple(a) for a in result["answers"]]
 
 
@@ -237,12 +239,17 @@ def test_a_later_cutoff_replaces_an_earlier_one_everywhere(
     assert answers == {"revoker": refused, "running": refused, "later": refused}
 
 
+@pytest.mark.parametrize("at_once", [False, True], ids=["current", "at-once"])
 def test_a_process_started_after_the_revocations_refuses_their_tokens(
-    make_app: Callable[..., Flask], engine: Engine, store: dict[str, Any]
+    make_app: Callable[..., Flask],
+    engine: Engine,
+    store: dict[str, Any],
+    at_once: bool,
 ) -> None:
     """A logout, a logout-all and (built-in users, database store) a user
     deleted by raw SQL, all before the process starts: its copy, loaded at
-    its start, refuses each token, and a live one still passes."""
+    its start, refuses each token, and a live one still passes; so does the
+    process at once, before its copy is current (it asks the store)."""
     revoker = protect(make_app(**store))
     auth, logged_out = logged_in(revoker, a_new_email())
     assert auth.logout().status_code == 200
@@ -262,7 +269,8 @@ def test_a_process_started_after_the_revocations_refuses_their_tokens(
         )
     _, live = logged_in(revoker, a_new_email())
 
-    answers = a_later_process(engine, store, [logged_out, everywhere, deleted, live])
+    tokens = [logged_out, everywhere, deleted, live]
+    answers = a_later_process(engine, store, tokens, at_once)
     assert answers[:2] == [(401, "TOKEN_REVOKED"), (401, "TOKEN_REVOKED")]
     if Copy(revoker).of_database:
         # The trigger logs the deletion: the copy knows the user is gone.
