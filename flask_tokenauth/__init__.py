@@ -28,6 +28,7 @@ from .errors import InvalidCredentials as InvalidCredentials
 from .errors import InvalidEmail as InvalidEmail
 from .errors import InvalidJSON as InvalidJSON
 from .errors import InvalidPassword as InvalidPassword
+from .errors import PasswordHasContextWord as PasswordHasContextWord
 from .errors import PasswordTooCommon as PasswordTooCommon
 from .errors import RateLimited as RateLimited
 from .errors import RefreshTokenAmbiguous as RefreshTokenAmbiguous
@@ -84,6 +85,7 @@ __all__ = [
     "InvalidJSON",
     "InvalidPassword",
     "KeySet",
+    "PasswordHasContextWord",
     "PasswordTooCommon",
     "RateLimited",
     "RefreshToken",

@@ -84,6 +84,8 @@ class Settings:
     password_max_length: int
     #: Refuse passwords on the shipped list of common passwords.
     password_blocklist: bool
+    #: Names of the service a new password must not contain (may be empty).
+    service_name: tuple[str, ...]
     max_content_length: int
     allowed_origins: frozenset[str]
     security_headers_app_wide: bool

@@ -57,6 +57,7 @@ from ._parsers import (
     parse_origins,
     parse_password,
     parse_samesite,
+    parse_service_names,
 )
 
 PREFIX = "TOKENAUTH_"
@@ -188,9 +189,16 @@ KEYS: tuple[Key, ...] = (
         "Maximum password length in characters (64-4096); longer is refused before any"
         " hashing."),
     Key("PASSWORD_BLOCKLIST", True, parse_blocklist,
-        "Refuse new passwords found in the shipped list of 19,640 common passwords"
+        "Refuse new passwords found in the shipped list of 197,406 common passwords"
         " (`PASSWORD_TOO_COMMON`). Turn off only if your app checks a list of its"
         " own."),
+    # NIST SP 800-63B-4's context-specific words, beside the user's login.
+    Key("SERVICE_NAME", None, parse_service_names,
+        "The service's name, or a list of its names (`[\"Acme\", \"acme.example\"]`):"
+        " new passwords that contain one are refused (`PASSWORD_HAS_CONTEXT_WORD`),"
+        " as they are when they contain the user's login. Unset: only the login is"
+        " checked.",
+        shown="unset"),
     Key("MAX_CONTENT_LENGTH", 10240, int_range(256, 10 * 2**20),
         "Largest JSON body accepted by `/register` and `/login`, in bytes (413"
         " above)."),

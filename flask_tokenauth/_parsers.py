@@ -290,6 +290,23 @@ def parse_blocklist(value: object, key: str) -> bool:
     return enabled
 
 
+def parse_service_names(value: object, key: str) -> tuple[str, ...]:
+    """``TOKENAUTH_SERVICE_NAME``: a name or a list of names ("Acme",
+    "acme.example"), words a new password must not contain; each must have a
+    letter or digit to compare."""
+    if value is None or value is False or value == "":
+        return ()
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(
+        isinstance(name, str) and any(c.isalnum() for c in name) for name in names
+    ):
+        raise ConfigurationError(
+            f"{key} must be the service's name or a list of its names, each"
+            f" with a letter or digit (e.g. 'Acme'); got {value!r}."
+        )
+    return tuple(names)
+
+
 def parse_listen_url(value: object, key: str) -> str | None:
     """A PostgreSQL URL, or ``None``: LISTEN is PostgreSQL's."""
     if not value:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from flask import current_app, has_app_context
@@ -97,6 +97,17 @@ class PasswordTooCommon(InvalidPassword):
 
     error_code = "PASSWORD_TOO_COMMON"
     message = "This password is too common; choose another one"
+
+
+class PasswordHasContextWord(InvalidPassword):
+    """The password contains a word of its context: the user's login, the
+    local part of their address, or the service's name
+    (``TOKENAUTH_SERVICE_NAME``), words an attacker who targets this account
+    tries first (NIST SP 800-63B-4 3.1.1.2).  A subclass of
+    :class:`InvalidPassword`."""
+
+    error_code = "PASSWORD_HAS_CONTEXT_WORD"
+    message = "The password must not contain your login or the name of the service"
 
 
 # -- 401: authentication failed ----------------------------------------------
@@ -210,10 +221,20 @@ class RefreshTokenAmbiguous(RefreshTokenError):
     """Several refresh cookies were sent and more than one is a live token of
     a different session: one of them was put there by someone else (cookie
     tossing), and using either could sign the page into the wrong account.
-    Neither is rotated, revoked or cleared; a logout revokes both."""
+    The page did not say which session is its own (the browser client does
+    when it holds one): neither is rotated, both sessions are revoked and
+    the answer clears every cookie of the name it can; the user logs in
+    again."""
 
     error_code = "REFRESH_TOKEN_AMBIGUOUS"
-    message = "Several refresh tokens were sent; log out to clear them"
+    message = "Several refresh tokens were sent; log in again"
+
+    def __init__(
+        self, description: str | None = None, *, sessions: Sequence[Any] = ()
+    ) -> None:
+        super().__init__(description)
+        #: The live sessions of the cookies sent (``KnownToken``\ s).
+        self.sessions = list(sessions)
 
 
 # -- other 4xx -----------------------------------------------------------------

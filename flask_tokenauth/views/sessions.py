@@ -117,6 +117,10 @@ def change_password() -> Response:
     ):
         attempt.failed()
         raise WrongPassword()
+    # Compared with the login only now: before the current password is
+    # checked, the refusal would tell the holder of a stolen access token
+    # whether a guess is part of the account's login.
+    check_password(new, settings, [store.login_of(user)])
     now = datetime.now(timezone.utc)
     with state.db.begin() as conn:
         # In our transaction for the built-in users; a host store commits
