@@ -4,8 +4,12 @@ the owner out.
 Every view that checks a password (``/login``, ``/password``) calls
 :func:`guard` before the check, :meth:`Guard.failed` after a wrong password
 and :meth:`Guard.trust_device` after a right one.  Three counters of wrong
-passwords, all keyed by the account (the normalized email, whether or not
-such a user exists, so that the limits tell nobody which accounts exist):
+passwords, all keyed by the account (:func:`account_of`): the matched user's
+id, so that every spelling of a login that finds the user (a
+case-insensitive column: ``COLLATE NOCASE``, ``citext``) spends one budget,
+not one each; for a login that finds nobody, the login as the store's
+lookup compares it, so that the limits behave alike whether or not the
+account exists and tell nobody which do:
 
 * per (account, client address), strict
   (``TOKENAUTH_RATELIMIT_LOGIN_FAILURES``, default ``5/minute;20/hour``):
@@ -15,8 +19,9 @@ such a user exists, so that the limits tell nobody which accounts exist):
   800-63B-4 asks (at most 100 failed attempts per account);
 * a client that has entered this account's password before carries a
   *device cookie* (OWASP's "device cookies"): a signed random device id,
-  bound to the account.  Such a client is exempt from both counters above
-  and is limited per (account, device) with the strict limit instead.  So
+  bound to the account (the user's id, not the spelling typed).  Such a
+  client is exempt from both counters above and is limited per (account,
+  device) with the strict limit instead.  So
   a stranger who spends the account's budget locks out only clients that
   never logged in to it; the owner's own devices keep working.
 
@@ -41,6 +46,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import Response, request
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -50,6 +56,7 @@ from limits.strategies import RateLimiter as Strategy
 from ._headers import cookie_path
 from ._ratelimit import client_ip
 from ._state import TokenAuthState
+from ._store import UserStore
 from .errors import RateLimited
 
 #: How long a device stays trusted after its last successful password check.
@@ -90,6 +97,16 @@ def _trusted_device(state: TokenAuthState, account: str) -> str | None:
         if isinstance(device_id, str):
             return device_id
     return None
+
+
+def account_of(store: UserStore, user: Any | None, login: str) -> str:
+    """The account a password check counts against: ``user:<sub>`` of the
+    user the login found, else ``login:<key>`` of the login (normalized,
+    and folded as the store's lookup compares it, see
+    :meth:`~._store.UserStore.login_key`)."""
+    if user is not None:
+        return "user:" + store.sub_of(user)
+    return "login:" + store.login_key(login)
 
 
 def _account_key(secret: bytes, account: str) -> str:
@@ -153,8 +170,8 @@ def trust_device(
 
 
 def guard(state: TokenAuthState, account: str) -> Guard:
-    """The counters for a password check on ``account`` (a normalized
-    email) by this request's client.
+    """The counters for a password check on ``account`` (see
+    :func:`account_of`) by this request's client.
 
     :raises RateLimited: with ``Retry-After``, if any counter is spent; the
         password must then not be checked.

@@ -40,6 +40,9 @@ def login_user(user: Any, response: Response | None = None) -> str:
     :param response: set the refresh cookie on this response; by default it
         is set on the response the view returns (``after_this_request``).
     :raises LookupError: the user store knows no such active user.
+    :raises ValueError: ``user`` is an id the user store refuses (``"01"``
+        for an integer key; a UUID may be given in any form ``uuid.UUID``
+        parses).
     :raises RuntimeError: the cookie's path cannot be told: the blueprint is
         not registered, or is registered more than once (set
         ``TOKENAUTH_COOKIE_PATH``).

@@ -190,7 +190,10 @@ def revoke_user_sessions(user: Any, *, reason: str = "admin") -> list[str]:
 
     :param user: a user object of the user store (the host's model with
         :class:`~flask_tokenauth.userstore.SQLAlchemyUserStore`), its id, or
-        its ``sub``.
+        its ``sub``: an ``int`` or canonical decimal string for integer
+        keys, a :class:`uuid.UUID` or any form it parses for UUID keys.
+    :raises ValueError: an id the user store refuses (``"01"``, ``" 1"``,
+        ``"1.0"``): refused rather than revoking nothing in silence.
     """
     state = get_state()
     sub = state.user_store.to_sub(user)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import unicodedata
 import uuid
 import weakref
@@ -13,38 +12,31 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
-    CHAR,
-    BigInteger,
     ColumnElement,
     Connection,
-    Enum,
-    String,
-    UniqueConstraint,
-    Uuid,
-    and_,
-    case,
-    event,
     false,
     func,
-    or_,
     select,
     true,
     update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import object_session
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import _hostpasswords as hostpasswords
 from ._config import Settings
 from ._db import Database
-from ._passwords import hash_password, needs_rehash, verify_password
+from ._hostevents import RevokeOnOrmChange
+from ._hostkeys import (
+    PrimaryKey,
+    check_model,
+    compares_case_insensitively,
+    declared_case_insensitive,
+    require_callable,
+)
 from ._state import get_state
 from ._store import UserStore
 from .errors import ConfigurationError, InternalError, ValidationError
-from .models import USER_ID_LENGTH
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -53,25 +45,6 @@ logger = logging.getLogger("flask_tokenauth")
 #: object with ``verify(password, hash)`` and ``hash(password)``), or a
 #: callable ``verify(user, password) -> bool``.
 Verifier = str | Callable[[Any, str], bool] | Any
-
-#: The bcrypt hashes :mod:`._passwords` writes and reads.
-_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$", "$bcrypt-sha256$")
-#: The schemes of werkzeug's ``generate_password_hash``.
-_WERKZEUG_PREFIXES = ("scrypt:", "pbkdf2:")
-#: The largest value of each integer column type (ids are never negative).
-_INTEGER_MAX = {"SmallInteger": 2**15 - 1, "Integer": 2**31 - 1}
-_DECIMAL = re.compile(r"0|[1-9][0-9]*")
-#: ``_DECIMAL`` as a PostgreSQL pattern, up to the digits of a BIGINT.
-_DECIMAL_PATTERN = "^(0|[1-9][0-9]{0,18})$"
-_BIGINT_MAX = str(2**63 - 1)
-#: The canonical (lowercase) form of a UUID, as :meth:`is_subject` wants it.
-_UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-
-
-def _is_passlib_context(value: Any) -> bool:
-    return callable(getattr(value, "verify", None)) and callable(
-        getattr(value, "hash", None)
-    )
 
 
 class SQLAlchemyUserStore(UserStore):
@@ -91,10 +64,14 @@ class SQLAlchemyUserStore(UserStore):
         of ``/login`` and ``/register`` (``{"username": ..., "password":
         ...}``).
     :param password: the column holding the password hash.
-    :param verify: how to check a password: ``"auto"`` (the default: our
-        bcrypt hashes and werkzeug's ``scrypt:``/``pbkdf2:`` hashes, told
-        apart by their prefix), ``"bcrypt"``, ``"werkzeug"``, a passlib
-        ``CryptContext``, or a callable ``verify(user, password) -> bool``.
+    :param verify: how to check a password: ``"auto"`` (the default:
+        bcrypt ``$2a$``/``$2b$``/``$2y$`` as Flask-Bcrypt writes them,
+        werkzeug's ``scrypt:``/``pbkdf2:``, and with passlib installed its
+        pbkdf2, sha-crypt, scrypt and argon2 formats, told apart by their
+        prefix; ``str`` or ``bytes``, see :mod:`._hostpasswords`),
+        ``"bcrypt"``, ``"werkzeug"``, a passlib ``CryptContext``, or a
+        callable ``verify(user, password) -> bool``.  A hash in a format
+        none of these reads is a wrong password, logged once at WARNING.
     :param hash: ``hash(password) -> str`` for ``/password`` (and the CLI);
         by default the scheme of ``verify`` (werkzeug's
         ``generate_password_hash`` for ``"auto"`` and ``"werkzeug"``, our
@@ -118,12 +95,16 @@ class SQLAlchemyUserStore(UserStore):
     :param normalize: ``normalize(login) -> str`` applied to what a client
         typed, after surrounding whitespace is stripped, before the lookup
         (e.g. ``str.lower`` for case-insensitive usernames stored in lower
-        case).  The result also keys the wrong-password limits.
-    :param dummy_hash: a hash of the scheme your users' hashes are in, of
-        the same cost, checked for an unknown login so that it takes as
-        long as a wrong password.  By default a werkzeug hash of its default
-        scheme for ``"auto"``/``"werkzeug"``, passlib's ``dummy_verify`` for a
-        context, our bcrypt dummy at ``TOKENAUTH_BCRYPT_ROUNDS`` otherwise.
+        case).  Needed on a case-insensitive column (``COLLATE NOCASE``,
+        ``citext``), which logs a warning without it.  The wrong-password
+        limits count per matched user whatever the spelling.
+    :param dummy_hash: a hash checked for an unknown login so that it takes
+        as long as a wrong password.  By default (unless ``verify`` is a
+        callable) one of the table's own hashes of the costliest scheme and
+        cost seen (sampled at the first login, then every checked hash; see
+        :mod:`._hostpasswords`); before any, a werkzeug hash for
+        ``"auto"``/``"werkzeug"``, passlib's ``dummy_verify`` for a context,
+        our bcrypt dummy at ``TOKENAUTH_BCRYPT_ROUNDS`` otherwise.
     """
 
     def __init__(
@@ -144,17 +125,18 @@ class SQLAlchemyUserStore(UserStore):
         self.model = model
         self.login_field = login
         self._password = password
-        self._verify: Any = verify
-        self._hash = hash
-        self._rehash = rehash
+        name = getattr(model, "__name__", repr(model))
+        self._passwords = hostpasswords.HostPasswords(
+            f"SQLAlchemyUserStore({name})", password, verify, hash, rehash, dummy_hash
+        )
         self._is_active = is_active
         self._session = session
         self._create = create
         self._normalize = normalize
-        self._dummy = dummy_hash
-        # Weak: an app dropped (a test suite makes many) is not kept alive.
-        self._apps: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._events = False
+        #: Whether the login column compares case-insensitively: from the
+        #: model now, asked of the database at the first login.
+        self._case_insensitive = False
+        self._warned_case = False
         self._validate()
 
     # -- start-up ------------------------------------------------------------
@@ -162,74 +144,35 @@ class SQLAlchemyUserStore(UserStore):
     def _validate(self) -> None:
         """Refuse a setup that cannot work, naming what to pass."""
         name = getattr(self.model, "__name__", repr(self.model))
-        try:
-            mapper = sa_inspect(self.model)
-        except NoInspectionAvailable:
-            raise ConfigurationError(
-                f"SQLAlchemyUserStore({name}): pass a mapped SQLAlchemy model"
-                " class (db.Model or a declarative class)."
-            ) from None
-        columns = mapper.columns
-        for option, column in (
-            ("login", self.login_field),
-            ("password", self._password),
-        ):
-            if column not in columns:
-                raise ConfigurationError(
-                    f"SQLAlchemyUserStore({name}, {option}={column!r}): {name} has"
-                    f" no column {column!r}; set {option}= to one of"
-                    f" {', '.join(sorted(columns.keys()))}."
-                )
-        if isinstance(self._is_active, str) and self._is_active not in columns:
-            raise ConfigurationError(
-                f"SQLAlchemyUserStore({name}, is_active={self._is_active!r}): {name}"
-                " has no such column; pass a column name or a callable."
-            )
+        owner = f"SQLAlchemyUserStore({name}"
         if self._is_active is not None and not isinstance(self._is_active, str):
-            _require_callable(name, "is_active", self._is_active)
-        primary_key = mapper.primary_key
-        if len(primary_key) != 1:
-            raise ConfigurationError(
-                f"SQLAlchemyUserStore({name}): the model needs a single-column"
-                f" primary key (it has {len(primary_key)}); it becomes the sub of"
-                " the user's tokens."
-            )
-        self._pk = primary_key[0]
-        self._pk_kind, self._pk_limit = _key_kind(self._pk)
-        login_column = columns[self.login_field]
-        if not _is_unique(mapper.local_table, login_column):
-            raise ConfigurationError(
-                f"SQLAlchemyUserStore({name}, login={self.login_field!r}): the login"
-                " column must be unique (unique=True, a unique index or"
-                " constraint): two users with one login could not be told apart."
-            )
-        self._login_length = getattr(login_column.type, "length", None)
-        if isinstance(self._verify, str):
-            if self._verify not in {"auto", "bcrypt", "werkzeug"}:
-                raise ConfigurationError(
-                    f"SQLAlchemyUserStore({name}, verify={self._verify!r}): pass"
-                    ' "auto", "bcrypt", "werkzeug", a passlib CryptContext or a'
-                    " callable verify(user, password) -> bool."
-                )
-        elif not _is_passlib_context(self._verify):
-            _require_callable(name, "verify", self._verify)
+            require_callable(owner, "is_active", self._is_active)
+        self._pk, self._login_column = check_model(
+            owner, self.model, self.login_field, self._password, self._is_active
+        )
+        self._key = PrimaryKey(self._pk)
+        self._login_length = getattr(self._login_column.type, "length", None)
+        if declared_case_insensitive(self._login_column):
+            self._case_insensitive = True
+            self._warn_case_insensitive()
+        self._passwords.validate(owner)
         for option, value in (
-            ("hash", self._hash),
-            ("rehash", self._rehash),
             ("session", self._session),
             ("create", self._create),
             ("normalize", self._normalize),
         ):
             if value is not None:
-                _require_callable(name, option, value)
+                require_callable(owner, option, value)
         if self._session is None:
             fsa = getattr(self.model, "__fsa__", None)  # Flask-SQLAlchemy 3
             if fsa is not None:
                 self._session = lambda: fsa.session
+        is_active_column = self._is_active if isinstance(self._is_active, str) else None
+        self._orm_events = RevokeOnOrmChange(self.sub_of, is_active_column)
 
     def bind(self, settings: Settings, db: Database) -> None:
         # Nothing of the app is kept: one store may serve several apps (see
-        # _db and _rounds), so this only checks that it can serve this one.
+        # _db), so this only checks that it can serve this one.
         name = getattr(self.model, "__name__", repr(self.model))
         if settings.register_enabled and self._create is None:
             raise ConfigurationError(
@@ -250,11 +193,6 @@ class SQLAlchemyUserStore(UserStore):
         ``session=`` is queried there."""
         return get_state().db
 
-    @property
-    def _rounds(self) -> int:
-        """The current app's bcrypt cost, for our own hashes."""
-        return get_state().settings.bcrypt_rounds
-
     def attach(self, app: Any) -> None:
         """Called by :meth:`TokenAuth.init_app` once the app's state exists:
         from now on, a user deleted through the ORM (or made inactive, with
@@ -268,100 +206,30 @@ class SQLAlchemyUserStore(UserStore):
         find the user gone, and the user's access tokens otherwise live
         until they expire.
         """
-        self._apps.add(app)
-        if self._events:
-            return
-        self._events = True
-        event.listen(self.model, "after_delete", self._on_delete)
-        if isinstance(self._is_active, str):
-            event.listen(self.model, "after_update", self._on_update)
+        self._orm_events.attach(app, self.model)
 
-    # -- the ORM events --------------------------------------------------------
-
-    def _on_delete(self, mapper: Any, connection: Any, target: Any) -> None:
-        self._revoke_after_commit(target)
-
-    def _on_update(self, mapper: Any, connection: Any, target: Any) -> None:
-        assert isinstance(self._is_active, str)
-        history = sa_inspect(target).attrs[self._is_active].history
-        if history.has_changes() and not getattr(target, self._is_active):
-            self._revoke_after_commit(target)
-
-    def _revoke_after_commit(self, target: Any) -> None:
-        session = object_session(target)
-        sub = self.sub_of(target)
-        if session is None:  # pragma: no cover - a flush always has one
-            self._revoke([sub])
-            return
-        pending: set[str] = session.info.setdefault(_PENDING, set())
-        pending.add(sub)
-        if not event.contains(session, "after_commit", self._after_commit):
-            # Kept on the session (removing a listener while its event runs
-            # is not allowed); they do nothing while nothing is pending.
-            event.listen(session, "after_commit", self._after_commit)
-            event.listen(session, "after_rollback", self._after_rollback)
-
-    def _after_commit(self, session: OrmSession) -> None:
-        subs = session.info.pop(_PENDING, None)
-        if subs:
-            self._revoke(sorted(subs))
-
-    def _after_rollback(self, session: OrmSession) -> None:
-        session.info.pop(_PENDING, None)
+    @property
+    def _apps(self) -> weakref.WeakSet[Any]:
+        """The apps this store serves (see :mod:`._hostevents`)."""
+        return self._orm_events.apps
 
     def _revoke(self, subs: list[str]) -> None:
-        """End every session of ``subs`` on every app this store serves.
-
-        The host's commit has happened: an error here is logged, not
-        raised (the host's deletion must not look failed); the user's
-        refresh tokens are refused at the next refresh anyway.
-        """
-        from ._sessions import revoke_sessions
-
-        for app in list(self._apps):
-            with app.app_context():
-                for sub in subs:
-                    try:
-                        revoke_sessions(
-                            get_state(app), sub, reason="user-gone", cutoff=True
-                        )
-                    except Exception:
-                        logger.exception(
-                            "tokenauth could not end the sessions of deleted or"
-                            " disabled user %s",
-                            sub,
-                        )
+        """End every session of ``subs`` on every app this store serves."""
+        self._orm_events.revoke(subs)
 
     # -- ids ---------------------------------------------------------------------
 
     def is_subject(self, sub: str) -> bool:
-        if self._pk_kind == "int":
-            return _DECIMAL.fullmatch(sub) is not None and int(sub) <= self._pk_limit
-        if self._pk_kind == "uuid":
-            try:
-                return str(uuid.UUID(sub)) == sub
-            except ValueError:
-                return False
-        return 0 < len(sub) <= self._pk_limit and not any(
-            unicodedata.category(c) in {"Cc", "Cs"} for c in sub
-        )
+        return self._key.is_subject(sub)
+
+    def canonical_sub(self, value: Any) -> str:
+        return self._key.canonical(value)
 
     def user_id(self, sub: str) -> Any:
-        if self._pk_kind == "int":
-            return int(sub)
-        if self._pk_kind == "uuid":
-            return uuid.UUID(sub)
-        return sub
+        return self._key.user_id(sub)
 
     def sub_of(self, user: Any) -> str:
-        return self.to_sub(getattr(user, self._pk.key))
-
-    def to_sub(self, user_or_id: Any) -> str:
-        if isinstance(user_or_id, uuid.UUID):
-            return str(user_or_id)
-        if isinstance(user_or_id, self.model):
-            return self.sub_of(user_or_id)
-        return super().to_sub(user_or_id)
+        return self._key.canonical(getattr(user, self._pk.key))
 
     # -- lookups -------------------------------------------------------------------
 
@@ -388,7 +256,47 @@ class SQLAlchemyUserStore(UserStore):
     def find_by_login(self, login: str) -> Any | None:
         column = getattr(self.model, self.login_field)
         with self._use_session() as session:
+            if not self._passwords.dummies.sampled:
+                self._first_login(session)
             return session.scalars(select(self.model).where(column == login)).first()
+
+    def _first_login(self, session: OrmSession) -> None:
+        """Learn from the table what the model may not say: the schemes of
+        its hashes (for the unknown logins' dummy) and whether its login
+        column compares case-insensitively.  Once per store; at the first
+        login rather than at start-up, when the host's table may not exist
+        yet."""
+        column = sa_inspect(self.model).columns[self._password]
+        hashes: list[Any] = []
+        if self._passwords.reads_hashes:
+            newest = select(column).where(column.is_not(None)).order_by(self._pk.desc())
+            hashes = list(session.scalars(newest.limit(20)))
+        self._passwords.sample(hashes)
+        if not self._case_insensitive and compares_case_insensitively(
+            session, self._login_column
+        ):
+            self._case_insensitive = True
+            self._warn_case_insensitive()
+
+    def _warn_case_insensitive(self) -> None:
+        if self._normalize is None and not self._warned_case:
+            self._warned_case = True
+            name = getattr(self.model, "__name__", repr(self.model))
+            logger.warning(
+                "SQLAlchemyUserStore(%s, login=%r): the column compares"
+                " case-insensitively (COLLATE NOCASE, citext, a *_ci collation)"
+                " but no normalize= is set: pass normalize=str.lower (and store"
+                " logins in lower case) so that every spelling is one login in"
+                " the signals, logs and limits of unknown logins.",
+                name,
+                self.login_field,
+            )
+
+    def login_key(self, login: str) -> str:
+        # On a case-insensitive column every spelling finds the same row:
+        # an unknown login's spellings share one counter too, or the limits
+        # would tell which logins exist (one spelling spent, another not).
+        return login.casefold() if self._case_insensitive else login
 
     def get(self, sub: str) -> Any | None:
         if not self.is_subject(sub):
@@ -409,7 +317,7 @@ class SQLAlchemyUserStore(UserStore):
         each refresh asks :meth:`status` (a second round trip)."""
         if self._is_active is not None and not isinstance(self._is_active, str):
             return None
-        key = self._key_of(sub)
+        key = self._key.sql(sub)
         if key is None:
             return None
         table = self._pk.table
@@ -423,31 +331,6 @@ class SQLAlchemyUserStore(UserStore):
         if not self._in_database(db):
             return None
         return select(active).where(self._pk == key).scalar_subquery()
-
-    def _key_of(self, sub: ColumnElement[str]) -> ColumnElement[Any] | None:
-        """``sub`` as a value of the primary key's type, NULL where it is
-        not one (no row then matches, as :meth:`get` finds none for a
-        ``sub`` that :meth:`is_subject` refuses); ``None`` for a key type
-        this is not sure to compare as the ORM would."""
-        column_type = self._pk.type
-        if self._pk_kind == "int":
-            fits = and_(
-                sub.regexp_match(_DECIMAL_PATTERN),
-                or_(
-                    func.length(sub) < len(_BIGINT_MAX),
-                    sub.collate("C") <= _BIGINT_MAX,  # digits: "C" compares them
-                ),
-            )
-            return case((fits, sql_cast(sub, BigInteger)))
-        if self._pk_kind == "uuid":
-            if not isinstance(column_type, Uuid) or not column_type.native_uuid:
-                return None
-            return case((sub.regexp_match(_UUID_PATTERN), sql_cast(sub, Uuid())))
-        if isinstance(column_type, String) and not isinstance(
-            column_type, (CHAR, Enum)
-        ):
-            return sub
-        return None
 
     def _in_database(self, db: Database) -> bool:
         """Whether the model's rows are in ``db``, so that one statement
@@ -469,29 +352,9 @@ class SQLAlchemyUserStore(UserStore):
 
     # -- passwords -----------------------------------------------------------------
 
-    def _stored(self, user: Any) -> str:
-        value = getattr(user, self._password)
-        return value if isinstance(value, str) else ""
-
-    def _check_hash(self, stored: str, password: str) -> bool:
-        """Check ``password`` against a hash of a scheme we know."""
-        if _is_passlib_context(self._verify):
-            return bool(self._verify.verify(password, stored))
-        scheme = self._verify
-        if scheme in {"auto", "werkzeug"} and stored.startswith(_WERKZEUG_PREFIXES):
-            return check_password_hash(stored, password)
-        if scheme in {"auto", "bcrypt"} and stored.startswith(_BCRYPT_PREFIXES):
-            return verify_password(password, stored, rounds=self._rounds)
-        # Not a hash of the configured schemes (an empty or disabled
-        # password): a mismatch, at the cost of a real check.
-        self.dummy_check(password)
-        return False
-
     def verify_password(self, user: Any, password: str) -> bool:
         try:
-            if isinstance(self._verify, str) or _is_passlib_context(self._verify):
-                return self._check_hash(self._stored(user), password)
-            return bool(self._verify(user, password))
+            return self._passwords.verify_user(user, password)
         except Exception as e:
             # The host's verifier (or its hash) failed: a 500 with its
             # traceback in the log, never a pass.
@@ -499,43 +362,13 @@ class SQLAlchemyUserStore(UserStore):
             raise InternalError() from e
 
     def dummy_check(self, password: str) -> None:
-        if self._dummy is not None:
-            self._check_hash(self._dummy, password)
-        elif _is_passlib_context(self._verify) and hasattr(
-            self._verify, "dummy_verify"
-        ):
-            self._verify.dummy_verify()
-        elif self._verify in {"auto", "werkzeug"}:
-            check_password_hash(_werkzeug_dummy(), password)
-        else:
-            super().dummy_check(password)
+        self._passwords.dummy_check(password)
 
     def _hasher(self) -> Callable[[str], str] | None:
-        if self._hash is not None:
-            return self._hash
-        if _is_passlib_context(self._verify):
-            context = self._verify
-            return lambda password: str(context.hash(password))
-        if self._verify in {"auto", "werkzeug"}:
-            return generate_password_hash
-        if self._verify == "bcrypt":
-            return lambda password: hash_password(password, self._rounds)
-        return None
+        return self._passwords.hasher()
 
     def rehash_if_needed(self, user: Any, password: str) -> None:
-        new_hash: str | None = None
-        if self._rehash is not None:
-            new_hash = self._rehash(user, password)
-        else:
-            stored = self._stored(user)
-            if _is_passlib_context(self._verify):
-                needs_update = getattr(self._verify, "needs_update", None)
-                if needs_update is not None and needs_update(stored):
-                    new_hash = str(self._verify.hash(password))
-            elif stored.startswith(_BCRYPT_PREFIXES) and needs_rehash(
-                stored, self._rounds
-            ):
-                new_hash = hash_password(password, self._rounds)
+        new_hash = self._passwords.new_hash(user, password)
         if new_hash is not None:
             self._write_hash(user, new_hash)
 
@@ -544,10 +377,20 @@ class SQLAlchemyUserStore(UserStore):
             session.execute(
                 update(self.model)
                 .where(self._pk == getattr(user, self._pk.key))
-                .values({self._password: new_hash})
+                .values({self._password: self._as_stored(new_hash)})
                 .execution_options(synchronize_session=False)
             )
             session.commit()
+
+    def _as_stored(self, new_hash: str) -> str | bytes:
+        """A hash as the column holds it: ``bytes`` in a ``LargeBinary``
+        column (Flask-Bcrypt's), else text."""
+        column = sa_inspect(self.model).columns[self._password]
+        try:
+            binary = column.type.python_type is bytes
+        except NotImplementedError:
+            binary = False
+        return new_hash.encode("ascii") if binary else new_hash
 
     def set_password(
         self, user: Any, password: str, conn: Connection | None = None
@@ -569,55 +412,3 @@ class SQLAlchemyUserStore(UserStore):
             "id": str(value) if isinstance(value, uuid.UUID) else value,
             self.login_field: self.login_of(user),
         }
-
-
-#: ``session.info`` key of the users whose sessions end at commit.
-_PENDING = "tokenauth_revoke_at_commit"
-_werkzeug_dummies: list[str] = []
-
-
-def _werkzeug_dummy() -> str:
-    """A werkzeug hash of its default scheme, made on first need."""
-    if not _werkzeug_dummies:
-        _werkzeug_dummies.append(generate_password_hash("dummy for unknown logins"))
-    return _werkzeug_dummies[0]
-
-
-def _require_callable(model: str, option: str, value: Any) -> None:
-    if not callable(value):
-        raise ConfigurationError(
-            f"SQLAlchemyUserStore({model}, {option}=...): {option} must be"
-            f" callable, not {type(value).__name__}."
-        )
-
-
-def _key_kind(column: Any) -> tuple[str, int]:
-    """The kind of ``sub`` a primary-key column makes and its limit (largest
-    integer, or longest string)."""
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        python_type = str
-    if python_type is uuid.UUID:
-        return "uuid", 36
-    if python_type is int:
-        name = type(column.type).__name__
-        return "int", _INTEGER_MAX.get(name, 2**63 - 1)
-    length = getattr(column.type, "length", None) or USER_ID_LENGTH
-    return "str", min(length, USER_ID_LENGTH)
-
-
-def _is_unique(table: Any, column: Any) -> bool:
-    """Whether ``column`` alone is unique in ``table``."""
-    if column.primary_key and len(table.primary_key.columns) == 1:
-        return True
-    if column.unique:
-        return True
-    for constraint in table.constraints:
-        if isinstance(constraint, UniqueConstraint) and list(constraint.columns) == [
-            column
-        ]:
-            return True
-    return any(
-        index.unique and list(index.columns) == [column] for index in table.indexes
-    )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import numbers
+import uuid
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -152,14 +154,39 @@ class UserStore(ABC):
         sub = self.sub_of(user)
         return {"id": self.user_id(sub), self.login_field: self.login_of(user)}
 
+    def canonical_sub(self, value: Any) -> str:
+        """The ``sub`` of an id in its own type or as a string.
+
+        By default an ``int`` or a string :meth:`is_subject` accepts as it
+        is: ``"01"`` or ``" 1"`` is refused rather than guessed, so that a
+        caller's typo never revokes nothing in silence (nor someone else).
+
+        :raises ValueError: ``value`` is no id of this store.
+        """
+        if (
+            isinstance(value, (str, int))
+            and not isinstance(value, bool)
+            and self.is_subject(str(value))
+        ):
+            return str(value)
+        raise ValueError(f"{value!r} is not a user id of {type(self).__name__}")
+
     def to_sub(self, user_or_id: Any) -> str:
         """``sub`` of a user object or of an id in its own type or as a
-        string (what :func:`~flask_tokenauth.revoke_user_sessions` takes)."""
-        if isinstance(user_or_id, str):
-            return user_or_id
-        if isinstance(user_or_id, int) and not isinstance(user_or_id, bool):
-            return str(user_or_id)
+        string (what :func:`~flask_tokenauth.revoke_user_sessions` takes).
+
+        :raises ValueError: an id that is not one (see :meth:`canonical_sub`).
+        """
+        if isinstance(user_or_id, (str, numbers.Number, uuid.UUID)):
+            return self.canonical_sub(user_or_id)  # 1.0 too: refused
         return self.sub_of(user_or_id)
+
+    def login_key(self, login: str) -> str:
+        """An unknown (normalized) login as the wrong-password counters name
+        it: two logins that the store's lookup cannot tell apart must have
+        one key, or the limits would tell which logins exist.  By default
+        the login itself."""
+        return login
 
 
 class BuiltinUserStore(UserStore):

@@ -27,6 +27,7 @@ The pytest fixtures of :mod:`flask_tokenauth.pytest_plugin` wrap these.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,17 +43,16 @@ from .views.auth import refresh_paths
 USER_AGENT = "flask_tokenauth.testing"
 
 
-def user_id_of(user: Any) -> int | str:
-    """The id a token names for ``user``: a user object or an id.
+def user_id_of(user: Any) -> int | str | uuid.UUID:
+    """The id of ``user``: a user object or an id, as it is given.
 
     A user object is read through ``get_id()`` when it has one (as
-    Flask-Login's ``UserMixin``), else its ``id`` attribute.  The built-in
-    users table has integer ids, so a canonical decimal string (what
-    ``get_id()`` returns) is turned back into an ``int``.  This is the one
-    place that knows how ids look; a user store with other ids (UUIDs,
-    strings) replaces it.
+    Flask-Login's ``UserMixin``), else its ``id`` attribute.  A canonical
+    decimal string (what ``get_id()`` returns for an integer key) is turned
+    back into an ``int``.  The user store then says which user the id names
+    (its ``to_sub``: ``"01"`` is refused, an upper-case UUID is that UUID).
     """
-    if isinstance(user, (int, str)) and not isinstance(user, bool):
+    if isinstance(user, (int, str, uuid.UUID)) and not isinstance(user, bool):
         value: Any = user
     elif callable(getattr(user, "get_id", None)):
         value = user.get_id()
@@ -65,8 +65,10 @@ def user_id_of(user: Any) -> int | str:
         )
     if isinstance(value, str) and is_user_id(value):
         return int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise TypeError(f"A user id is an int or a str, not {type(value).__name__}.")
+    if isinstance(value, bool) or not isinstance(value, (int, str, uuid.UUID)):
+        raise TypeError(
+            f"A user id is an int, a str or a UUID, not {type(value).__name__}."
+        )
     return value
 
 
@@ -78,7 +80,8 @@ class StartedSession:
         test that drives ``/refresh`` or ``/logout`` itself.
     """
 
-    user_id: int | str
+    #: The user's id in the store's own type (``int``, ``UUID``, ``str``).
+    user_id: Any
     session_id: str
     access_token: str
     refresh_token: str
@@ -100,6 +103,8 @@ def start_session(user: Any, app: Flask | None = None) -> StartedSession:
     :raises LookupError: if the app's user loading finds no such user: a
         token for a missing user would fail every request with
         ``USER_NOT_FOUND``, far from the typo that caused it.
+    :raises ValueError: ``user`` is an id the user store refuses (``"01"``
+        for an integer key, a malformed UUID).
     :raises RuntimeError: if flask_tokenauth is not set up on ``app``.
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
@@ -108,20 +113,20 @@ def start_session(user: Any, app: Flask | None = None) -> StartedSession:
     # additional_claims loader may use the host's extensions (Flask-SQLAlchemy).
     with app.app_context():
         state = get_state(app)
-        if load_user(state, str(user_id)) is None:
+        store = state.user_store
+        sub = store.to_sub(user_id)
+        if load_user(state, sub) is None:
             raise LookupError(
                 f"No user with id {user_id!r}: create the user before asking"
                 " flask_tokenauth.testing for a token."
             )
         with state.db.begin() as conn:
-            # The built-in store's ids are ints; a user store's may not be.
-            user_key: Any = user_id
-            issued = state.refresh_tokens.start_family(
-                conn, user_key, user_agent=USER_AGENT
-            )
-        access = state.access_tokens.issue(user_id, issued.family_id)
+            issued = state.refresh_tokens.start_family(conn, sub, user_agent=USER_AGENT)
+        access = state.access_tokens.issue(sub, issued.family_id)
     header_type = state.settings.header_types[0]
-    return StartedSession(user_id, issued.family_id, access, issued.token, header_type)
+    return StartedSession(
+        store.user_id(sub), issued.family_id, access, issued.token, header_type
+    )
 
 
 def access_token_for(user: Any, app: Flask | None = None) -> str:

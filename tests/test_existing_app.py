@@ -35,8 +35,8 @@ from werkzeug.security import generate_password_hash
 
 from flask_tokenauth import (
     TokenAuthClient,
+    _hostpasswords,
     _passwords,
-    _sqlalchemy_store,
     auth_headers,
     login_required,
 )
@@ -432,7 +432,7 @@ def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     as in a new process: the dummy hashes kept for the process are
     forgotten, so that making one at app creation would be counted."""
     monkeypatch.setattr(_passwords, "_dummy_hashes", {})
-    monkeypatch.setattr(_sqlalchemy_store, "_werkzeug_dummies", [])
+    monkeypatch.setattr(_hostpasswords, "_werkzeug_dummies", [])
     calls: list[str] = []
 
     def counting(module: Any, name: str) -> None:

@@ -637,26 +637,6 @@ def test_wrong_password_limits_key_by_the_normalized_login(
     assert_code(login(app, "alice")[1], 429, "RATE_LIMITED")
 
 
-def test_an_unknown_login_costs_a_check_of_the_host_scheme(
-    engine: Engine, host: type[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import flask_tokenauth._sqlalchemy_store as userstore
-
-    checked: list[str] = []
-
-    def counting(stored: str, password: str) -> bool:
-        checked.append(stored.split("$", 1)[0])
-        return check_password_hash(stored, password)
-
-    monkeypatch.setattr(userstore, "check_password_hash", counting)
-    add_user(engine, host)
-    app = host_app(engine, SQLAlchemyUserStore(host, login="username"))
-    login(app, "nobody")
-    login(app, "alice", "wrong")
-    # One werkzeug check each: the unknown login's against a dummy hash.
-    assert checked == ["scrypt:32768:8:1", "scrypt:32768:8:1"]
-
-
 def test_create_user_from_the_cli_needs_the_create_hook(
     engine: Engine, host: type[Any]
 ) -> None:

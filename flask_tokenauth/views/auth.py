@@ -136,7 +136,7 @@ def register() -> Response:
     signals.user_registered.send(_app(), user_id=user_id, **named)
     response = _session_response(state, user, 201, issued)
     # The client that chose the password is the account's first device.
-    lockout.trust_device(response, state, login)
+    lockout.trust_device(response, state, lockout.account_of(store, user, login))
     return response
 
 
@@ -153,8 +153,9 @@ def login() -> Response:
         raise InvalidPassword("Password is required")
     if len(password) > settings.password_max_length or "\x00" in password:
         raise InvalidPassword()
-    attempt = lockout.guard(state, login)
     user = store.find_by_login(login)
+    # Counted per matched user, whatever the spelling (see _lockout).
+    attempt = lockout.guard(state, lockout.account_of(store, user, login))
     # An unknown login is checked against a real hash of the same cost, so it
     # takes as long as a wrong password and fails with the same response; it
     # counts against the same limits, which so tell nothing either.  A

@@ -111,7 +111,7 @@ def change_password() -> Response:
     user = store.get(user_id)
     if user is None or not store.is_active(user):
         raise UserNotFound()
-    attempt = lockout.guard(state, store.login_of(user))
+    attempt = lockout.guard(state, lockout.account_of(store, user, ""))
     if len(current) > settings.password_max_length or not store.verify_password(
         user, current
     ):

@@ -1,0 +1,111 @@
+"""A host user deleted or disabled through the ORM loses its sessions: the
+ORM events of a :class:`~._sqlalchemy_store.SQLAlchemyUserStore`'s model.
+
+The revocation runs once the host's transaction has committed, in a
+transaction of ours (told to Redis too), so that with every revocation store
+the user's access tokens stop at their next request; a rolled-back deletion
+ends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import object_session
+
+from ._state import get_state
+
+logger = logging.getLogger("flask_tokenauth")
+
+#: ``session.info`` key of the users whose sessions end at commit.
+_PENDING = "tokenauth_revoke_at_commit"
+
+
+class RevokeOnOrmChange:
+    """Listens to one model's ``after_delete`` (and ``after_update`` of its
+    ``is_active`` column) and ends the user's sessions on every app the
+    store serves.
+
+    :param sub_of: the store's ``sub_of(user)``.
+    :param is_active: the name of the model's boolean column, or ``None``.
+    """
+
+    def __init__(self, sub_of: Callable[[Any], str], is_active: str | None) -> None:
+        self._sub_of = sub_of
+        self._is_active = is_active
+        # Weak: an app dropped (a test suite makes many) is not kept alive.
+        self.apps: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._listening = False
+
+    def attach(self, app: Any, model: type[Any]) -> None:
+        """Serve ``app`` too; the listeners are registered once."""
+        self.apps.add(app)
+        if self._listening:
+            return
+        self._listening = True
+        event.listen(model, "after_delete", self._on_delete)
+        if self._is_active is not None:
+            event.listen(model, "after_update", self._on_update)
+
+    def _on_delete(self, mapper: Any, connection: Any, target: Any) -> None:
+        self._revoke_after_commit(target)
+
+    def _on_update(self, mapper: Any, connection: Any, target: Any) -> None:
+        assert self._is_active is not None
+        history = sa_inspect(target).attrs[self._is_active].history
+        if history.has_changes() and not getattr(target, self._is_active):
+            self._revoke_after_commit(target)
+
+    def _revoke_after_commit(self, target: Any) -> None:
+        session = object_session(target)
+        try:
+            sub = self._sub_of(target)
+        except ValueError:  # an id no token can name: it has no sessions
+            return
+        if session is None:  # pragma: no cover - a flush always has one
+            self.revoke([sub])
+            return
+        pending: set[str] = session.info.setdefault(_PENDING, set())
+        pending.add(sub)
+        if not event.contains(session, "after_commit", self._after_commit):
+            # Kept on the session (removing a listener while its event runs
+            # is not allowed); they do nothing while nothing is pending.
+            event.listen(session, "after_commit", self._after_commit)
+            event.listen(session, "after_rollback", self._after_rollback)
+
+    def _after_commit(self, session: OrmSession) -> None:
+        subs = session.info.pop(_PENDING, None)
+        if subs:
+            self.revoke(sorted(subs))
+
+    def _after_rollback(self, session: OrmSession) -> None:
+        session.info.pop(_PENDING, None)
+
+    def revoke(self, subs: list[str]) -> None:
+        """End every session of ``subs`` on every app this store serves.
+
+        The host's commit has happened: an error here is logged, not
+        raised (the host's deletion must not look failed); the user's
+        refresh tokens are refused at the next refresh anyway.
+        """
+        from ._sessions import revoke_sessions
+
+        for app in list(self.apps):
+            with app.app_context():
+                for sub in subs:
+                    try:
+                        revoke_sessions(
+                            get_state(app), sub, reason="user-gone", cutoff=True
+                        )
+                    except Exception:
+                        logger.exception(
+                            "tokenauth could not end the sessions of deleted or"
+                            " disabled user %s",
+                            sub,
+                        )
