@@ -44,7 +44,6 @@ MAX_COMMON_SUFFIX = 4
 MIN_CONTEXT_WORD = 4
 
 
-
 class PasswordSet:
     """A set of strings answering only ``in`` and ``len``, in 8 bytes an
     entry: their sorted 64-bit ``hash()`` values, searched by bisection.
