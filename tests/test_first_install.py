@@ -60,10 +60,8 @@ def make_host_tables(engine: Engine, names: tuple[str, ...]) -> MetaData:
     host.create_all(engine)
     with engine.begin() as conn:
         for table in host.sorted_tables:
-            conn.execute(
-                table.insert(),
-                [{"id": n, "name": f"{table.name}-{n}", "note": "host"} for n in (1, 2)],
-            )
+            rows = [{"id": n, "name": f"{table.name}-{n}"} for n in (1, 2)]
+            conn.execute(table.insert(), [{**row, "note": "host"} for row in rows])
     return host
 
 
