@@ -530,7 +530,8 @@ class Settings:
         cookie_path = _parse_cookie_path(get("COOKIE_PATH"), key("COOKIE_PATH"))
         _check_cookie_prefix(cookie_name, cookie_secure, cookie_domain, cookie_path)
 
-        database_url = get("DATABASE_URL") or config.get("SQLALCHEMY_DATABASE_URI")
+        # Only ours: the app's Flask-SQLAlchemy database is _default_db.py's.
+        database_url = get("DATABASE_URL")
         engine_options = get("ENGINE_OPTIONS")
         if not isinstance(engine_options, Mapping):
             raise ConfigurationError("TOKENAUTH_ENGINE_OPTIONS must be a dict.")
