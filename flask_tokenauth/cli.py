@@ -18,7 +18,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
-from alembic.util import CommandError
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy import Engine
@@ -65,6 +64,8 @@ def _migrated_engine() -> Engine:
 def _errors() -> Iterator[None]:
     """Alembic's errors (an unknown revision, a broken history), database
     and revocation-store outages: show the message, not a traceback."""
+    from alembic.util import CommandError  # not at import: see _migrate.py
+
     try:
         yield
     except CommandError as e:
