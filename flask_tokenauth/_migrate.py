@@ -15,17 +15,22 @@ from __future__ import annotations
 import sys
 from importlib import util
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Column,
+    Connection,
+    Dialect,
     Engine,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
+    create_mock_engine,
+    inspect,
     select,
 )
+from sqlalchemy.schema import CreateTable
 
 from .models import TABLE_PREFIX, metadata
 
@@ -112,29 +117,64 @@ def history(engine: Engine) -> None:
     command.history(alembic_config(engine), indicate_current=True)
 
 
+#: The DDL of :func:`create_tables`, per dialect and server version.
+_ddl: dict[tuple[str, Any], list[str]] = {}
+
+
+def _create_statements(dialect: Dialect) -> list[str]:
+    """What ``metadata.create_all`` sends to an empty database (our
+    trigger included), and the version table, compiled once per process:
+    each test of a host suite gets a new engine, whose statement cache is
+    empty, and compiling the DDL again cost more than running it."""
+    key = (dialect.name, dialect.server_version_info)
+    statements = _ddl.get(key)
+    if statements is None:
+        captured: list[Any] = []
+        mock = create_mock_engine(
+            f"{dialect.name}+{dialect.driver}://",
+            lambda sql, *args, **kwargs: captured.append(sql),
+        )
+        metadata.create_all(mock, checkfirst=False)
+        captured.append(CreateTable(_versions))
+        statements = [str(sql.compile(dialect=dialect)) for sql in captured]
+        _ddl[key] = statements
+    return statements
+
+
+def _recorded(conn: Connection) -> list[str]:
+    return list(conn.execute(select(_versions.c.version_num)).scalars())
+
+
 def create_tables(engine: Engine) -> None:
     """Our tables at :data:`HEAD`, made from the models in one transaction
-    (``metadata.create_all``, the deletion trigger included) and recorded in
-    our version table, so that a later ``upgrade`` has nothing to do.
+    (as ``metadata.create_all`` makes them, the deletion trigger included)
+    and recorded in our version table, so that a later ``upgrade`` has
+    nothing to do.
 
-    For test databases: milliseconds, and no Alembic import, where running
-    the migrations recreates SQLite tables several times over.  The schema
-    is the migrations' (a test compares the two).
+    For test databases: a millisecond or two, and no Alembic import, where
+    running the migrations recreates SQLite tables several times over.  The
+    schema is the migrations' (a test compares the two).  A database that
+    has them already at :data:`HEAD` is left as it is.
 
-    :raises RuntimeError: if the database records another revision of ours:
-        its tables are not the models', only ``upgrade`` can bring them there.
+    :raises RuntimeError: if the database has tables of ours of another
+        revision (or none recorded): only ``upgrade`` can bring them to
+        the models'.
     """
     with engine.begin() as conn:
-        metadata.create_all(conn)
-        _versions.create(conn, checkfirst=True)
-        recorded = conn.execute(select(_versions.c.version_num)).scalars().all()
+        existing = set(inspect(conn).get_table_names())
+        versions = VERSION_TABLE in existing
+        recorded = _recorded(conn) if versions else []
         if recorded == [HEAD]:
             return
-        if recorded:
+        if recorded or existing & set(metadata.tables):
             raise RuntimeError(
-                f"flask_tokenauth's tables here are at revision {recorded}, not"
-                f" {HEAD}: run 'flask tokenauth db upgrade' instead."
+                f"flask_tokenauth's tables here are at revision {recorded or None},"
+                f" not {HEAD}: run 'flask tokenauth db upgrade' instead."
             )
+        statements = _create_statements(conn.dialect)
+        # An empty version table stays after a downgrade to base.
+        for statement in statements[:-1] if versions else statements:
+            conn.exec_driver_sql(statement)
         conn.execute(_versions.insert().values(version_num=HEAD))
 
 
