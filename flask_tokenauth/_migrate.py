@@ -180,10 +180,11 @@ def create_tables(engine: Engine) -> None:
 
 def drop_tables(engine: Engine) -> None:
     """Drop our tables, our version table and (PostgreSQL) the function of
-    the deletion trigger: undoes :func:`create_tables` or the migrations.
-    The app's own tables are not touched."""
+    the deletion trigger, those that exist: undoes :func:`create_tables` or
+    the migrations.  The app's own tables are not touched."""
     with engine.begin() as conn:
-        metadata.drop_all(conn)
-        _versions.drop(conn, checkfirst=True)
+        quote = conn.dialect.identifier_preparer.format_table
+        for table in [*reversed(metadata.sorted_tables), _versions]:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(table)}")
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {TABLE_PREFIX}users_gone()")
