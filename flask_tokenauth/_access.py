@@ -53,6 +53,9 @@ from datetime import datetime
 from typing import Any
 
 from . import _jws
+from ._claims import NOT_GIVEN, AppClaims
+from ._claims import RESERVED_CLAIMS as RESERVED_CLAIMS
+from ._claims import ClaimsLoader as ClaimsLoader
 from ._config import Settings
 from ._keys import KeySet, SigningKey
 from ._sid import session_belongs_to
@@ -105,16 +108,6 @@ def _is_number(value: object) -> bool:
     return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
-#: Claims the extension sets and checks; an app's own claims never replace them.
-RESERVED_CLAIMS = frozenset(
-    {"sub", "iat", "exp", "nbf", "iss", "aud", "jti", "sid", "typ"}
-)
-
-#: The app's own claims for a new access token; receives the ``sub`` (the
-#: user id as a string) and returns a mapping of JSON-serializable values.
-ClaimsLoader = Callable[[str], Mapping[str, Any]]
-
-
 class AccessTokens:
     """Issues and verifies the access tokens of one application."""
 
@@ -124,8 +117,9 @@ class AccessTokens:
         additional_claims: ClaimsLoader | None = None,
         *,
         is_subject: Callable[[str], bool] = is_user_id,
+        load_user: Callable[[str], Any] | None = None,
     ) -> None:
-        self._additional_claims = additional_claims
+        self._claims = AppClaims(additional_claims, load_user)
         #: Swapped whole by :meth:`use_keys`; read once per token.
         self.keys = settings.keys
         self._session_secret = settings.refresh_secret
@@ -170,6 +164,8 @@ class AccessTokens:
         session_id: str,
         extra_claims: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        *,
+        user: Any = NOT_GIVEN,
     ) -> str:
         """A signed access token for ``user_id`` in session ``session_id``.
 
@@ -177,6 +173,10 @@ class AccessTokens:
         change), so the app's ``additional_claims`` loader runs for each, and
         sees changes to the user (e.g. a new email) at the next refresh.
 
+        :param user: the user as :data:`~flask_tokenauth.current_user` would
+            be, if the caller has it (``login_user``, a password change): a
+            loader that takes the user is then given it without loading it
+            again.  Otherwise it is loaded as ``current_user`` loads it.
         :raises ValueError: if the loader or ``extra_claims`` name a reserved
             claim: that is a bug of the app, so it fails loudly (a 500, with
             the message in the log) rather than being silently dropped.
@@ -184,24 +184,7 @@ class AccessTokens:
             mapping.
         """
         issued_at = time.time() if now is None else now.timestamp()
-        claims: dict[str, Any] = {}
-        if self._additional_claims is not None:
-            loaded = self._additional_claims(str(user_id))
-            if not isinstance(loaded, Mapping):
-                raise TypeError(
-                    "The additional_claims loader must return a mapping of"
-                    f" claims; it returned {type(loaded).__name__}."
-                )
-            claims.update(loaded)
-        if extra_claims:
-            claims.update(extra_claims)
-        if reserved := RESERVED_CLAIMS.intersection(claims):
-            raise ValueError(
-                "Additional access-token claims cannot set the reserved"
-                f" claims {', '.join(sorted(reserved))}: flask_tokenauth sets"
-                " and checks them itself. Rename the claim(s) in your"
-                " additional_claims loader."
-            )
+        claims = self._claims.for_token(user_id, extra_claims, user)
         claims.update(
             sub=str(user_id),
             iat=int(issued_at),

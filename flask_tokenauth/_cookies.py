@@ -13,8 +13,20 @@ it can tell which values are live tokens of its own.
 - One live token of ours among them: it is the one to refresh with.
 - Two or more live tokens (of different sessions, as a family has one live
   token at a time): one is probably an attacker's own session, planted to
-  sign the victim's page into the attacker's account (login CSRF).  Using
-  neither, and touching neither, is the only safe answer.
+  sign the victim's page into the attacker's account (login CSRF).  The page
+  itself can say which session it holds (the browser client sends its
+  session id, ``?session=``, a request :func:`refuse_cross_site
+  <._origin.refuse_cross_site>` has already confined to our own origin):
+  that one is used, and the others' sessions are revoked.  Without that
+  word, neither is used; both sessions are revoked, so that a planted
+  cookie we cannot clear is dead from then on, and the answer is
+  ``REFRESH_TOKEN_AMBIGUOUS``: the user logs in again.
+
+Whenever a request carries several values, the answer clears what it can
+(:func:`clear_refresh_cookies`): the cookie's name at every path and domain
+from which a browser would send it to ``/refresh``, our own cookie spared
+when the answer sets it anew.  A login or registration does the same, so a
+new login gets rid of a planted cookie.
 
 A cookie name with the ``__Host-`` prefix (see ``TOKENAUTH_COOKIE_NAME``)
 keeps other hosts from tossing a cookie of that name in the first place.
@@ -22,8 +34,16 @@ keeps other hosts from tossing a cookie of that name in the first place.
 
 from __future__ import annotations
 
-from flask import request
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from flask import Response, request
+from werkzeug.http import dump_cookie
+
+from ._config import Settings
+from ._headers import cookie_path
 from ._refresh import KnownToken
 from ._state import TokenAuthState
 from .errors import RefreshTokenAmbiguous, RefreshTokenInvalid
@@ -49,16 +69,41 @@ def _known(state: TokenAuthState, values: list[str]) -> dict[str, KnownToken]:
     return {value: found[value] for value in values if value in found}
 
 
-def choose_refresh_token(state: TokenAuthState, values: list[str]) -> str:
+#: A session id as the client sends it back (``?session=``).
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The value to refresh with, and the live sessions of the others."""
+
+    token: str
+    #: Planted, or left over: revoked by the refresh that sets ours.
+    others: list[KnownToken]
+
+
+def session_hint() -> str | None:
+    """The session the page holds, as the browser client names it
+    (``?session=<sid>``); ``None`` if absent or not an id."""
+    value = request.args.get("session")
+    return value if value and _SESSION_ID.fullmatch(value) else None
+
+
+def choose_refresh_token(
+    state: TokenAuthState, values: list[str], hint: str | None = None
+) -> Choice:
     """The one of several cookie values (``len(values) > 1``) to refresh with.
 
-    The live token of ours, if there is exactly one.  With none live, the
-    only value of ours if there is exactly one, so that rotating it answers
-    as it would alone (a repeat within the reuse interval, reuse detection);
-    several dead ones of ours are left alone, as a dead one can be a
-    harmless leftover next to a live one (e.g. under a former cookie path).
+    The live token of ours, if there is exactly one; of several, the one of
+    the session ``hint`` names (the page's own, see the module's doc).  With
+    none live, the only value of ours if there is exactly one, so that
+    rotating it answers as it would alone (a repeat within the reuse
+    interval, reuse detection); several dead ones of ours are left alone, as
+    a dead one can be a harmless leftover next to a live one (e.g. under a
+    former cookie path).
 
-    :raises RefreshTokenAmbiguous: two or more live tokens of ours.
+    :raises RefreshTokenAmbiguous: two or more live tokens of ours and no
+        hint naming one of them; it carries their sessions.
     :raises RefreshTokenInvalid: no value to refresh with, or more values
         than a browser would hold.
     """
@@ -67,11 +112,15 @@ def choose_refresh_token(state: TokenAuthState, values: list[str]) -> str:
     known = _known(state, values)
     live = [value for value, token in known.items() if token.live]
     if len(live) > 1:
-        raise RefreshTokenAmbiguous()
+        mine = [value for value in live if known[value].family_id == hint]
+        if len(mine) != 1:
+            raise RefreshTokenAmbiguous(sessions=[known[value] for value in live])
+        others = [known[value] for value in live if value != mine[0]]
+        return Choice(mine[0], others)
     if live:
-        return live[0]
+        return Choice(live[0], [])
     if len(known) == 1:
-        return next(iter(known))
+        return Choice(next(iter(known)), [])
     raise RefreshTokenInvalid()
 
 
@@ -91,3 +140,83 @@ def presented_sessions(state: TokenAuthState, values: list[str]) -> list[KnownTo
     for token in _known(state, values).values():
         sessions.setdefault(token.family_id, token)
     return list(sessions.values())
+
+
+def _cookie_paths(url_path: str) -> list[str]:
+    """Every ``Path`` with which a browser sends a cookie to ``url_path``
+    (RFC 6265 5.1.4: the path itself and each prefix that ends at a ``/``,
+    with and without that ``/``)."""
+    paths = ["/"]
+    segments = [part for part in url_path.split("/") if part]
+    for i in range(1, len(segments) + 1):
+        prefix = "/" + "/".join(segments[:i])
+        paths.append(prefix)
+        if i < len(segments):
+            paths.append(prefix + "/")
+    return paths
+
+
+def _cookie_domains(host: str) -> list[str | None]:
+    """``None`` (a host-only cookie) and each ``Domain`` a cookie sent to
+    ``host`` can have: the host and each parent with two labels or more.  A
+    public suffix (``co.uk``) among them is refused by the browser, as it
+    would have been to the planter; an IP address or a single-label host
+    has no domain cookies."""
+    name = (urlsplit(f"//{host}").hostname or "").rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        labels = name.split(".")
+        return [None, *(".".join(labels[i:]) for i in range(len(labels) - 1))]
+    return [None]
+
+
+def clear_refresh_cookies(
+    response: Response, settings: Settings, *, keep_own: bool
+) -> None:
+    """Expire the refresh cookie's name at every path and domain from which
+    a browser would send it to this blueprint's ``/refresh``: wherever a
+    planted one can be that we are allowed to reach (README, "The refresh
+    cookie: tossing, prefixes, Origin", says what is out of reach).
+
+    :param keep_own: spare our own cookie's path and domain (the response
+        sets it anew, after these).
+    """
+    name = settings.cookie_name
+    candidates: list[tuple[str | None, str]]
+    if name.startswith("__Host-"):
+        # Host-only, Secure, Path=/: no other host or plain-http page can
+        # set one; there is nothing but our own to clear.
+        candidates = [(None, "/")]
+    else:
+        assert request.url_rule is not None
+        refresh = request.script_root + request.url_rule.rule.rsplit("/", 1)[0]
+        candidates = [
+            (domain, path)
+            for domain in _cookie_domains(request.host)
+            for path in _cookie_paths(refresh + "/refresh")
+        ]
+    own_domain = (settings.cookie_domain or "").lstrip(".").lower() or None
+    own = (own_domain, cookie_path(settings))
+    # A planted Partitioned (CHIPS) cookie is only cleared by a Set-Cookie
+    # that says Partitioned too, which requires Secure.
+    partitions = (False, True) if settings.cookie_secure else (False,)
+    for domain, path in candidates:
+        for partitioned in partitions:
+            if keep_own and (domain, path) == own and not partitioned:
+                continue
+            response.headers.add(
+                "Set-Cookie",
+                dump_cookie(
+                    name,
+                    "",
+                    max_age=0,
+                    expires=0,
+                    path=path,
+                    domain=domain,
+                    secure=settings.cookie_secure,
+                    httponly=True,
+                    samesite=settings.cookie_samesite,
+                    partitioned=partitioned,
+                ),
+            )

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -351,6 +353,7 @@ class Database:
         self._engine: Engine | None = source if isinstance(source, Engine) else None
         self._sessions: sessionmaker[Session] | None = None
         self._lock = threading.Lock()
+        _DATABASES.add(self)
 
     @property
     def engine(self) -> Engine:
@@ -408,3 +411,23 @@ class Database:
                 yield session
         except DBAPIError as e:
             raise translate_db_error(e) from e
+
+
+#: Every database of this process, for :func:`_forget_parents_connections`.
+_DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _forget_parents_connections() -> None:
+    """In a child after a fork (``gunicorn --preload``): a new pool for each
+    engine, the parent's connections left to the parent (SQLAlchemy's
+    ``dispose(close=False)``).  A pooled connection is a socket: used by two
+    processes at once, their messages interleave and one waits forever for
+    an answer the other read.  The revocation listener of a preloaded app
+    uses the engine before the fork, so without this every worker would
+    share that connection."""
+    for database in list(_DATABASES):
+        if database._engine is not None:
+            database._engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parents_connections)

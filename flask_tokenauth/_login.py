@@ -55,7 +55,7 @@ def login_user(user: Any, response: Response | None = None) -> str:
     settings = dataclasses.replace(state.settings, cookie_path=_cookie_path(state))
     with state.db.begin() as conn:
         issued = _start_family(state, conn, sub)
-    access = state.access_tokens.issue(sub, issued.family_id)
+    access = state.access_tokens.issue(sub, issued.family_id, user=user)
 
     def set_cookie(target: Response) -> Response:
         set_refresh_cookie(target, settings, issued.token, issued.expires_at)

@@ -31,6 +31,20 @@ SWEEP_SECONDS = 30.0
 HEALTH_CHECK_SECONDS = 2
 
 
+#: Every mirror in this process (one per app using the Redis store).
+_MIRRORS: weakref.WeakSet[RevocationMirror] = weakref.WeakSet()
+
+
+def _unlock_after_fork() -> None:
+    """In a child after a fork: a lock another thread of the parent held
+    at the fork would stay held, and the mirror's first use wait forever."""
+    for mirror in list(_MIRRORS):
+        mirror._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def channel_name(prefix: str) -> str:
     """The pub/sub channel revocations are announced on."""
     return f"{prefix}revocations"
@@ -54,6 +68,7 @@ class RevocationMirror:
         self._current = False
         self._pid: int | None = None
         self._lock = threading.Lock()
+        _MIRRORS.add(self)
 
     # -- what requests use ----------------------------------------------------
 

@@ -46,6 +46,9 @@ class TokenAuthState:
     limiter: RateLimiter
     #: Where the users live (see :mod:`flask_tokenauth.userstore`).
     user_store: UserStore
+    #: ``TOKENAUTH_HEADER_TYPES`` lower-cased, read by every protected
+    #: request (see :func:`~flask_tokenauth.globals.bearer_token`).
+    header_schemes: frozenset[str] = frozenset({"bearer"})
 
     @property
     def dummy_hash(self) -> str:

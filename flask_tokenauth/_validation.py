@@ -7,19 +7,21 @@ malformed input reaches the database or bcrypt.
 from __future__ import annotations
 
 import json
-import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Request
 
-from ._blocklist import is_common_password
+from ._blocklist import contains_context_word, context_words, is_common_password
 from ._config import Settings
+from ._password_text import normalize_password, visible_characters
 from ._state import get_state
 from .errors import (
     InvalidEmail,
     InvalidJSON,
     InvalidPassword,
+    PasswordHasContextWord,
     PasswordTooCommon,
     PayloadTooLarge,
     TokenAuthError,
@@ -101,61 +103,31 @@ def normalize_email(value: str) -> str:
     return result.normalized.lower()
 
 
-#: Code points that render as nothing but are not of category Cc or Cf: the
-#: rest of Unicode's Default_Ignorable_Code_Point property (Hangul fillers,
-#: variation selectors, the combining grapheme joiner, Mongolian free
-#: variation selectors, two Khmer inherent vowels).
-_IGNORABLE = frozenset(
-    [
-        *(0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F),
-        *(0x3164, 0xFFA0, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)),
-    ]
-)
+def check_password(value: str, settings: Settings, context: Iterable[str] = ()) -> str:
+    """Refuse a password that is too short, too long, contains NUL, is on
+    the list of common passwords or contains a word of its context.
 
+    The minimum is counted in visible characters
+    (:func:`~._password_text.visible_characters`), so 64 characters of any
+    script fit (OWASP ASVS 5.0, 6.2.9) and invisible or blank padding does
+    not; the maximum in characters as sent, since it bounds the work of
+    hashing them.  Every character counts when hashing.
 
-def _visible(char: str) -> bool:
-    return unicodedata.category(char) not in {"Cc", "Cf"} and (
-        ord(char) not in _IGNORABLE
-    )
-
-
-def visible_password(value: str) -> str:
-    """``value`` as a person sees it, for counting its length and for the
-    blocklist; what is hashed is always ``value`` itself, unchanged.
-
-    * NFKC-normalized (NIST SP 800-63B-4 3.1.1.2), so a composed and a
-      decomposed ``é`` count alike and full-width letters (U+FF41...) are
-      ASCII ones;
-    * without invisible code points: controls (Cc), format characters (Cf:
-      zero-width space and joiners, bidi marks, soft hyphen, BOM, tags) and
-      the other default-ignorable ones (:data:`_IGNORABLE`).  Eight zero-width
-      spaces are an empty password, not an 8-character one;
-    * without whitespace at either end, which a masked field does not show
-      and copy-paste adds.  Spaces between words count: passphrases are
-      welcome, and NIST forbids composition rules.
-    """
-    normalized = unicodedata.normalize("NFKC", value)
-    return "".join(c for c in normalized if _visible(c)).strip()
-
-
-def check_password(value: str, settings: Settings) -> str:
-    """Refuse a password that is too short, too long, contains NUL, or is on
-    the list of common passwords.
-
-    The minimum is counted in visible characters (:func:`visible_password`),
-    so 64 characters of any script fit (OWASP ASVS 5.0, 6.2.9) and invisible
-    padding does not; the maximum in characters as sent, since it bounds the
-    work of hashing them.  Every character counts when hashing.
-
-    :raises PasswordTooCommon: if the password, case-insensitively, is on the
-        blocklist (unless ``TOKENAUTH_PASSWORD_BLOCKLIST`` is off).
+    :param context: the user's login and any other words of theirs (NIST SP
+        800-63B-4 3.1.1.2's context-specific words); the service's names
+        (``TOKENAUTH_SERVICE_NAME``) are added here.
+    :raises PasswordTooCommon: if the password, normalized
+        (:func:`~._password_text.normalize_password`), is on the blocklist,
+        perhaps with a short tail of digits and symbols (unless
+        ``TOKENAUTH_PASSWORD_BLOCKLIST`` is off).
+    :raises PasswordHasContextWord: if it contains the login, the local part
+        of the address or a name of the service.
     :raises InvalidPassword: for the other failures.
     """
-    visible = visible_password(value)
-    if len(visible) < settings.password_min_length:
+    if len(visible_characters(value)) < settings.password_min_length:
         raise InvalidPassword(
             f"Password must be at least {settings.password_min_length} characters"
-            " (not counting invisible ones)"
+            " (not counting spaces and invisible ones)"
         )
     if len(value) > settings.password_max_length:
         raise InvalidPassword(
@@ -163,6 +135,10 @@ def check_password(value: str, settings: Settings) -> str:
         )
     if "\x00" in value:
         raise InvalidPassword("Password must not contain NUL characters")
-    if settings.password_blocklist and is_common_password(visible):
+    normalized = normalize_password(value)
+    if settings.password_blocklist and is_common_password(normalized):
         raise PasswordTooCommon()
+    words = context_words([*settings.service_name, *context])
+    if contains_context_word(normalized, words):
+        raise PasswordHasContextWord()
     return value

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from flask import current_app, has_app_context
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
@@ -98,11 +99,32 @@ class PasswordTooCommon(InvalidPassword):
     message = "This password is too common; choose another one"
 
 
+class PasswordHasContextWord(InvalidPassword):
+    """The password contains a word of its context: the user's login, the
+    local part of their address, or the service's name
+    (``TOKENAUTH_SERVICE_NAME``), words an attacker who targets this account
+    tries first (NIST SP 800-63B-4 3.1.1.2).  A subclass of
+    :class:`InvalidPassword`."""
+
+    error_code = "PASSWORD_HAS_CONTEXT_WORD"
+    message = "The password must not contain your login or the name of the service"
+
+
 # -- 401: authentication failed ----------------------------------------------
 
 
+def _challenge_scheme() -> str:
+    """The scheme ``WWW-Authenticate`` names: the app's first non-empty
+    ``TOKENAUTH_HEADER_TYPES`` (``Bearer`` by default, and outside an app).
+    Read on the error path only: a refused request pays it, not a served one."""
+    state = current_app.extensions.get("tokenauth") if has_app_context() else None
+    types = () if state is None else state.settings.header_types
+    return next((t for t in types if t), "Bearer")
+
+
 class AuthenticationError(TokenAuthError):
-    """A 401.  Carries ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 asks."""
+    """A 401.  Carries ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 asks
+    (or the app's first header type, see ``TOKENAUTH_HEADER_TYPES``)."""
 
     code = 401
     error_code = "UNAUTHORIZED"
@@ -112,7 +134,7 @@ class AuthenticationError(TokenAuthError):
     realm: ClassVar[str] = "api"
 
     def extra_headers(self) -> list[tuple[str, str]]:
-        challenge = f'Bearer realm="{self.realm}"'
+        challenge = f'{_challenge_scheme()} realm="{self.realm}"'
         if self.bearer_error:
             description = (self.description or self.message).replace('"', "'")
             challenge += (
@@ -199,10 +221,20 @@ class RefreshTokenAmbiguous(RefreshTokenError):
     """Several refresh cookies were sent and more than one is a live token of
     a different session: one of them was put there by someone else (cookie
     tossing), and using either could sign the page into the wrong account.
-    Neither is rotated, revoked or cleared; a logout revokes both."""
+    The page did not say which session is its own (the browser client does
+    when it holds one): neither is rotated, both sessions are revoked and
+    the answer clears every cookie of the name it can; the user logs in
+    again."""
 
     error_code = "REFRESH_TOKEN_AMBIGUOUS"
-    message = "Several refresh tokens were sent; log out to clear them"
+    message = "Several refresh tokens were sent; log in again"
+
+    def __init__(
+        self, description: str | None = None, *, sessions: Sequence[Any] = ()
+    ) -> None:
+        super().__init__(description)
+        #: The live sessions of the cookies sent (``KnownToken``\ s).
+        self.sessions = list(sessions)
 
 
 # -- other 4xx -----------------------------------------------------------------

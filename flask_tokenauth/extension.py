@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask
 from flask.sansio.app import App
 
-from ._access import AccessTokens, ClaimsLoader
+from ._access import AccessTokens
+from ._claims import ClaimsLoader
 from ._config import Settings
 from ._db import Database, EngineSource
 from ._dbmirror import RevocationCopy
@@ -23,10 +25,12 @@ from ._revocation import (
     RedisRevocation,
     RevocationStore,
 )
-from ._state import EXTENSION_KEY, TokenAuthState, UserLoader
+from ._state import EXTENSION_KEY, TokenAuthState, UserLoader, load_user
 from .cli import tokenauth_cli
 from .errors import ConfigurationError
 from .userstore import BuiltinUserStore, UserStore
+
+logger = logging.getLogger("flask_tokenauth")
 
 
 class TokenAuth:
@@ -53,14 +57,19 @@ class TokenAuth:
         user".  By default the user store's user named by ``sub``.
     :param config: ``TOKENAUTH_*`` values (lower-case, without the prefix)
         that take precedence over ``app.config``.
-    :param additional_claims: ``f(sub) -> dict`` returning claims of the
-        app's own to put into every access token issued (register, login,
-        refresh, password change), as Flask-JWT-Extended's
-        ``additional_claims_loader``; they are read back with
-        :data:`~flask_tokenauth.current_claims`.  The reserved claims
+    :param additional_claims: ``f(sub) -> dict``, or ``f(sub, user) ->
+        dict`` to receive the user object too (a parameter named ``user``),
+        returning claims of the app's own to put into every access token
+        issued (register, login, refresh, password change), as
+        Flask-JWT-Extended's ``additional_claims_loader``; they are read back
+        with :data:`~flask_tokenauth.current_claims`.  The reserved claims
         (``sub``, ``iat``, ``exp``, ``nbf``, ``iss``, ``aud``, ``jti``,
         ``sid``, ``typ``) cannot be set: naming one raises ``ValueError``
         when a token is issued.  See also :meth:`additional_claims_loader`.
+
+    :meth:`init_app` takes the same options (Flask's extension convention);
+    for that app, each one given there replaces the constructor's, and
+    ``config`` is merged over the constructor's, key by key.
     """
 
     def __init__(
@@ -105,8 +114,22 @@ class TokenAuth:
         self.additional_claims = loader
         return loader
 
-    def init_app(self, app: App) -> None:
+    def init_app(
+        self,
+        app: App,
+        *,
+        engine: EngineSource | None = None,
+        user_store: UserStore | None = None,
+        user_loader: UserLoader | None = None,
+        config: dict[str, Any] | None = None,
+        additional_claims: ClaimsLoader | None = None,
+    ) -> None:
         """Validate the configuration and set up the state of ``app``.
+
+        Takes every option the constructor takes: one given here wins over
+        the constructor's for this app only (the object keeps no app, so a
+        factory can pass each app its own store); ``config`` is merged over
+        the constructor's.
 
         :raises ConfigurationError: naming the key to set, if the
             configuration is invalid.
@@ -118,16 +141,26 @@ class TokenAuth:
                 " TokenAuth.init_app(app) before app.register_blueprint(auth_bp),"
                 " and only once."
             )
-        settings = Settings.from_mapping(app.config, self.config)
-        db = Database(*default_engine(app, settings, self.engine))
+        settings = Settings.from_mapping(app.config, {**self.config, **(config or {})})
+        _warn_hmac_beside_keys(settings)
+        # Explicit ``is None``: an option given here wins, whatever its truth.
+        engine = self.engine if engine is None else engine
+        db = Database(*default_engine(app, settings, engine))
         # A store per app: the built-in one keeps the app's database.
-        user_store = self.user_store or BuiltinUserStore()
+        if user_store is None:
+            user_store = self.user_store or BuiltinUserStore()
         user_store.bind(settings, db)
-        app.extensions[EXTENSION_KEY] = TokenAuthState(
+        state = TokenAuthState(
             settings=settings,
             db=db,
             access_tokens=AccessTokens(
-                settings, self.additional_claims, is_subject=user_store.is_subject
+                settings,
+                self.additional_claims
+                if additional_claims is None
+                else additional_claims,
+                is_subject=user_store.is_subject,
+                # ``state`` is assigned below, before any token is issued.
+                load_user=lambda sub: load_user(state, sub),
             ),
             refresh_tokens=RefreshTokens(
                 settings.refresh_secret,
@@ -137,13 +170,15 @@ class TokenAuth:
                 user_status=lambda sub: user_store.status_clause(sub, db),
                 async_commit=settings.refresh_async_commit,
             ),
-            user_loader=self.user_loader,
+            user_loader=self.user_loader if user_loader is None else user_loader,
             revocation=_revocation_store(
                 settings, db, isinstance(user_store, BuiltinUserStore)
             ),
             limiter=make_limiter(settings),
             user_store=user_store,
+            header_schemes=frozenset(t.lower() for t in settings.header_types),
         )
+        app.extensions[EXTENSION_KEY] = state
         user_store.attach(app)
         if settings.keys_dir is not None:
             watcher = KeysWatcher(
@@ -159,6 +194,29 @@ class TokenAuth:
         if settings.security_headers_app_wide:
             app.after_request(add_security_headers)
         app.cli.add_command(tokenauth_cli)
+
+
+def _warn_hmac_beside_keys(settings: Settings) -> None:
+    """Log, once per app at start-up, that ``TOKENAUTH_ACCESS_SECRET`` still
+    verifies beside an asymmetric key.
+
+    It is kept so that the HS256 tokens signed before the move stay valid
+    until they expire; after that it only lets whoever holds the secret
+    (every service that was given it) mint tokens the app accepts, with no
+    end date.  Unsetting it is the operator's step: this says when.
+    """
+    if settings.access_secret is None or settings.keys.signing.is_hmac:
+        return
+    source = "TOKENAUTH_KEYS_DIR" if settings.keys_dir else "TOKENAUTH_SIGNING_KEY"
+    logger.warning(
+        "TOKENAUTH_ACCESS_SECRET is set beside %s: HS256 tokens signed with it"
+        " are still accepted, for as long as it is set. Once the tokens it"
+        " signed before the move to %s have expired (TOKENAUTH_ACCESS_EXPIRES,"
+        " %s after the move), unset TOKENAUTH_ACCESS_SECRET.",
+        source,
+        settings.keys.signing.algorithm,
+        settings.access_expires,
+    )
 
 
 def _revocation_store(

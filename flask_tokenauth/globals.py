@@ -7,16 +7,22 @@ first access; the user is loaded from the database only when a view touches
 
 In a ``login_required(optional=True)`` view that received no token,
 :data:`current_user` is an :class:`~flask_tokenauth.models.AnonymousUser`
-and :data:`current_claims` is empty.  Anywhere else (a view without the
-decorator) a request without a valid token makes both *raise* the 401 error,
-which goes through the app's error handlers like any exception; only the
-decorator answers our JSON 401 whatever handlers the host has.
+(falsy, ``is_authenticated`` false) and :data:`current_claims` is empty.
+
+In a view without the decorator, touching either one *authenticates the
+request then*: a valid token gives its user, and a missing or bad one
+raises the 401 error, which goes through the app's error handlers like any
+exception (our errors render their own JSON); only the decorator answers
+our JSON 401 whatever handlers the host has.  Never ``None`` there, as
+Flask-JWT-Extended's optional views give: a view that forgot its decorator
+must not treat a caller without a token as nobody in particular, nor one
+with a forged token as anonymous.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import current_app, request
 from werkzeug.local import LocalProxy
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
     from .models import User
 
 _UNLOADED: Any = object()
+UserT = TypeVar("UserT")
 #: Where a request keeps what it knows about its caller: in its WSGI environ,
 #: not on ``g``.  ``g`` belongs to the app context, which a request shares
 #: with the ones before it when the app context outlives them (a test that
@@ -60,21 +67,36 @@ def _environ() -> WSGIEnvironment:
     return request._get_current_object().environ  # type: ignore[attr-defined,no-any-return]
 
 
-def bearer_token(environ: WSGIEnvironment | None = None) -> str:
-    """The token of ``Authorization: Bearer <token>`` (scheme in any case).
+#: ``TOKENAUTH_HEADER_TYPES``'s default, as :func:`bearer_token` reads it.
+BEARER_ONLY = frozenset({"bearer"})
+
+
+def bearer_token(
+    environ: WSGIEnvironment | None = None, schemes: frozenset[str] = BEARER_ONLY
+) -> str:
+    """The token of ``Authorization: <type> <token>``, for a type of
+    ``schemes`` (lower-case: the scheme is matched in any case, as RFC 9110
+    section 11.1 asks); ``""`` among them accepts a bare token
+    (``Authorization: <token>``), as Flask-JWT-Extended's empty
+    ``JWT_HEADER_TYPE`` does.
 
     :param environ: the request's WSGI environ, if the caller has it.
-    :raises TokenMissing: no such header.
-    :raises TokenInvalid: a header that is not a single Bearer token.
+    :param schemes: the app's header types, lower-cased once at start-up
+        (:attr:`~._state.TokenAuthState.header_schemes`): the hot path pays
+        one set lookup, as it paid one comparison with ``"bearer"``.
+    :raises TokenMissing: no such header, or another scheme.
+    :raises TokenInvalid: a header of our scheme that is not a single token.
     """
     if environ is None:
         environ = _environ()
     header: str | None = environ.get("HTTP_AUTHORIZATION")
     if not header:
         raise TokenMissing()
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        raise TokenMissing()
+    scheme, separator, token = header.partition(" ")
+    if scheme.lower() not in schemes:
+        if separator or "" not in schemes:
+            raise TokenMissing()
+        token = scheme  # a bare token
     token = token.strip()
     if not token or " " in token:
         raise TokenInvalid()
@@ -96,7 +118,7 @@ def authenticate(environ: WSGIEnvironment | None = None) -> AuthContext:
     if context is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         state: TokenAuthState = app.extensions[EXTENSION_KEY]
-        claims = state.access_tokens.verify(bearer_token(environ))
+        claims = state.access_tokens.verify(bearer_token(environ, state.header_schemes))
         state.revocation.check(claims)
         context = AuthContext(claims)
         environ[_CONTEXT_KEY] = context
@@ -105,10 +127,10 @@ def authenticate(environ: WSGIEnvironment | None = None) -> AuthContext:
 
 def authenticate_optional(environ: WSGIEnvironment | None = None) -> AuthContext | None:
     """:func:`authenticate`, but a request with no token at all (no
-    ``Authorization`` header, or another scheme than Bearer) gives ``None``
-    and marks the request anonymous.  A token that is there but malformed,
-    expired or revoked still raises: its client must refresh, not be served
-    as a visitor.
+    ``Authorization`` header, or a scheme not in ``TOKENAUTH_HEADER_TYPES``)
+    gives ``None`` and marks the request anonymous.  A token that is there
+    but malformed, expired or revoked still raises: its client must refresh,
+    not be served as a visitor.
     """
     try:
         return authenticate(environ)
@@ -142,6 +164,34 @@ def _get_user() -> Any:
     return context.user
 
 
+def current_user_as(model: type[UserT]) -> UserT:
+    """:data:`current_user`, typed as your own user model::
+
+        user = current_user_as(Account)   # mypy knows user.username
+
+    :data:`current_user` is typed as the built-in :class:`~.models.User`: a
+    module-level proxy cannot know the host's model, and a generic one would
+    have to be spelled at every use anyway.  This checks the type once at
+    run time and returns the object itself, not a proxy.  (``cast(Account,
+    current_user)`` type-checks too, without the run-time check.)
+
+    :raises TypeError: the user is not a ``model``: an
+        :class:`~.models.AnonymousUser` in an optional view without a token
+        (test ``current_user.is_authenticated`` first), or a user store
+        loading another class.
+    :raises AuthenticationError: as :data:`current_user` does.
+    """
+    user = _get_user()
+    if not isinstance(user, model):
+        raise TypeError(
+            f"current_user is {type(user).__name__}, not {model.__name__}: in a"
+            " login_required(optional=True) view, test"
+            " current_user.is_authenticated first; elsewhere, check the user"
+            " store's model."
+        )
+    return user
+
+
 #: The verified claims of the request's access token (``sub``, ``sid``, ...).
 current_claims: dict[str, Any] = cast(dict[str, Any], LocalProxy(_get_claims))
 
@@ -149,6 +199,8 @@ current_claims: dict[str, Any] = cast(dict[str, Any], LocalProxy(_get_claims))
 #: same 401 errors as :func:`login_required` if the request has no valid token,
 #: and ``USER_NOT_FOUND`` if the user has been deleted since.  In an optional
 #: view without a token, an :class:`~flask_tokenauth.models.AnonymousUser`
-#: (``is_authenticated`` is ``False``); typed as the user model all the same,
-#: so test ``is_authenticated`` before reading the user's own attributes there.
+#: (falsy, ``is_authenticated`` is ``False``); typed as the user model all the
+#: same, so test it before reading the user's own attributes there.  Typed as
+#: the built-in :class:`~flask_tokenauth.models.User`: with a model of your
+#: own, read it through :func:`current_user_as`.
 current_user: User = cast("User", LocalProxy(_get_user))

@@ -96,6 +96,12 @@ class AnonymousUser:
     is_active = False
     is_anonymous = True
 
+    def __bool__(self) -> bool:
+        """Falsy, as Flask-JWT-Extended's ``None`` for the same caller: code
+        written ``if current_user:`` keeps its meaning after the move (and
+        in a template)."""
+        return False
+
     def get_id(self) -> None:
         return None
 

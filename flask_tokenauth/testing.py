@@ -83,11 +83,15 @@ class StartedSession:
     session_id: str
     access_token: str
     refresh_token: str
+    #: The app's first ``TOKENAUTH_HEADER_TYPES`` ("" for a bare token).
+    header_type: str = "Bearer"
 
     @property
     def headers(self) -> dict[str, str]:
-        """``{"Authorization": "Bearer <access token>"}``."""
-        return {"Authorization": f"Bearer {self.access_token}"}
+        """``{"Authorization": "Bearer <access token>"}`` (or the app's first
+        header type)."""
+        value = f"{self.header_type} {self.access_token}".lstrip()
+        return {"Authorization": value}
 
 
 def start_session(user: Any, app: Flask | None = None) -> StartedSession:
@@ -117,7 +121,8 @@ def start_session(user: Any, app: Flask | None = None) -> StartedSession:
                 conn, user_key, user_agent=USER_AGENT
             )
         access = state.access_tokens.issue(user_id, issued.family_id)
-    return StartedSession(user_id, issued.family_id, access, issued.token)
+    header_type = state.settings.header_types[0]
+    return StartedSession(user_id, issued.family_id, access, issued.token, header_type)
 
 
 def access_token_for(user: Any, app: Flask | None = None) -> str:

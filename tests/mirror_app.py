@@ -5,9 +5,11 @@ of the revocations holds."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from flask import Flask, Response
+from sqlalchemy import text
 
 from examples.app import create_app as create_example
 from flask_tokenauth import current_claims, login_required
@@ -20,8 +22,23 @@ def create_app() -> Flask:
     fork)."""
     app = create_example()
     with app.app_context():
-        revocation: Any = get_state().revocation
+        state = get_state()
+        revocation: Any = state.revocation
         revocation.copy.current()
+        # Until the copy is current: on PostgreSQL its listener has probed
+        # through the app's engine, so the pool holds a connection of this
+        # process when gunicorn forks (each worker must make its own).
+        deadline = time.monotonic() + 30
+        while not revocation.copy.current() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    @app.get("/test/backend")
+    def backend() -> Any:
+        """The database session the app's engine gives this worker."""
+        with state.db.engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                return {"backend": None}
+            return {"backend": conn.execute(text("SELECT pg_backend_pid()")).scalar()}
 
     @app.get("/test/claims")
     @login_required

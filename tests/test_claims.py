@@ -10,15 +10,22 @@ from typing import Any
 
 import jwt
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from sqlalchemy import Engine
 
-from flask_tokenauth import TokenAuth, auth_bp, current_claims, login_required
-from flask_tokenauth._access import RESERVED_CLAIMS
+from flask_tokenauth import (
+    TokenAuth,
+    User,
+    auth_bp,
+    current_claims,
+    login_required,
+    login_user,
+)
+from flask_tokenauth._claims import RESERVED_CLAIMS, wants_user
 
 from .conftest import ACCESS_SECRET, PASSWORD, Auth, base_config, bearer
 
-Loader = Callable[[str], Mapping[str, Any]]
+Loader = Callable[..., Mapping[str, Any]]
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -135,3 +142,63 @@ def test_loader_must_return_a_mapping(make_claims_app: Callable[..., Flask]) -> 
     app = make_claims_app(lambda sub: [("email", "a@b.c")])
     with pytest.raises(TypeError, match="must return a mapping"):
         app.extensions["tokenauth"].access_tokens.issue(1, "s1")
+
+
+def test_a_loader_taking_the_user_is_given_it(
+    make_claims_app: Callable[..., Flask],
+) -> None:
+    """``f(sub, user)``: the user object at register, login (the user at
+    hand), refresh (loaded by the user store) and password change, so a claim
+    of the user needs no private import; ``f(sub)`` loaders are unchanged
+    (the tests above)."""
+    seen: list[tuple[str, Any]] = []
+
+    def loader(sub: str, user: User | None) -> dict[str, Any]:
+        seen.append((sub, user))
+        assert user is not None
+        return {"role": user.email, "n": len(seen)}
+
+    app = make_claims_app(loader)
+    auth = Auth(app.test_client())
+    tokens = [
+        auth.register().get_json()["accessToken"],
+        auth.login().get_json()["accessToken"],
+        auth.refresh().get_json()["accessToken"],
+    ]
+    tokens.append(
+        auth.client.post(
+            "/api/auth/password",
+            json={"currentPassword": PASSWORD, "newPassword": "another long one"},
+            headers=bearer(tokens[-1]),
+        ).get_json()["accessToken"]
+    )
+    assert [claims_of(t)["role"] for t in tokens] == ["user@example.com"] * 4
+    assert all(isinstance(user, User) for _, user in seen), seen
+    assert {(sub, user.id) for sub, user in seen} == {(seen[0][0], int(seen[0][0]))}
+    with app.test_request_context():
+        token = login_user(seen[0][1].id, Response())
+    assert claims_of(token)["role"] == "user@example.com"
+
+
+def test_a_user_deleted_meanwhile_is_given_as_none(
+    make_claims_app: Callable[..., Flask],
+) -> None:
+    def loader(sub: str, *, user: User | None) -> dict[str, Any]:  # keyword-only
+        return {"role": "gone" if user is None else "here"}
+
+    app = make_claims_app(loader)
+    tokens = app.extensions["tokenauth"].access_tokens
+    with app.app_context():
+        assert claims_of(tokens.issue(2**31 - 1, "s1"))["role"] == "gone"
+
+
+def test_which_loaders_take_the_user() -> None:
+    def positional_only(sub: str, user: Any, /) -> dict[str, Any]:
+        return {}
+
+    assert wants_user(lambda sub, user: {})
+    assert wants_user(lambda sub, *, user=None: {})
+    assert not wants_user(lambda sub: {})
+    assert not wants_user(lambda sub, usr: {})
+    assert not wants_user(positional_only)
+    assert not wants_user(dict)

@@ -54,6 +54,8 @@ class Account:
 
     user_id: str
     token: str
+    #: The session id (``sid``) the page holds, as the browser client sends it.
+    session_id: str
 
 
 def cookie_header(*values: str, name: str = "refresh_token") -> dict[str, str]:
@@ -72,6 +74,40 @@ def set_cookies(response: TestResponse) -> list[str]:
 
 def cookie_value(header: str) -> str:
     return header.split(";", 1)[0].split("=", 1)[1]
+
+
+def issued(response: TestResponse) -> list[str]:
+    """The refresh cookies ``response`` sets (rather than clears)."""
+    return [h for h in set_cookies(response) if cookie_value(h)]
+
+
+def cleared(response: TestResponse) -> set[tuple[str | None, str, bool]]:
+    """``(Domain, Path, Partitioned)`` of each cookie ``response`` clears."""
+    found = set()
+    for header in set_cookies(response):
+        if not cookie_value(header):
+            assert "Max-Age=0" in header
+            attrs = attributes(header)
+            found.add((attrs.get("domain"), attrs["path"], "partitioned" in attrs))
+    return found
+
+
+#: Every path from which a browser sends a cookie to /api/auth/refresh.
+REFRESH_PATHS = ["/", "/api", "/api/", "/api/auth", "/api/auth/", "/api/auth/refresh"]
+
+
+def everywhere(
+    domains: tuple[str | None, ...] = (None,), but: tuple[str | None, str] | None = None
+) -> set[tuple[str | None, str, bool]]:
+    """What :func:`cleared` holds when every reachable place is cleared (the
+    test apps' cookie is Secure: each also Partitioned), ``but`` our own."""
+    return {
+        (domain, path, partitioned)
+        for domain in domains
+        for path in REFRESH_PATHS
+        for partitioned in (False, True)
+        if partitioned or (domain, path) != but
+    }
 
 
 def attributes(header: str) -> dict[str, str]:
@@ -119,7 +155,10 @@ def account(app: Flask) -> Callable[[str], Account]:
         assert response.status_code == 201
         token = auth.refresh_cookie()
         assert token is not None
-        return Account(str(response.get_json()["user"]["id"]), token)
+        claims = jwt.decode(
+            response.get_json()["accessToken"], options={"verify_signature": False}
+        )
+        return Account(str(response.get_json()["user"]["id"]), token, claims["sid"])
 
     return register
 
@@ -170,7 +209,7 @@ def tossed(
 
 @pytest.mark.parametrize("tossed", TOSSED, indirect=True)
 @pytest.mark.parametrize("tossed_first", [True, False], ids=["before", "after"])
-def test_tossed_value_beside_a_live_token_is_ignored(
+def test_tossed_value_beside_a_live_token_is_ignored_and_cleared(
     bare: FlaskClient,
     account: Callable[[str], Account],
     engine: Engine,
@@ -184,12 +223,16 @@ def test_tossed_value_beside_a_live_token_is_ignored(
 
     assert response.status_code == 200
     assert subject(response) == victim.user_id
-    # One Set-Cookie: the victim's successor, which replaces the victim's
-    # cookie; nothing clears anything.
-    [header] = set_cookies(response)
+    # The victim's successor replaces the victim's cookie, last; the tossed
+    # value is cleared wherever it can be, our own cookie's place spared (an
+    # empty value is no value: a request with one cookie clears nothing).
+    [header] = issued(response)
+    assert set_cookies(response)[-1] == header
+    expected = everywhere(but=(None, "/api/auth")) if tossed else set()
+    assert cleared(response) == expected
     successor = cookie_value(header)
     assert successor not in {"", victim.token, tossed}
-    assert "Max-Age=0" not in header
+    assert attributes(header)["path"] == "/api/auth"
     # The victim's token was the one spent, and its successor works alone.
     assert spent_or_revoked(engine) == before + 1
     assert (
@@ -217,9 +260,7 @@ def test_a_spent_leftover_beside_its_successor_is_not_reuse(
     response = bare.post(REFRESH, headers=cookie_header(user.token, successor))
     assert response.status_code == 200
     assert subject(response) == user.user_id
-    assert (
-        refresh_alone(bare, cookie_value(set_cookies(response)[0])).status_code == 200
-    )
+    assert refresh_alone(bare, cookie_value(issued(response)[0])).status_code == 200
 
 
 def test_reuse_detection_still_works_beside_garbage(
@@ -280,37 +321,173 @@ def test_more_values_than_a_browser_holds_are_refused_unread(
 # -- Two live tokens: someone else's session was planted -------------------------
 
 
+ORDERS = [
+    pytest.param(lambda v, a: [a, v], id="attacker-first"),
+    pytest.param(lambda v, a: [v, a], id="victim-first"),
+    pytest.param(lambda v, a: ["junk", a, v], id="with-garbage"),
+]
+
+
+@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize(
-    "order",
-    [
-        pytest.param(lambda v, a: [a, v], id="attacker-first"),
-        pytest.param(lambda v, a: [v, a], id="victim-first"),
-        pytest.param(lambda v, a: ["junk", a, v], id="with-garbage"),
-    ],
+    "hint", [None, "unknown-session", "not a session id!"], ids=["none", "other", "bad"]
 )
-def test_two_live_tokens_are_ambiguous_and_left_untouched(
+def test_two_live_tokens_unnamed_are_ambiguous_revoked_and_cleared(
+    bare: FlaskClient,
+    account: Callable[[str], Account],
+    engine: Engine,
+    order: Callable[[str, str], list[str]],
+    hint: str | None,
+) -> None:
+    """Neither is used; both sessions end, so that a planted cookie out of
+    our reach is dead from now on; every cookie of the name we can reach,
+    our own included, is cleared: the user logs in again, into a clean jar."""
+    victim = account("victim@example.com")
+    attacker = account("attacker@example.com")
+    response = bare.post(
+        REFRESH,
+        query_string={} if hint is None else {"session": hint},
+        headers=cookie_header(*order(victim.token, attacker.token)),
+    )
+
+    assert response.status_code == 401
+    assert response.get_json() == {
+        "error": "Several refresh tokens were sent; log in again",
+        "code": "REFRESH_TOKEN_AMBIGUOUS",
+    }
+    assert issued(response) == []  # no session switch
+    assert cleared(response) == everywhere()
+    for token in (victim.token, attacker.token):
+        assert refresh_alone(bare, token).get_json()["code"] == "REFRESH_TOKEN_REVOKED"
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_the_session_the_page_names_is_kept_and_the_planted_one_ends(
     bare: FlaskClient,
     account: Callable[[str], Account],
     engine: Engine,
     order: Callable[[str, str], list[str]],
 ) -> None:
+    """The browser client names the session it holds: that one refreshes, as
+    the victim, the planted session is revoked and its cookie cleared."""
     victim = account("victim@example.com")
     attacker = account("attacker@example.com")
     response = bare.post(
-        REFRESH, headers=cookie_header(*order(victim.token, attacker.token))
+        REFRESH,
+        query_string={"session": victim.session_id},
+        headers=cookie_header(*order(victim.token, attacker.token)),
     )
 
-    assert response.status_code == 401
-    assert response.get_json() == {
-        "error": "Several refresh tokens were sent; log out to clear them",
-        "code": "REFRESH_TOKEN_AMBIGUOUS",
-    }
-    assert "accessToken" not in response.get_json()  # no session switch
-    assert set_cookies(response) == []
+    assert response.status_code == 200
+    assert subject(response) == victim.user_id
+    [header] = issued(response)
+    assert set_cookies(response)[-1] == header
+    assert cleared(response) == everywhere(but=(None, "/api/auth"))
+    assert refresh_alone(bare, cookie_value(header)).status_code == 200
+    assert (
+        refresh_alone(bare, attacker.token).get_json()["code"]
+        == "REFRESH_TOKEN_REVOKED"
+    )
+
+
+def test_a_session_named_by_another_site_is_refused(
+    bare: FlaskClient, account: Callable[[str], Account], engine: Engine
+) -> None:
+    """Only the app's own pages can name the session: a cross-site request
+    naming the attacker's would otherwise sign the victim in as them."""
+    victim = account("victim@example.com")
+    attacker = account("attacker@example.com")
+    response = bare.post(
+        REFRESH,
+        query_string={"session": attacker.session_id},
+        headers={
+            **cookie_header(attacker.token, victim.token),
+            "Origin": "https://evil.example.com",
+        },
+    )
+    assert response.status_code == 403
+    assert response.get_json()["code"] == "CROSS_SITE_REQUEST"
     assert spent_or_revoked(engine) == 0
-    # Neither was rotated nor revoked: each still refreshes alone, as itself.
-    assert subject(refresh_alone(bare, victim.token)) == victim.user_id
-    assert subject(refresh_alone(bare, attacker.token)) == attacker.user_id
+
+
+@pytest.mark.parametrize(
+    ("host", "domains"),
+    [
+        ("localhost", (None,)),
+        ("127.0.0.1:8000", (None,)),
+        ("[::1]:8000", (None,)),
+        ("app.example.com", (None, "app.example.com", "example.com")),
+        (
+            "a.b.example.com:8443",
+            (None, "a.b.example.com", "b.example.com", "example.com"),
+        ),
+    ],
+)
+def test_cookies_are_cleared_at_every_domain_a_planter_could_use(
+    app: Flask,
+    account: Callable[[str], Account],
+    host: str,
+    domains: tuple[str | None, ...],
+) -> None:
+    """A sibling subdomain plants with ``Domain=<parent>``: we may expire a
+    cookie there too, being under that parent (an IP or a one-label host
+    has no domain cookies)."""
+    victim = account("victim@example.com")
+    attacker = account("attacker@example.com")
+    client = app.test_client(use_cookies=False)
+    response = client.post(
+        REFRESH,
+        base_url=f"http://{host}",
+        headers=cookie_header(attacker.token, victim.token),
+    )
+    assert response.get_json()["code"] == "REFRESH_TOKEN_AMBIGUOUS"
+    assert cleared(response) == everywhere(domains)
+
+
+def test_a_host_prefixed_cookie_has_nothing_else_to_clear(
+    make_app: Any,
+) -> None:
+    """``__Host-``: no other host can set it, nor any other path."""
+    app = make_app(TOKENAUTH_COOKIE_NAME="__Host-refresh", TOKENAUTH_COOKIE_PATH="/")
+    tokens = []
+    for email in ("victim@example.com", "attacker@example.com"):
+        auth = Auth(app.test_client())
+        auth.register(email)
+        cookie = auth.client.get_cookie("__Host-refresh", path="/")
+        assert cookie is not None
+        tokens.append(cookie.value)
+    response = app.test_client(use_cookies=False).post(
+        REFRESH, headers=cookie_header(*tokens, name="__Host-refresh")
+    )
+    assert response.get_json()["code"] == "REFRESH_TOKEN_AMBIGUOUS"
+    assert cleared(response) == {(None, "/", False), (None, "/", True)}
+
+
+@pytest.mark.parametrize("path", ["login", "register"])
+def test_a_login_sent_several_refresh_cookies_clears_the_others(
+    bare: FlaskClient, account: Callable[[str], Account], path: str
+) -> None:
+    """A new login gets rid of a planted cookie: every place but ours is
+    cleared, and ours set anew, last.  With one cookie (ours, or nothing
+    planted where the login sees it) a login sets ours and clears nothing."""
+    victim = account("victim@example.com")
+    attacker = account("attacker@example.com")
+    body = {"email": f"{path}@example.com", "password": PASSWORD}
+    if path == "login":
+        account("login@example.com")
+    response = bare.post(
+        f"/api/auth/{path}",
+        json=body,
+        headers=cookie_header(attacker.token, victim.token),
+    )
+    assert response.status_code in (200, 201)
+    [header] = issued(response)
+    assert set_cookies(response)[-1] == header
+    assert cleared(response) == everywhere(but=(None, "/api/auth"))
+
+    alone = bare.post("/api/auth/login", json=body, headers=cookie_header(victim.token))
+    assert alone.status_code == 200
+    assert cleared(alone) == set() and len(issued(alone)) == 1
 
 
 def test_a_planted_session_never_signs_the_victim_in_and_logout_gets_rid_of_it(
@@ -351,8 +528,8 @@ def test_logout_revokes_every_session_of_ours_it_was_sent(
             LOGOUT, headers=cookie_header("junk", one.token, two.token, one.token)
         )
     assert response.status_code == 200
-    [header] = set_cookies(response)
-    assert header.startswith("refresh_token=;") and "Max-Age=0" in header
+    # Several cookies: every one we can reach is cleared, not only ours.
+    assert issued(response) == [] and cleared(response) == everywhere()
     assert [str(user_id) for user_id, _ in seen] == [one.user_id, two.user_id]
     for token in (one.token, two.token):
         assert refresh_alone(bare, token).get_json()["code"] == "REFRESH_TOKEN_REVOKED"
@@ -443,7 +620,15 @@ BROWSER_CONFIGS = {
         "TOKENAUTH_COOKIE_NAME": "__Host-refresh",
         "TOKENAUTH_COOKIE_PATH": "/",
     },
+    # Served as http://app.tokenauth.test (not a secure context, unlike
+    # 127.0.0.1: the cookie cannot be Secure there), so that a sibling
+    # subdomain's Domain=tokenauth.test cookie can be planted.
+    "named-host": {"TOKENAUTH_COOKIE_SECURE": "false"},
 }
+#: The app's host name in the browser, and the parent a sibling plants at;
+#: Chromium resolves them to the loopback address.
+NAMED_HOST = "app.tokenauth.test"
+PARENT_DOMAIN = "tokenauth.test"
 
 
 @pytest.fixture(scope="module")
@@ -456,7 +641,12 @@ def chromium() -> Iterator[Any]:
         service_missing(f"Chromium not found at {CHROMIUM}: run `make browser`")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
+            executable_path=CHROMIUM,
+            args=[
+                *CHROMIUM_ARGS,
+                f"--host-resolver-rules=MAP *.{PARENT_DOMAIN} 127.0.0.1",
+            ],
+            timeout=TIMEOUT_MS,
         )
         yield browser
         browser.close()
@@ -550,16 +740,18 @@ def test_in_chromium_a_tossed_cookie_neither_logs_out_nor_switches_account(
 
     # Garbage at a more specific path, which Chromium sends first: the page
     # stays signed in as the victim, the victim's cookie rotates, and the
-    # tossed one stays where it was.
+    # tossed one is cleared.
     tossed = {"name": name, "domain": "127.0.0.1", "path": "/api/auth/refresh"}
     context.add_cookies([{**tossed, "value": "junk"}])
     [(_, before)] = [c for c in jar(context, name) if c[0] == "/api/auth"]
     assert restored_user(page) == victim
+    [(path, after)] = jar(context, name)
+    assert path == "/api/auth" and after != before
     assert restored_user(page) == victim
-    [(_, after), (_, junk)] = jar(context, name)
-    assert junk == "junk" and after != before
 
-    # A live token of the attacker's own account: refused, never used.
+    # A live token of the attacker's own account, and a page load, which
+    # holds no session to name: never used; both sessions end and the jar
+    # is emptied, so the next login starts clean.
     attacker = requests.post(
         f"{url}/api/auth/register",
         json={"email": "attacker@example.com", "password": PASSWORD},
@@ -567,7 +759,88 @@ def test_in_chromium_a_tossed_cookie_neither_logs_out_nor_switches_account(
     )
     context.add_cookies([{**tossed, "value": attacker.cookies[name]}])
     assert restored_user(page) is None
-    assert [value for _, value in jar(context, name)] == [after, attacker.cookies[name]]
+    assert jar(context, name) == []
+
+
+#: Where a planter puts a live token of their own: a more specific path of
+#: our host (a network attacker over plain http), or the parent domain at
+#: the root (a sibling subdomain, ``evil.tokenauth.test``).
+PLANTED = [
+    pytest.param({"domain": NAMED_HOST, "path": "/api/auth/refresh"}, id="our-host"),
+    pytest.param({"domain": f".{PARENT_DOMAIN}", "path": "/"}, id="parent-domain"),
+]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("live", ["named-host"], indirect=True)
+@pytest.mark.parametrize("where", PLANTED)
+def test_in_chromium_the_page_recovers_from_a_planted_session(
+    chromium: Any,
+    live: tuple[str, str],
+    where: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """The victim never presses log out: a page that holds its session keeps
+    it through a refresh and the planted cookie is gone; a page load with a
+    planted cookie signs out once, and one login later all is well."""
+    from playwright.sync_api import expect
+
+    url, name = live
+    context = chromium.new_context(base_url=url.replace("127.0.0.1", NAMED_HOST))
+    context.set_default_timeout(TIMEOUT_MS)
+    tag = request.node.callspec.id.replace("-", "")
+    email = f"victim{tag}@example.com"
+    planted_by: list[str] = []
+
+    def plant() -> str:
+        """A live token of a new account of the attacker's, in the jar."""
+        attacker = requests.post(
+            f"{url}/api/auth/register",
+            json={
+                "email": f"attacker{tag}{len(planted_by)}@example.com",
+                "password": PASSWORD,
+            },
+            timeout=10,
+        )
+        value = attacker.cookies[name]
+        planted_by.append(value)
+        context.add_cookies([{"name": name, "value": value, **where}])
+        return value
+
+    try:
+        page = sign_up(context, email)
+        victim = page.evaluate("() => auth.session.userId")
+        planted = plant()
+        assert planted in [value for _, value in jar(context, name)]
+
+        # The page refreshes: it names the session it holds, which goes on;
+        # the planted one is cleared (and its session ended).
+        assert page.evaluate("() => auth.refresh()") is True
+        assert page.evaluate("() => auth.session.userId") == victim
+        [(path, ours)] = jar(context, name)
+        assert path == "/api/auth" and ours != planted
+        assert restored_user(page) == victim
+        assert restored_user(page) == victim
+
+        # Planted again, then a page load: nothing to name the session by.
+        # Signed out once (no account switch), the jar emptied; the user
+        # logs in, and every load after restores the session.
+        plant()
+        assert restored_user(page) is None
+        assert jar(context, name) == []
+        page.fill("#email", email)
+        page.fill("#password", PASSWORD)
+        page.click("#login")
+        expect(page.locator("#status")).to_have_attribute("data-state", "signed-in")
+        assert restored_user(page) == victim
+        assert restored_user(page) == victim
+        assert all(value not in planted_by for _, value in jar(context, name))
+    except Exception as e:
+        log = SERVERS[url].log_tail()
+        raise AssertionError(f"{e}\nserver log:\n{log}") from e
+    finally:
+        context.close()
 
 
 @pytest.mark.browser

@@ -5,18 +5,21 @@ and every further presentation is reuse, which ends the session."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
 
-from flask_tokenauth import signals
+from flask_tokenauth import RefreshTokenReused, signals
+from flask_tokenauth._refresh import RefreshTokens
 
-from .conftest import Auth, concurrent_refreshes
+from .conftest import REFRESH_SECRET, Auth, concurrent_refreshes
 
 #: Long enough that no test outlives it, even on a loaded machine.
 REUSE_INTERVAL = "60s"
+REUSE = timedelta(seconds=60)
 
 
 @pytest.fixture
@@ -142,3 +145,71 @@ def test_a_replay_loop_gets_at_most_one_access_token(app: Flask) -> None:
     tokens = [r for r in answers if r.status_code == 200]
     assert len(tokens) <= 1
     assert all(r.status_code in (200, 401) for r in answers)
+
+
+@pytest.mark.parametrize(
+    ("after", "grace"),
+    [(timedelta(seconds=59), True), (timedelta(seconds=61), False)],
+    ids=["within", "after"],
+)
+def test_the_first_repeat_after_the_interval_is_reuse(
+    engine: Engine, after: timedelta, grace: bool
+) -> None:
+    """The clock passed as ``now``: the *first* repeat of a rotated token
+    gets the grace answer only within the reuse interval (60 s here); one
+    second past it, it is reuse."""
+    tokens = RefreshTokens(
+        REFRESH_SECRET.encode(),
+        timedelta(days=7),
+        reuse_interval=REUSE,
+    )
+    start = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tokenauth_users (email, password_hash)"
+                " VALUES ('a@b.co', 'x')"
+            )
+        )
+        user_id = str(conn.execute(text("SELECT id FROM tokenauth_users")).scalar_one())
+        spent = tokens.start_family(conn, user_id, start).token
+    rotated_at = start + timedelta(seconds=1)
+    with engine.begin() as conn:
+        assert tokens.rotate(conn, spent, rotated_at).issued is not None
+    repeat_at = rotated_at + after
+    if grace:
+        with engine.begin() as conn:
+            assert tokens.rotate(conn, spent, repeat_at).issued is None
+        return
+    with pytest.raises(RefreshTokenReused), engine.begin() as conn:
+        tokens.rotate(conn, spent, repeat_at)
+
+
+def test_the_first_repeat_after_the_interval_ends_the_session(
+    app: Flask, engine: Engine, sent: Any
+) -> None:
+    """Through the endpoint: the rotation moved back past the interval in
+    the database (as if the clock had moved on), the first repeat of the
+    spent token gets ``REFRESH_TOKEN_REUSED`` and no grace answer, and the
+    session ends."""
+    auth = Auth(app.test_client())
+    auth.register()
+    spent = auth.refresh_cookie()
+    assert spent is not None
+    assert auth.refresh().status_code == 200
+    rotated_at = datetime.now(timezone.utc) - REUSE
+    with engine.begin() as conn:
+        moved = conn.execute(
+            text(
+                "UPDATE tokenauth_refresh_tokens SET used_at = :at"
+                " WHERE used_at IS NOT NULL"
+            ),
+            {"at": rotated_at - timedelta(seconds=1)},
+        )
+        assert moved.rowcount == 1
+    repeat = Auth(app.test_client())
+    repeat.set_refresh_cookie(spent)
+    assert code(repeat.refresh()) == "REFRESH_TOKEN_REUSED"
+    assert "grace" not in [name for name, _ in sent]
+    assert session_revoked(engine)
+    assert code(auth.refresh()) == "REFRESH_TOKEN_REVOKED"

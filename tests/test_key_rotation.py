@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import text
 
+from flask_tokenauth import _keys
 from flask_tokenauth._db import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.errors import ConfigurationError
@@ -164,6 +165,71 @@ def test_publish_rotate_retire_in_one_process(
     assert profile(app, new) == 200
     jwks = app.test_client().get(JWKS).json
     assert [k["kid"] for k in jwks["keys"]] == [second]  # type: ignore[index]
+
+
+def generate_kid_beginning_with(prefix: str) -> Callable[[str], Any]:
+    """``_keys.generate`` that draws keys until one's kid (its RFC 7638
+    thumbprint) begins with ``prefix``: a 1-in-64 chance for one character,
+    so the first few hundred draws find one."""
+    real = _keys.generate
+
+    def generate(algorithm: str) -> Any:
+        for _ in range(20_000):
+            private = real(algorithm)
+            pem = _keys.private_pem(private)
+            if _keys.SigningKey.load(pem, "test").kid.startswith(prefix):
+                return private
+        raise AssertionError(f"no kid beginning with {prefix!r}")
+
+    return generate
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("retire", "{kid}", "--force", "--dir", "{dir}"),
+        ("retire", "--force", "{kid}", "--dir", "{dir}"),
+        ("retire", "--dir", "{dir}", "--force", "{kid}"),
+        ("retire", "--dir={dir}", "--force", "--", "{kid}"),
+    ],
+    ids=["kid-first", "force-first", "dir-first", "separator"],
+)
+def test_a_kid_that_begins_with_a_dash_is_retired(
+    dir_app: Any,
+    tmp_path: Path,
+    runner: FlaskCliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    words: tuple[str, ...],
+) -> None:
+    """A base64url thumbprint can begin with '-': ``keys retire KID`` takes
+    it as the kid, not as an option, wherever it stands; ``--`` works too."""
+    monkeypatch.setattr(_keys, "generate", generate_kid_beginning_with("-"))
+    directory = tmp_path / "dashed"
+    assert cli(runner, directory, "rotate", "--publish").exit_code == 0
+    first = kid_in(directory, "signing")
+    assert first.startswith("-")
+    app = dir_app(TOKENAUTH_KEYS_DIR=str(directory))
+    old = login(app)
+    assert cli(runner, directory, "rotate", "--publish").exit_code == 0
+    assert cli(runner, directory, "rotate").exit_code == 0
+    assert profile(app, old) == 200
+
+    refused = cli(runner, directory, "retire", first)
+    assert refused.exit_code != 0
+    assert "--force" in refused.output  # it found the key: only too soon
+    args = [w.format(kid=first, dir=directory) for w in words]
+    result = runner.invoke(args=["tokenauth", "keys", *args])
+    assert result.exit_code == 0, result.output
+    assert f"Retired {first}." in result.output
+    assert state(directory)[first] == "retired"
+    assert profile(app, old) == 401
+
+
+def test_retire_names_the_kids_it_knows(keys_dir: Path, runner: FlaskCliRunner) -> None:
+    result = cli(runner, keys_dir, "retire", "-nosuchkid")
+    assert result.exit_code != 0
+    assert "No key '-nosuchkid'" in result.output
+    assert kid_in(keys_dir, "signing") in result.output
 
 
 def test_retire_refuses_the_signing_key_and_rotate_needs_a_next_key(

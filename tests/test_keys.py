@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -807,3 +808,54 @@ def test_keys_generate_prints_the_key(keyed_app: Any) -> None:
     assert pem_text.startswith("-----BEGIN PRIVATE KEY-----")
     key = SigningKey.load(pem_text, "k", private=True)
     assert key.algorithm == "EdDSA"
+
+
+HMAC_BESIDE = "TOKENAUTH_ACCESS_SECRET is set beside"
+
+
+@pytest.mark.parametrize("source", ["TOKENAUTH_SIGNING_KEY", "TOKENAUTH_KEYS_DIR"])
+def test_an_hmac_secret_beside_asymmetric_keys_is_warned_about_once(
+    keyed_app: Any,
+    make_app: Any,
+    keys: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    source: str,
+) -> None:
+    """The secret keeps verifying HS256 tokens, with no end date, for as long
+    as it is set: start-up says so (once, not per request), and when to
+    unset it.  Nothing is said when it is not set, or when it signs."""
+    if source == "TOKENAUTH_KEYS_DIR":
+        directory = tmp_path / "keys"
+        result = (
+            make_app()
+            .test_cli_runner()
+            .invoke(
+                args=[
+                    "tokenauth",
+                    "keys",
+                    "rotate",
+                    "--publish",
+                    "--dir",
+                    str(directory),
+                ]
+            )
+        )
+        assert result.exit_code == 0, result.output
+        config = {source: str(directory)}
+    else:
+        config = {source: pem(keys["EdDSA"][0])}
+    with caplog.at_level(logging.WARNING, logger="flask_tokenauth"):
+        app = keyed_app(TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET, **config)
+        hmac_token = login(keyed_app(TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET))
+        assert status(app, hmac_token) == (200, None)
+        assert status(app, hmac_token) == (200, None)
+    warnings = [r for r in caplog.records if HMAC_BESIDE in r.getMessage()]
+    assert len(warnings) == 1, caplog.text
+    message = warnings[0].getMessage()
+    assert source in message and "unset TOKENAUTH_ACCESS_SECRET" in message
+    assert "0:15:00 after the move" in message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="flask_tokenauth"):
+        keyed_app(**config)
+    assert HMAC_BESIDE not in caplog.text

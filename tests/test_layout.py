@@ -1,12 +1,16 @@
 """The package imports without circles: no module of ``flask_tokenauth``
 imports (at the top or inside a function) a module that imports it back,
 directly or through others.  Imports under ``TYPE_CHECKING``
-are left out: they never run."""
+are left out: they never run.
+
+And the examples use only the public API, type-checked strictly."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 import flask_tokenauth
 
@@ -124,3 +128,64 @@ def test_find_cycle_reports_one() -> None:
 def test_no_import_cycles_in_the_package() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def private_imports(tree: ast.AST) -> list[str]:
+    """The private modules of ours an example's code imports: ``import
+    flask_tokenauth._x``, ``from flask_tokenauth._x import y``, ``from
+    flask_tokenauth import _x``, at any depth (``TYPE_CHECKING`` included:
+    a reader copies those too)."""
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == NAME and any(p.startswith("_") for p in parts[1:]):
+                found.append(name)
+    return found
+
+
+def test_private_imports_are_seen() -> None:
+    tree = ast.parse(
+        "import flask_tokenauth._db\n"
+        "from flask_tokenauth._state import get_state\n"
+        "from flask_tokenauth import _passwords, auth_bp\n"
+        "from flask_tokenauth.testing import TokenAuthClient\n"
+    )
+    assert private_imports(tree) == [
+        "flask_tokenauth._db",
+        "flask_tokenauth._state",
+        "flask_tokenauth._state.get_state",
+        "flask_tokenauth._passwords",
+    ]
+
+
+def test_examples_use_only_the_public_api() -> None:
+    """What the examples import, the apps that copy them import: never a
+    private module, whose names may change in any release."""
+    paths = sorted(EXAMPLES.rglob("*.py"))
+    assert paths
+    found = {
+        str(path.relative_to(EXAMPLES)): imports
+        for path in paths
+        if (imports := private_imports(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert found == {}
+
+
+def test_mypy_checks_the_examples_strictly() -> None:
+    """A host model must type-check against our API (``current_user_as``):
+    CI's strict mypy run covers the examples, not only the package."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = EXAMPLES.parent / "pyproject.toml"
+    mypy = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["mypy"]
+    assert mypy["strict"] is True
+    assert {"examples/app.py", "examples/existing_app"} <= set(mypy["files"])

@@ -1,6 +1,7 @@
-"""What a new password must be: long enough in characters a person sees, and
-not on the shipped list of common passwords (NIST SP 800-63B-4 3.1.1.2,
-OWASP ASVS 5.0 6.2.4), at registration, password change and create-user."""
+"""What a new password must be: long enough in characters a person sees, not
+on the shipped list of common passwords, and free of the words of its
+context (NIST SP 800-63B-4 3.1.1.2, OWASP ASVS 5.0 6.2.4), at registration,
+password change and create-user."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from sqlalchemy import Engine, text
 
 from flask_tokenauth import _blocklist
 from flask_tokenauth._config import Settings
-from flask_tokenauth._validation import visible_password
+from flask_tokenauth._password_text import normalize_password, visible_characters
 from flask_tokenauth.errors import ConfigurationError
 
 from .conftest import PASSWORD, Auth, base_config, bearer
 from .test_validation import assert_error, count_rows
 
 ZWSP = "\u200b"
+BRAILLE_BLANK = "\u2800"
+ARABIC_INDIC = "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"  # 12345678
+DEVANAGARI = "\u0967\u0968\u0969\u096a\u096b\u096c\u096d\u096e"  # 12345678
 
 #: The examples of the attack review, and variants that must not slip by.
 COMMON = [
@@ -31,6 +35,15 @@ COMMON = [
     " password ",  # edge whitespace is not part of what a person sees
     f"pass{ZWSP}word",  # nor is a zero-width space
     "\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44",  # full-width: NFKC
+    f"password{BRAILLE_BLANK}",  # a braille blank is no character either
+    "pass word",  # nor a space between
+    "pass\u3164word",  # nor a Hangul filler
+    ARABIC_INDIC,  # 12345678 in other digits
+    DEVANAGARI,
+    "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",  # full-width digits
+    "passw0rd!",  # not in the former list of 20,000
+    "Password2024!",  # a listed password and a short tail of digits and symbols
+    "qwerty123!",
 ]
 
 #: Too short once the invisible characters are left out.
@@ -43,6 +56,11 @@ INVISIBLE = [
     " " * 12,  # nothing but spaces
     "\u3000" * 10,  # ideographic spaces (NFKC: spaces)
     f"abc{ZWSP * 10}",  # 3 visible characters
+    BRAILLE_BLANK * 8,  # the attack review's case
+    "\u115f\u1160\u3164\uffa0" * 2,  # Hangul fillers
+    "\u00a0\u2007\u202f\u205f" * 3,  # no-break and other spaces
+    "\u2028\u2029\x85" * 3,  # line and paragraph separators
+    "ab cd ef g",  # 7 visible characters: spaces do not count
 ]
 
 #: Fine: long enough, not common, whatever their script or spacing.
@@ -52,15 +70,45 @@ STRONG = [
     "ж" * 8,
     "密码很长很难猜到的",
     f"tr{ZWSP}amorbit",  # 8 visible characters, an invisible one between
+    "\u0661\u0669\u0664\u0667 tram orbit",  # digits of any script are fine
+    "dragon!!!!!",  # a tail longer than what counts as a variant
 ]
 
 
 def test_the_list_is_shipped_and_big_enough() -> None:
+    shipped = _blocklist.shipped_passwords()
+    # ASVS 6.2.4 asks for the top 3,000; issue 16 for 100,000, all of a
+    # length our minimum lets through, all already normalized.
+    assert len(set(shipped)) >= 100_000
+    assert min(len(w) for w in shipped) >= 8
+    assert all(normalize_password(w) == w for w in shipped)
     words = _blocklist.common_passwords()
-    # ASVS 6.2.4 asks for the top 3,000; what our minimum length lets through.
-    assert len([w for w in words if len(w) >= 8]) >= 3000
-    assert {"password", "12345678", "qwertyuiop", "11111111"} <= words
+    assert len(words) == len(set(shipped))  # no two entries share a digest
+    for word in ("password", "12345678", "qwertyuiop", "11111111", "passw0rd"):
+        assert word in words
     assert _blocklist.common_passwords() is words  # read once per process
+
+
+def test_the_compact_set_answers_as_a_set() -> None:
+    """The digests answer ``in`` as the strings would, at both ends of the
+    sorted array and between its entries."""
+    sample = [f"entry-{i}" for i in range(1_000)]
+    words = _blocklist.PasswordSet(sample)
+    assert len(words) == 1_000
+    assert all(word in words for word in sample)
+    assert not any(f"other-{i}" in words for i in range(1_000))
+    assert "" not in words and 12345678 not in words
+    assert "x" not in _blocklist.PasswordSet([])
+
+
+def test_the_list_is_read_once_for_many_apps(make_app: Any) -> None:
+    """A test suite creates many apps: the list is per process, not per app."""
+    first = Auth(make_app().test_client())
+    assert_error(first.register(password="passw0rd!"), 400, "PASSWORD_TOO_COMMON")
+    words = _blocklist.common_passwords()
+    second = Auth(make_app().test_client())
+    assert_error(second.register(password="passw0rd!"), 400, "PASSWORD_TOO_COMMON")
+    assert _blocklist.common_passwords() is words
 
 
 def test_the_list_is_read_on_first_use_not_at_import() -> None:
@@ -99,8 +147,8 @@ def test_strong_passwords_pass_and_are_kept_as_sent(auth: Auth, password: str) -
     for checking it."""
     assert auth.register(password=password).status_code == 201
     assert auth.login(password=password).status_code == 200
-    if visible_password(password) != password:
-        assert auth.login(password=visible_password(password)).status_code == 401
+    if visible_characters(password) != password:
+        assert auth.login(password=visible_characters(password)).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -110,6 +158,9 @@ def test_strong_passwords_pass_and_are_kept_as_sent(auth: Auth, password: str) -
         ("PassWord1", "PASSWORD_TOO_COMMON"),
         ("qwertyuiop", "PASSWORD_TOO_COMMON"),
         (ZWSP * 8, "INVALID_PASSWORD"),
+        (BRAILLE_BLANK * 8, "INVALID_PASSWORD"),
+        (ARABIC_INDIC, "PASSWORD_TOO_COMMON"),
+        ("user-secret-2024", "PASSWORD_HAS_CONTEXT_WORD"),  # user@example.com
     ],
 )
 def test_password_change_refuses_them_too(
@@ -132,6 +183,85 @@ def test_password_change_refuses_them_too(
         ).scalar_one()
     assert after == before
     assert auth.login().status_code == 200
+
+
+#: (login, TOKENAUTH_SERVICE_NAME, password): the password contains a word of
+#: its context (NIST SP 800-63B-4 3.1.1.2), whatever the case, script or
+#: punctuation.
+CONTEXT = [
+    ("jsmith@example.com", None, "JSmith-2024-tram"),
+    ("j.smith@example.com", None, "tram j smith orbit"),
+    ("bob@example.com", None, "bob@example.com tram"),  # the whole address
+    ("ana@example.com", "Acme Shop", "acme_shop tram orbit"),
+    ("ana@example.com", ["Tramway", "acme.example"], "ACME.example rules"),
+    ("ana@example.com", "Acme", "\uff21\uff23\uff2d\uff25 tram orbit"),
+]
+
+#: Words too short to look for inside a password, and no service name.
+NOT_CONTEXT = [
+    ("al@example.com", None, "always tram orbit"),
+    ("ana@example.com", None, "banana tram orbit"),
+    ("ana@example.com", "Acme", "tram orbit velvet"),
+]
+
+
+@pytest.mark.parametrize(("login", "service", "password"), CONTEXT)
+def test_register_refuses_context_words(
+    make_app: Any, engine: Engine, login: str, service: Any, password: str
+) -> None:
+    auth = Auth(make_app(TOKENAUTH_SERVICE_NAME=service).test_client())
+    response = auth.register(login, password)
+    assert_error(response, 400, "PASSWORD_HAS_CONTEXT_WORD")
+    assert count_rows(engine) == (0, 0)
+
+
+@pytest.mark.parametrize(("login", "service", "password"), NOT_CONTEXT)
+def test_context_words_refuse_no_more(
+    make_app: Any, login: str, service: Any, password: str
+) -> None:
+    auth = Auth(make_app(TOKENAUTH_SERVICE_NAME=service).test_client())
+    assert auth.register(login, password).status_code == 201
+
+
+def test_password_change_checks_the_login_only_after_the_current_password(
+    auth: Auth,
+) -> None:
+    """A wrong current password answers first: the refusal never tells the
+    holder of a stolen access token whether a guess is part of the login."""
+    token = auth.register("jsmith@example.com").get_json()["accessToken"]
+    new = {"newPassword": "jsmith tram orbit"}
+    wrong = auth.client.post(
+        "/api/auth/password",
+        json={"currentPassword": "not it at all", **new},
+        headers=bearer(token),
+    )
+    assert_error(wrong, 403, "WRONG_PASSWORD")
+    right = auth.client.post(
+        "/api/auth/password",
+        json={"currentPassword": PASSWORD, **new},
+        headers=bearer(token),
+    )
+    assert_error(right, 400, "PASSWORD_HAS_CONTEXT_WORD")
+
+
+def test_create_user_refuses_context_words(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(
+        args=[
+            "tokenauth",
+            "create-user",
+            "jsmith@example.com",
+            "--password",
+            "JSmith tram orbit",
+        ]
+    )
+    assert result.exit_code == 2, result.output
+    assert "must not contain your login" in result.output
+
+
+@pytest.mark.parametrize("value", [42, ["Acme", 7], "!!!", [""]])
+def test_service_name_is_validated_at_start_up(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="TOKENAUTH_SERVICE_NAME"):
+        Settings.from_mapping(base_config(TOKENAUTH_SERVICE_NAME=value))
 
 
 def test_password_change_to_a_strong_one(auth: Auth) -> None:
@@ -184,7 +314,7 @@ def test_a_missing_list_fails_at_start_up(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     monkeypatch.setattr(
-        "flask_tokenauth._config.blocklist_file", lambda: tmp_path / "missing.gz"
+        "flask_tokenauth._parsers.blocklist_file", lambda: tmp_path / "missing.gz"
     )
     with pytest.raises(ConfigurationError, match="TOKENAUTH_PASSWORD_BLOCKLIST"):
         Settings.from_mapping(base_config())
@@ -192,14 +322,18 @@ def test_a_missing_list_fails_at_start_up(
 
 
 @pytest.mark.parametrize(
-    ("password", "visible"),
+    ("password", "normalized"),
     [
-        (f"{ZWSP}correct horse{ZWSP}", "correct horse"),
-        ("  two  spaces  ", "two  spaces"),  # inner spaces count
+        (f"{ZWSP}correct horse{ZWSP}", "correcthorse"),
+        ("  Two  Spaces  ", "twospaces"),
         ("e\u0301" * 4, "\u00e9" * 4),  # composed by NFKC
-        ("\uff21\uff22", "AB"),
+        ("\uff21\uff22", "ab"),
         ("\U0001f468\u200d\U0001f469", "\U0001f468\U0001f469"),  # ZWJ dropped
+        (f"PASS{BRAILLE_BLANK}WORD", "password"),
+        (ARABIC_INDIC, "12345678"),
+        (DEVANAGARI, "12345678"),
+        ("Stra\u00dfe", "strasse"),  # case folding, not lower()
     ],
 )
-def test_visible_password(password: str, visible: str) -> None:
-    assert visible_password(password) == visible
+def test_normalize_password(password: str, normalized: str) -> None:
+    assert normalize_password(password) == normalized

@@ -145,7 +145,7 @@ def test_password_change_is_limited_like_a_login(make_app: Any) -> None:
     app = limited(make_app, TOKENAUTH_RATELIMIT_LOGIN="2/minute")
     token = Auth(app.test_client()).register().get_json()["accessToken"]
     client = app.test_client()
-    body = {"currentPassword": "wrong password", "newPassword": "whatever123"}
+    body = {"currentPassword": "wrong password", "newPassword": "tram orbit velvet 42"}
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(2):
         assert (

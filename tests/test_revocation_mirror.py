@@ -7,6 +7,9 @@ process and across gunicorn workers."""
 from __future__ import annotations
 
 import logging
+import os
+import select
+import signal
 import threading
 import time
 import uuid
@@ -22,14 +25,15 @@ import requests
 from flask import Flask
 from sqlalchemy import Engine, bindparam, event, insert, inspect, make_url, text
 
+from flask_tokenauth import _dblisten as dblisten
 from flask_tokenauth import _dbmirror as dbmirror
 from flask_tokenauth import current_claims, login_required
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._db import Database, make_engine
 from flask_tokenauth._dbmirror import RevocationCopy
 from flask_tokenauth._migrate import downgrade, upgrade
 from flask_tokenauth._revocation import DatabaseRevocation
 from flask_tokenauth._sessions import purge, revoke_in
-from flask_tokenauth.errors import ConfigurationError
+from flask_tokenauth.errors import ConfigurationError, TokenRevoked
 from flask_tokenauth.models import RevocationEvent, metadata
 
 from .conftest import (
@@ -332,6 +336,59 @@ def test_purge_deletes_the_logs_expired_rows(
     assert len(left) == 1
 
 
+# -- the per-request query (while the copy is not current) --------------------
+
+
+def delete_session_row(engine: Engine, token: str) -> None:
+    """The token's session row deleted by raw SQL (by hand, or a purge that
+    went too far): no log row, so only the per-request query can know."""
+    with engine.begin() as conn:
+        for table in ("tokenauth_refresh_tokens", "tokenauth_sessions"):
+            column = "family_id" if table == "tokenauth_refresh_tokens" else "id"
+            conn.execute(
+                text(f"DELETE FROM {table} WHERE {column} = :id"),
+                {"id": sid_of(token)},
+            )
+
+
+@pytest.mark.parametrize("builtin_users", [True, False], ids=["builtin", "host"])
+def test_the_query_refuses_a_token_whose_session_row_is_gone(
+    make_db_app: Callable[..., Flask], engine: Engine, builtin_users: bool
+) -> None:
+    """Both forms of the per-request query (the built-in users' join, and a
+    host's users): no session row, no access."""
+    app = make_db_app()
+    token = Auth(app.test_client()).register().get_json()["accessToken"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    store = DatabaseRevocation(app.extensions["tokenauth"].db, builtin_users)
+    store.check(claims)  # the session is there: accepted
+    delete_session_row(engine, token)
+    with pytest.raises(TokenRevoked):
+        store.check(claims)
+
+
+def test_a_copy_not_yet_current_asks_and_refuses_a_gone_session(
+    make_db_app: Callable[..., Flask], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the app, while its copy is not current (as while it starts,
+    or its listener is down): the token of a session whose row is gone is
+    refused by the query, and another session's token still passes."""
+    app = make_db_app()
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    other = Auth(app.test_client()).login().get_json()["accessToken"]
+    monkeypatch.setattr(copy_of(app), "current", lambda: False)
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    delete_session_row(engine, token)
+    with database_uses(engine) as uses:
+        assert code(client.get("/claims", headers=bearer(token))) == (
+            401,
+            "TOKEN_REVOKED",
+        )
+        assert client.get("/claims", headers=bearer(other)).status_code == 200
+    assert len(uses) == 2  # asked the database each time
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -423,7 +480,7 @@ def test_the_copy_asks_the_database_while_the_listener_is_down(
     pid = listener_pid(pg_engine, copy)
     assert pid is not None
 
-    real_connect = dbmirror._connect
+    real_connect = dblisten._connect
     down = True
 
     def connect(url: str, name: str) -> Any:
@@ -431,7 +488,7 @@ def test_the_copy_asks_the_database_while_the_listener_is_down(
             raise OSError("listener kept down by the test")
         return real_connect(url, name)
 
-    monkeypatch.setattr(dbmirror, "_connect", connect)
+    monkeypatch.setattr(dblisten, "_connect", connect)
     with pg_engine.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     assert wait_for(lambda: not copy.current())
@@ -581,7 +638,7 @@ def test_a_listener_ignores_the_probes_of_others(
 ) -> None:
     """Every listener on the database gets every other one's probes: they
     must not cost it a read each (a revocation does)."""
-    monkeypatch.setattr(dbmirror, "PROBE_EVERY_SECONDS", 3600.0)
+    monkeypatch.setattr(dblisten, "PROBE_EVERY_SECONDS", 3600.0)
     app = make_db_app(TOKENAUTH_REVOCATION_STALENESS="1h")
     copy = copy_of(app)
     reads = 0
@@ -597,17 +654,111 @@ def test_a_listener_ignores_the_probes_of_others(
     before = reads
     notify = text("SELECT pg_notify(:channel, :payload)")
     for _ in range(20):
-        payload = dbmirror.PROBE_PREFIX + uuid.uuid4().hex
+        payload = dblisten.PROBE_PREFIX + uuid.uuid4().hex
         with pg_engine.connect() as conn:
-            conn.execute(notify, {"channel": dbmirror.CHANNEL, "payload": payload})
+            conn.execute(notify, {"channel": dblisten.CHANNEL, "payload": payload})
             conn.commit()
         time.sleep(0.01)  # apart, so that each could wake it on its own
     with pg_engine.connect() as conn:
-        conn.execute(notify, {"channel": dbmirror.CHANNEL, "payload": ""})
+        conn.execute(notify, {"channel": dblisten.CHANNEL, "payload": ""})
         conn.commit()
     assert wait_for(lambda: reads > before)
     assert reads == before + 1  # the revocation's, none for the probes
     assert copy.current()
+
+
+@pytest.mark.postgresql
+def test_a_notification_that_came_in_with_a_read_wakes_the_listener(
+    pg_engine: Engine,
+) -> None:
+    """A ``NOTIFY`` that arrives while the listener reads comes in with the
+    read's answer: the driver holds it, the socket no longer does.  The
+    listener's wait looks at what the driver holds first, so it reads again
+    at once, not at the next heartbeat (here an hour away)."""
+    url = pg_engine.url.render_as_string(hide_password=False)
+    listener = dblisten._connect(url, f"tokenauth-test-{uuid.uuid4().hex[:8]}")
+    woke = threading.Event()
+    waiting = threading.Thread(
+        target=lambda: (dblisten._wait(listener, 2 * WAIT), woke.set()), daemon=True
+    )
+    try:
+        with listener.cursor() as cursor:
+            cursor.execute(f"LISTEN {dblisten.CHANNEL}")
+            with pg_engine.connect() as conn:
+                conn.execute(
+                    text("SELECT pg_notify(:channel, '')"),
+                    {"channel": dblisten.CHANNEL},
+                )
+                conn.commit()
+
+            def read() -> bool:
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+                return bool(listener.notifies)
+
+            assert wait_for(read)  # it came in with a read's answer
+        assert select.select([listener], [], [], 0)[0] == []  # not on the socket
+        waiting.start()
+        assert woke.wait(WAIT)
+        assert listener.notifies == []  # consumed
+    finally:
+        if waiting.is_alive():
+            waiting.join()
+        listener.close()
+
+
+@pytest.mark.postgresql
+def test_a_revocation_committed_during_a_read_is_read_at_once(
+    make_db_app: Callable[..., Flask],
+    pg_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole path: the listener's read is held (an advisory lock the test
+    holds) after its snapshot; a logout commits meanwhile, so the read does
+    not return its row, and its ``NOTIFY`` comes in with the read's answer.
+    The listener reads again at once: the copy holds the session long
+    before its next heartbeat (15 minutes here)."""
+    monkeypatch.setattr(dblisten, "PROBE_EVERY_SECONDS", 3600.0)
+    app = make_db_app(TOKENAUTH_REVOCATION_STALENESS="1h")
+    client = app.test_client()
+    token = Auth(client).register().get_json()["accessToken"]
+    assert client.get("/claims", headers=bearer(token)).status_code == 200
+    copy = as_another_process(app)
+    assert wait_for(copy.current)
+    key = uuid.uuid4().int % 2**62
+    held = threading.Event()
+    real_query = copy.query
+
+    def held_query(named: bool = True) -> tuple[str, dict[str, Any]]:
+        sql, params = real_query(named)
+        if named or held.is_set():
+            return sql, params
+        held.set()  # this read only: it waits for the test's lock
+        return (
+            f"SELECT r.* FROM ({sql}) r, (SELECT pg_advisory_xact_lock({key})) l",
+            params,
+        )
+
+    monkeypatch.setattr(copy, "query", held_query)
+    with pg_engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        holder.commit()
+        try:
+            with pg_engine.connect() as conn:  # wake the listener: a read
+                conn.execute(
+                    text("SELECT pg_notify(:channel, '')"),
+                    {"channel": dblisten.CHANNEL},
+                )
+                conn.commit()
+            assert wait_for(
+                lambda: listener_activity(pg_engine, copy, "wait_event") == "advisory"
+            )
+            assert Auth(client).logout().status_code == 200
+        finally:
+            holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            holder.commit()
+    sid = sid_of(token)
+    assert wait_for(lambda: sid in copy.sessions)
 
 
 @pytest.mark.postgresql
@@ -630,6 +781,87 @@ def test_an_unreachable_listen_url_fails_closed(
     assert not copy_of(app).current()
     revoke_by_hand(pg_engine, token)
     assert code(client.get("/claims", headers=bearer(token))) == (401, "TOKEN_REVOKED")
+
+
+# -- forks (gunicorn --preload) ----------------------------------------------
+
+
+def in_a_fork(work: Callable[[], object]) -> str | None:
+    """``str(work())`` run in a child forked from this process, or None if
+    the child gave no answer within :data:`WAIT` (then it is killed)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, and never return into pytest
+        try:
+            os.close(read)
+            os.write(write, str(work()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    ready: list[int] = []
+    try:
+        ready, _, _ = select.select([read], [], [], WAIT)
+        return os.read(read, 1000).decode() if ready else None
+    finally:
+        os.close(read)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+@pytest.mark.postgresql
+def test_a_forked_process_uses_database_sessions_of_its_own(
+    pg_engine: Engine,
+) -> None:
+    """The pool's connections are the parent's: a child (a gunicorn worker
+    after ``--preload``) that used them would share their sockets with the
+    parent and its siblings, and a request would wait for an answer another
+    process read (``test_a_logout_on_one_worker_reaches_the_other`` timed
+    out so).  The child gets new ones."""
+    # A database of its own, on a pool of one connection: the child would
+    # get that one if it inherited it.
+    url = pg_engine.url.render_as_string(hide_password=False)
+    database = Database(make_engine(url, {"pool_size": 1, "max_overflow": 0}))
+    engine = database.engine
+    backend = text("SELECT pg_backend_pid()")
+    with engine.connect() as conn:
+        parents = conn.execute(backend).scalar()
+
+    def childs() -> object:
+        with engine.connect() as conn:
+            return conn.execute(backend).scalar()
+
+    answer = in_a_fork(childs)
+    assert answer is not None and answer.isdigit(), answer
+    assert int(answer) != parents
+    try:
+        with engine.connect() as conn:  # the parent's still works
+            assert conn.execute(backend).scalar() == parents
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_fork_while_the_copy_is_locked_does_not_hang_the_child(
+    make_app: Any, request: pytest.FixtureRequest, store: str
+) -> None:
+    """Another thread of the parent held the copy's lock at the fork: in the
+    child, where that thread does not exist, the copy's first use (which
+    starts the child's own reader) must not wait for it."""
+    config: dict[str, Any] = {"TOKENAUTH_REVOCATION": store}
+    if store == "redis":
+        config.update(request.getfixturevalue("redis_config"))
+    revocation = protect(make_app(**config)).extensions["tokenauth"].revocation
+    copy: Any = revocation.copy if store == "database" else revocation._mirror
+
+    def use() -> object:
+        if store == "database":
+            return copy.current()
+        return copy.lookup("sid", "1")
+
+    with copy._lock:
+        answer = in_a_fork(use)
+    assert answer is not None, "the child waited for a lock nobody holds"
 
 
 # -- the migration -------------------------------------------------------------
@@ -823,6 +1055,18 @@ def test_a_logout_on_one_worker_reaches_the_other(workers: str) -> None:
             and bool(current.add(r.headers["X-Worker"]) or len(current) == 2)
         )
     )
+    # Each worker on database sessions of its own: none inherited from the
+    # process that loaded the app (--preload) and forked them.
+    backends: dict[str, Any] = {}
+    assert wait_for(
+        lambda: (
+            (r := requests.get(f"{workers}/test/backend", timeout=10)).ok
+            and not backends.update({r.headers["X-Worker"]: r.json()["backend"]})
+            and len(backends) == 2
+        )
+    )
+    if None not in backends.values():
+        assert len(set(backends.values())) == 2, backends
 
     logout = requests.post(
         f"{workers}/api/auth/logout",

@@ -42,12 +42,16 @@ export type SessionChangeReason =
   | 'password-changed'
   | 'logout'
   | 'session-ended'
+  | 'cookie-conflict'
   | 'other-tab';
 
 /** Why the user is no longer signed in: they logged out here (`logout`), in
- * another tab (`other-tab`), or the server ended the session (expired,
- * revoked, reused refresh token: `session-ended`). */
-export type LogoutReason = 'logout' | 'session-ended' | 'other-tab';
+ * another tab (`other-tab`), the server ended the session (expired,
+ * revoked, reused refresh token: `session-ended`), or the browser held
+ * several live refresh cookies, one planted by another site, and the
+ * server could not tell which is this page's (`cookie-conflict`: it cleared
+ * them; the next login starts clean). */
+export type LogoutReason = 'logout' | 'session-ended' | 'cookie-conflict' | 'other-tab';
 
 /** One entry of `GET /sessions`. */
 export interface SessionInfo {
@@ -110,7 +114,8 @@ export interface AuthClient {
    * shared with every other request waiting, and retries the request once. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /** Refresh now (single-flight); true if signed in afterwards, false if the
-   * server ended the session.
+   * server ended the session.  Names the page's session (`?session=`), so
+   * that a refresh cookie planted beside ours is told apart and cleared.
    * @throws AuthError when refused for another reason (`RATE_LIMITED`, `503`),
    * TypeError when offline; the session is kept then. */
   refresh(): Promise<boolean>;

@@ -283,7 +283,13 @@ export function createAuthClient(options = {}) {
     return withLock(async () => {
       // Another tab refreshed (and told us) while we waited for the lock.
       if (token !== null && token !== before) return true;
-      const response = await post('/refresh');
+      // The session this page holds, named so that the server can tell our
+      // refresh cookie from one planted beside it (cookie tossing) and clear
+      // the planted one.  A query parameter: no CORS preflight.
+      const path = session
+        ? `/refresh?session=${encodeURIComponent(session.sessionId)}`
+        : '/refresh';
+      const response = await post(path);
       if (response.ok) {
         const { accessToken } = await response.json();
         adopt(accessToken, undefined, reason);
@@ -292,8 +298,13 @@ export function createAuthClient(options = {}) {
       if (response.status === 401) {
         // A session adopted meanwhile (another tab's login) is not this one.
         if (token !== before) return token !== null;
-        // The session is over (expired, revoked, reused or no cookie).
-        forget(reason === 'restore' ? 'restore' : 'session-ended');
+        // The session is over (expired, revoked, reused or no cookie), or
+        // the browser sent several live refresh cookies and the server could
+        // not tell ours: it revoked them and cleared every one it could, so
+        // the next login starts clean.
+        const { code } = await errorOf(response);
+        const ended = code === 'REFRESH_TOKEN_AMBIGUOUS' ? 'cookie-conflict' : 'session-ended';
+        forget(reason === 'restore' ? 'restore' : ended);
         return false;
       }
       // 429, 503, a proxy error: the session may well be alive; keep it and

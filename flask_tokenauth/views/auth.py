@@ -14,11 +14,17 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import _lockout as lockout
 from .. import signals
-from .._cookies import choose_refresh_token, presented_sessions, refresh_cookie_values
+from .._cookies import (
+    choose_refresh_token,
+    clear_refresh_cookies,
+    presented_sessions,
+    refresh_cookie_values,
+    session_hint,
+)
 from .._headers import clear_refresh_cookie, set_refresh_cookie
 from .._origin import refuse_cross_site
 from .._ratelimit import LOGIN, REFRESH, REGISTER, client_ip, limited
-from .._refresh import IssuedToken, Rotation
+from .._refresh import IssuedToken, KnownToken, Rotation
 from .._sessions import revoke_sessions
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, check_password, require_string
@@ -26,6 +32,7 @@ from ..errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidPassword,
+    RefreshTokenAmbiguous,
     RefreshTokenError,
     RefreshTokenInvalid,
     RefreshTokenMissing,
@@ -46,8 +53,22 @@ def _token_response(
     response = jsonify(body)
     response.status_code = status
     if issued is not None:
+        if len(refresh_cookie_values(state)) > 1:
+            # Several refresh cookies came with the login: one at least was
+            # planted (see ._cookies); ours is set anew below.
+            clear_refresh_cookies(response, state.settings, keep_own=True)
         set_refresh_cookie(response, state.settings, issued.token, issued.expires_at)
     return response
+
+
+def _revoke_planted(state: TokenAuthState, sessions: list[KnownToken]) -> None:
+    """End the sessions of refresh cookies that were planted (or that the
+    page no longer holds): dead, they cannot make a refresh ambiguous again,
+    even where their cookie is out of our reach."""
+    for session in sessions:
+        revoke_sessions(
+            state, session.user_id, only=[session.family_id], reason="cookie-conflict"
+        )
 
 
 def _start_family(
@@ -99,7 +120,7 @@ def register() -> Response:
     settings = state.settings
     store = state.user_store
     login, password = _credentials(state)
-    check_password(password, settings)
+    check_password(password, settings, [login])
     if store.find_by_login(login) is not None:
         raise EmailTaken()
     try:
@@ -191,13 +212,18 @@ def refresh() -> Response:
     store = state.user_store
     refuse_cross_site(state)
     # Several values: someone else's cookie of our name is in the jar (see
-    # ._cookies); pick ours, and clear nothing, as the bad value may not be
-    # the one our Set-Cookie would hit.
+    # ._cookies); pick ours, by the session the page says it holds if need
+    # be, and clear the others wherever we can.
     values = refresh_cookie_values(state)
+    others: list[KnownToken] = []
     try:
         if not values:
             raise RefreshTokenMissing()
-        token = values[0] if len(values) == 1 else choose_refresh_token(state, values)
+        if len(values) == 1:
+            token = values[0]
+        else:
+            choice = choose_refresh_token(state, values, session_hint())
+            token, others = choice.token, choice.others
         try:
             with state.db.single_statement() as conn:
                 rotation = state.refresh_tokens.rotate(conn, token)
@@ -210,11 +236,17 @@ def refresh() -> Response:
             revoke_sessions(state, e.user_id, only=[e.family_id], reason="reuse")
             raise
         _check_user(state, rotation)
+    except RefreshTokenAmbiguous as e:
+        _revoke_planted(state, e.sessions)
+        response = e.get_response()
+        clear_refresh_cookies(response, state.settings, keep_own=False)
+        return response
     except RefreshTokenError as e:
         response = e.get_response()
         if len(values) <= 1:
             clear_refresh_cookie(response, state.settings)
         return response
+    _revoke_planted(state, others)
     user_id = store.user_id(rotation.user_id)
     signals.token_refreshed.send(
         _app(),
@@ -232,6 +264,8 @@ def refresh() -> Response:
     response = current_app.response_class(
         f'{{"accessToken":"{access}"}}\n', mimetype="application/json"
     )
+    if len(values) > 1:
+        clear_refresh_cookies(response, state.settings, keep_own=True)
     if rotation.issued is not None:
         issued = rotation.issued
         set_refresh_cookie(response, state.settings, issued.token, issued.expires_at)
@@ -242,7 +276,8 @@ def logout() -> Response:
     allow("POST")
     state = get_state()
     refuse_cross_site(state)
-    sessions = presented_sessions(state, refresh_cookie_values(state))
+    values = refresh_cookie_values(state)
+    sessions = presented_sessions(state, values)
     for session in sessions:
         revoke_sessions(
             state, session.user_id, only=[session.family_id], reason="logout"
@@ -255,7 +290,12 @@ def logout() -> Response:
     if not sessions:
         signals.logged_out.send(_app(), user_id=None, session_id=None)
     response = jsonify(message="Logged out successfully")
-    clear_refresh_cookie(response, state.settings)
+    if len(values) > 1:
+        # A planted cookie among them: its session is revoked above, its
+        # cookie goes too, wherever we can reach it.
+        clear_refresh_cookies(response, state.settings, keep_own=False)
+    else:
+        clear_refresh_cookie(response, state.settings)
     return response
 
 

@@ -117,6 +117,10 @@ def change_password() -> Response:
     ):
         attempt.failed()
         raise WrongPassword()
+    # Compared with the login only now: before the current password is
+    # checked, the refusal would tell the holder of a stolen access token
+    # whether a guess is part of the account's login.
+    check_password(new, settings, [store.login_of(user)])
     now = datetime.now(timezone.utc)
     with state.db.begin() as conn:
         # In our transaction for the built-in users; a host store commits
@@ -132,7 +136,7 @@ def change_password() -> Response:
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user_id=store.user_id(user_id),
     )
-    access = state.access_tokens.issue(user_id, issued.family_id)
+    access = state.access_tokens.issue(user_id, issued.family_id, user=user)
     response = _token_response({"accessToken": access}, 200, state, issued)
     attempt.trust_device(response)
     return response

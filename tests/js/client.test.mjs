@@ -313,6 +313,34 @@ test('refresh answered 401: session ended, onLogout once, caller gets the 401', 
   assert.equal(server.sent('/api/data').length, 1);
 });
 
+test('a refresh names the session it holds; none at restore', async (t) => {
+  const server = new FakeServer();
+  const restoring = clientOf(t, server, { restore: true });
+  await restoring.ready;
+  assert.equal(server.refreshes[0].session, null); // no session yet: no name
+  const auth = await loggedIn(t, server);
+  const held = auth.session.sessionId;
+  assert.match(held, /^sid-/);
+  assert.equal(await auth.refresh(), true);
+  assert.equal(server.refreshes.at(-1).session, held);
+});
+
+test('REFRESH_TOKEN_AMBIGUOUS: session ended as a cookie conflict, then a login works', async (t) => {
+  const server = new FakeServer();
+  const onLogout = spy();
+  const auth = await loggedIn(t, server, { onLogout });
+  server.expireAll();
+  server.refreshMode = 'ambiguous';
+
+  const res = await auth.fetch(API);
+  assert.equal(res.status, 401);
+  assert.equal(auth.session, null);
+  assert.deepEqual(onLogout.calls, [['cookie-conflict']]);
+  server.refreshMode = 'ok';
+  await auth.login(EMAIL, PASSWORD);
+  assert.equal(await auth.refresh(), true);
+});
+
 for (const [name, mode] of [
   ['503', 503],
   ['a network error', 'network-error'],

@@ -120,6 +120,7 @@ export class FakeServer {
       method: request.method,
       origin: url.origin,
       path: url.pathname,
+      session: url.searchParams.get('session'),
       authorization: request.headers.get('Authorization'),
       credentials: request.credentials,
       id: request.headers.get('X-Id'),
@@ -159,7 +160,13 @@ export class FakeServer {
     // The browser sends the cookie with credentials 'include' only (the
     // client's requests are cross-origin here: there is no page origin).
     const cookie = record.credentials === 'include' ? this.jar : null;
-    const entry = { start: performance.now(), end: null, cookie, status: null };
+    const entry = {
+      start: performance.now(),
+      end: null,
+      cookie,
+      session: record.session,
+      status: null,
+    };
     this.refreshes.push(entry);
     this.activeRefreshes += 1;
     this.maxConcurrentRefreshes = Math.max(this.maxConcurrentRefreshes, this.activeRefreshes);
@@ -179,6 +186,13 @@ export class FakeServer {
       throw new TypeError('fetch failed');
     }
     if (this.refreshMode === 503) return error(503, 'SERVICE_UNAVAILABLE');
+    if (this.refreshMode === 'ambiguous') {
+      // Two live cookies and no word of which is ours: the server revokes
+      // and clears them.
+      this.jar = null;
+      this.liveCookie = null;
+      return error(401, 'REFRESH_TOKEN_AMBIGUOUS');
+    }
     if (!cookie) return error(401, 'REFRESH_TOKEN_MISSING');
     if (this.usedCookies.has(cookie)) {
       // A rotated-away token came back: revoke the session, as the server does.

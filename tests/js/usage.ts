@@ -52,6 +52,7 @@ const options: AuthClientOptions = {
     switch (reason) {
       case 'logout':
       case 'session-ended':
+      case 'cookie-conflict':
       case 'other-tab':
         return;
       default: {
