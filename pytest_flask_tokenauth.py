@@ -11,6 +11,13 @@ nothing unless a test asks for them::
     def test_profile_headers(client, tokenauth_headers, alice):
         response = client.get("/api/profile", headers=tokenauth_headers(alice))
 
+Our tables, for a test database that the host's fixtures create per test,
+without running our migrations (milliseconds, not a second)::
+
+    @pytest.fixture(autouse=True)
+    def _tables(tokenauth_tables):
+        pass
+
 pytest loads this module in *every* run where the package is installed, so
 it imports nothing of flask_tokenauth (nor Flask) until a fixture runs, and
 defines no autouse fixture.  That is also why it is a top-level module and
@@ -22,7 +29,7 @@ package, and with it Flask, SQLAlchemy and Flask-Limiter (about 0.4 s).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -57,3 +64,16 @@ def tokenauth_headers(app: Flask) -> Callable[[Any], dict[str, str]]:
         return auth_headers(user, app)
 
     return make
+
+
+@pytest.fixture
+def tokenauth_tables(app: Flask) -> Iterator[None]:
+    """Our tables in the ``app`` fixture's database for the test, made from
+    the models and stamped (:func:`flask_tokenauth.testing.create_tables`),
+    then dropped: the per-test cost of an app's own ``db.create_all()``, not
+    that of running our migrations."""
+    from flask_tokenauth.testing import create_tables, drop_tables
+
+    create_tables(app)
+    yield
+    drop_tables(app)

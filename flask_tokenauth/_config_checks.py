@@ -160,14 +160,6 @@ def device_cookie(r: Reading) -> None:
         )
 
 
-def database_url(r: Reading) -> None:
-    """Unset: Flask-SQLAlchemy's ``SQLALCHEMY_DATABASE_URI`` (and, unset too,
-    the extension's SQLite file in the instance folder)."""
-    fallback = r.config.get("SQLALCHEMY_DATABASE_URI")
-    if r.values["database_url"] is None and fallback:
-        r.values["database_url"] = str(fallback)
-
-
 def revocation_mode(r: Reading) -> None:
     """``auto`` resolved: Redis when there is a Redis URL, else the database."""
     v = r.values
@@ -213,7 +205,7 @@ CHECKS: tuple[Callable[[Reading], None], ...] = (
     samesite_none_needs_secure,
     cookie_prefix,
     device_cookie,
-    database_url,
+    # TOKENAUTH_DATABASE_URL unset: the app's database, see _default_db.py.
     revocation_mode,
     ratelimit_storage,
     jwks_max_age,

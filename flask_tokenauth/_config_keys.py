@@ -159,14 +159,14 @@ KEYS: tuple[Key, ...] = (
         " `Bearer`: keep it in the list if you use it.",
         shown='`("Bearer",)`'),
     Key("DATABASE_URL", None, optional(as_str),
-        "Database. `postgres://` and `postgresql://` use psycopg2. Ignored when an"
-        " engine is passed to `TokenAuth`.",
-        shown="`SQLALCHEMY_DATABASE_URI`, else"
-        " `sqlite:///<instance>/tokenauth.sqlite3`"),
+        "A database of our own for our tables. `postgres://` and `postgresql://` use"
+        " psycopg2. Ignored when an engine is passed to `TokenAuth`.",
+        shown="the app's database (see [Which database](#which-database))"),
     Key("ENGINE_OPTIONS", {}, as_dict,
-        "Extra `create_engine` arguments. By default idle pooled connections are"
-        " pinged before reuse and `hide_parameters=True` keeps statement parameters out"
-        " of error messages."),
+        "Extra `create_engine` arguments of an engine of our own (not of"
+        " Flask-SQLAlchemy's: its `SQLALCHEMY_ENGINE_OPTIONS` apply). By default idle"
+        " pooled connections are pinged before reuse and `hide_parameters=True` keeps"
+        " statement parameters out of error messages."),
     Key("COOKIE_NAME", "refresh_token", parse_cookie_name,
         "Name of the refresh cookie."),
     Key("COOKIE_SECURE", True, parse_bool,

@@ -347,18 +347,29 @@ class PreparedStatement:
 class Database:
     """Transactions and sessions on one engine, with errors translated."""
 
-    def __init__(self, source: EngineSource) -> None:
+    def __init__(self, source: EngineSource, origin: str = "") -> None:
         self._source = source
+        self._origin = origin
         self._engine: Engine | None = source if isinstance(source, Engine) else None
         self._sessions: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
         _DATABASES.add(self)
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             assert callable(self._source)
-            self._engine = self._source()
+            with self._lock:  # one engine, whichever thread asks first
+                if self._engine is None:
+                    self._engine = self._source()
         return self._engine
+
+    @property
+    def origin(self) -> str:
+        """Where the engine comes from (``TOKENAUTH_DATABASE_URL``,
+        Flask-SQLAlchemy...), for the operator; a source decided at first
+        use says so once used."""
+        return str(getattr(self._source, "origin", self._origin))
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

@@ -35,16 +35,18 @@ MAX_EMAIL_LENGTH = 254
 
 def cached_json_object(request: Request) -> dict[str, Any]:
     """:func:`read_json_object`, parsed once per request (the rate limiter
-    reads the email before the view does)."""
-    from flask import g
-
-    cached: dict[str, Any] | TokenAuthError | None = g.get("_tokenauth_body")
+    reads the email before the view does).  Kept in the request's environ:
+    ``g`` may be shared with earlier requests (see ``globals._CONTEXT_KEY``).
+    """
+    cached: dict[str, Any] | TokenAuthError | None = request.environ.get(
+        "flask_tokenauth.body"
+    )
     if cached is None:
         try:
             cached = read_json_object(request, get_state().settings.max_content_length)
         except TokenAuthError as e:
             cached = e
-        g._tokenauth_body = cached
+        request.environ["flask_tokenauth.body"] = cached
     if isinstance(cached, TokenAuthError):
         raise cached
     return cached

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from alembic.util import CommandError
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine
@@ -47,10 +46,23 @@ def _engine() -> Engine:
     return _state().db.engine
 
 
+def _migrated_engine() -> Engine:
+    """The engine, said on the terminal first (password masked): the
+    database a migration runs on is chosen by the configuration (see
+    ``_default_db.py``), and the operator should see which it was."""
+    db = _state().db
+    engine = db.engine
+    url = engine.url.render_as_string(hide_password=True)
+    click.echo(f"flask_tokenauth database: {url} ({db.origin})")
+    return engine
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     """Alembic's errors (an unknown revision, a broken history), database
     and revocation-store outages: show the message, not a traceback."""
+    from alembic.util import CommandError  # not at import: see _migrate.py
+
     try:
         yield
     except CommandError as e:
@@ -70,7 +82,7 @@ def _errors() -> Iterator[None]:
 def upgrade(revision: str) -> None:
     """Upgrade the tables to REVISION (default: head)."""
     with _errors():
-        _migrate.upgrade(_engine(), revision)
+        _migrate.upgrade(_migrated_engine(), revision)
     click.echo(f"flask_tokenauth tables upgraded to {revision}.")
 
 
@@ -79,7 +91,7 @@ def upgrade(revision: str) -> None:
 def downgrade(revision: str) -> None:
     """Downgrade the tables to REVISION ('base' drops them)."""
     with _errors():
-        _migrate.downgrade(_engine(), revision)
+        _migrate.downgrade(_migrated_engine(), revision)
     click.echo(f"flask_tokenauth tables downgraded to {revision}.")
 
 
@@ -87,7 +99,7 @@ def downgrade(revision: str) -> None:
 def current() -> None:
     """Show the tables' current revision."""
     with _errors():
-        _migrate.current(_engine())
+        _migrate.current(_migrated_engine())
 
 
 @db_cli.command("stamp")
@@ -99,7 +111,7 @@ def stamp(revision: str) -> None:
     migrations (e.g. by ``metadata.create_all``).
     """
     with _errors():
-        _migrate.stamp(_engine(), revision)
+        _migrate.stamp(_migrated_engine(), revision)
     click.echo(f"flask_tokenauth tables stamped as {revision}.")
 
 
@@ -107,7 +119,7 @@ def stamp(revision: str) -> None:
 def history() -> None:
     """List our migrations, the current one marked."""
     with _errors():
-        _migrate.history(_engine())
+        _migrate.history(_migrated_engine())
 
 
 def _user_id(state: TokenAuthState, login: str) -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from flask import Flask
@@ -13,8 +12,9 @@ from flask.sansio.app import App
 from ._access import AccessTokens
 from ._claims import ClaimsLoader
 from ._config import Settings
-from ._db import Database, EngineSource, make_engine
+from ._db import Database, EngineSource
 from ._dbmirror import RevocationCopy
+from ._default_db import default_engine
 from ._headers import add_security_headers
 from ._keysdir import KeysWatcher
 from ._limiter import make_limiter
@@ -45,7 +45,9 @@ class TokenAuth:
 
     :param app: call :meth:`init_app` on it right away.
     :param engine: a SQLAlchemy engine, or a callable returning one, to use
-        instead of ``TOKENAUTH_DATABASE_URL``.
+        instead of ``TOKENAUTH_DATABASE_URL``.  Without either, the app's
+        Flask-SQLAlchemy engine if it has one (set up before or after this),
+        else ``SQLALCHEMY_DATABASE_URI``, else ``instance/tokenauth.sqlite3``.
     :param user_store: where the users live: a
         :class:`~flask_tokenauth.userstore.SQLAlchemyUserStore` over the
         app's own model, or by default the built-in table
@@ -143,10 +145,7 @@ class TokenAuth:
         _warn_hmac_beside_keys(settings)
         # Explicit ``is None``: an option given here wins, whatever its truth.
         engine = self.engine if engine is None else engine
-        if engine is None:
-            url = settings.database_url or _default_sqlite_url(app)
-            engine = make_engine(url, settings.engine_options)
-        db = Database(engine)
+        db = Database(*default_engine(app, settings, engine))
         # A store per app: the built-in one keeps the app's database.
         if user_store is None:
             user_store = self.user_store or BuiltinUserStore()
@@ -247,9 +246,3 @@ def _revocation_store(
             " 'redis>=5' (the extra 'flask-tokenauth-jwt[redis]' of this"
             " distribution)."
         ) from None
-
-
-def _default_sqlite_url(app: App) -> str:
-    """``instance/tokenauth.sqlite3``: the zero-configuration default."""
-    os.makedirs(app.instance_path, exist_ok=True)
-    return "sqlite:///" + os.path.join(app.instance_path, "tokenauth.sqlite3")

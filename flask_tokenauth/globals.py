@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import current_app, request
 from werkzeug.local import LocalProxy
 
 from ._state import EXTENSION_KEY, TokenAuthState, get_state, load_user
@@ -38,16 +38,22 @@ if TYPE_CHECKING:
 
 _UNLOADED: Any = object()
 UserT = TypeVar("UserT")
-#: ``g`` attribute set by an optional view that received no token.  Kept
-#: apart from ``g._tokenauth`` so that :func:`authenticate` (a strict
+#: Where a request keeps what it knows about its caller: in its WSGI environ,
+#: not on ``g``.  ``g`` belongs to the app context, which a request shares
+#: with the ones before it when the app context outlives them (a test that
+#: holds ``with app.app_context():``, as Flask-SQLAlchemy's docs show): the
+#: second request would be served as the first one's user.
+_CONTEXT_KEY = "flask_tokenauth.auth"
+#: Set by an optional view that received no token.  Kept apart from
+#: :data:`_CONTEXT_KEY` so that :func:`authenticate` (a strict
 #: ``login_required`` called later in the same request) never mistakes it for
 #: an authenticated context.
-_ANONYMOUS_KEY = "_tokenauth_anonymous"
+_ANONYMOUS_KEY = "flask_tokenauth.anonymous"
 
 
 @dataclass
 class AuthContext:
-    """What one request knows about its caller, kept on ``g._tokenauth``."""
+    """What one request knows about its caller, kept in its environ."""
 
     claims: dict[str, Any]
     user: Any = field(default=_UNLOADED)
@@ -106,17 +112,16 @@ def authenticate(environ: WSGIEnvironment | None = None) -> AuthContext:
 
     :param environ: the request's WSGI environ, if the caller has it.
     """
-    request_globals = g._get_current_object()
-    context: AuthContext | None = request_globals.__dict__.get("_tokenauth")
+    if environ is None:
+        environ = _environ()
+    context: AuthContext | None = environ.get(_CONTEXT_KEY)
     if context is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         state: TokenAuthState = app.extensions[EXTENSION_KEY]
         claims = state.access_tokens.verify(bearer_token(environ, state.header_schemes))
         state.revocation.check(claims)
         context = AuthContext(claims)
-        # As ``g._tokenauth = context`` does, without its Python-level
-        # ``__setattr__``.
-        request_globals.__dict__["_tokenauth"] = context
+        environ[_CONTEXT_KEY] = context
     return context
 
 
@@ -130,16 +135,16 @@ def authenticate_optional(environ: WSGIEnvironment | None = None) -> AuthContext
     try:
         return authenticate(environ)
     except TokenMissing:
-        setattr(g, _ANONYMOUS_KEY, True)
+        (environ if environ is not None else _environ())[_ANONYMOUS_KEY] = True
         return None
 
 
 def _context() -> AuthContext | None:
     """The request's context, ``None`` if an optional view found no token."""
-    request_globals = g._get_current_object()
-    context: AuthContext | None = request_globals.__dict__.get("_tokenauth")
-    if context is None and not request_globals.__dict__.get(_ANONYMOUS_KEY):
-        context = authenticate()
+    environ = _environ()
+    context: AuthContext | None = environ.get(_CONTEXT_KEY)
+    if context is None and not environ.get(_ANONYMOUS_KEY):
+        context = authenticate(environ)
     return context
 
 

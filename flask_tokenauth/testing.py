@@ -34,6 +34,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask.testing import FlaskClient
 
+from . import _migrate
 from ._access import is_user_id
 from ._state import get_state, load_user
 from .views.auth import refresh_paths
@@ -138,6 +139,23 @@ def auth_headers(user: Any, app: Flask | None = None) -> dict[str, str]:
     """``{"Authorization": "Bearer <token>"}`` for ``user``, for a test that
     builds its own requests; see :func:`start_session`."""
     return start_session(user, app).headers
+
+
+def create_tables(app: Flask | None = None) -> None:
+    """Create our tables in the test database of ``app`` (default: the
+    current app) without running the migrations: ``metadata.create_all``
+    and a stamp, in milliseconds.  Call it where your tests create their own
+    tables (after ``db.create_all()``); :func:`drop_tables` undoes it.  The
+    pytest fixture ``tokenauth_tables`` does both."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    _migrate.create_tables(get_state(app).db.engine)
+
+
+def drop_tables(app: Flask | None = None) -> None:
+    """Drop our tables (and our version table) from the database of ``app``
+    (default: the current app); the app's own are not touched."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    _migrate.drop_tables(get_state(app).db.engine)
 
 
 def refresh_cookie_paths(app: Flask) -> list[str]:

@@ -282,7 +282,9 @@ def test_the_cli_describes_database_errors_the_same_way() -> None:
     app.register_blueprint(auth_bp)
     result = app.test_cli_runner().invoke(args=["tokenauth", "db", "upgrade"])
     assert result.exit_code == 1
-    assert result.output.startswith(
+    # The database it tried first, then the error in one line.
+    announced, error = result.output.strip().splitlines()
+    assert announced.startswith("flask_tokenauth database: postgresql+psycopg2://")
+    assert error.startswith(
         "Error: Cannot use the database: psycopg2.OperationalError: "
     ), result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -9,6 +9,7 @@ session's ``migrated_engine`` is never touched.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import logging
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from alembic.script import ScriptDirectory
 from flask import Flask
 from flask.testing import FlaskClient
@@ -117,6 +119,32 @@ def fresh_engine(empty_url: str) -> Iterator[Engine]:
     engine = make_engine(empty_url, {})
     yield engine
     engine.dispose()
+
+
+def make_0_1_database(engine: Engine) -> None:
+    """Run revision 0001 as 0.1 shipped it (unprefixed ``users`` and
+    ``refresh_tokens``) on ``engine`` and record it: a database made by
+    0.1, for our 0002-0004 to upgrade."""
+    path = Path(__file__).parent / "migrations_0_1" / "revision_0001.py"
+    spec = importlib.util.spec_from_file_location("tokenauth_0_1_0001", path)
+    assert spec is not None and spec.loader is not None
+    revision = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(revision)
+    with engine.begin() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE}
+        )
+        with Operations.context(context):
+            revision.upgrade()
+        context.stamp(ScriptDirectory(script_location()), "0001")
+
+
+@pytest.fixture
+def legacy_engine(fresh_engine: Engine) -> Engine:
+    """An empty database made by 0.1: its tables without our prefix."""
+    make_0_1_database(fresh_engine)
+    assert table_names(fresh_engine) >= {"users", "refresh_tokens"}
+    return fresh_engine
 
 
 def test_env_matches_models_and_package() -> None:
@@ -298,13 +326,13 @@ def test_alembic_command_line_from_checkout(empty_url: str) -> None:
         engine.dispose()
 
 
-def test_0002_turns_existing_families_into_sessions(fresh_engine: Engine) -> None:
+def test_0002_turns_existing_families_into_sessions(legacy_engine: Engine) -> None:
     """Refresh tokens issued before sessions existed keep working: each
     family becomes a session, revoked if its tokens were."""
 
-    upgrade(fresh_engine, "0001")
+    upgrade(legacy_engine, "0001")
     now = datetime.now(timezone.utc)
-    with fresh_engine.begin() as conn:
+    with legacy_engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO users (id, email, password_hash) VALUES (1, 'a@b.co', 'x')"
@@ -327,8 +355,8 @@ def test_0002_turns_existing_families_into_sessions(fresh_engine: Engine) -> Non
                     "r": revoked,
                 },
             )
-    upgrade(fresh_engine, "0002")
-    with fresh_engine.connect() as conn:
+    upgrade(legacy_engine, "0002")
+    with legacy_engine.connect() as conn:
         rows = conn.execute(
             text("SELECT id, user_id, revoked_at FROM auth_sessions ORDER BY id")
         ).all()
@@ -336,8 +364,8 @@ def test_0002_turns_existing_families_into_sessions(fresh_engine: Engine) -> Non
         ("f1", 1, False),
         ("f2", 1, True),
     ]
-    downgrade(fresh_engine, "0001")
-    assert "auth_sessions" not in table_names(fresh_engine)
+    downgrade(legacy_engine, "0001")
+    assert "auth_sessions" not in table_names(legacy_engine)
 
 
 def create_sql(engine: Engine, table: str) -> str:
@@ -349,14 +377,14 @@ def create_sql(engine: Engine, table: str) -> str:
         )
 
 
-def test_0003_revokes_sessions_and_never_reuses_ids(fresh_engine: Engine) -> None:
+def test_0003_revokes_sessions_and_never_reuses_ids(legacy_engine: Engine) -> None:
     """Every live session is revoked (their ids are not bound to their
     users), nothing is lost on the way (SQLite recreates two tables), and a
     deleted user's id is never handed out again."""
-    upgrade(fresh_engine, "0002")
+    upgrade(legacy_engine, "0002")
     now = datetime.now(timezone.utc)
     users = []
-    with fresh_engine.begin() as conn:
+    with legacy_engine.begin() as conn:
         for n in (1, 2):
             user = conn.execute(
                 text(
@@ -387,10 +415,10 @@ def test_0003_revokes_sessions_and_never_reuses_ids(fresh_engine: Engine) -> Non
                     "e": now + timedelta(days=7),
                 },
             )
-    sqlite = fresh_engine.dialect.name == "sqlite"
+    sqlite = legacy_engine.dialect.name == "sqlite"
 
-    upgrade(fresh_engine, "0003")
-    with fresh_engine.connect() as conn:
+    upgrade(legacy_engine, "0003")
+    with legacy_engine.connect() as conn:
         sessions = conn.execute(text("SELECT revoked_at FROM auth_sessions")).all()
         tokens = conn.execute(
             text("SELECT revoked_at, grace_used_at FROM refresh_tokens")
@@ -402,10 +430,10 @@ def test_0003_revokes_sessions_and_never_reuses_ids(fresh_engine: Engine) -> Non
     assert len(tokens) == 2 and all(r.revoked_at is not None for r in tokens)
     assert all(r.grace_used_at is None for r in tokens)
     if sqlite:
-        assert "AUTOINCREMENT" in create_sql(fresh_engine, "users")
-        assert "AUTOINCREMENT" in create_sql(fresh_engine, "refresh_tokens")
+        assert "AUTOINCREMENT" in create_sql(legacy_engine, "users")
+        assert "AUTOINCREMENT" in create_sql(legacy_engine, "refresh_tokens")
 
-    with fresh_engine.begin() as conn:
+    with legacy_engine.begin() as conn:
         conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": users[-1]})
         newcomer = conn.execute(
             text(
@@ -415,12 +443,12 @@ def test_0003_revokes_sessions_and_never_reuses_ids(fresh_engine: Engine) -> Non
         ).scalar_one()
     assert newcomer > users[-1]
 
-    downgrade(fresh_engine, "0002")
+    downgrade(legacy_engine, "0002")
     assert "grace_used_at" not in {
-        c["name"] for c in inspect(fresh_engine).get_columns("refresh_tokens")
+        c["name"] for c in inspect(legacy_engine).get_columns("refresh_tokens")
     }
     if sqlite:
-        assert "AUTOINCREMENT" not in create_sql(fresh_engine, "users")
+        assert "AUTOINCREMENT" not in create_sql(legacy_engine, "users")
 
 
 # -- an app whose migrations were not run --------------------------------------
@@ -514,10 +542,10 @@ def test_never_migrated_database_says_so(
 
 
 @pytest.mark.usefixtures("first_not_migrated")
-def test_forgotten_migration_says_so(fresh_engine: Engine, empty_url: str) -> None:
-    """A database one migration behind the code (its tables not yet renamed
-    by 0004) says what to run, as one never migrated does."""
-    upgrade(fresh_engine, "0003")
+def test_forgotten_migration_says_so(legacy_engine: Engine, empty_url: str) -> None:
+    """A 0.1 database one migration behind the code (its tables not yet
+    renamed by 0004) says what to run, as one never migrated does."""
+    upgrade(legacy_engine, "0003")
     app = unmigrated_app(empty_url)
     try:
         assert_not_migrated(Auth(app.test_client()).register())
@@ -567,22 +595,22 @@ def insert_0003_rows(engine: Engine, now: datetime) -> list[int]:
     return users
 
 
-def test_0004_prefixes_tables_and_keeps_every_row(fresh_engine: Engine) -> None:
+def test_0004_prefixes_tables_and_keeps_every_row(legacy_engine: Engine) -> None:
     """The 0.1 tables are renamed with their rows, user ids become the
     ``sub`` strings, the cutoff moves to its table, foreign keys are gone,
     ids are never reused, and the downgrade brings it all back."""
-    upgrade(fresh_engine, "0003")
+    upgrade(legacy_engine, "0003")
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    users = insert_0003_rows(fresh_engine, now)
+    users = insert_0003_rows(legacy_engine, now)
 
-    upgrade(fresh_engine, "0004")
+    upgrade(legacy_engine, "0004")
     # 0005 only adds a table; with it the schema is the models'.
-    assert table_names(fresh_engine) == (
+    assert table_names(legacy_engine) == (
         OUR_TABLES - {"tokenauth_revocation_events"} | {VERSION_TABLE}
     )
-    upgrade(fresh_engine, "0005")
-    assert compare(fresh_engine) == []  # names and types as the models say
-    with fresh_engine.connect() as conn:
+    upgrade(legacy_engine, "0005")
+    assert compare(legacy_engine) == []  # names and types as the models say
+    with legacy_engine.connect() as conn:
         emails = conn.execute(
             text("SELECT id, email FROM tokenauth_users ORDER BY id")
         ).all()
@@ -607,11 +635,11 @@ def test_0004_prefixes_tables_and_keeps_every_row(fresh_engine: Engine) -> None:
     assert [(r[0], as_utc_naive(r[1])) for r in cutoffs] == [
         (str(users[0]), now.replace(tzinfo=None))
     ]
-    inspector = inspect(fresh_engine)
+    inspector = inspect(legacy_engine)
     for table in ("tokenauth_sessions", "tokenauth_refresh_tokens"):
         assert inspector.get_foreign_keys(table) == []
     # A host's user id of any shape fits; no foreign key refuses it.
-    with fresh_engine.begin() as conn:
+    with legacy_engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO tokenauth_sessions (id, user_id, created_at,"
@@ -627,9 +655,9 @@ def test_0004_prefixes_tables_and_keeps_every_row(fresh_engine: Engine) -> None:
         ).scalar_one()
     assert newcomer > users[-1] + 1  # the deleted one's id is not reused
 
-    downgrade(fresh_engine, "0003")
-    assert {"users", "auth_sessions", "refresh_tokens"} <= table_names(fresh_engine)
-    with fresh_engine.connect() as conn:
+    downgrade(legacy_engine, "0003")
+    assert {"users", "auth_sessions", "refresh_tokens"} <= table_names(legacy_engine)
+    with legacy_engine.connect() as conn:
         sessions = conn.execute(
             text("SELECT id, user_id FROM auth_sessions ORDER BY id")
         ).all()
@@ -642,10 +670,10 @@ def test_0004_prefixes_tables_and_keeps_every_row(fresh_engine: Engine) -> None:
     assert as_utc_naive(cutoff) == now.replace(tzinfo=None)
     assert count == 2
     assert {
-        fk["name"] for fk in inspect(fresh_engine).get_foreign_keys("auth_sessions")
+        fk["name"] for fk in inspect(legacy_engine).get_foreign_keys("auth_sessions")
     } == {"fk_auth_sessions_user_id_users"}
-    upgrade(fresh_engine)
-    assert compare(fresh_engine) == []
+    upgrade(legacy_engine)
+    assert compare(legacy_engine) == []
 
 
 def as_utc_naive(value: Any) -> Any:

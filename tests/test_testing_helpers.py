@@ -394,4 +394,4 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
     )
     loaded, fixtures = result.stdout.splitlines()
     assert loaded == "[]"
-    assert fixtures == "['tokenauth_client', 'tokenauth_headers']"
+    assert fixtures == "['tokenauth_client', 'tokenauth_headers', 'tokenauth_tables']"

@@ -4,6 +4,17 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
 
+Since 0.2 the tables are created under their prefixed names,
+``tokenauth_users`` and ``tokenauth_refresh_tokens``, so a first install
+never touches a host table called ``users`` or ``refresh_tokens``.  0.1
+created them as ``users`` and ``refresh_tokens``; a database made by 0.1
+keeps those names until 0004 renames them.  Revisions 0002-0004 therefore
+look up which names our tables have (:func:`_names`), and work under either.
+
+One linear history with the same revision ids, rather than a second base
+revision: a database of 0.1 records ``0001``-``0005`` in its version table,
+and Alembic has no "one parent or the other" revision that both lines could
+join, so any later revision would have to be written twice.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -13,10 +24,29 @@ down_revision = None
 branch_labels = ("tokenauth",)
 depends_on = None
 
+#: Our tables as 0.1 named them, and as this release names them.
+OLD_NAMES = {"users": "users", "tokens": "refresh_tokens"}
+NEW_NAMES = {"users": "tokenauth_users", "tokens": "tokenauth_refresh_tokens"}
+
+
+def _names():
+    """The names our tables have here: 0.1's on a database made by 0.1.
+
+    ``tokenauth_users`` exists from 0001 on, unless 0.1 made the database
+    (then it appears in 0004).  Offline (``--sql``) there is nothing to look
+    at: a new database is assumed.
+    """
+    if op.get_context().as_sql:
+        return NEW_NAMES
+    if sa.inspect(op.get_bind()).has_table("tokenauth_users"):
+        return NEW_NAMES
+    return OLD_NAMES
+
 
 def upgrade():
+    users, tokens = NEW_NAMES["users"], NEW_NAMES["tokens"]
     op.create_table(
-        "users",
+        users,
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
@@ -32,11 +62,11 @@ def upgrade():
             server_default=sa.text("(CURRENT_TIMESTAMP)"),
             nullable=False,
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_users"),
-        sa.UniqueConstraint("email", name="uq_users_email"),
+        sa.PrimaryKeyConstraint("id", name=f"pk_{users}"),
+        sa.UniqueConstraint("email", name=f"uq_{users}_email"),
     )
     op.create_table(
-        "refresh_tokens",
+        tokens,
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -48,21 +78,21 @@ def upgrade():
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
-            ["users.id"],
-            name="fk_refresh_tokens_user_id_users",
+            [f"{users}.id"],
+            name=f"fk_{tokens}_user_id_{users}",
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_refresh_tokens"),
-        sa.UniqueConstraint("token_hash", name="uq_refresh_tokens_token_hash"),
+        sa.PrimaryKeyConstraint("id", name=f"pk_{tokens}"),
+        sa.UniqueConstraint("token_hash", name=f"uq_{tokens}_token_hash"),
     )
-    op.create_index("ix_refresh_tokens_user_id", "refresh_tokens", ["user_id"])
-    op.create_index("ix_refresh_tokens_family_id", "refresh_tokens", ["family_id"])
-    op.create_index("ix_refresh_tokens_expires_at", "refresh_tokens", ["expires_at"])
+    for column in ("user_id", "family_id", "expires_at"):
+        op.create_index(f"ix_{tokens}_{column}", tokens, [column])
 
 
 def downgrade():
-    op.drop_index("ix_refresh_tokens_expires_at", table_name="refresh_tokens")
-    op.drop_index("ix_refresh_tokens_family_id", table_name="refresh_tokens")
-    op.drop_index("ix_refresh_tokens_user_id", table_name="refresh_tokens")
-    op.drop_table("refresh_tokens")
-    op.drop_table("users")
+    names = _names()
+    users, tokens = names["users"], names["tokens"]
+    for column in ("expires_at", "family_id", "user_id"):
+        op.drop_index(f"ix_{tokens}_{column}", table_name=tokens)
+    op.drop_table(tokens)
+    op.drop_table(users)

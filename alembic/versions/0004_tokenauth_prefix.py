@@ -20,9 +20,16 @@ foreign key: each table is created under its new name and the rows copied
 (alembic/env.py turns foreign keys off for migrations), keeping the
 AUTOINCREMENT counters so that ids are never reused.
 
-The downgrade converts back; sessions and tokens of users that the 0.1
-schema cannot name (no row in ``users``: a host user, or a deleted one) are
-deleted, and so are the cutoffs of such users.
+A database created since 0.2 has the prefixed names from 0001 on: there
+only the columns change (SQLite: each table is moved aside, recreated and
+copied).
+
+The downgrade converts back to the 0.1 schema, under the 0.1 names where
+they are all free; where the host has a table of one of those names (0.1
+could never have been installed there) the tables keep the prefixed names.
+Sessions and tokens of users that the 0.1 schema cannot name (no row in
+``users``: a host user, or a deleted one) are deleted, and so are the
+cutoffs of such users.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -32,41 +39,73 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-#: (old name, new name, sequence of the integer id or None)
-TABLES = [
-    ("users", "tokenauth_users", "users_id_seq"),
-    ("auth_sessions", "tokenauth_sessions", None),
-    ("refresh_tokens", "tokenauth_refresh_tokens", "refresh_tokens_id_seq"),
-]
-#: (table's new name, old index name, new index name)
-INDEXES = [
-    ("tokenauth_sessions", "ix_auth_sessions_user_id", "ix_tokenauth_sessions_user_id"),
-    *(
-        (
-            "tokenauth_refresh_tokens",
-            f"ix_refresh_tokens_{column}",
-            f"ix_tokenauth_refresh_tokens_{column}",
-        )
-        for column in ("user_id", "family_id", "parent_id", "expires_at")
-    ),
-]
-#: (table's new name, old constraint name, new constraint name)
-CONSTRAINTS = [
-    ("tokenauth_users", "pk_users", "pk_tokenauth_users"),
-    ("tokenauth_users", "uq_users_email", "uq_tokenauth_users_email"),
-    ("tokenauth_sessions", "pk_auth_sessions", "pk_tokenauth_sessions"),
-    ("tokenauth_refresh_tokens", "pk_refresh_tokens", "pk_tokenauth_refresh_tokens"),
-    (
-        "tokenauth_refresh_tokens",
-        "uq_refresh_tokens_token_hash",
-        "uq_tokenauth_refresh_tokens_token_hash",
-    ),
-]
-#: (old table, foreign key)
-FOREIGN_KEYS = [
-    ("auth_sessions", "fk_auth_sessions_user_id_users"),
-    ("refresh_tokens", "fk_refresh_tokens_user_id_users"),
-]
+OLD_NAMES = {"users": "users", "sessions": "auth_sessions", "tokens": "refresh_tokens"}
+NEW_NAMES = {
+    "users": "tokenauth_users",
+    "sessions": "tokenauth_sessions",
+    "tokens": "tokenauth_refresh_tokens",
+}
+#: Where SQLite's tables wait while they are recreated under the same name.
+PARKED_NAMES = {key: f"_tokenauth_0004_{key}" for key in NEW_NAMES}
+#: The tables with an integer id, whose sequence PostgreSQL names after them.
+SEQUENCES = {"users", "tokens"}
+#: The columns with an index, per table.
+INDEXED = {
+    "sessions": ("user_id",),
+    "tokens": ("user_id", "family_id", "parent_id", "expires_at"),
+}
+
+
+def _has_table(name):
+    return sa.inspect(op.get_bind()).has_table(name)
+
+
+def _names():
+    """0.1's names on a database made by 0.1 (see 0001)."""
+    if op.get_context().as_sql or _has_table("tokenauth_users"):
+        return NEW_NAMES
+    return OLD_NAMES
+
+
+def _pairs(old, new):
+    return [(old[key], new[key]) for key in ("users", "sessions", "tokens")]
+
+
+def _rename(old, new):
+    """Rename the tables with their constraints, indexes and sequences
+    (PostgreSQL; SQLite only moves tables aside, see :func:`_park`)."""
+    for key, (old_table, new_table) in zip(NEW_NAMES, _pairs(old, new)):
+        op.rename_table(old_table, new_table)
+        if key in SEQUENCES:
+            op.execute(
+                f"ALTER SEQUENCE {old_table}_id_seq RENAME TO {new_table}_id_seq"
+            )
+        constraints = [("pk_{}", "pk_{}")]
+        if key == "users":
+            constraints.append(("uq_{}_email", "uq_{}_email"))
+        if key == "tokens":
+            constraints.append(("uq_{}_token_hash", "uq_{}_token_hash"))
+        for old_name, new_name in constraints:
+            op.execute(
+                f"ALTER TABLE {new_table} RENAME CONSTRAINT"
+                f" {old_name.format(old_table)} TO {new_name.format(new_table)}"
+            )
+        for column in INDEXED.get(key, ()):
+            op.execute(
+                f"ALTER INDEX ix_{old_table}_{column}"
+                f" RENAME TO ix_{new_table}_{column}"
+            )
+
+
+def _park(names):
+    """SQLite: move the tables aside (their indexes dropped, their names
+    being global) so that they can be created again under ``names``."""
+    for key, columns in INDEXED.items():
+        for column in columns:
+            op.drop_index(f"ix_{names[key]}_{column}", table_name=names[key])
+    for old, new in _pairs(names, PARKED_NAMES):
+        op.rename_table(old, new)
+    return PARKED_NAMES
 
 
 def _timestamp(name, nullable=False):
@@ -221,39 +260,34 @@ def _sqlite_copy(pairs, user_id_sql, users_columns, sessions_where, tokens_where
 
 
 def upgrade():
+    old = _names()
     _create_cutoffs()
     op.execute(
         "INSERT INTO tokenauth_user_cutoffs (user_id, tokens_valid_after)"
-        " SELECT CAST(id AS VARCHAR(255)), tokens_valid_after FROM users"
+        f" SELECT CAST(id AS VARCHAR(255)), tokens_valid_after FROM {old['users']}"
         " WHERE tokens_valid_after IS NOT NULL"
     )
     string_id = sa.String(length=255)
+    new = NEW_NAMES
     if _is_sqlite():
-        _users_table("tokenauth_users", with_cutoff=False)
-        _sessions_table("tokenauth_sessions", None, string_id)
-        _tokens_table("tokenauth_refresh_tokens", None, string_id)
+        source = _park(new) if old is new else old
+        _users_table(new["users"], with_cutoff=False)
+        _sessions_table(new["sessions"], None, string_id)
+        _tokens_table(new["tokens"], None, string_id)
         _sqlite_copy(
-            [(old, new) for old, new, _ in TABLES],
-            "CAST(user_id AS VARCHAR(255))",
-            ("", ""),
-            "",
-            "",
+            _pairs(source, new), "CAST(user_id AS VARCHAR(255))", ("", ""), "", ""
         )
         return
-    for table, fk in FOREIGN_KEYS:
-        op.drop_constraint(fk, table, type_="foreignkey")
-    op.drop_column("users", "tokens_valid_after")
-    for old, new, sequence in TABLES:
-        op.rename_table(old, new)
-        if sequence:
-            op.execute(f"ALTER SEQUENCE {sequence} RENAME TO {new}_id_seq")
-    for table, old, new in CONSTRAINTS:
-        op.execute(f"ALTER TABLE {table} RENAME CONSTRAINT {old} TO {new}")
-    for _table, old, new in INDEXES:
-        op.execute(f"ALTER INDEX {old} RENAME TO {new}")
-    for table in ("tokenauth_sessions", "tokenauth_refresh_tokens"):
+    for key in ("sessions", "tokens"):
+        op.drop_constraint(
+            f"fk_{old[key]}_user_id_{old['users']}", old[key], type_="foreignkey"
+        )
+    op.drop_column(old["users"], "tokens_valid_after")
+    if old is not new:
+        _rename(old, new)
+    for key in ("sessions", "tokens"):
         op.alter_column(
-            table,
+            new[key],
             "user_id",
             type_=string_id,
             existing_type=sa.Integer(),
@@ -267,51 +301,56 @@ _OWNED = "WHERE user_id IN (SELECT CAST(id AS VARCHAR(255)) FROM {users})"
 
 
 def downgrade():
+    new = NEW_NAMES
+    # 0.1's names, unless the host has a table of one of them.
+    free = not any(_has_table(name) for name in OLD_NAMES.values())
+    old = OLD_NAMES if free else NEW_NAMES
     if _is_sqlite():
-        _users_table("users", with_cutoff=True)
-        _sessions_table("auth_sessions", "users", sa.Integer())
-        _tokens_table("refresh_tokens", "users", sa.Integer())
+        source = new if old is not new else _park(new)
+        _users_table(old["users"], with_cutoff=True)
+        _sessions_table(old["sessions"], old["users"], sa.Integer())
+        _tokens_table(old["tokens"], old["users"], sa.Integer())
         _sqlite_copy(
-            [(new, old) for old, new, _ in TABLES],
+            _pairs(source, old),
             "CAST(user_id AS INTEGER)",
             (
                 ", tokens_valid_after",
                 ", (SELECT c.tokens_valid_after FROM tokenauth_user_cutoffs c"
-                " WHERE c.user_id = CAST(tokenauth_users.id AS VARCHAR(255)))",
+                f" WHERE c.user_id = CAST({source['users']}.id AS VARCHAR(255)))",
             ),
-            _OWNED.format(users="tokenauth_users"),
-            _OWNED.format(users="tokenauth_users"),
+            _OWNED.format(users=source["users"]),
+            _OWNED.format(users=source["users"]),
         )
     else:
-        for table in ("tokenauth_refresh_tokens", "tokenauth_sessions"):
+        for key in ("tokens", "sessions"):
             op.execute(
-                f"DELETE FROM {table} WHERE user_id NOT IN"
-                " (SELECT CAST(id AS VARCHAR(255)) FROM tokenauth_users)"
+                f"DELETE FROM {new[key]} WHERE user_id NOT IN"
+                f" (SELECT CAST(id AS VARCHAR(255)) FROM {new['users']})"
             )
             op.alter_column(
-                table,
+                new[key],
                 "user_id",
                 type_=sa.Integer(),
                 existing_type=sa.String(length=255),
                 existing_nullable=False,
                 postgresql_using="user_id::integer",
             )
-        for _table, old, new in INDEXES:
-            op.execute(f"ALTER INDEX {new} RENAME TO {old}")
-        for table, old, new in CONSTRAINTS:
-            op.execute(f"ALTER TABLE {table} RENAME CONSTRAINT {new} TO {old}")
-        for old, new, sequence in TABLES:
-            if sequence:
-                op.execute(f"ALTER SEQUENCE {new}_id_seq RENAME TO {sequence}")
-            op.rename_table(new, old)
-        op.add_column("users", _timestamp("tokens_valid_after", nullable=True))
+        if old is not new:
+            _rename(new, old)
+        users = old["users"]
+        op.add_column(users, _timestamp("tokens_valid_after", nullable=True))
         op.execute(
-            "UPDATE users SET tokens_valid_after = (SELECT c.tokens_valid_after"
+            f"UPDATE {users} SET tokens_valid_after = (SELECT c.tokens_valid_after"
             " FROM tokenauth_user_cutoffs c"
-            " WHERE c.user_id = CAST(users.id AS VARCHAR(255)))"
+            f" WHERE c.user_id = CAST({users}.id AS VARCHAR(255)))"
         )
-        for table, fk in FOREIGN_KEYS:
+        for key in ("sessions", "tokens"):
             op.create_foreign_key(
-                fk, table, "users", ["user_id"], ["id"], ondelete="CASCADE"
+                f"fk_{old[key]}_user_id_{users}",
+                old[key],
+                users,
+                ["user_id"],
+                ["id"],
+                ondelete="CASCADE",
             )
     op.drop_table("tokenauth_user_cutoffs")
