@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import object_session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import _bulk_revocation as _bulk
 from ._config import Settings
 from ._db import Database
 from ._passwords import hash_password, needs_rehash, verify_password
@@ -273,6 +274,12 @@ class SQLAlchemyUserStore(UserStore):
             return
         self._events = True
         event.listen(self.model, "after_delete", self._on_delete)
+        _bulk.watch(
+            self.model,
+            to_sub=self.to_sub,
+            revoke=self._revoke,
+            active=self._is_active if isinstance(self._is_active, str) else None,
+        )
         if isinstance(self._is_active, str):
             event.listen(self.model, "after_update", self._on_update)
 

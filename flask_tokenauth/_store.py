@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -20,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 
+from . import _bulk_revocation as _bulk
 from ._access import is_user_id
 from ._config import Settings
 from ._db import Database, execute_one
@@ -172,11 +174,28 @@ class BuiltinUserStore(UserStore):
         self._db: Database | None = None
         self._rounds = 12
         self._settings: Settings | None = None
+        # Weak: an app dropped (a test suite makes many) is not kept alive.
+        self._apps: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._watching = False
 
     def bind(self, settings: Settings, db: Database) -> None:
         self._settings = settings
         self._db = db
         self._rounds = settings.bcrypt_rounds
+
+    def attach(self, app: Any) -> None:
+        """From now on an ORM bulk ``delete(User)`` (a session's
+        ``execute``) ends the users' sessions on ``app`` at commit.  A
+        deletion of any kind is also logged by the table's trigger for
+        each process's copy of the revocations (database store); this
+        tells the Redis store too, and revokes the sessions."""
+        if not self._watching:
+            self._watching = True
+            _bulk.watch(User, to_sub=str, revoke=self._revoke)
+        self._apps.add(app)
+
+    def _revoke(self, subs: list[str]) -> None:
+        _bulk.revoke_on_apps(self._apps, subs)
 
     @property
     def db(self) -> Database:

@@ -1,0 +1,248 @@
+"""ORM bulk statements that remove or disable users end their sessions.
+
+The unit of work's ``after_delete``/``after_update`` events see only the
+objects a flush writes: ``session.execute(delete(User).where(...))``,
+``session.execute(update(User).values(active=False))`` and the legacy
+``Query.delete()``/``Query.update()`` run one statement with no object in
+hand and fire neither.  They do go through the session's
+``do_orm_execute`` event, where this module, for each user model a store
+has registered with :func:`watch`:
+
+* selects the primary keys the statement's WHERE clause matches, before the
+  statement runs, in its transaction (``FOR UPDATE`` on PostgreSQL, so that
+  no other transaction changes those rows in between);
+* runs the statement itself (its result is the caller's, untouched);
+* for an UPDATE, keeps those of the rows that it left inactive (an UPDATE
+  that does not set the ``is_active`` column is not looked at: no query);
+* and, once the session commits, ends every session of those users with a
+  cutoff, as the ORM events do (nothing if it rolls back).
+
+Not seen: SQL that does not go through an ORM session's ``execute`` (raw
+SQL, ``text()``, a Core connection, another program).  The next refresh
+and :data:`~flask_tokenauth.current_user` still find such a user gone or
+disabled; see README "Revocation".
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, event, false, func, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import ORMExecuteState, Session
+
+logger = logging.getLogger("flask_tokenauth")
+
+#: ``Session.info`` key: the users to revoke at commit, per watch.
+_PENDING = "tokenauth_bulk_revoke_at_commit"
+
+Revoke = Callable[[list[str]], None]
+ToSub = Callable[[Any], str]
+
+
+@dataclass(eq=False)
+class _Watch:
+    """One user model of one store."""
+
+    model: type[Any]
+    pk: Any
+    active: Any | None
+    #: Weak where they are bound methods: a store (and its apps) that is
+    #: dropped is not kept alive, and its watch is then forgotten.
+    _to_sub: Callable[[], ToSub | None]
+    _revoke: Callable[[], Revoke | None]
+    tables: frozenset[str] = field(default_factory=frozenset)
+
+    def alive(self) -> bool:
+        return self._to_sub() is not None and self._revoke() is not None
+
+    def subs(self, keys: Iterable[Any]) -> set[str]:
+        to_sub = self._to_sub()
+        return set() if to_sub is None else {to_sub(key) for key in keys}
+
+    def revoke(self, subs: list[str]) -> None:
+        revoke = self._revoke()
+        if revoke is not None:
+            revoke(subs)
+
+
+_watches: list[_Watch] = []
+
+
+def _weak(function: Callable[..., Any]) -> Callable[[], Any]:
+    if hasattr(function, "__self__"):
+        return weakref.WeakMethod(function)
+    return lambda: function
+
+
+def watch(
+    model: type[Any],
+    *,
+    to_sub: ToSub,
+    revoke: Revoke,
+    active: str | None = None,
+) -> None:
+    """End the sessions of the users of ``model`` that an ORM bulk DELETE
+    removes, or (with ``active``, the name of a boolean column) that an ORM
+    bulk UPDATE leaves inactive, once the session commits.
+
+    :param to_sub: the ``sub`` of a primary-key value.
+    :param revoke: ends every session of the given ``sub``\\ s (called
+        after the commit; it logs its own errors).
+    """
+    mapper = sa_inspect(model)
+    (pk,) = mapper.primary_key
+    table = pk.table
+    _watches[:] = [w for w in _watches if w.alive()]
+    _watches.append(
+        _Watch(
+            model=model,
+            pk=pk,
+            active=None if active is None else mapper.columns[active],
+            _to_sub=_weak(to_sub),
+            _revoke=_weak(revoke),
+            tables=frozenset({f"{table.schema}.{table.name}"}),
+        )
+    )
+    if not event.contains(Session, "do_orm_execute", _on_execute):
+        event.listen(Session, "do_orm_execute", _on_execute)
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_rollback", _after_rollback)
+
+
+def _target(orm_state: ORMExecuteState) -> Iterable[_Watch]:
+    """The watches whose table the bulk statement writes."""
+    mapper = orm_state.bind_mapper
+    table = getattr(orm_state.statement, "table", None)
+    name = None if table is None else f"{table.schema}.{table.name}"
+    for w in _watches:
+        if not w.alive():
+            continue
+        if mapper is None:
+            if name in w.tables:
+                yield w
+        elif mapper.isa(sa_inspect(w.model)):
+            yield w
+
+
+def _sets_active(orm_state: ORMExecuteState, w: _Watch) -> bool:
+    """Whether an UPDATE writes the watch's ``is_active`` column."""
+    if w.active is None:
+        return False
+    statement: Any = orm_state.statement
+    written: set[str] = set()
+    # Not public API (SQLAlchemy has none for this): the SET clause as
+    # ``values()`` stored it, keyed by column (or name); 1.4 to 2.1.
+    values = getattr(statement, "_values", None) or {}
+    ordered = getattr(statement, "_ordered_values", None) or ()
+    for key in [*values, *(key for key, _ in ordered)]:
+        written.add(getattr(key, "key", key))
+    for row in _parameter_rows(orm_state):
+        written.update(row)
+    return bool(written & {w.active.key, _attribute(w, w.active)})
+
+
+def _attribute(w: _Watch, column: Any) -> str:
+    """The mapped attribute name of ``column`` (it may differ from the
+    column's name)."""
+    return str(sa_inspect(w.model).get_property_by_column(column).key)
+
+
+def _parameter_rows(orm_state: ORMExecuteState) -> list[dict[str, Any]]:
+    """The rows of an ORM bulk UPDATE by primary key
+    (``session.execute(update(User), [{...}, ...])``)."""
+    parameters = orm_state.parameters
+    if isinstance(parameters, list):
+        return [dict(row) for row in parameters]
+    return []
+
+
+def _keys_matched(orm_state: ORMExecuteState, w: _Watch) -> list[Any]:
+    """The primary keys of the rows the statement is about to write."""
+    rows = _parameter_rows(orm_state)
+    if rows:  # by primary key: the keys are in the rows
+        name = _attribute(w, w.pk)
+        return [row[name] for row in rows if name in row]
+    statement: Any = orm_state.statement
+    # The key as the statement's own table has it (the ORM's table is
+    # annotated: the model's column would be another FROM).
+    pk = statement.table.c[w.pk.key]
+    query = select(pk).with_for_update(of=statement.table)
+    if statement.whereclause is not None:
+        query = query.where(statement.whereclause)
+    return list(orm_state.session.scalars(query))
+
+
+def _inactive(session: Session, w: _Watch, keys: list[Any]) -> list[Any]:
+    """Those of ``keys`` whose row is now inactive (a NULL is inactive, as
+    the store reads it)."""
+    if not keys:
+        return []
+    active: ColumnElement[Any] = func.coalesce(w.active, false())
+    query = select(w.pk).where(w.pk.in_(keys), active == false())
+    return list(session.scalars(query))
+
+
+def _on_execute(orm_state: ORMExecuteState) -> Any:
+    if not (orm_state.is_delete or orm_state.is_update):
+        return None
+    watched = [
+        w
+        for w in _target(orm_state)
+        if orm_state.is_delete or _sets_active(orm_state, w)
+    ]
+    if not watched:
+        return None
+    matched = [(w, _keys_matched(orm_state, w)) for w in watched]
+    result = orm_state.invoke_statement()
+    session = orm_state.session
+    for w, keys in matched:
+        if orm_state.is_update:
+            keys = _inactive(session, w, keys)
+        subs = w.subs(keys)
+        if subs:
+            pending: dict[_Watch, set[str]] = session.info.setdefault(_PENDING, {})
+            pending.setdefault(w, set()).update(subs)
+    return result
+
+
+def _after_commit(session: Session) -> None:
+    pending: dict[_Watch, set[str]] | None = session.info.pop(_PENDING, None)
+    for w, subs in (pending or {}).items():
+        try:
+            w.revoke(sorted(subs))
+        except Exception:  # the host's commit happened: log, never raise
+            logger.exception(
+                "tokenauth could not end the sessions of users removed or"
+                " disabled by a bulk statement"
+            )
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def revoke_on_apps(apps: Iterable[Any], subs: list[str]) -> None:
+    """End every session of ``subs`` on each of ``apps``, logging (not
+    raising) a failure: the host's commit has happened, and the users'
+    refresh tokens are refused at their next refresh anyway."""
+    from ._sessions import revoke_sessions
+    from ._state import get_state
+
+    for app in list(apps):
+        with app.app_context():
+            for sub in subs:
+                try:
+                    revoke_sessions(
+                        get_state(app), sub, reason="user-gone", cutoff=True
+                    )
+                except Exception:
+                    logger.exception(
+                        "tokenauth could not end the sessions of deleted or"
+                        " disabled user %s",
+                        sub,
+                    )
