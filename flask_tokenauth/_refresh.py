@@ -28,21 +28,16 @@ import ipaddress
 import logging
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    FromClause,
     String,
     Table,
     and_,
     case,
-    exists,
     insert,
     literal_column,
     select,
@@ -50,16 +45,27 @@ from sqlalchemy import (
 )
 
 from ._db import PreparedStatement, as_utc
-from ._sid import new_session_id
-from .errors import (
-    RefreshTokenExpired,
-    RefreshTokenInvalid,
-    RefreshTokenReused,
-    RefreshTokenRevoked,
+from ._refresh_results import IssuedToken as IssuedToken
+from ._refresh_results import KnownToken as KnownToken
+from ._refresh_results import Rotation as Rotation
+from ._refresh_sql import (
+    ASYNC_COMMIT,
+    ISSUED_SUB,
+    ROTATE_PARAMETERS,
+    ROTATE_POSTGRESQL,
+    ROTATE_POSTGRESQL_HEAD,
+    live_session,
 )
+from ._refresh_sql import UserStatus as UserStatus
+from ._refresh_sql import spendable as spendable
+from ._refusal import refused
+from ._sid import new_session_id
+from .errors import RefreshTokenInvalid
 from .models import RefreshToken, Session
 
 logger = logging.getLogger("flask_tokenauth")
+_tokens = cast(Table, RefreshToken.__table__)
+_sessions = cast(Table, Session.__table__)
 
 #: 32 bytes = 256 bits of entropy, URL-safe base64 (43 characters).
 TOKEN_BYTES = 32
@@ -67,127 +73,6 @@ TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 256
 #: What is kept of a client's User-Agent header.
 MAX_USER_AGENT = 512
-
-#: The rotation as one PostgreSQL statement; see ``_rotate_in_one_statement``.
-#: ``live_session`` locks the session row first (the lock a revocation takes
-#: too), and only if the token is spendable and its session live: under READ
-#: COMMITTED a rotation that waits there for a revocation re-checks the row
-#: once the revocation commits, and then finds it revoked.  ``LEAST`` ignores
-#: a NULL ``idle_until`` (no idle timeout).
-_tokens = cast(Table, RefreshToken.__table__)
-_sessions = cast(Table, Session.__table__)
-
-
-def spendable(tokens: FromClause, now: datetime) -> ColumnElement[bool]:
-    """The refresh tokens of ``tokens`` (the table or an alias of it) that
-    can still be rotated: unused, unrevoked and unexpired."""
-    return and_(
-        tokens.c.used_at.is_(None),
-        tokens.c.revoked_at.is_(None),
-        tokens.c.expires_at > now,
-    )
-
-
-#: The rotation statement, less its last line: the successor is inserted in
-#: the CTE ``issued``, which the final ``SELECT`` returns together with the
-#: status of the session's user (see :data:`UserStatus`), so that a refresh
-#: needs no second round trip to ask the user store.
-_ROTATE_POSTGRESQL = f"""
-WITH live_session AS (
-    SELECT s.id
-    FROM {_tokens.name} t
-    JOIN {_sessions.name} s ON s.id = t.family_id AND s.user_id = t.user_id
-    WHERE t.token_hash = %(hash)s AND t.used_at IS NULL AND t.revoked_at IS NULL
-      AND t.expires_at > %(now)s
-      AND s.revoked_at IS NULL AND s.expires_at > %(now)s
-    FOR NO KEY UPDATE OF s
-), spent AS (
-    UPDATE {_tokens.name} t SET used_at = %(now)s
-    FROM live_session
-    WHERE t.token_hash = %(hash)s AND t.family_id = live_session.id
-      AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > %(now)s
-    RETURNING t.id, t.user_id, t.family_id, t.family_expires_at
-), touched AS (
-    UPDATE {_sessions.name} SET last_used_at = %(now)s
-    FROM spent WHERE {_sessions.name}.id = spent.family_id
-), issued AS (
-    INSERT INTO {_tokens.name}
-        (user_id, token_hash, family_id, parent_id, created_at, expires_at,
-         family_expires_at)
-    SELECT user_id, %(new_hash)s, family_id, id, %(now)s,
-           LEAST(%(idle_until)s, family_expires_at), family_expires_at
-    FROM spent
-    RETURNING user_id, family_id, expires_at
-)
-SELECT user_id, family_id, expires_at, """
-#: What the rotation statement's last column reads: the user's status is
-#: ``issued.user_id`` looked up by the user store (see :data:`UserStatus`).
-ISSUED_SUB = "issued.user_id"
-#: The rotation without the user's status (a store that cannot answer in
-#: SQL, or whose users are in another database).
-ROTATE_POSTGRESQL = _ROTATE_POSTGRESQL + "NULL FROM issued"
-
-#: The rotation's parameters and their types, for ``PREPARE``.
-_ROTATE_PARAMETERS = {
-    "hash": "text",
-    "new_hash": "text",
-    "now": "timestamptz",
-    "idle_until": "timestamptz",
-}
-
-#: Sent ahead of the rotation, in its round trip, with
-#: ``TOKENAUTH_REFRESH_ASYNC_COMMIT``: the implicit transaction of the two
-#: statements then commits without waiting for the WAL flush (``set_config``
-#: with ``is_local``: that transaction only, the connection keeps its own).
-_ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true); "
-
-#: The status of a session's user as SQL, for the rotation statement: given
-#: the column that holds the session's ``sub``, an expression that is NULL
-#: when there is no such user and else whether it is active (what
-#: :meth:`~flask_tokenauth.userstore.UserStore.status` answers), or ``None``
-#: if the user store cannot answer in SQL on our database.
-UserStatus = Callable[[ColumnElement[str]], ColumnElement[Any] | None]
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    """A freshly issued refresh token: the only time the plain value exists."""
-
-    token: str
-    user_id: str
-    family_id: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class KnownToken:
-    """A presented refresh token that is one of ours (see
-    :meth:`RefreshTokens.known`)."""
-
-    family_id: str
-    user_id: str
-    #: Unused, unrevoked and unexpired, in a live session: it would rotate.
-    live: bool
-
-
-@dataclass(frozen=True)
-class Rotation:
-    """The outcome of a successful refresh.
-
-    ``issued`` is ``None`` when the presented token was the one rotated just
-    before, within the reuse interval: the session stays valid, and the
-    successor that the first request received remains the family's only
-    live token.
-    """
-
-    user_id: str
-    family_id: str
-    issued: IssuedToken | None
-    #: Whether the rotation statement also read the user's status (below),
-    #: or the caller must ask the user store.
-    user_checked: bool = False
-    #: ``None`` if the session's user is gone, else whether it is active.
-    user_active: bool | None = None
 
 
 def _clean_user_agent(value: str | None) -> str | None:
@@ -211,36 +96,6 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _live_session(now: datetime) -> Any:
-    """The condition "the session of the token row is live": not revoked,
-    not expired.  Whether its user still exists (and is active) is the user
-    store's to say: in the PostgreSQL rotation statement if it can say it in
-    SQL (see :data:`UserStatus`), else asked by the caller after the
-    rotation."""
-    return (
-        select(_sessions.c.id)
-        .where(
-            _sessions.c.id == _tokens.c.family_id,
-            _sessions.c.user_id == _tokens.c.user_id,
-            _sessions.c.revoked_at.is_(None),
-            _sessions.c.expires_at > now,
-        )
-        .exists()
-    )
-
-
-@contextmanager
-def _transaction(conn: Connection) -> Iterator[None]:
-    """The caller's transaction, or one of our own, committed on success:
-    on PostgreSQL the rotation runs outside any transaction (see
-    :meth:`RefreshTokens._rotate_in_one_statement`)."""
-    if conn.in_transaction():
-        yield
-    else:
-        with conn.begin():
-            yield
-
-
 class RefreshTokens:
     """Issues, rotates and revokes refresh tokens and their sessions.
 
@@ -253,7 +108,7 @@ class RefreshTokens:
         :data:`UserStatus`): a rotation on PostgreSQL then reads it in its
         own statement.
     :param async_commit: a rotation on PostgreSQL commits without waiting
-        for the server to flush its WAL to disk (``TOKENAUTH_REFRESH_ASYNC_COMMIT``):
+        for the server to flush its WAL to disk (``TOKENAUTH_REFRESHASYNC_COMMIT``):
         faster, but a server crash may lose the last rotations, and their
         spent tokens are then valid again.
     """
@@ -272,7 +127,7 @@ class RefreshTokens:
         self._idle_timeout = idle_timeout
         self._reuse_interval = reuse_interval
         self._user_status = user_status
-        self._before_rotation = _ASYNC_COMMIT if async_commit else ""
+        self._before_rotation = ASYNC_COMMIT if async_commit else ""
         #: The rotation statement, with the user's status if the store can
         #: give it; made at the first rotation (a store may need the app
         #: context to tell where its users are).
@@ -365,13 +220,13 @@ class RefreshTokens:
         token_hash = self.hash(token)
         if conn.dialect.name == "postgresql":
             rotation = self._rotate_in_one_statement(conn, token_hash, now)
-            return rotation or self._refused(conn, token_hash, now)
+            return rotation or refused(conn, token_hash, now, self._reuse_interval)
         spend = (
             update(_tokens)
             .where(
                 _tokens.c.token_hash == token_hash,
                 spendable(_tokens, now),
-                _live_session(now),
+                live_session(now),
             )
             .values(used_at=now)
             .returning(
@@ -383,7 +238,7 @@ class RefreshTokens:
         )
         row = conn.execute(spend).first()
         if row is None:
-            return self._refused(conn, token_hash, now)
+            return refused(conn, token_hash, now, self._reuse_interval)
         conn.execute(
             update(_sessions)
             .where(_sessions.c.id == row.family_id)
@@ -413,7 +268,7 @@ class RefreshTokens:
                     compiled = status.compile(
                         dialect=conn.dialect, compile_kwargs={"literal_binds": True}
                     )
-                    sql = f"{_ROTATE_POSTGRESQL}{compiled} FROM issued"
+                    sql = f"{ROTATE_POSTGRESQL_HEAD}{compiled} FROM issued"
             except Exception:
                 # A host model SQL cannot render: its status() still answers.
                 logger.warning(
@@ -421,7 +276,7 @@ class RefreshTokens:
                     " refresh asks its status() after the rotation instead",
                     exc_info=True,
                 )
-            statement = PreparedStatement(sql, _ROTATE_PARAMETERS)
+            statement = PreparedStatement(sql, ROTATE_PARAMETERS)
             self._rotate_sql = statement, sql is not ROTATE_POSTGRESQL
         return self._rotate_sql
 
@@ -457,70 +312,6 @@ class RefreshTokens:
             user_checked=user_checked,
             user_active=None if active is None else bool(active),
         )
-
-    def _refused(self, conn: Connection, token_hash: str, now: datetime) -> Rotation:
-        """Why ``token_hash`` could not be rotated: raise the error, or
-        return the grace answer to a repeat within the reuse interval."""
-        owner = _sessions.c.id.label("owner_id")
-        session_revoked_at = _sessions.c.revoked_at.label("session_revoked_at")
-        session_expires_at = _sessions.c.expires_at.label("session_expires_at")
-        query = (
-            select(
-                _tokens.c.id,
-                _tokens.c.user_id,
-                _tokens.c.family_id,
-                _tokens.c.used_at,
-                _tokens.c.revoked_at,
-                session_revoked_at,
-                session_expires_at,
-                owner,
-            )
-            .select_from(
-                _tokens.outerjoin(
-                    _sessions,
-                    (_sessions.c.id == _tokens.c.family_id)
-                    & (_sessions.c.user_id == _tokens.c.user_id),
-                )
-            )
-            .where(_tokens.c.token_hash == token_hash)
-        )
-        with _transaction(conn):
-            found = conn.execute(query).first()
-            # No session: the credentials of no account.
-            if found is None or found.owner_id is None:
-                raise RefreshTokenInvalid()
-            if found.revoked_at is not None or found.session_revoked_at is not None:
-                raise RefreshTokenRevoked()
-            if found.used_at is None or as_utc(found.session_expires_at) <= now:
-                raise RefreshTokenExpired()
-            if self._claim_grace(conn, found.id, now):
-                return Rotation(found.user_id, found.family_id, None)
-        raise RefreshTokenReused(family_id=found.family_id, user_id=found.user_id)
-
-    def _claim_grace(self, conn: Connection, token_id: int, now: datetime) -> bool:
-        """Claim the one grace answer of spent token ``token_id``: only
-        within the reuse interval, while its successor is still unused and
-        its session live, and only once (a conditional UPDATE: of concurrent
-        claims the database lets one match)."""
-        if not self._reuse_interval:
-            return False
-        successor = _tokens.alias("successor")
-        live_successor = exists().where(
-            successor.c.parent_id == _tokens.c.id, spendable(successor, now)
-        )
-        claim = (
-            update(_tokens)
-            .where(
-                _tokens.c.id == token_id,
-                _tokens.c.grace_used_at.is_(None),
-                _tokens.c.revoked_at.is_(None),
-                _tokens.c.used_at >= now - self._reuse_interval,
-                live_successor,
-                _live_session(now),
-            )
-            .values(grace_used_at=now)
-        )
-        return conn.execute(claim).rowcount == 1
 
     def revoke_families(
         self, conn: Connection, family_ids: list[str], now: datetime | None = None
