@@ -53,6 +53,7 @@ from ._refresh_sql import (
     ISSUED_SUB,
     ROTATE_PARAMETERS,
     ROTATE_POSTGRESQL,
+    ROTATE_POSTGRESQL_FROM,
     ROTATE_POSTGRESQL_HEAD,
     live_session,
 )
@@ -108,7 +109,7 @@ class RefreshTokens:
         :data:`UserStatus`): a rotation on PostgreSQL then reads it in its
         own statement.
     :param async_commit: a rotation on PostgreSQL commits without waiting
-        for the server to flush its WAL to disk (``TOKENAUTH_REFRESHASYNC_COMMIT``):
+        for the server to flush its WAL to disk (``TOKENAUTH_REFRESH_ASYNC_COMMIT``):
         faster, but a server crash may lose the last rotations, and their
         spent tokens are then valid again.
     """
@@ -146,6 +147,7 @@ class RefreshTokens:
         family_expires_at: datetime,
         now: datetime,
         parent_id: int | None = None,
+        identity: str | None = None,
     ) -> IssuedToken:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires_at = family_expires_at
@@ -162,7 +164,7 @@ class RefreshTokens:
                 family_expires_at=family_expires_at,
             )
         )
-        return IssuedToken(token, user_id, family_id, expires_at)
+        return IssuedToken(token, user_id, family_id, expires_at, identity)
 
     def start_family(
         self,
@@ -172,10 +174,13 @@ class RefreshTokens:
         *,
         user_agent: str | None = None,
         ip_address: str | None = None,
+        identity: str | None = None,
     ) -> IssuedToken:
         """Start a session (a login): its row and its first token.
 
-        :param user_id: the user's ``sub``."""
+        :param user_id: the user's ``sub``.
+        :param identity: the fingerprint of the user's identity value (see
+            :mod:`._identity`); ``None``: bound at the first refresh."""
         now = now or _utcnow()
         user_id = str(user_id)  # an int from older callers names the same sub
         family_id = new_session_id(self._secret, user_id)
@@ -189,9 +194,10 @@ class RefreshTokens:
                 created_at=now,
                 last_used_at=now,
                 expires_at=expires_at,
+                user_identity=identity,
             )
         )
-        return self._insert(conn, user_id, family_id, expires_at, now)
+        return self._insert(conn, user_id, family_id, expires_at, now, None, identity)
 
     def rotate(
         self, conn: Connection, token: str, now: datetime | None = None
@@ -239,11 +245,12 @@ class RefreshTokens:
         row = conn.execute(spend).first()
         if row is None:
             return refused(conn, token_hash, now, self._reuse_interval)
-        conn.execute(
+        bound = conn.execute(
             update(_sessions)
             .where(_sessions.c.id == row.family_id)
             .values(last_used_at=now)
-        )
+            .returning(_sessions.c.user_identity)
+        ).scalar()
         issued = self._insert(
             conn,
             row.user_id,
@@ -251,8 +258,9 @@ class RefreshTokens:
             as_utc(row.family_expires_at),
             now,
             parent_id=row.id,
+            identity=bound,
         )
-        return Rotation(row.user_id, row.family_id, issued)
+        return Rotation(row.user_id, row.family_id, issued, bound=bound)
 
     def _rotation_statement(self, conn: Connection) -> tuple[PreparedStatement, bool]:
         """The PostgreSQL rotation statement, and whether it reads the
@@ -261,14 +269,23 @@ class RefreshTokens:
         if self._rotate_sql is None:
             sql = ROTATE_POSTGRESQL
             try:
-                status = None
+                clauses = None
                 if self._user_status is not None:
-                    status = self._user_status(literal_column(ISSUED_SUB, String()))
-                if status is not None:
-                    compiled = status.compile(
-                        dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                    clauses = self._user_status(literal_column(ISSUED_SUB, String()))
+                if clauses is not None:
+                    status, identity = (
+                        "NULL"
+                        if clause is None
+                        else clause.compile(
+                            dialect=conn.dialect,
+                            compile_kwargs={"literal_binds": True},
+                        )
+                        for clause in clauses
                     )
-                    sql = f"{ROTATE_POSTGRESQL_HEAD}{compiled} FROM issued"
+                    sql = (
+                        f"{ROTATE_POSTGRESQL_HEAD}{status}, {identity}"
+                        f"{ROTATE_POSTGRESQL_FROM}"
+                    )
             except Exception:
                 # A host model SQL cannot render: its status() still answers.
                 logger.warning(
@@ -304,13 +321,25 @@ class RefreshTokens:
         )
         if row is None:
             return None
-        user_id, family_id, expires_at, active = row
+        user_id, family_id, expires_at, bound, active, identity = row
         return Rotation(
             user_id,
             family_id,
-            IssuedToken(token, user_id, family_id, as_utc(expires_at)),
+            IssuedToken(token, user_id, family_id, as_utc(expires_at), bound),
             user_checked=user_checked,
             user_active=None if active is None else bool(active),
+            bound=bound,
+            user_identity=identity,
+        )
+
+    def bind(self, conn: Connection, family_id: str, identity: str) -> None:
+        """Bind a session that is not bound yet (started before sessions
+        were, or by ``/password`` through a store that could not read the
+        new value in its transaction) to ``identity``."""
+        conn.execute(
+            update(_sessions)
+            .where(_sessions.c.id == family_id, _sessions.c.user_identity.is_(None))
+            .values(user_identity=identity)
         )
 
     def revoke_families(

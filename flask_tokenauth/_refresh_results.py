@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,8 @@ class IssuedToken:
     user_id: str
     family_id: str
     expires_at: datetime
+    #: The session's identity fingerprint (see :mod:`._identity`).
+    identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,3 +49,8 @@ class Rotation:
     user_checked: bool = False
     #: ``None`` if the session's user is gone, else whether it is active.
     user_active: bool | None = None
+    #: The fingerprint the session is bound to (``None``: not bound yet).
+    bound: str | None = None
+    #: The user's identity value now, read with the status (as stored:
+    #: ``str``, ``bytes``...); meaningful only if ``user_checked``.
+    user_identity: Any = None

@@ -37,11 +37,13 @@ def spendable(tokens: FromClause, now: datetime) -> ColumnElement[bool]:
 #:
 #: The rotation statement, less its last line: the successor is inserted in
 #: the CTE ``issued``, which the final ``SELECT`` returns together with the
-#: status of the session's user (see :data:`UserStatus`), so that a refresh
-#: needs no second round trip to ask the user store.
+#: status and identity value of the session's user (see :data:`UserStatus`)
+#: and the session's own fingerprint (``live_session.user_identity``, see
+#: :mod:`._identity`), so that a refresh needs no second round trip to ask
+#: the user store.
 ROTATE_POSTGRESQL_HEAD = f"""
 WITH live_session AS (
-    SELECT s.id
+    SELECT s.id, s.user_identity
     FROM {_tokens.name} t
     JOIN {_sessions.name} s ON s.id = t.family_id AND s.user_id = t.user_id
     WHERE t.token_hash = %(hash)s AND t.used_at IS NULL AND t.revoked_at IS NULL
@@ -66,13 +68,16 @@ WITH live_session AS (
     FROM spent
     RETURNING user_id, family_id, expires_at
 )
-SELECT user_id, family_id, expires_at, """
-#: What the rotation statement's last column reads: the user's status is
+SELECT issued.user_id, issued.family_id, issued.expires_at,
+       live_session.user_identity, """
+#: The rotation statement's last line, after the user's status and identity.
+ROTATE_POSTGRESQL_FROM = " FROM issued, live_session"
+#: What the rotation statement's last columns read: the user's status is
 #: ``issued.user_id`` looked up by the user store (see :data:`UserStatus`).
 ISSUED_SUB = "issued.user_id"
 #: The rotation without the user's status (a store that cannot answer in
 #: SQL, or whose users are in another database).
-ROTATE_POSTGRESQL = ROTATE_POSTGRESQL_HEAD + "NULL FROM issued"
+ROTATE_POSTGRESQL = ROTATE_POSTGRESQL_HEAD + "NULL, NULL" + ROTATE_POSTGRESQL_FROM
 
 #: The rotation's parameters and their types, for ``PREPARE``.
 ROTATE_PARAMETERS = {
@@ -83,7 +88,7 @@ ROTATE_PARAMETERS = {
 }
 
 #: Sent ahead of the rotation, in its round trip, with
-#: ``TOKENAUTH_REFRESHASYNC_COMMIT``: the implicit transaction of the two
+#: ``TOKENAUTH_REFRESH_ASYNC_COMMIT``: the implicit transaction of the two
 #: statements then commits without waiting for the WAL flush (``set_config``
 #: with ``is_local``: that transaction only, the connection keeps its own).
 ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true); "
@@ -91,9 +96,14 @@ ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true); "
 #: The status of a session's user as SQL, for the rotation statement: given
 #: the column that holds the session's ``sub``, an expression that is NULL
 #: when there is no such user and else whether it is active (what
-#: :meth:`~flask_tokenauth.userstore.UserStore.status` answers), or ``None``
-#: if the user store cannot answer in SQL on our database.
-UserStatus = Callable[[ColumnElement[str]], ColumnElement[Any] | None]
+#: :meth:`~flask_tokenauth.userstore.UserStore.status` answers), and one
+#: that reads the user's identity value (``None`` if the store binds
+#: nothing); or ``None`` if the user store cannot answer in SQL on our
+#: database (see :func:`._identity.status_sql`).
+UserStatus = Callable[
+    [ColumnElement[str]],
+    tuple[ColumnElement[Any], ColumnElement[Any] | None] | None,
+]
 
 
 def live_session(now: datetime) -> Any:

@@ -32,6 +32,7 @@ def refused(
     owner = _sessions.c.id.label("owner_id")
     session_revoked_at = _sessions.c.revoked_at.label("session_revoked_at")
     session_expires_at = _sessions.c.expires_at.label("session_expires_at")
+    bound = _sessions.c.user_identity.label("bound")
     query = (
         select(
             _tokens.c.id,
@@ -42,6 +43,7 @@ def refused(
             session_revoked_at,
             session_expires_at,
             owner,
+            bound,
         )
         .select_from(
             _tokens.outerjoin(
@@ -62,7 +64,7 @@ def refused(
         if found.used_at is None or as_utc(found.session_expires_at) <= now:
             raise RefreshTokenExpired()
         if _claim_grace(conn, found.id, now, reuse_interval):
-            return Rotation(found.user_id, found.family_id, None)
+            return Rotation(found.user_id, found.family_id, None, bound=found.bound)
     raise RefreshTokenReused(family_id=found.family_id, user_id=found.user_id)
 
 

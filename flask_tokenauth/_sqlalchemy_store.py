@@ -145,6 +145,7 @@ class SQLAlchemyUserStore(UserStore):
         self.model = model
         self.login_field = login
         self._password = password
+        self.identity_attribute = password  # sessions bound to its hash
         self._verify: Any = verify
         self._hash = hash
         self._rehash = rehash

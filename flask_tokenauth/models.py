@@ -152,6 +152,10 @@ class Session(Base):
     last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: A keyed fingerprint of the user's identity value when the session
+    #: started (see :mod:`flask_tokenauth._identity`); ``None``: not bound
+    #: yet (a session of before 0007), bound at its next refresh.
+    user_identity: Mapped[str | None] = mapped_column(String(32))
 
     def __repr__(self) -> str:
         return f"<Session {self.id} user={self.user_id}>"
