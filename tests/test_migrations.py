@@ -580,7 +580,7 @@ def test_0004_prefixes_tables_and_keeps_every_row(fresh_engine: Engine) -> None:
     assert table_names(fresh_engine) == (
         OUR_TABLES - {"tokenauth_revocation_events"} | {VERSION_TABLE}
     )
-    upgrade(fresh_engine, "0005")
+    upgrade(fresh_engine)  # 0005 to 0007 add a table, triggers, a column
     assert compare(fresh_engine) == []  # names and types as the models say
     with fresh_engine.connect() as conn:
         emails = conn.execute(
