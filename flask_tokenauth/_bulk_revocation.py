@@ -17,6 +17,9 @@ has registered with :func:`watch`:
 * and, once the session commits, ends every session of those users with a
   cutoff, as the ORM events do (nothing if it rolls back).
 
+The built-in ``User`` has no unit-of-work hook of its own (a host model's
+store has one): :func:`watch` with ``objects=True`` adds ``after_delete``.
+
 Not seen: SQL that does not go through an ORM session's ``execute`` (raw
 SQL, ``text()``, a Core connection, another program).  The next refresh
 and :data:`~flask_tokenauth.current_user` still find such a user gone or
@@ -33,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, event, false, func, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, object_session
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -56,6 +59,8 @@ class _Watch:
     _to_sub: Callable[[], ToSub | None]
     _revoke: Callable[[], Revoke | None]
     tables: frozenset[str] = field(default_factory=frozenset)
+    #: Also objects deleted by the unit of work (see :func:`watch`).
+    objects: bool = False
 
     def alive(self) -> bool:
         return self._to_sub() is not None and self._revoke() is not None
@@ -85,6 +90,7 @@ def watch(
     to_sub: ToSub,
     revoke: Revoke,
     active: str | None = None,
+    objects: bool = False,
 ) -> None:
     """End the sessions of the users of ``model`` that an ORM bulk DELETE
     removes, or (with ``active``, the name of a boolean column) that an ORM
@@ -93,25 +99,41 @@ def watch(
     :param to_sub: the ``sub`` of a primary-key value.
     :param revoke: ends every session of the given ``sub``\\ s (called
         after the commit; it logs its own errors).
+    :param objects: also for an object deleted by the unit of work
+        (``session.delete(user)``), for a store without its own hook.
     """
     mapper = sa_inspect(model)
     (pk,) = mapper.primary_key
     table = pk.table
     _watches[:] = [w for w in _watches if w.alive()]
-    _watches.append(
-        _Watch(
-            model=model,
-            pk=pk,
-            active=None if active is None else mapper.columns[active],
-            _to_sub=_weak(to_sub),
-            _revoke=_weak(revoke),
-            tables=frozenset({f"{table.schema}.{table.name}"}),
-        )
+    w = _Watch(
+        model=model,
+        pk=pk,
+        active=None if active is None else mapper.columns[active],
+        _to_sub=_weak(to_sub),
+        _revoke=_weak(revoke),
+        tables=frozenset({f"{table.schema}.{table.name}"}),
+        objects=objects,
     )
+    _watches.append(w)
+    if objects and not event.contains(model, "after_delete", _on_delete):
+        event.listen(model, "after_delete", _on_delete)
     if not event.contains(Session, "do_orm_execute", _on_execute):
         event.listen(Session, "do_orm_execute", _on_execute)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_rollback", _after_rollback)
+
+
+def _on_delete(mapper: Any, connection: Any, target: Any) -> None:
+    """A ``session.delete(user)`` flushed: revoke at commit, for the
+    watches that asked for objects."""
+    session = object_session(target)
+    if session is None:  # pragma: no cover - a flush always has one
+        return
+    for w in _watches:
+        if w.objects and w.alive() and mapper.isa(sa_inspect(w.model)):
+            key = getattr(target, mapper.get_property_by_column(w.pk).key)
+            _pend(session, w, w.subs([key]))
 
 
 def _target(orm_state: ORMExecuteState) -> Iterable[_Watch]:
@@ -203,11 +225,15 @@ def _on_execute(orm_state: ORMExecuteState) -> Any:
     for w, keys in matched:
         if orm_state.is_update:
             keys = _inactive(session, w, keys)
-        subs = w.subs(keys)
-        if subs:
-            pending: dict[_Watch, set[str]] = session.info.setdefault(_PENDING, {})
-            pending.setdefault(w, set()).update(subs)
+        _pend(session, w, w.subs(keys))
     return result
+
+
+def _pend(session: Session, w: _Watch, subs: set[str]) -> None:
+    """Revoke ``subs`` once ``session`` commits."""
+    if subs:
+        pending: dict[_Watch, set[str]] = session.info.setdefault(_PENDING, {})
+        pending.setdefault(w, set()).update(subs)
 
 
 def _after_commit(session: Session) -> None:

@@ -204,14 +204,14 @@ class BuiltinUserStore(UserStore):
         self._rounds = settings.bcrypt_rounds
 
     def attach(self, app: Any) -> None:
-        """From now on an ORM bulk ``delete(User)`` (a session's
-        ``execute``) ends the users' sessions on ``app`` at commit.  A
+        """From now on a ``User`` deleted through the ORM (one object, or a
+        bulk ``delete(User)``) ends the user's sessions on ``app`` at commit.  A
         deletion of any kind is also logged by the table's trigger for
         each process's copy of the revocations (database store); this
         tells the Redis store too, and revokes the sessions."""
         if not self._watching:
             self._watching = True
-            _bulk.watch(User, to_sub=str, revoke=self._revoke)
+            _bulk.watch(User, to_sub=str, revoke=self._revoke, objects=True)
         self._apps.add(app)
 
     def _revoke(self, subs: list[str]) -> None:

@@ -136,12 +136,14 @@ def test_a_bulk_update_that_disables_nobody_ends_nothing(
 
 
 @pytest.mark.parametrize("mode", ["database", "redis"])
-def test_a_bulk_delete_of_builtin_users_ends_their_sessions(
-    make_app: Any, engine: Engine, request: pytest.FixtureRequest, mode: str
+@pytest.mark.parametrize("how", ["bulk", "object"])
+def test_an_orm_delete_of_builtin_users_ends_their_sessions(
+    make_app: Any, engine: Engine, request: pytest.FixtureRequest, mode: str, how: str
 ) -> None:
     """The built-in table: its trigger logs the deletion for the database
-    store's copies; the bulk statement also tells Redis and revokes the
-    sessions (with Redis the token lived on before)."""
+    store's copies; an ORM deletion (a bulk statement or one object) also
+    tells Redis and revokes the sessions (with Redis the token lived on
+    before)."""
     app = make_app(**revocation_config(request, mode))
 
     @app.get("/claims")
@@ -158,7 +160,11 @@ def test_a_bulk_delete_of_builtin_users_ends_their_sessions(
     assert client.get("/claims", headers=bearer(token)).status_code == 200
 
     with Session(engine) as session:
-        session.execute(delete(User).where(User.email == "gone@example.com"))
+        if how == "bulk":
+            session.execute(delete(User).where(User.email == "gone@example.com"))
+        else:
+            user = session.scalars(select(User).where(User.email == "gone@example.com"))
+            session.delete(user.one())
         session.commit()
 
     response = client.get("/claims", headers=bearer(token))
