@@ -81,6 +81,6 @@ def load_user(state: TokenAuthState, sub: str, bound: str | None = None) -> Any:
     user = state.user_store.get(sub)
     if user is None or not state.user_store.is_active(user):
         return None
-    if not matches(bound, of_user(state, user)):
+    if bound is not None and not matches(bound, of_user(state, user)):
         return None
     return user
