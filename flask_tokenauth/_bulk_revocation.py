@@ -15,7 +15,8 @@ has registered with :func:`watch`:
 * for an UPDATE, keeps those of the rows that it left inactive (an UPDATE
   that does not set the ``is_active`` column is not looked at: no query);
 * and, once the session commits, ends every session of those users with a
-  cutoff, as the ORM events do (nothing if it rolls back).
+  cutoff, as the ORM events do (nothing if it rolls back, or if the
+  savepoint the statement ran in does).
 
 The built-in ``User`` has no unit-of-work hook of its own (a host model's
 store has one): :func:`watch` with ``objects=True`` adds ``after_delete``.
@@ -121,7 +122,7 @@ def watch(
     if not event.contains(Session, "do_orm_execute", _on_execute):
         event.listen(Session, "do_orm_execute", _on_execute)
         event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_rollback", _after_rollback)
+        event.listen(Session, "after_soft_rollback", _after_soft_rollback)
 
 
 def _on_delete(mapper: Any, connection: Any, target: Any) -> None:
@@ -230,15 +231,25 @@ def _on_execute(orm_state: ORMExecuteState) -> Any:
 
 
 def _pend(session: Session, w: _Watch, subs: set[str]) -> None:
-    """Revoke ``subs`` once ``session`` commits."""
+    """Revoke ``subs`` once ``session`` commits; forgotten if the savepoint
+    (or transaction) it happened in rolls back."""
     if subs:
-        pending: dict[_Watch, set[str]] = session.info.setdefault(_PENDING, {})
-        pending.setdefault(w, set()).update(subs)
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        pending: list[_Pending] = session.info.setdefault(_PENDING, [])
+        pending.append((transaction, w, subs))
+
+
+#: A revocation waiting for the commit: the (innermost) transaction of the
+#: statement, the watch, the users.
+_Pending = tuple[Any, _Watch, set[str]]
 
 
 def _after_commit(session: Session) -> None:
-    pending: dict[_Watch, set[str]] | None = session.info.pop(_PENDING, None)
-    for w, subs in (pending or {}).items():
+    pending: list[_Pending] | None = session.info.pop(_PENDING, None)
+    by_watch: dict[_Watch, set[str]] = {}
+    for _, w, subs in pending or ():
+        by_watch.setdefault(w, set()).update(subs)
+    for w, subs in by_watch.items():
         try:
             w.revoke(sorted(subs))
         except Exception:  # the host's commit happened: log, never raise
@@ -248,8 +259,21 @@ def _after_commit(session: Session) -> None:
             )
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
+    """A transaction or savepoint rolled back: forget what happened in it
+    (or in a savepoint inside it)."""
+    pending: list[_Pending] | None = session.info.get(_PENDING)
+    if not pending:
+        return
+
+    def inside(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    pending[:] = [entry for entry in pending if not inside(entry[0])]
 
 
 def revoke_on_apps(apps: Iterable[Any], subs: list[str]) -> None:

@@ -110,6 +110,28 @@ def test_a_rolled_back_bulk_statement_ends_nothing(
     assert alice.post("/api/auth/refresh").status_code == 200
 
 
+@pytest.mark.parametrize("how", ["delete", "update"])
+def test_a_statement_in_a_rolled_back_savepoint_ends_nothing(
+    engine: Engine,
+    host: type[Any],  # noqa: F811
+    how: str,
+) -> None:
+    """The transaction commits, the savepoint that held the statement did
+    not: alice keeps her sessions; bob, removed outside it, does not."""
+    store = SQLAlchemyUserStore(host, login="username", is_active="active")
+    app = host_app(engine, store, TOKENAUTH_REVOCATION="database")
+    alice, token, bob, bob_token = two_users(engine, host, app)
+    with Session(engine) as session:
+        session.execute(delete(host).where(host.username == "bob"))
+        savepoint = session.begin_nested()
+        BULK[how](session, host)
+        savepoint.rollback()
+        session.commit()
+    assert alice.get("/claims", headers=bearer(token)).status_code == 200
+    assert alice.post("/api/auth/refresh").status_code == 200
+    assert_code(bob.get("/claims", headers=bearer(bob_token)), 401, "TOKEN_REVOKED")
+
+
 @pytest.mark.parametrize(
     "statement",
     [
