@@ -44,7 +44,10 @@ logger = logging.getLogger("flask_tokenauth")
 #: ``Session.info`` key: the users to revoke at commit, per watch.
 _PENDING = "tokenauth_bulk_revoke_at_commit"
 
-Revoke = Callable[[list[str]], None]
+#: Ends the sessions of some ``sub``s; may return the session ids revoked.
+Revoke = Callable[[list[str]], "list[str] | None"]
+#: Tells a store's revocation stores of sessions revoked by another's.
+Tell = Callable[[list[str]], None]
 ToSub = Callable[[Any], str]
 
 
@@ -59,6 +62,7 @@ class _Watch:
     #: dropped is not kept alive, and its watch is then forgotten.
     _to_sub: Callable[[], ToSub | None]
     _revoke: Callable[[], Revoke | None]
+    _tell: Callable[[], Tell | None]
     tables: frozenset[str] = field(default_factory=frozenset)
     #: Also objects deleted by the unit of work (see :func:`watch`).
     objects: bool = False
@@ -70,10 +74,14 @@ class _Watch:
         to_sub = self._to_sub()
         return set() if to_sub is None else {to_sub(key) for key in keys}
 
-    def revoke(self, subs: list[str]) -> None:
+    def revoke(self, subs: list[str]) -> list[str] | None:
         revoke = self._revoke()
-        if revoke is not None:
-            revoke(subs)
+        return None if revoke is None else revoke(subs)
+
+    def tell(self, session_ids: list[str]) -> None:
+        tell = self._tell()
+        if tell is not None:
+            tell(session_ids)
 
 
 _watches: list[_Watch] = []
@@ -92,6 +100,7 @@ def watch(
     revoke: Revoke,
     active: str | None = None,
     objects: bool = False,
+    tell: Tell | None = None,
 ) -> None:
     """End the sessions of the users of ``model`` that an ORM bulk DELETE
     removes, or (with ``active``, the name of a boolean column) that an ORM
@@ -102,6 +111,8 @@ def watch(
         after the commit; it logs its own errors).
     :param objects: also for an object deleted by the unit of work
         (``session.delete(user)``), for a store without its own hook.
+    :param tell: tells the store's revocation stores of sessions revoked
+        through another store (see :func:`_after_commit`).
     """
     mapper = sa_inspect(model)
     (pk,) = mapper.primary_key
@@ -113,6 +124,7 @@ def watch(
         active=None if active is None else mapper.columns[active],
         _to_sub=_weak(to_sub),
         _revoke=_weak(revoke),
+        _tell=(lambda: None) if tell is None else _weak(tell),
         tables=frozenset({f"{table.schema}.{table.name}"}),
         objects=objects,
     )
@@ -245,18 +257,29 @@ _Pending = tuple[Any, _Watch, set[str]]
 
 
 def _after_commit(session: Session) -> None:
+    """Revoke what the committed transaction removed or disabled.
+
+    Several stores may watch one model (the built-in ``User`` of several
+    apps on one database, each with its revocation store): the first to
+    revoke the sessions marks them revoked, and the others then find none
+    left to tell their own store about.  So each store is also told every
+    session the others revoked."""
     pending: list[_Pending] | None = session.info.pop(_PENDING, None)
     by_watch: dict[_Watch, set[str]] = {}
     for _, w, subs in pending or ():
         by_watch.setdefault(w, set()).update(subs)
+    revoked: list[str] = []
     for w, subs in by_watch.items():
         try:
-            w.revoke(sorted(subs))
+            revoked += w.revoke(sorted(subs)) or []
         except Exception:  # the host's commit happened: log, never raise
             logger.exception(
                 "tokenauth could not end the sessions of users removed or"
                 " disabled by a bulk statement"
             )
+    if revoked and len(by_watch) > 1:
+        for w in by_watch:
+            w.tell(revoked)
 
 
 def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
@@ -276,18 +299,20 @@ def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
     pending[:] = [entry for entry in pending if not inside(entry[0])]
 
 
-def revoke_on_apps(apps: Iterable[Any], subs: list[str]) -> None:
+def revoke_on_apps(apps: Iterable[Any], subs: list[str]) -> list[str]:
     """End every session of ``subs`` on each of ``apps``, logging (not
     raising) a failure: the host's commit has happened, and the users'
-    refresh tokens are refused at their next refresh anyway."""
+    refresh tokens are refused at their next refresh anyway.  Returns the
+    ids of the sessions revoked."""
     from ._sessions import revoke_sessions
     from ._state import get_state
 
+    revoked: list[str] = []
     for app in list(apps):
         with app.app_context():
             for sub in subs:
                 try:
-                    revoke_sessions(
+                    revoked += revoke_sessions(
                         get_state(app), sub, reason="user-gone", cutoff=True
                     )
                 except Exception:
@@ -296,3 +321,17 @@ def revoke_on_apps(apps: Iterable[Any], subs: list[str]) -> None:
                         " disabled user %s",
                         sub,
                     )
+    return revoked
+
+
+def tell_apps(apps: Iterable[Any], session_ids: list[str]) -> None:
+    """Tell each app's revocation store of sessions another store's app
+    revoked (see :func:`_after_commit`)."""
+    from ._state import get_state
+
+    for app in list(apps):
+        with app.app_context():
+            try:
+                get_state(app).revocation.revoke_sessions(session_ids)
+            except Exception:
+                logger.exception("tokenauth could not tell its revocation store")

@@ -211,11 +211,16 @@ class BuiltinUserStore(UserStore):
         tells the Redis store too, and revokes the sessions."""
         if not self._watching:
             self._watching = True
-            _bulk.watch(User, to_sub=str, revoke=self._revoke, objects=True)
+            _bulk.watch(
+                User, to_sub=str, revoke=self._revoke, objects=True, tell=self._tell
+            )
         self._apps.add(app)
 
-    def _revoke(self, subs: list[str]) -> None:
-        _bulk.revoke_on_apps(self._apps, subs)
+    def _revoke(self, subs: list[str]) -> list[str]:
+        return _bulk.revoke_on_apps(self._apps, subs)
+
+    def _tell(self, session_ids: list[str]) -> None:
+        _bulk.tell_apps(self._apps, session_ids)
 
     @property
     def db(self) -> Database:

@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
+from flask_tokenauth._state import get_state
 from flask_tokenauth.models import User
 from flask_tokenauth.userstore import SQLAlchemyUserStore
 
@@ -194,3 +195,24 @@ def test_an_orm_delete_of_builtin_users_ends_their_sessions(
     assert response.get_json()["code"] in {"TOKEN_REVOKED", "USER_NOT_FOUND"}
     assert auth.refresh().status_code == 401
     assert other.client.get("/claims", headers=bearer(other_token)).status_code == 200
+
+
+def test_every_app_on_the_database_hears_of_the_sessions(
+    make_app: Any, engine: Engine, redis_config: dict[str, str], redis_server: Any
+) -> None:
+    """Two apps on one database, each with its own store: the first to
+    revoke marks the sessions revoked, and the second (with Redis) is still
+    told of them, not only of the user's cutoff (one-second resolution: a
+    token issued in the same second would pass it)."""
+    first = make_app(TOKENAUTH_REVOCATION="database")  # watches, revokes first
+    app = make_app(**redis_config)
+    auth = Auth(app.test_client())
+    token = auth.register("gone@example.com").get_json()["accessToken"]
+    with app.app_context():
+        sid = get_state(app).access_tokens.verify(token)["sid"]
+    with Session(engine) as session:
+        session.execute(delete(User).where(User.email == "gone@example.com"))
+        session.commit()
+    prefix = redis_config["TOKENAUTH_REDIS_PREFIX"]
+    assert redis_server.exists(f"{prefix}revoked-session:{sid}")
+    del first  # kept alive until the deletion: its store had to watch too
