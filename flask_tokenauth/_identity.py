@@ -36,10 +36,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ColumnElement, Select, String, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    Table,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy import inspect as sa_inspect
+
+from .models import Session
 
 if TYPE_CHECKING:
     from ._db import Database
@@ -51,6 +62,7 @@ CLAIM = "idf"
 #: Hex characters kept of the HMAC (128 bits).
 LENGTH = 32
 _CONTEXT = b"flask_tokenauth session identity\x00"
+_sessions = cast(Table, Session.__table__)
 
 
 def fingerprint(secret: bytes, sub: str, value: Any) -> str:
@@ -94,6 +106,16 @@ def of_sub(state: TokenAuthState, sub: str, value: Any) -> str | None:
     if state.user_store.identity_attribute is None:
         return None
     return fingerprint(state.settings.refresh_secret, sub, value)
+
+
+def bind(conn: Connection, session_id: str, identity: str) -> None:
+    """Bind a session that is not bound yet (started before sessions were,
+    or by ``/password`` before the new hash could be read) to ``identity``."""
+    conn.execute(
+        update(_sessions)
+        .where(_sessions.c.id == session_id, _sessions.c.user_identity.is_(None))
+        .values(user_identity=identity)
+    )
 
 
 def status_sql(

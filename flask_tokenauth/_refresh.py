@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import cast
@@ -44,6 +42,9 @@ from sqlalchemy import (
     update,
 )
 
+from ._client import MAX_USER_AGENT as MAX_USER_AGENT
+from ._client import clean_user_agent as _clean_user_agent
+from ._client import valid_ip as _valid_ip
 from ._db import PreparedStatement, as_utc
 from ._refresh_results import IssuedToken as IssuedToken
 from ._refresh_results import KnownToken as KnownToken
@@ -72,25 +73,6 @@ _sessions = cast(Table, Session.__table__)
 TOKEN_BYTES = 32
 #: A presented cookie longer than this is not one of ours; refused unhashed.
 MAX_TOKEN_LENGTH = 256
-#: What is kept of a client's User-Agent header.
-MAX_USER_AGENT = 512
-
-
-def _clean_user_agent(value: str | None) -> str | None:
-    """What a client sent, made safe to store and to show: no control
-    characters (C0, DEL, C1: a terminal would act on escape sequences when
-    the CLI lists sessions), bounded."""
-    value = "".join(c for c in value or "" if unicodedata.category(c) != "Cc")
-    return value[:MAX_USER_AGENT] or None
-
-
-def _valid_ip(value: str | None) -> str | None:
-    """An address worth recording (a forwarded one is whatever a proxy
-    wrote), or ``None``."""
-    try:
-        return str(ipaddress.ip_address(value or ""))
-    except ValueError:
-        return None
 
 
 def _utcnow() -> datetime:
@@ -330,16 +312,6 @@ class RefreshTokens:
             user_active=None if active is None else bool(active),
             bound=bound,
             user_identity=identity,
-        )
-
-    def bind(self, conn: Connection, family_id: str, identity: str) -> None:
-        """Bind a session that is not bound yet (started before sessions
-        were, or by ``/password`` through a store that could not read the
-        new value in its transaction) to ``identity``."""
-        conn.execute(
-            update(_sessions)
-            .where(_sessions.c.id == family_id, _sessions.c.user_identity.is_(None))
-            .values(user_identity=identity)
         )
 
     def revoke_families(

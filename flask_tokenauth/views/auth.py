@@ -209,7 +209,7 @@ def _check_user(state: TokenAuthState, rotation: Rotation) -> str | None:
     if rotation.bound is None and current is not None:
         # A session of before the binding: bound now, to whom holds the id.
         with state.db.begin() as conn:
-            state.refresh_tokens.bind(conn, rotation.family_id, current)
+            bound_identity.bind(conn, rotation.family_id, current)
         return current
     return rotation.bound
 

@@ -132,7 +132,7 @@ def change_password() -> Response:
     identity = bound_identity.read(state, user_id)
     if identity is not None:
         with state.db.begin() as conn:
-            state.refresh_tokens.bind(conn, issued.family_id, identity)
+            bound_identity.bind(conn, issued.family_id, identity)
     announce_revoked(state, user_id, revoked, "password-changed")
     signals.password_changed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
