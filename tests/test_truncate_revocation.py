@@ -34,13 +34,6 @@ def wait_for(condition: Callable[[], bool], seconds: float = WAIT) -> bool:
     return condition()
 
 
-@pytest.fixture
-def pg_engine(engine: Engine) -> Engine:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no TRUNCATE (its DELETE fires the row trigger)")
-    return engine
-
-
 def protected(app: Flask) -> Flask:
     @app.get("/claims")
     @login_required
@@ -50,8 +43,9 @@ def protected(app: Flask) -> Flask:
     return app
 
 
+@pytest.mark.postgresql  # SQLite has no TRUNCATE (its DELETE fires the row trigger)
 def test_truncating_the_builtin_users_ends_their_sessions(
-    pg_engine: Engine, make_app: Any
+    engine: Engine, make_app: Any
 ) -> None:
     app = protected(make_app(TOKENAUTH_REVOCATION="database"))
     old = Auth(app.test_client())
@@ -64,7 +58,7 @@ def test_truncating_the_builtin_users_ends_their_sessions(
     with app.app_context():
         sid = get_state(app).access_tokens.verify(token)["sid"]
 
-    with pg_engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(text("TRUNCATE tokenauth_users RESTART IDENTITY"))
 
     # The copy of this process learns it from the log (not only the
