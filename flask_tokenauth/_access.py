@@ -166,6 +166,7 @@ class AccessTokens:
         now: datetime | None = None,
         *,
         user: Any = NOT_GIVEN,
+        identity: str | None = None,
     ) -> str:
         """A signed access token for ``user_id`` in session ``session_id``.
 
@@ -195,6 +196,8 @@ class AccessTokens:
             jti=os.urandom(16).hex(),
             sid=session_id,
         )
+        if identity is not None:  # the session's binding, see ._identity
+            claims["idf"] = identity
         key, header = self._signing
         signing_input = header + _segment(_JSON.encode(claims).encode())
         return (signing_input + b"." + _segment(key.sign(signing_input))).decode()

@@ -14,7 +14,8 @@ from typing import Any, Protocol, cast
 
 #: Claims the extension sets and checks; an app's own claims never replace them.
 RESERVED_CLAIMS = frozenset(
-    {"sub", "iat", "exp", "nbf", "iss", "aud", "jti", "sid", "typ"}
+    # ``idf``: the session's identity fingerprint (see ._identity).
+    {"sub", "iat", "exp", "nbf", "iss", "aud", "jti", "sid", "typ", "idf"}
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Response, after_this_request, current_app, request
 
+from . import _identity as bound_identity
 from . import signals
 from ._headers import set_refresh_cookie
 from ._state import TokenAuthState, get_state
@@ -56,9 +57,12 @@ def login_user(user: Any, response: Response | None = None) -> str:
         raise LookupError(f"login_user: no active user {sub!r} in the user store")
     # The cookie belongs to the blueprint's endpoints, not to this view.
     settings = dataclasses.replace(state.settings, cookie_path=_cookie_path(state))
+    identity = bound_identity.of_user(state, user)
     with state.db.begin() as conn:
-        issued = _start_family(state, conn, sub)
-    access = state.access_tokens.issue(sub, issued.family_id, user=user)
+        issued = _start_family(state, conn, sub, identity=identity)
+    access = state.access_tokens.issue(
+        sub, issued.family_id, user=user, identity=identity
+    )
 
     def set_cookie(target: Response) -> Response:
         set_refresh_cookie(target, settings, issued.token, issued.expires_at)

@@ -24,221 +24,59 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
-import unicodedata
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    FromClause,
     String,
     Table,
     and_,
     case,
-    exists,
     insert,
     literal_column,
     select,
     update,
 )
 
+from ._client import MAX_USER_AGENT as MAX_USER_AGENT
+from ._client import clean_user_agent as _clean_user_agent
+from ._client import valid_ip as _valid_ip
 from ._db import PreparedStatement, as_utc
-from ._sid import new_session_id
-from .errors import (
-    RefreshTokenExpired,
-    RefreshTokenInvalid,
-    RefreshTokenReused,
-    RefreshTokenRevoked,
+from ._refresh_results import IssuedToken as IssuedToken
+from ._refresh_results import KnownToken as KnownToken
+from ._refresh_results import Rotation as Rotation
+from ._refresh_sql import (
+    ASYNC_COMMIT,
+    ISSUED_SUB,
+    ROTATE_PARAMETERS,
+    ROTATE_POSTGRESQL,
+    ROTATE_POSTGRESQL_FROM,
+    ROTATE_POSTGRESQL_HEAD,
+    live_session,
 )
+from ._refresh_sql import UserStatus as UserStatus
+from ._refresh_sql import spendable as spendable
+from ._refusal import refused
+from ._sid import new_session_id
+from .errors import RefreshTokenInvalid
 from .models import RefreshToken, Session
 
 logger = logging.getLogger("flask_tokenauth")
+_tokens = cast(Table, RefreshToken.__table__)
+_sessions = cast(Table, Session.__table__)
 
 #: 32 bytes = 256 bits of entropy, URL-safe base64 (43 characters).
 TOKEN_BYTES = 32
 #: A presented cookie longer than this is not one of ours; refused unhashed.
 MAX_TOKEN_LENGTH = 256
-#: What is kept of a client's User-Agent header.
-MAX_USER_AGENT = 512
-
-#: The rotation as one PostgreSQL statement; see ``_rotate_in_one_statement``.
-#: ``live_session`` locks the session row first (the lock a revocation takes
-#: too), and only if the token is spendable and its session live: under READ
-#: COMMITTED a rotation that waits there for a revocation re-checks the row
-#: once the revocation commits, and then finds it revoked.  ``LEAST`` ignores
-#: a NULL ``idle_until`` (no idle timeout).
-_tokens = cast(Table, RefreshToken.__table__)
-_sessions = cast(Table, Session.__table__)
-
-
-def spendable(tokens: FromClause, now: datetime) -> ColumnElement[bool]:
-    """The refresh tokens of ``tokens`` (the table or an alias of it) that
-    can still be rotated: unused, unrevoked and unexpired."""
-    return and_(
-        tokens.c.used_at.is_(None),
-        tokens.c.revoked_at.is_(None),
-        tokens.c.expires_at > now,
-    )
-
-
-#: The rotation statement, less its last line: the successor is inserted in
-#: the CTE ``issued``, which the final ``SELECT`` returns together with the
-#: status of the session's user (see :data:`UserStatus`), so that a refresh
-#: needs no second round trip to ask the user store.
-_ROTATE_POSTGRESQL = f"""
-WITH live_session AS (
-    SELECT s.id
-    FROM {_tokens.name} t
-    JOIN {_sessions.name} s ON s.id = t.family_id AND s.user_id = t.user_id
-    WHERE t.token_hash = %(hash)s AND t.used_at IS NULL AND t.revoked_at IS NULL
-      AND t.expires_at > %(now)s
-      AND s.revoked_at IS NULL AND s.expires_at > %(now)s
-    FOR NO KEY UPDATE OF s
-), spent AS (
-    UPDATE {_tokens.name} t SET used_at = %(now)s
-    FROM live_session
-    WHERE t.token_hash = %(hash)s AND t.family_id = live_session.id
-      AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > %(now)s
-    RETURNING t.id, t.user_id, t.family_id, t.family_expires_at
-), touched AS (
-    UPDATE {_sessions.name} SET last_used_at = %(now)s
-    FROM spent WHERE {_sessions.name}.id = spent.family_id
-), issued AS (
-    INSERT INTO {_tokens.name}
-        (user_id, token_hash, family_id, parent_id, created_at, expires_at,
-         family_expires_at)
-    SELECT user_id, %(new_hash)s, family_id, id, %(now)s,
-           LEAST(%(idle_until)s, family_expires_at), family_expires_at
-    FROM spent
-    RETURNING user_id, family_id, expires_at
-)
-SELECT user_id, family_id, expires_at, """
-#: What the rotation statement's last column reads: the user's status is
-#: ``issued.user_id`` looked up by the user store (see :data:`UserStatus`).
-ISSUED_SUB = "issued.user_id"
-#: The rotation without the user's status (a store that cannot answer in
-#: SQL, or whose users are in another database).
-ROTATE_POSTGRESQL = _ROTATE_POSTGRESQL + "NULL FROM issued"
-
-#: The rotation's parameters and their types, for ``PREPARE``.
-_ROTATE_PARAMETERS = {
-    "hash": "text",
-    "new_hash": "text",
-    "now": "timestamptz",
-    "idle_until": "timestamptz",
-}
-
-#: Sent ahead of the rotation, in its round trip, with
-#: ``TOKENAUTH_REFRESH_ASYNC_COMMIT``: the implicit transaction of the two
-#: statements then commits without waiting for the WAL flush (``set_config``
-#: with ``is_local``: that transaction only, the connection keeps its own).
-_ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true); "
-
-#: The status of a session's user as SQL, for the rotation statement: given
-#: the column that holds the session's ``sub``, an expression that is NULL
-#: when there is no such user and else whether it is active (what
-#: :meth:`~flask_tokenauth.userstore.UserStore.status` answers), or ``None``
-#: if the user store cannot answer in SQL on our database.
-UserStatus = Callable[[ColumnElement[str]], ColumnElement[Any] | None]
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    """A freshly issued refresh token: the only time the plain value exists."""
-
-    token: str
-    user_id: str
-    family_id: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class KnownToken:
-    """A presented refresh token that is one of ours (see
-    :meth:`RefreshTokens.known`)."""
-
-    family_id: str
-    user_id: str
-    #: Unused, unrevoked and unexpired, in a live session: it would rotate.
-    live: bool
-
-
-@dataclass(frozen=True)
-class Rotation:
-    """The outcome of a successful refresh.
-
-    ``issued`` is ``None`` when the presented token was the one rotated just
-    before, within the reuse interval: the session stays valid, and the
-    successor that the first request received remains the family's only
-    live token.
-    """
-
-    user_id: str
-    family_id: str
-    issued: IssuedToken | None
-    #: Whether the rotation statement also read the user's status (below),
-    #: or the caller must ask the user store.
-    user_checked: bool = False
-    #: ``None`` if the session's user is gone, else whether it is active.
-    user_active: bool | None = None
-
-
-def _clean_user_agent(value: str | None) -> str | None:
-    """What a client sent, made safe to store and to show: no control
-    characters (C0, DEL, C1: a terminal would act on escape sequences when
-    the CLI lists sessions), bounded."""
-    value = "".join(c for c in value or "" if unicodedata.category(c) != "Cc")
-    return value[:MAX_USER_AGENT] or None
-
-
-def _valid_ip(value: str | None) -> str | None:
-    """An address worth recording (a forwarded one is whatever a proxy
-    wrote), or ``None``."""
-    try:
-        return str(ipaddress.ip_address(value or ""))
-    except ValueError:
-        return None
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _live_session(now: datetime) -> Any:
-    """The condition "the session of the token row is live": not revoked,
-    not expired.  Whether its user still exists (and is active) is the user
-    store's to say: in the PostgreSQL rotation statement if it can say it in
-    SQL (see :data:`UserStatus`), else asked by the caller after the
-    rotation."""
-    return (
-        select(_sessions.c.id)
-        .where(
-            _sessions.c.id == _tokens.c.family_id,
-            _sessions.c.user_id == _tokens.c.user_id,
-            _sessions.c.revoked_at.is_(None),
-            _sessions.c.expires_at > now,
-        )
-        .exists()
-    )
-
-
-@contextmanager
-def _transaction(conn: Connection) -> Iterator[None]:
-    """The caller's transaction, or one of our own, committed on success:
-    on PostgreSQL the rotation runs outside any transaction (see
-    :meth:`RefreshTokens._rotate_in_one_statement`)."""
-    if conn.in_transaction():
-        yield
-    else:
-        with conn.begin():
-            yield
 
 
 class RefreshTokens:
@@ -272,7 +110,7 @@ class RefreshTokens:
         self._idle_timeout = idle_timeout
         self._reuse_interval = reuse_interval
         self._user_status = user_status
-        self._before_rotation = _ASYNC_COMMIT if async_commit else ""
+        self._before_rotation = ASYNC_COMMIT if async_commit else ""
         #: The rotation statement, with the user's status if the store can
         #: give it; made at the first rotation (a store may need the app
         #: context to tell where its users are).
@@ -291,6 +129,7 @@ class RefreshTokens:
         family_expires_at: datetime,
         now: datetime,
         parent_id: int | None = None,
+        identity: str | None = None,
     ) -> IssuedToken:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires_at = family_expires_at
@@ -307,7 +146,7 @@ class RefreshTokens:
                 family_expires_at=family_expires_at,
             )
         )
-        return IssuedToken(token, user_id, family_id, expires_at)
+        return IssuedToken(token, user_id, family_id, expires_at, identity)
 
     def start_family(
         self,
@@ -317,10 +156,13 @@ class RefreshTokens:
         *,
         user_agent: str | None = None,
         ip_address: str | None = None,
+        identity: str | None = None,
     ) -> IssuedToken:
         """Start a session (a login): its row and its first token.
 
-        :param user_id: the user's ``sub``."""
+        :param user_id: the user's ``sub``.
+        :param identity: the fingerprint of the user's identity value (see
+            :mod:`._identity`); ``None``: bound at the first refresh."""
         now = now or _utcnow()
         user_id = str(user_id)  # an int from older callers names the same sub
         family_id = new_session_id(self._secret, user_id)
@@ -334,9 +176,10 @@ class RefreshTokens:
                 created_at=now,
                 last_used_at=now,
                 expires_at=expires_at,
+                user_identity=identity,
             )
         )
-        return self._insert(conn, user_id, family_id, expires_at, now)
+        return self._insert(conn, user_id, family_id, expires_at, now, None, identity)
 
     def rotate(
         self, conn: Connection, token: str, now: datetime | None = None
@@ -365,13 +208,13 @@ class RefreshTokens:
         token_hash = self.hash(token)
         if conn.dialect.name == "postgresql":
             rotation = self._rotate_in_one_statement(conn, token_hash, now)
-            return rotation or self._refused(conn, token_hash, now)
+            return rotation or refused(conn, token_hash, now, self._reuse_interval)
         spend = (
             update(_tokens)
             .where(
                 _tokens.c.token_hash == token_hash,
                 spendable(_tokens, now),
-                _live_session(now),
+                live_session(now),
             )
             .values(used_at=now)
             .returning(
@@ -383,12 +226,13 @@ class RefreshTokens:
         )
         row = conn.execute(spend).first()
         if row is None:
-            return self._refused(conn, token_hash, now)
-        conn.execute(
+            return refused(conn, token_hash, now, self._reuse_interval)
+        bound = conn.execute(
             update(_sessions)
             .where(_sessions.c.id == row.family_id)
             .values(last_used_at=now)
-        )
+            .returning(_sessions.c.user_identity)
+        ).scalar()
         issued = self._insert(
             conn,
             row.user_id,
@@ -396,8 +240,9 @@ class RefreshTokens:
             as_utc(row.family_expires_at),
             now,
             parent_id=row.id,
+            identity=bound,
         )
-        return Rotation(row.user_id, row.family_id, issued)
+        return Rotation(row.user_id, row.family_id, issued, bound=bound)
 
     def _rotation_statement(self, conn: Connection) -> tuple[PreparedStatement, bool]:
         """The PostgreSQL rotation statement, and whether it reads the
@@ -406,14 +251,23 @@ class RefreshTokens:
         if self._rotate_sql is None:
             sql = ROTATE_POSTGRESQL
             try:
-                status = None
+                clauses = None
                 if self._user_status is not None:
-                    status = self._user_status(literal_column(ISSUED_SUB, String()))
-                if status is not None:
-                    compiled = status.compile(
-                        dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                    clauses = self._user_status(literal_column(ISSUED_SUB, String()))
+                if clauses is not None:
+                    status, identity = (
+                        "NULL"
+                        if clause is None
+                        else clause.compile(
+                            dialect=conn.dialect,
+                            compile_kwargs={"literal_binds": True},
+                        )
+                        for clause in clauses
                     )
-                    sql = f"{_ROTATE_POSTGRESQL}{compiled} FROM issued"
+                    sql = (
+                        f"{ROTATE_POSTGRESQL_HEAD}{status}, {identity}"
+                        f"{ROTATE_POSTGRESQL_FROM}"
+                    )
             except Exception:
                 # A host model SQL cannot render: its status() still answers.
                 logger.warning(
@@ -421,7 +275,7 @@ class RefreshTokens:
                     " refresh asks its status() after the rotation instead",
                     exc_info=True,
                 )
-            statement = PreparedStatement(sql, _ROTATE_PARAMETERS)
+            statement = PreparedStatement(sql, ROTATE_PARAMETERS)
             self._rotate_sql = statement, sql is not ROTATE_POSTGRESQL
         return self._rotate_sql
 
@@ -449,78 +303,16 @@ class RefreshTokens:
         )
         if row is None:
             return None
-        user_id, family_id, expires_at, active = row
+        user_id, family_id, expires_at, bound, active, identity = row
         return Rotation(
             user_id,
             family_id,
-            IssuedToken(token, user_id, family_id, as_utc(expires_at)),
+            IssuedToken(token, user_id, family_id, as_utc(expires_at), bound),
             user_checked=user_checked,
             user_active=None if active is None else bool(active),
+            bound=bound,
+            user_identity=identity,
         )
-
-    def _refused(self, conn: Connection, token_hash: str, now: datetime) -> Rotation:
-        """Why ``token_hash`` could not be rotated: raise the error, or
-        return the grace answer to a repeat within the reuse interval."""
-        owner = _sessions.c.id.label("owner_id")
-        session_revoked_at = _sessions.c.revoked_at.label("session_revoked_at")
-        session_expires_at = _sessions.c.expires_at.label("session_expires_at")
-        query = (
-            select(
-                _tokens.c.id,
-                _tokens.c.user_id,
-                _tokens.c.family_id,
-                _tokens.c.used_at,
-                _tokens.c.revoked_at,
-                session_revoked_at,
-                session_expires_at,
-                owner,
-            )
-            .select_from(
-                _tokens.outerjoin(
-                    _sessions,
-                    (_sessions.c.id == _tokens.c.family_id)
-                    & (_sessions.c.user_id == _tokens.c.user_id),
-                )
-            )
-            .where(_tokens.c.token_hash == token_hash)
-        )
-        with _transaction(conn):
-            found = conn.execute(query).first()
-            # No session: the credentials of no account.
-            if found is None or found.owner_id is None:
-                raise RefreshTokenInvalid()
-            if found.revoked_at is not None or found.session_revoked_at is not None:
-                raise RefreshTokenRevoked()
-            if found.used_at is None or as_utc(found.session_expires_at) <= now:
-                raise RefreshTokenExpired()
-            if self._claim_grace(conn, found.id, now):
-                return Rotation(found.user_id, found.family_id, None)
-        raise RefreshTokenReused(family_id=found.family_id, user_id=found.user_id)
-
-    def _claim_grace(self, conn: Connection, token_id: int, now: datetime) -> bool:
-        """Claim the one grace answer of spent token ``token_id``: only
-        within the reuse interval, while its successor is still unused and
-        its session live, and only once (a conditional UPDATE: of concurrent
-        claims the database lets one match)."""
-        if not self._reuse_interval:
-            return False
-        successor = _tokens.alias("successor")
-        live_successor = exists().where(
-            successor.c.parent_id == _tokens.c.id, spendable(successor, now)
-        )
-        claim = (
-            update(_tokens)
-            .where(
-                _tokens.c.id == token_id,
-                _tokens.c.grace_used_at.is_(None),
-                _tokens.c.revoked_at.is_(None),
-                _tokens.c.used_at >= now - self._reuse_interval,
-                live_successor,
-                _live_session(now),
-            )
-            .values(grace_used_at=now)
-        )
-        return conn.execute(claim).rowcount == 1
 
     def revoke_families(
         self, conn: Connection, family_ids: list[str], now: datetime | None = None

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session as OrmSession
 
+from . import _bulk_revocation as _bulk
 from . import _hostpasswords as hostpasswords
 from ._config import Settings
 from ._db import Database
@@ -125,6 +126,7 @@ class SQLAlchemyUserStore(UserStore):
         self.model = model
         self.login_field = login
         self._password = password
+        self.identity_attribute = password  # sessions bound to its hash
         name = getattr(model, "__name__", repr(model))
         self._passwords = hostpasswords.HostPasswords(
             f"SQLAlchemyUserStore({name})", password, verify, hash, rehash, dummy_hash
@@ -168,6 +170,7 @@ class SQLAlchemyUserStore(UserStore):
             if fsa is not None:
                 self._session = lambda: fsa.session
         is_active_column = self._is_active if isinstance(self._is_active, str) else None
+        self._bulk_watched = False
         self._orm_events = RevokeOnOrmChange(self.sub_of, is_active_column)
 
     def bind(self, settings: Settings, db: Database) -> None:
@@ -206,6 +209,14 @@ class SQLAlchemyUserStore(UserStore):
         find the user gone, and the user's access tokens otherwise live
         until they expire.
         """
+        if not self._bulk_watched:  # once per store, whatever the apps
+            self._bulk_watched = True
+            _bulk.watch(
+                self.model,
+                to_sub=self.to_sub,
+                revoke=self._revoke,
+                active=self._is_active if isinstance(self._is_active, str) else None,
+            )
         self._orm_events.attach(app, self.model)
 
     @property

@@ -17,6 +17,7 @@ from flask.sansio.app import App
 from ._access import AccessTokens
 from ._config import Settings
 from ._db import Database
+from ._identity import matches, of_user
 from ._limiter import RateLimiter
 from ._passwords import dummy_hash
 from ._refresh import RefreshTokens
@@ -71,11 +72,15 @@ def get_state(app: App | None = None) -> TokenAuthState:
         ) from None
 
 
-def load_user(state: TokenAuthState, sub: str) -> Any:
-    """The user named by ``sub``, or ``None``."""
+def load_user(state: TokenAuthState, sub: str, bound: str | None = None) -> Any:
+    """The user named by ``sub``, or ``None``; also ``None`` if the token's
+    session is ``bound`` to another identity (see :mod:`._identity`): the
+    id names someone else now, or the password was changed."""
     if state.user_loader is not None:
         return state.user_loader(sub)
     user = state.user_store.get(sub)
     if user is None or not state.user_store.is_active(user):
+        return None
+    if bound is not None and not matches(bound, of_user(state, user)):
         return None
     return user

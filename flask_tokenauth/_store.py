@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 import uuid
+import weakref
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -22,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 
+from . import _bulk_revocation as _bulk
 from ._access import is_user_id
 from ._config import Settings
 from ._db import Database, execute_one
@@ -32,6 +34,7 @@ from .models import User
 
 _users = cast(Table, User.__table__)
 _USER_EXISTS_POSTGRESQL = f"SELECT id FROM {_users.name} WHERE id = %(id)s"
+_USER_HASH_POSTGRESQL = f"SELECT password_hash FROM {_users.name} WHERE id = %(id)s"
 #: :func:`~._access.is_user_id` as a PostgreSQL pattern, but for the bound
 #: (a larger id of ten digits matches no row): the ``sub`` of a session is
 #: cast to an integer only if it is one, so that a session of another id
@@ -47,6 +50,12 @@ class UserStore(ABC):
     """
 
     login_field: str = "email"
+    #: The attribute (a column, for a SQL store) of a user whose value a
+    #: session is bound to, by a keyed fingerprint (see :mod:`._identity`):
+    #: a session whose user's value changed since it started (a password
+    #: changed, a table reset gave its id to someone else) ends.  ``None``:
+    #: sessions are bound to the id only.
+    identity_attribute: str | None = None
 
     def bind(self, settings: Settings, db: Database) -> None:  # noqa: B027
         """Called by :meth:`TokenAuth.init_app`, with the validated
@@ -116,6 +125,17 @@ class UserStore(ABC):
         store whose users are ours answers it in one statement."""
         user = self.get(sub)
         return None if user is None else self.is_active(user)
+
+    def status_and_identity(self, sub: str) -> tuple[bool | None, Any]:
+        """:meth:`status` and the user's :attr:`identity_attribute` value
+        (``None`` without one), for a refresh that cannot read them in its
+        rotation statement."""
+        if self.identity_attribute is None:
+            return self.status(sub), None
+        user = self.get(sub)
+        if user is None:
+            return None, None
+        return self.is_active(user), getattr(user, self.identity_attribute, None)
 
     def status_clause(
         self, sub: ColumnElement[str], db: Database
@@ -194,16 +214,40 @@ class BuiltinUserStore(UserStore):
     ``TOKENAUTH_BCRYPT_ROUNDS``, rehashed on login when the cost changed."""
 
     login_field = "email"
+    identity_attribute = "password_hash"
+    model = User
 
     def __init__(self) -> None:
         self._db: Database | None = None
         self._rounds = 12
         self._settings: Settings | None = None
+        # Weak: an app dropped (a test suite makes many) is not kept alive.
+        self._apps: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._watching = False
 
     def bind(self, settings: Settings, db: Database) -> None:
         self._settings = settings
         self._db = db
         self._rounds = settings.bcrypt_rounds
+
+    def attach(self, app: Any) -> None:
+        """From now on a ``User`` deleted through the ORM (one object, or a
+        bulk ``delete(User)``) ends the user's sessions on ``app`` at commit.  A
+        deletion of any kind is also logged by the table's trigger for
+        each process's copy of the revocations (database store); this
+        tells the Redis store too, and revokes the sessions."""
+        if not self._watching:
+            self._watching = True
+            _bulk.watch(
+                User, to_sub=str, revoke=self._revoke, objects=True, tell=self._tell
+            )
+        self._apps.add(app)
+
+    def _revoke(self, subs: list[str]) -> list[str]:
+        return _bulk.revoke_on_apps(self._apps, subs)
+
+    def _tell(self, session_ids: list[str]) -> None:
+        _bulk.tell_apps(self._apps, session_ids)
 
     @property
     def db(self) -> Database:
@@ -246,6 +290,19 @@ class BuiltinUserStore(UserStore):
                     select(_users.c.id).where(_users.c.id == int(sub))
                 ).first()
         return None if row is None else True
+
+    def status_and_identity(self, sub: str) -> tuple[bool | None, Any]:
+        if not is_user_id(sub):
+            return None, None
+        # One statement, as status() (straight to the driver on PostgreSQL).
+        with self.db.single_statement() as conn:
+            if conn.dialect.name == "postgresql":
+                found = execute_one(conn, _USER_HASH_POSTGRESQL, {"id": int(sub)})
+            else:
+                found = conn.execute(
+                    select(_users.c.password_hash).where(_users.c.id == int(sub))
+                ).first()
+        return (None, None) if found is None else (True, found[0])
 
     def status_clause(
         self, sub: ColumnElement[str], db: Database

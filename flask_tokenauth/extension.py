@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from flask.sansio.app import App
 
+from . import _identity as identity
 from ._access import AccessTokens
 from ._claims import ClaimsLoader
 from ._config import Settings
@@ -167,7 +168,7 @@ class TokenAuth:
                 settings.refresh_expires,
                 idle_timeout=settings.idle_timeout,
                 reuse_interval=settings.reuse_interval,
-                user_status=lambda sub: user_store.status_clause(sub, db),
+                user_status=lambda sub: identity.status_sql(user_store, sub, db),
                 async_commit=settings.refresh_async_commit,
             ),
             user_loader=self.user_loader if user_loader is None else user_loader,

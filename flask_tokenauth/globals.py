@@ -158,7 +158,8 @@ def _get_user() -> Any:
     if context is None:
         return AnonymousUser()
     if context.user is _UNLOADED:
-        context.user = load_user(get_state(), context.claims["sub"])
+        claims = context.claims
+        context.user = load_user(get_state(), claims["sub"], claims.get("idf"))
     if context.user is None:
         raise UserNotFound()
     return context.user

@@ -152,6 +152,10 @@ class Session(Base):
     last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: A keyed fingerprint of the user's identity value when the session
+    #: started (see :mod:`flask_tokenauth._identity`); ``None``: not bound
+    #: yet (a session of before 0007), bound at its next refresh.
+    user_identity: Mapped[str | None] = mapped_column(String(32))
 
     def __repr__(self) -> str:
         return f"<Session {self.id} user={self.user_id}>"
@@ -273,9 +277,49 @@ def _log_user_deletions() -> None:
             f" FOR EACH ROW EXECUTE PROCEDURE {trigger}()",
         ),
     ]
+    statements += _truncation_statements()
     for dialect, statement in statements:
         ddl = DDL(statement)  # type: ignore[no-untyped-call]
         event.listen(User.__table__, "after_create", ddl.execute_if(dialect=dialect))
+
+
+def _truncation_statements() -> list[tuple[str, str]]:
+    """PostgreSQL: ``TRUNCATE tokenauth_users`` fires no row trigger; a
+    statement trigger of its own, run before the rows go, revokes the live
+    sessions of the table's users (and their refresh tokens) and logs them
+    for each process's copy.  Session rows, not ``user-gone`` rows: a
+    ``RESTART IDENTITY`` gives the next user the same id.  Migration 0006
+    creates the same trigger."""
+    trigger = f"{TABLE_PREFIX}users_truncated"
+    users = User.__tablename__
+    sessions = Session.__tablename__
+    tokens = RefreshToken.__tablename__
+    events = RevocationEvent.__tablename__
+    revoked = (
+        f"{sessions}.revoked_at = now() AND {sessions}.user_id IN"
+        f" (SELECT CAST(id AS VARCHAR(255)) FROM {users})"
+    )
+    return [
+        (
+            "postgresql",
+            f"CREATE OR REPLACE FUNCTION {trigger}() RETURNS trigger"
+            f" LANGUAGE plpgsql AS $$ BEGIN UPDATE {sessions} SET revoked_at = now()"
+            " WHERE revoked_at IS NULL AND user_id IN"
+            f" (SELECT CAST(id AS VARCHAR(255)) FROM {users});"
+            f" UPDATE {tokens} SET revoked_at = now() WHERE revoked_at IS NULL"
+            f" AND family_id IN (SELECT id FROM {sessions} WHERE {revoked});"
+            f" LOCK TABLE {events} IN EXCLUSIVE MODE;"
+            f" INSERT INTO {events} (kind, session_id, user_id, created_at)"
+            f" SELECT 'session', id, user_id, now() FROM {sessions} WHERE {revoked}"
+            " ORDER BY id;"
+            f" PERFORM pg_notify('{events}', ''); RETURN NULL; END $$",
+        ),
+        (
+            "postgresql",
+            f"CREATE TRIGGER {trigger} BEFORE TRUNCATE ON {users}"
+            f" FOR EACH STATEMENT EXECUTE PROCEDURE {trigger}()",
+        ),
+    ]
 
 
 _log_user_deletions()

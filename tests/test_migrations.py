@@ -608,7 +608,7 @@ def test_0004_prefixes_tables_and_keeps_every_row(legacy_engine: Engine) -> None
     assert table_names(legacy_engine) == (
         OUR_TABLES - {"tokenauth_revocation_events"} | {VERSION_TABLE}
     )
-    upgrade(legacy_engine, "0005")
+    upgrade(legacy_engine)  # 0005 to 0007 add a table, triggers, a column
     assert compare(legacy_engine) == []  # names and types as the models say
     with legacy_engine.connect() as conn:
         emails = conn.execute(

@@ -12,6 +12,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from .. import _identity as bound_identity
 from .. import _lockout as lockout
 from .. import signals
 from .._cookies import (
@@ -72,15 +73,21 @@ def _revoke_planted(state: TokenAuthState, sessions: list[KnownToken]) -> None:
 
 
 def _start_family(
-    state: TokenAuthState, conn: Connection, user_id: str, now: datetime | None = None
+    state: TokenAuthState,
+    conn: Connection,
+    user_id: str,
+    now: datetime | None = None,
+    identity: str | None = None,
 ) -> IssuedToken:
-    """Start a session, recording the client's user agent and address."""
+    """Start a session, recording the client's user agent and address, bound
+    to the user's ``identity`` fingerprint (see :mod:`.._identity`)."""
     return state.refresh_tokens.start_family(
         conn,
         user_id,
         now,
         user_agent=request.user_agent.string,
         ip_address=client_ip(state.settings.trusted_proxies),
+        identity=identity,
     )
 
 
@@ -89,7 +96,9 @@ def _session_response(
 ) -> Response:
     """The answer to a register or login: the user, an access token for the
     new session and its refresh cookie."""
-    access = state.access_tokens.issue(issued.user_id, issued.family_id)
+    access = state.access_tokens.issue(
+        issued.user_id, issued.family_id, identity=issued.identity
+    )
     body = {"user": state.user_store.to_json(user), "accessToken": access}
     return _token_response(body, status, state, issued)
 
@@ -97,9 +106,13 @@ def _session_response(
 def _start_session(
     state: TokenAuthState, user: Any, status: int
 ) -> tuple[Response, str]:
-    """Respond to a login: a new session, its cookie and an access token."""
+    """Respond to a login: a new session, its cookie and an access token.
+    The session is bound to the user's identity as stored now: read again,
+    as a login may just have rehashed the password."""
+    sub = state.user_store.sub_of(user)
+    identity = bound_identity.read(state, sub)
     with state.db.begin() as conn:
-        issued = _start_family(state, conn, state.user_store.sub_of(user))
+        issued = _start_family(state, conn, sub, identity=identity)
     return _session_response(state, user, status, issued), issued.family_id
 
 
@@ -127,7 +140,8 @@ def register() -> Response:
         with state.db.begin() as conn:
             user = store.create(login, password, conn)
             sub = store.sub_of(user)
-            issued = _start_family(state, conn, sub)
+            identity = bound_identity.of_user(state, user)
+            issued = _start_family(state, conn, sub, identity=identity)
     except IntegrityError as e:
         # A concurrent registration of the same login won the race.
         raise EmailTaken() from e
@@ -183,7 +197,7 @@ def login() -> Response:
     return response
 
 
-def _check_user(state: TokenAuthState, rotation: Rotation) -> None:
+def _check_user(state: TokenAuthState, rotation: Rotation) -> str | None:
     """After a rotation: the session's user must still exist and be active
     in the user store (a user deleted or disabled on the host, even by raw
     SQL, keeps no session).  If not, the session is revoked, the successor
@@ -191,19 +205,35 @@ def _check_user(state: TokenAuthState, rotation: Rotation) -> None:
     the store could say it in SQL (see ``UserStore.status_clause``); else
     the store is asked now.
 
-    :raises RefreshTokenInvalid: the user is gone.
+    The user must also be the one the session was issued to (see
+    :mod:`.._identity`): a session bound to another identity value is
+    revoked as if its user were gone.  A session not bound yet is bound now.
+    Returns the session's fingerprint, for the access token.
+
+    :raises RefreshTokenInvalid: the user is gone (or is someone else).
     :raises RefreshTokenRevoked: the user is disabled.
     """
     if rotation.user_checked:
-        status = rotation.user_active
+        status, value = rotation.user_active, rotation.user_identity
     else:
-        status = state.user_store.status(rotation.user_id)
+        status, value = state.user_store.status_and_identity(rotation.user_id)
+    current = bound_identity.of_sub(state, rotation.user_id, value)
+    if status is not None and not bound_identity.matches(rotation.bound, current):
+        # Bound to another identity: the id names another user now (a
+        # table reset), or the password was changed: no account of theirs.
+        status = None
     if not status:
         revoke_sessions(
             state, rotation.user_id, only=[rotation.family_id], reason="user-gone"
         )
         # No user: the credentials of no account, as before any rotation.
         raise RefreshTokenInvalid() if status is None else RefreshTokenRevoked()
+    if rotation.bound is None and current is not None:
+        # A session of before the binding: bound now, to whom holds the id.
+        with state.db.begin() as conn:
+            bound_identity.bind(conn, rotation.family_id, current)
+        return current
+    return rotation.bound
 
 
 @limited(REFRESH)
@@ -236,7 +266,7 @@ def refresh() -> Response:
             )
             revoke_sessions(state, e.user_id, only=[e.family_id], reason="reuse")
             raise
-        _check_user(state, rotation)
+        identity = _check_user(state, rotation)
     except RefreshTokenAmbiguous as e:
         _revoke_planted(state, e.sessions)
         response = e.get_response()
@@ -259,7 +289,9 @@ def refresh() -> Response:
         signals.refresh_grace_used.send(
             _app(), user_id=user_id, session_id=rotation.family_id
         )
-    access = state.access_tokens.issue(rotation.user_id, rotation.family_id)
+    access = state.access_tokens.issue(
+        rotation.user_id, rotation.family_id, identity=identity
+    )
     # A JWT is base64url segments and dots: a JSON string as it stands, so
     # the body is written out rather than encoded (as jsonify does, compact).
     response = current_app.response_class(

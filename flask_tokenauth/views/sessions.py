@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from flask import Response, current_app, jsonify, request
 
+from .. import _identity as bound_identity
 from .. import _lockout as lockout
 from .. import signals
 from .._headers import clear_refresh_cookie
@@ -131,12 +132,19 @@ def change_password() -> Response:
         # the new hash is rolled back with the revocation (503, retry works).
         revoked = revoke_in(state, conn, user_id, cutoff=True, now=now)
         issued = _start_family(state, conn, user_id, now)
+    # The new session is bound to the new hash, read back now it is stored.
+    identity = bound_identity.read(state, user_id)
+    if identity is not None:
+        with state.db.begin() as conn:
+            bound_identity.bind(conn, issued.family_id, identity)
     announce_revoked(state, user_id, revoked, "password-changed")
     signals.password_changed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user_id=store.user_id(user_id),
     )
-    access = state.access_tokens.issue(user_id, issued.family_id, user=user)
+    access = state.access_tokens.issue(
+        user_id, issued.family_id, user=user, identity=identity
+    )
     response = _token_response({"accessToken": access}, 200, state, issued)
     attempt.trust_device(response)
     return response
