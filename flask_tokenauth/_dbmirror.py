@@ -42,7 +42,6 @@ id, until it commits.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import select
 import sqlite3
@@ -64,6 +63,7 @@ from sqlalchemy import (
     text,
 )
 
+from . import _process
 from ._db import Database, describe_db_error
 from .models import RevocationEvent
 
@@ -198,7 +198,7 @@ class RevocationCopy:
     def current(self) -> bool:
         """Whether the copy may answer on its own: its last read is recent
         enough (read now on SQLite if it is not)."""
-        if self._pid != os.getpid():
+        if self._pid != _process.pid:  # not os.getpid(): a system call
             self._start()
         if time.monotonic() - self._read_at <= self.staleness:
             return True
@@ -335,7 +335,7 @@ class RevocationCopy:
         return self._db.engine.dialect.name == "postgresql"
 
     def _start(self) -> None:
-        pid = os.getpid()
+        pid = _process.pid
         with self._lock:
             if self._pid == pid:
                 return

@@ -17,11 +17,12 @@ made in this process applies at once.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
 from typing import Any
+
+from . import _process
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -84,7 +85,7 @@ class RevocationMirror:
     # -- the subscription --------------------------------------------------------
 
     def _ensure_running(self) -> None:
-        pid = os.getpid()
+        pid = _process.pid  # not os.getpid(): a system call per request
         if self._pid == pid:
             return
         with self._lock:

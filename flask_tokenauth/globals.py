@@ -15,10 +15,10 @@ decorator answers our JSON 401 whatever handlers the host has.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import current_app, g, request
+from flask import g, request
+from flask.globals import app_ctx
 from werkzeug.local import LocalProxy
 
 from ._state import EXTENSION_KEY, TokenAuthState, get_state, load_user
@@ -31,19 +31,16 @@ if TYPE_CHECKING:
     from .models import User
 
 _UNLOADED: Any = object()
+#: ``g`` attributes: the request's verified claims (the request's own copy),
+#: and its user once loaded.  Plain entries of ``g.__dict__``, not an object
+#: holding both: one allocation less on every protected request.
+_CLAIMS_KEY = "_tokenauth"
+_USER_KEY = "_tokenauth_user"
 #: ``g`` attribute set by an optional view that received no token.  Kept
 #: apart from ``g._tokenauth`` so that :func:`authenticate` (a strict
 #: ``login_required`` called later in the same request) never mistakes it for
 #: an authenticated context.
 _ANONYMOUS_KEY = "_tokenauth_anonymous"
-
-
-@dataclass
-class AuthContext:
-    """What one request knows about its caller, kept on ``g._tokenauth``."""
-
-    claims: dict[str, Any]
-    user: Any = field(default=_UNLOADED)
 
 
 def _environ() -> WSGIEnvironment:
@@ -75,30 +72,40 @@ def bearer_token(environ: WSGIEnvironment | None = None) -> str:
     return token
 
 
-def authenticate(environ: WSGIEnvironment | None = None) -> AuthContext:
+def authenticate(environ: WSGIEnvironment | None = None) -> dict[str, Any]:
     """Verify the request's access token (once per request), ask the
-    revocation store about it, and return the context.
+    revocation store about it, and return its claims.
 
-    This runs on every protected request, so each context-local proxy is
-    resolved once (each hop through one costs about a microsecond).
+    This runs on every protected request, so it resolves one context-local
+    proxy (each hop through one costs about a microsecond), and a
+    token seen before is found by its whole ``Authorization`` header: the
+    header is parsed only the first time (see :meth:`.AccessTokens.verify`).
 
     :param environ: the request's WSGI environ, if the caller has it.
     """
-    request_globals = g._get_current_object()
-    context: AuthContext | None = request_globals.__dict__.get("_tokenauth")
-    if context is None:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        state: TokenAuthState = app.extensions[EXTENSION_KEY]
-        claims = state.access_tokens.verify(bearer_token(environ))
+    # One hop to the app context for both ``g`` and the app.
+    context = app_ctx._get_current_object()  # type: ignore[attr-defined]
+    request_globals = context.g.__dict__
+    claims: dict[str, Any] | None = request_globals.get(_CLAIMS_KEY)
+    if claims is None:
+        if environ is None:
+            environ = _environ()
+        state: TokenAuthState = context.app.extensions[EXTENSION_KEY]
+        tokens = state.access_tokens
+        header: str | None = environ.get("HTTP_AUTHORIZATION")
+        claims = tokens.cached(header) if header else None
+        if claims is None:
+            claims = tokens.verify(bearer_token(environ), cache_as=header)
         state.revocation.check(claims)
-        context = AuthContext(claims)
-        # As ``g._tokenauth = context`` does, without its Python-level
+        # As ``g._tokenauth = claims`` does, without its Python-level
         # ``__setattr__``.
-        request_globals.__dict__["_tokenauth"] = context
-    return context
+        request_globals[_CLAIMS_KEY] = claims
+    return claims
 
 
-def authenticate_optional(environ: WSGIEnvironment | None = None) -> AuthContext | None:
+def authenticate_optional(
+    environ: WSGIEnvironment | None = None,
+) -> dict[str, Any] | None:
     """:func:`authenticate`, but a request with no token at all (no
     ``Authorization`` header, or another scheme than Bearer) gives ``None``
     and marks the request anonymous.  A token that is there but malformed,
@@ -112,29 +119,31 @@ def authenticate_optional(environ: WSGIEnvironment | None = None) -> AuthContext
         return None
 
 
-def _context() -> AuthContext | None:
-    """The request's context, ``None`` if an optional view found no token."""
-    request_globals = g._get_current_object()
-    context: AuthContext | None = request_globals.__dict__.get("_tokenauth")
-    if context is None and not request_globals.__dict__.get(_ANONYMOUS_KEY):
-        context = authenticate()
-    return context
+def _context() -> dict[str, Any] | None:
+    """The request's claims, ``None`` if an optional view found no token."""
+    request_globals = g._get_current_object().__dict__
+    claims: dict[str, Any] | None = request_globals.get(_CLAIMS_KEY)
+    if claims is None and not request_globals.get(_ANONYMOUS_KEY):
+        claims = authenticate()
+    return claims
 
 
 def _get_claims() -> dict[str, Any]:
-    context = _context()
-    return {} if context is None else context.claims
+    claims = _context()
+    return {} if claims is None else claims
 
 
 def _get_user() -> Any:
-    context = _context()
-    if context is None:
+    claims = _context()
+    if claims is None:
         return AnonymousUser()
-    if context.user is _UNLOADED:
-        context.user = load_user(get_state(), context.claims["sub"])
-    if context.user is None:
+    request_globals = g._get_current_object().__dict__
+    user = request_globals.get(_USER_KEY, _UNLOADED)
+    if user is _UNLOADED:
+        user = request_globals[_USER_KEY] = load_user(get_state(), claims["sub"])
+    if user is None:
         raise UserNotFound()
-    return context.user
+    return user
 
 
 #: The verified claims of the request's access token (``sub``, ``sid``, ...).
