@@ -230,7 +230,7 @@ class AccessTokens:
         if cached["exp"] <= time.time() - self._leeway_seconds:
             self._cache.pop(key, None)
             raise TokenExpired()
-        return dict(cached)
+        return cached.copy()  # the request's own: a view may change it
 
     def verify(self, token: str, *, cache_as: str | None = None) -> dict[str, Any]:
         """Return the claims of ``token``.
