@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 
 from flask_tokenauth import _access, current_claims, login_required
+from flask_tokenauth import globals as globals_module
 from flask_tokenauth._mirror import RevocationMirror
 from flask_tokenauth._revocation import RedisRevocation
 from flask_tokenauth._sid import new_session_id
@@ -106,6 +107,25 @@ def test_a_cached_token_in_another_header_is_checked_afresh(
         response = client.get("/me", headers={"Authorization": spelling})
         assert response.status_code == 200, response.get_json()
     assert client.get("/me", headers=odd).get_json()["code"] == code
+
+
+def test_a_warm_header_is_not_parsed_again(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is found by the header: the header of a token verified
+    before is not parsed again (nor its token verified), only its ``exp``
+    and the revocation store are checked."""
+    app = protect(make_app(TOKENAUTH_REVOCATION="off"))
+    token = Auth(app.test_client()).register().get_json()["accessToken"]
+    parsed: list[str] = []
+    parse = globals_module.bearer_token
+    monkeypatch.setattr(
+        globals_module, "bearer_token", lambda env: parsed.append("x") or parse(env)
+    )
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/me", headers=bearer(token)).status_code == 200
+    assert parsed == ["x"]
 
 
 def test_cache_is_bounded_and_keeps_only_valid_tokens(make_app: Any) -> None:
