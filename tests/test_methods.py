@@ -93,6 +93,14 @@ def test_options_still_answers_preflight(host_app: Flask) -> None:
     response = host_app.test_client().options("/api/auth/login")
     assert response.status_code == 200
     assert "POST" in response.headers["Allow"]
+    assert response.get_data() == b""
+
+
+def test_options_follows_the_apps_automatic_options_setting(make_app: Any) -> None:
+    """An app that turned Flask's OPTIONS answer off gets our 405 instead."""
+    app: Flask = make_app(PROVIDE_AUTOMATIC_OPTIONS=False)
+    response = app.test_client().options("/api/auth/login")
+    assert_ours(response, 405, "METHOD_NOT_ALLOWED")
 
 
 def test_host_routes_keep_their_own_405(make_app: Any) -> None:

@@ -105,10 +105,15 @@ _OPTIONS_ALLOW = frozenset({*ALL_METHODS, "HEAD", "OPTIONS"})
 def _answer_options() -> Response | None:
     """Answer OPTIONS (a CORS preflight) before the view, as Flask answers it
     for a rule with a method list: 200, empty, ``Allow``; no token needed,
-    no rate limit counted."""
+    no rate limit counted.  Not if the app turned Flask's answer off
+    (``PROVIDE_AUTOMATIC_OPTIONS``): then the view refuses it, as any
+    method it does not take."""
     if request.method != "OPTIONS":
         return None
-    response: Response = current_app.response_class()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config["PROVIDE_AUTOMATIC_OPTIONS"]:
+        return None
+    response: Response = app.response_class()
     response.allow.update(_OPTIONS_ALLOW)
     return response
 
