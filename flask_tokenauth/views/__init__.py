@@ -59,6 +59,7 @@ _ROUTES: tuple[tuple[str, Any], ...] = (
 )
 for _rule, _view in _ROUTES:
     auth_bp.add_url_rule(_rule, view_func=_view, methods=ALL_METHODS)
+_VIEWS = frozenset({*(view for _, view in _ROUTES), keys.jwks})
 
 
 @auth_bp.record
@@ -89,8 +90,10 @@ def _take_every_method(setup: BlueprintSetupState) -> None:
     included): a setup function runs in the order it was recorded.
     """
     prefix = f"{setup.name_prefix}.{setup.name}.".lstrip(".")
+    views = setup.app.view_functions
     for rule in setup.app.url_map.iter_rules():
-        if rule.endpoint.startswith(prefix):
+        # This registration's rules: its endpoints, with our views.
+        if rule.endpoint.startswith(prefix) and views.get(rule.endpoint) in _VIEWS:
             rule.methods = None
             # Flask's own OPTIONS answer lists what the router allows, which
             # is nothing for such a rule: ours answers instead (below).
