@@ -34,6 +34,9 @@ from . import inprocess, served
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("inprocess", "gunicorn", "refresh", "login", "memory")
+#: Parts that run only when ``--only`` names them: a closer look at some rows
+#: of another part.
+NAMED_ONLY = ("warm",)
 CONFIGS = ("default-sqlite", "default-pg", "redis", "off")
 
 
@@ -89,6 +92,7 @@ class Context:
     quick: bool
     trees: dict[str, Tree]
     configs: list[str]
+    clock: str = "wall"  # the in-process timer: "wall" or "cpu" (--clock)
     rows: list[Row] = field(default_factory=list)
     samples: dict[str, Any] = field(default_factory=dict)
 
@@ -260,13 +264,23 @@ def redis_ok(url: str, prefix: str = "") -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs")
-    parser.add_argument("--only", default="", help=f"comma-separated of {PARTS}")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated of {PARTS + NAMED_ONLY}"
+    )
     parser.add_argument("--rev", help="also measure the library as of this commit")
     parser.add_argument("--json", type=Path, help="also write rows and samples here")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a MISS")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="in-process timer: wall clock, or the worker thread's CPU time"
+        " (steadier on a machine shared with other work; blind to I/O waits)",
+    )
     args = parser.parse_args(argv)
     only = [o for o in args.only.split(",") if o]
     parts = [p for p in PARTS if not only or any(p.startswith(o) for o in only)]
+    parts += [p for p in NAMED_ONLY if p in only]
     pg = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test")
     pg = pg.replace("postgresql://", "postgresql+psycopg2://", 1)
     redis = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -283,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             env["BENCH_PREFIX"] = f"tokenauth-bench:{run}:{n}:"
             trees[n] = Tree(root, env, Path(tmp) / f"{n}-files")
         configs = [c for c in CONFIGS if c != "redis" or redis]
-        ctx = Context(args.quick, trees, configs)
+        ctx = Context(args.quick, trees, configs, args.clock)
         print(
             f"flask_tokenauth benchmarks, {datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
             f" UTC, Python {platform.python_version()}, {os.cpu_count()} CPUs,"

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from flask import Flask, send_from_directory
+from flask import Flask, request, send_from_directory
+from werkzeug.exceptions import HTTPException
 
 from flask_tokenauth import TokenAuth, User, auth_bp, current_user, login_required
+from flask_tokenauth.errors import from_http_exception
 
 HERE = Path(__file__).resolve().parent
 
@@ -90,5 +92,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @login_required
     def profile() -> Any:
         return {"user": {"id": current_user.id, "email": current_user.email}}
+
+    @app.errorhandler(HTTPException)
+    def api_errors(error: HTTPException) -> Any:
+        """The app's own /api routes answer errors in JSON too, as the
+        blueprint does (``TRACE /api/profile``: 405 ``METHOD_NOT_ALLOWED``);
+        its pages keep Flask's HTML."""
+        if request.path.startswith("/api/"):
+            return from_http_exception(error).get_response()
+        return error
 
     return app

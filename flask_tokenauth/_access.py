@@ -27,10 +27,11 @@ made by PyJWT's algorithm with the key prepared when it was loaded
 ``jwt.encode`` makes, byte for byte.
 
 A client reuses its access token for minutes, so verified tokens are kept in
-a bounded cache keyed by the exact token string: a hit skips the signature
-and claim parsing but still checks ``exp`` against the clock, and the caller
-still asks the revocation store.  Only tokens that passed full verification
-enter it.
+a bounded cache keyed by the exact ``Authorization`` header they came in (or
+the token string, for a caller that has no header): a hit skips the header's
+parsing, the signature and the claims' parsing but still checks ``exp``
+against the clock, and the caller still asks the revocation store.  Only
+tokens that passed full verification enter it.
 
 PyJWT checks signatures and times but not shapes: it takes ``"1999999999"``
 or ``true`` as a time and ``" 7"`` as a subject.  So a signed token is also
@@ -202,21 +203,40 @@ class AccessTokens:
         signing_input = header + _segment(_JSON.encode(claims).encode())
         return (signing_input + b"." + _segment(key.sign(signing_input))).decode()
 
-    def verify(self, token: str) -> dict[str, Any]:
+    def cached(self, key: str) -> dict[str, Any] | None:
+        """The claims of a token verified before and cached under ``key``
+        (see :meth:`verify`), or ``None``; a cached token is still checked
+        against the clock.
+
+        :raises TokenExpired: the token was valid but ``exp`` has passed.
+        """
+        cached = self._cache.get(key)
+        if cached is None:
+            return None
+        if cached["exp"] <= time.time() - self._leeway_seconds:
+            self._cache.pop(key, None)
+            raise TokenExpired()
+        return cached.copy()  # the request's own: a view may change it
+
+    def verify(self, token: str, *, cache_as: str | None = None) -> dict[str, Any]:
         """Return the claims of ``token``.
 
+        :param cache_as: the key to look the token up and cache its claims
+            under, if not the token: the whole ``Authorization`` header it
+            came in, so that the next request with the same header finds
+            them with :meth:`cached` without parsing the header again.  A
+            header names exactly one token, and has a space where a token
+            never does, so the two kinds of key cannot collide.
         :raises TokenExpired: the token was valid but ``exp`` has passed.
         :raises TokenInvalid: anything else is wrong with it.
         """
-        cached = self._cache.get(token)
+        key = token if cache_as is None else cache_as
+        cached = self.cached(key)
         if cached is not None:
-            if cached["exp"] <= time.time() - self._leeway_seconds:
-                self._cache.pop(token, None)
-                raise TokenExpired()
-            return dict(cached)
+            return cached
         claims = self._verify(token)
         if self._cache_size:
-            self._remember(token, claims)
+            self._remember(key, claims)
         return dict(claims)
 
     def _remember(self, token: str, claims: dict[str, Any]) -> None:

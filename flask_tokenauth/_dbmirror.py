@@ -49,6 +49,7 @@ from sqlalchemy import (
     text,
 )
 
+from . import _process
 from ._db import Database, describe_db_error
 from ._dblisten import CHANNEL, listen
 from .models import RevocationEvent
@@ -174,7 +175,7 @@ class RevocationCopy:
     def current(self) -> bool:
         """Whether the copy may answer on its own: its last read is recent
         enough (read now on SQLite if it is not)."""
-        if self._pid != os.getpid():
+        if self._pid != _process.pid:  # not os.getpid(): a system call
             self._start()
         if time.monotonic() - self._read_at <= self.staleness:
             return True
@@ -328,7 +329,7 @@ class RevocationCopy:
         return self._db.engine.dialect.name == "postgresql"
 
     def _start(self) -> None:
-        pid = os.getpid()
+        pid = _process.pid
         with self._lock:
             if self._pid == pid:
                 return

@@ -23,6 +23,8 @@ import time
 import weakref
 from typing import Any
 
+from . import _process
+
 logger = logging.getLogger("flask_tokenauth")
 
 #: How often the thread forgets entries whose tokens have all expired.
@@ -99,7 +101,7 @@ class RevocationMirror:
     # -- the subscription --------------------------------------------------------
 
     def _ensure_running(self) -> None:
-        pid = os.getpid()
+        pid = _process.pid  # not os.getpid(): a system call per request
         if self._pid == pid:
             return
         with self._lock:

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast, overload
 
-from flask import current_app
+from flask import current_app, request
 
 from .errors import TokenAuthError
-from .globals import _environ, authenticate, authenticate_optional
+from .globals import authenticate, authenticate_optional
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,7 +71,7 @@ def _protect(view: F, optional: bool) -> F:
         @wraps(view)
         def decorated(*args: Any, **kwargs: Any) -> Any:
             try:
-                environ = _environ()
+                environ = request._get_current_object().environ  # type: ignore[attr-defined]
                 if environ["REQUEST_METHOD"] not in EXEMPT_METHODS:
                     check(environ)
                 return current_app.ensure_sync(view)(*args, **kwargs)
@@ -83,7 +83,8 @@ def _protect(view: F, optional: bool) -> F:
     @wraps(view)
     def decorated_sync(*args: Any, **kwargs: Any) -> Any:
         try:
-            environ = _environ()
+            # One hop through the ``request`` proxy, not through a helper.
+            environ = request._get_current_object().environ  # type: ignore[attr-defined]
             if environ["REQUEST_METHOD"] not in EXEMPT_METHODS:
                 check(environ)
             return view(*args, **kwargs)

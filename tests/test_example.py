@@ -207,3 +207,19 @@ def test_example_sets_security_headers_app_wide(example_app: Flask) -> None:
             assert response.status_code == 200
             assert response.headers["X-Content-Type-Options"] == "nosniff"
             assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "PUT"])
+def test_example_api_answers_unusual_methods_in_json(
+    example_app: Flask, method: str
+) -> None:
+    client = example_app.test_client()
+    for path in ("/api/profile", "/api/health"):
+        response = client.open(path, method=method)
+        assert response.status_code == 405
+        assert response.get_json()["code"] == "METHOD_NOT_ALLOWED"
+        assert "GET" in response.headers["Allow"]
+    assert client.get("/api/nope").get_json()["code"] == "NOT_FOUND"
+    page = client.open("/", method=method)  # a page: Flask's HTML
+    assert page.status_code == 405
+    assert not page.is_json

@@ -520,7 +520,7 @@ def test_jwks_path_and_max_age_are_configurable(keyed_app: Any, keys: Any) -> No
     off = keyed_app(TOKENAUTH_SIGNING_KEY=pem(keys["EdDSA"][0]), TOKENAUTH_JWKS_PATH="")
     missing = off.test_client().get(JWKS)
     assert missing.status_code == 404
-    assert missing.get_json()["code"] == "NOT_FOUND"
+    assert not missing.is_json  # no rule of ours: the host's 404
 
 
 def test_hmac_only_app_serves_an_empty_set(client: FlaskClient) -> None:

@@ -1,9 +1,14 @@
 """Every method on a URL of the blueprint is answered by the blueprint: JSON,
-the security headers, 405 with its own ``Allow`` (or 404 under the prefix),
-even for methods no rule lists and with the host's own HTML error pages."""
+the security headers, 405 with its own ``Allow``, even for methods no rule
+lists and with the host's own HTML error pages.  Every other URL (the host's
+routes, and URLs no rule matches, under our prefix or not) is answered as the
+host alone answers it, whatever the mount point and registration order."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -11,6 +16,7 @@ from flask import Blueprint, Flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import TestResponse
 
+import flask_tokenauth
 from flask_tokenauth import TokenAuth, auth_bp
 
 from .conftest import Auth, base_config, bearer
@@ -68,14 +74,6 @@ def test_unlisted_methods_get_our_405(
     assert response.headers["Allow"] == allow
 
 
-@pytest.mark.parametrize("method", ODD_METHODS)
-@pytest.mark.parametrize("path", ["/api/auth/", "/api/auth/nope", "/api/auth/a/b"])
-def test_unlisted_methods_under_the_prefix_get_our_404(
-    host_app: Flask, method: str, path: str
-) -> None:
-    assert_ours(host_app.test_client().open(path, method=method), 404, "NOT_FOUND")
-
-
 @pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
 def test_protected_routes_answer_odd_methods_as_they_answer_put(
     host_app: Flask, method: str
@@ -95,6 +93,14 @@ def test_options_still_answers_preflight(host_app: Flask) -> None:
     response = host_app.test_client().options("/api/auth/login")
     assert response.status_code == 200
     assert "POST" in response.headers["Allow"]
+    assert response.get_data() == b""
+
+
+def test_options_follows_the_apps_automatic_options_setting(make_app: Any) -> None:
+    """An app that turned Flask's OPTIONS answer off gets our 405 instead."""
+    app: Flask = make_app(PROVIDE_AUTOMATIC_OPTIONS=False)
+    response = app.test_client().options("/api/auth/login")
+    assert_ours(response, 405, "METHOD_NOT_ALLOWED")
 
 
 def test_host_routes_keep_their_own_405(make_app: Any) -> None:
@@ -124,7 +130,8 @@ def test_nested_and_renamed_blueprint(engine: Any) -> None:
         response = client.open(f"{prefix}/login", method="TRACE")
         assert_ours(response, 405, "METHOD_NOT_ALLOWED")
         assert response.headers["Allow"] == "OPTIONS, POST"
-        assert_ours(client.open(f"{prefix}/x", method="FOO"), 404, "NOT_FOUND")
+        unknown = client.open(f"{prefix}/x", method="FOO")  # no rule: the host's
+        assert unknown.get_data() == b"<h1>host 404</h1>"
 
 
 def test_odd_methods_count_against_the_rate_limit(make_app: Any) -> None:
@@ -146,3 +153,139 @@ def test_host_http_exception_page_does_not_answer_our_errors(make_app: Any) -> N
     assert_ours(auth.login(password="wrong password!"), 401, "INVALID_CREDENTIALS")
     assert_ours(app.test_client().get("/api/auth/sessions"), 401, "TOKEN_MISSING")
     assert_ours(auth.client.put("/api/auth/login"), 405, "METHOD_NOT_ALLOWED")
+
+
+# -- the host's answers, at every mount point ---------------------------------
+
+#: Where the blueprint is mounted: its ``url_prefix`` (``None``: the
+#: default), and the parent blueprint's prefix if nested.
+MOUNTS = {
+    "root": ("", None, ""),
+    "default-prefix": (None, None, "/api/auth"),
+    "nested": ("/auth", "/v1", "/v1/auth"),
+    "nested-at-parent-root": ("", "/v1", "/v1"),
+}
+
+
+def add_host_routes(app: Flask, mount: str) -> None:
+    """The host's routes: its index, a route of two methods, and a GET-only
+    route under our mount point (``/api/auth/whoami`` by default)."""
+    app.add_url_rule("/", "index", lambda: "index")
+    if "home" not in app.view_functions:  # add_host_pages adds it too
+        app.add_url_rule("/home", "home", lambda: "home", methods=["GET", "POST"])
+    app.add_url_rule(f"{mount}/whoami", "whoami", lambda: "host whoami")
+
+
+def host_only(handlers: bool, mount: str) -> Flask:
+    """The host app without flask_tokenauth: what it answers is the oracle."""
+    app = Flask(__name__)
+    if handlers:
+        add_host_pages(app)
+    add_host_routes(app, mount)
+    return app
+
+
+def host_with_us(
+    engine: Any, handlers: bool, mount_name: str, auth_first: bool
+) -> Flask:
+    prefix, parent_prefix, mount = MOUNTS[mount_name]
+    app = Flask(__name__)
+    app.config.update(base_config())
+    TokenAuth(engine=engine).init_app(app)
+    if handlers:
+        add_host_pages(app)
+
+    def register() -> None:
+        options = {} if prefix is None else {"url_prefix": prefix}
+        if parent_prefix is None:
+            app.register_blueprint(auth_bp, **options)
+        else:
+            parent = Blueprint("api", __name__, url_prefix=parent_prefix)
+            parent.register_blueprint(auth_bp, **options)
+            app.register_blueprint(parent)
+
+    if auth_first:
+        register()
+    add_host_routes(app, mount)
+    if not auth_first:
+        register()
+    return app
+
+
+def host_requests(mount: str) -> list[tuple[str, str]]:
+    return [
+        (method, path)
+        for path in ("/", "/home", "/nope", f"{mount}/whoami")
+        for method in ("GET", "POST", "PUT", "TRACE", "PROPFIND", "OPTIONS")
+    ] + [
+        (method, path)
+        for path in (f"{mount}/", f"{mount}/nope", f"{mount}/login/extra", "/a/b")
+        for method in ("GET", "POST", "TRACE")
+    ]
+
+
+def answer(response: TestResponse) -> tuple[int, bytes, list[tuple[str, str]]]:
+    return response.status_code, response.get_data(), sorted(response.headers)
+
+
+@pytest.mark.parametrize("auth_first", [True, False], ids=["auth-first", "auth-last"])
+@pytest.mark.parametrize("mount_name", MOUNTS)
+@pytest.mark.parametrize("handlers", [False, True], ids=["plain", "html-handlers"])
+def test_host_answers_are_unchanged(
+    engine: Any, handlers: bool, mount_name: str, auth_first: bool
+) -> None:
+    """Every URL of the host (its routes under any method, its 404s, a
+    GET-only route under our mount point, unknown URLs under our prefix) is
+    answered byte for byte as the host without us answers it."""
+    mount = MOUNTS[mount_name][2]
+    ours = host_with_us(engine, handlers, mount_name, auth_first).test_client()
+    alone = host_only(handlers, mount).test_client()
+    for method, path in host_requests(mount):
+        expected = answer(alone.open(path, method=method))
+        assert answer(ours.open(path, method=method)) == expected, (method, path)
+
+
+@pytest.mark.parametrize("auth_first", [True, False], ids=["auth-first", "auth-last"])
+@pytest.mark.parametrize("mount_name", MOUNTS)
+@pytest.mark.parametrize("handlers", [False, True], ids=["plain", "html-handlers"])
+def test_our_urls_answer_json_at_every_mount(
+    engine: Any, handlers: bool, mount_name: str, auth_first: bool
+) -> None:
+    mount = MOUNTS[mount_name][2]
+    client = host_with_us(engine, handlers, mount_name, auth_first).test_client()
+    for method in ("GET", "PUT", "TRACE", "PROPFIND", "FOO"):
+        response = client.open(f"{mount}/login", method=method)
+        assert_ours(response, 405, "METHOD_NOT_ALLOWED")
+        assert response.headers["Allow"] == "OPTIONS, POST"
+    assert_ours(client.post(f"{mount}/login", json={}), 400, "VALIDATION_ERROR")
+    preflight = client.options(f"{mount}/refresh")
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["Allow"]
+
+
+@pytest.mark.parametrize("mount_name", MOUNTS)
+def test_a_host_request_runs_none_of_our_code(engine: Any, mount_name: str) -> None:
+    """Nothing of ours is app-wide: a request to a host URL (a route, a 404,
+    a 405) calls no function of the package, so it costs the host nothing."""
+    client = host_with_us(engine, True, mount_name, True).test_client()
+    package = str(Path(flask_tokenauth.__file__).parent)
+    ours: list[str] = []
+
+    def watch(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(package):
+            ours.append(frame.f_code.co_name)
+
+    mount = MOUNTS[mount_name][2]
+    for method, path in [("GET", "/home"), ("GET", "/nope"), ("TRACE", "/home")]:
+        sys.setprofile(watch)
+        try:
+            client.open(path, method=method)
+        finally:
+            sys.setprofile(None)
+    assert ours == []
+    sys.setprofile(watch)  # the watch sees our code when it runs
+    try:
+        client.open(f"{mount}/login", method="TRACE")
+    finally:
+        sys.setprofile(None)
+    assert ours

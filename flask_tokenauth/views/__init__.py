@@ -5,8 +5,11 @@ browser client, ``client.js``), which never import this module: the
 blueprint is made after them, so no module of the package imports in a
 circle.
 
-Every response of the blueprint is JSON, including errors the router or
-werkzeug raise before a view runs; see :mod:`flask_tokenauth.errors`.
+Every response of the blueprint is JSON, whatever the method (see
+:func:`_take_every_method`) and whatever the host's error handlers; see
+:mod:`flask_tokenauth.errors`.  Nothing of it is registered app-wide: a URL
+none of our rules matches, under our prefix or not, is the host's, answered
+as the host answers it, and a host request runs none of our code.
 """
 
 from __future__ import annotations
@@ -17,11 +20,10 @@ from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask.sansio.app import App
 from werkzeug.exceptions import HTTPException, default_exceptions
-from werkzeug.exceptions import MethodNotAllowed as RoutingMethodNotAllowed
 
 from .._headers import add_security_headers
 from .._state import EXTENSION_KEY, get_state
-from ..errors import NotFound, from_http_exception
+from ..errors import from_http_exception
 from ..extension import TokenAuth
 from ..integrations import exempt_from_csrf
 from . import auth, client, keys, sessions
@@ -42,12 +44,6 @@ auth_bp = AuthBlueprint(BLUEPRINT_NAME, __name__, url_prefix="/api/auth")
 auth_bp.url_value_preprocessor(exempt_from_csrf)  # Flask-WTF's CSRFProtect
 
 
-@auth_bp.route("/", defaults={"path": ""}, methods=ALL_METHODS)
-@auth_bp.route("/<path:path>", methods=ALL_METHODS)
-def not_found(path: str) -> Response:
-    raise NotFound()
-
-
 _ROUTES: tuple[tuple[str, Any], ...] = (
     ("/register", auth.register),
     ("/login", auth.login),
@@ -63,6 +59,7 @@ _ROUTES: tuple[tuple[str, Any], ...] = (
 )
 for _rule, _view in _ROUTES:
     auth_bp.add_url_rule(_rule, view_func=_view, methods=ALL_METHODS)
+_VIEWS = frozenset({*(view for _, view in _ROUTES), keys.jwks})
 
 
 @auth_bp.record
@@ -76,48 +73,52 @@ def _add_jwks_route(setup: BlueprintSetupState) -> None:
         setup.add_url_rule(path, "jwks", keys.jwks, methods=ALL_METHODS)
 
 
-@auth_bp.before_app_request
-def _route_any_method() -> Response | None:
-    """Give requests with a method no rule lists (TRACE, PROPFIND, ``FOO``)
-    on one of our URLs to our view, which answers them as it answers a PUT:
-    in JSON, with our headers, ``405`` and its own ``Allow``.
+@auth_bp.record
+def _take_every_method(setup: BlueprintSetupState) -> None:
+    """Let our rules match every method, so that a request with a method no
+    rule lists (TRACE, PROPFIND, ``FOO``) on one of our URLs reaches our
+    view, which refuses it as it refuses a PUT: in JSON, with our headers,
+    ``405`` and its own ``Allow``; and so do our blueprint's hooks (CSRF
+    exemption, OPTIONS below).
 
-    The router refuses such a request before any blueprint code runs
-    (``request.blueprint`` is ``None``), so neither our error handlers nor
-    our after-request hooks would see it, and the host's HTML 405 page would
-    answer.  Our rules cannot list every method (Flask always gives a rule a
-    method list), so this app-wide hook finishes the routing instead: it
-    costs one attribute check on requests that routed, and only looks
-    further at a 405, where it matches the path again with a method the
-    router accepted and takes the request only if the rule found is one of
-    ours (under whatever prefix or parent blueprint it is mounted).
+    Flask always gives a rule a method list, and the router refuses a
+    method outside it before any blueprint code runs (``request.blueprint``
+    is ``None``): the host's 405 page would answer.  A rule without a list
+    (``methods=None``, werkzeug's "any method") is matched as any other, so
+    this costs no request anything, and the host's own URLs, their 404s and
+    405s never meet our code.  Registered after the routes (the JWKS one
+    included): a setup function runs in the order it was recorded.
     """
-    refused = request.routing_exception
-    if refused is None or not isinstance(refused, RoutingMethodNotAllowed):
+    prefix = f"{setup.name_prefix}.{setup.name}.".lstrip(".")
+    views = setup.app.view_functions
+    for rule in setup.app.url_map.iter_rules():
+        # This registration's rules: its endpoints, with our views.
+        if rule.endpoint.startswith(prefix) and views.get(rule.endpoint) in _VIEWS:
+            rule.methods = None
+            # Flask's own OPTIONS answer lists what the router allows, which
+            # is nothing for such a rule: ours answers instead (below).
+            rule.provide_automatic_options = False  # type: ignore[attr-defined]
+
+
+#: The ``Allow`` of our answer to OPTIONS: the methods our rules list.
+_OPTIONS_ALLOW = frozenset({*ALL_METHODS, "HEAD", "OPTIONS"})
+
+
+@auth_bp.before_request
+def _answer_options() -> Response | None:
+    """Answer OPTIONS (a CORS preflight) before the view, as Flask answers it
+    for a rule with a method list: 200, empty, ``Allow``; no token needed,
+    no rate limit counted.  Not if the app turned Flask's answer off
+    (``PROVIDE_AUTOMATIC_OPTIONS``): then the view refuses it, as any
+    method it does not take."""
+    if request.method != "OPTIONS":
         return None
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    adapter = app.create_url_adapter(request)
-    for method in refused.valid_methods or ():
-        try:
-            rule, args = adapter.match(method=method, return_rule=True)
-        except HTTPException:
-            continue
-        if app.blueprints.get(rule.endpoint.rpartition(".")[0]) is not auth_bp:
-            return None  # the host's URL: its 405 stays its own
-        request.url_rule, request.view_args = rule, args
-        request.routing_exception = None
-        # Flask chose the hooks to run before the request was ours: run our
-        # blueprints' as it would have, in its order.
-        for name in reversed(request.blueprints):
-            for preprocess in app.url_value_preprocessors.get(name, ()):
-                preprocess(request.endpoint, request.view_args)
-        for name in reversed(request.blueprints):
-            for hook in app.before_request_funcs.get(name, ()):
-                response = app.ensure_sync(hook)()
-                if response is not None:
-                    return response  # type: ignore[no-any-return]
+    if not app.config["PROVIDE_AUTOMATIC_OPTIONS"]:
         return None
-    return None
+    response: Response = app.response_class()
+    response.allow.update(_OPTIONS_ALLOW)
+    return response
 
 
 @auth_bp.after_request
