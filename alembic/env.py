@@ -29,7 +29,7 @@ if config.config_file_name:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 try:  # Only autogenerate needs the models; migrations never import them.
-    from flask_tokenauth._db import normalize_url
+    from flask_tokenauth._engine import normalize_url
     from flask_tokenauth.models import metadata as target_metadata
 except ImportError:  # pragma: no cover
     target_metadata = None

@@ -64,7 +64,7 @@ def _connect(url: str, application_name: str) -> Any:
     within seconds."""
     from sqlalchemy import create_engine
 
-    from ._db import normalize_url
+    from ._engine import normalize_url
 
     target = normalize_url(url)
     dialect = create_engine(target).dialect  # connects nowhere

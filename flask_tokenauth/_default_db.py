@@ -31,7 +31,8 @@ from flask.sansio.app import App
 from sqlalchemy import Engine, make_url
 
 from ._config import Settings
-from ._db import EngineSource, make_engine
+from ._db import EngineSource
+from ._engine import make_engine
 from .errors import ConfigurationError
 
 #: Flask-SQLAlchemy's key in ``app.extensions``.

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, text
 from werkzeug.test import TestResponse
 
 from flask_tokenauth import TokenAuth, auth_bp
-from flask_tokenauth._db import make_engine, normalize_url
+from flask_tokenauth._engine import make_engine, normalize_url
 from flask_tokenauth._keys import SigningKey
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.models import metadata

@@ -34,7 +34,7 @@ import requests
 from sqlalchemy import Engine, MetaData, select, text
 
 from flask_tokenauth import _passwords
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth._passwords import hash_rounds
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 
 from .conftest import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, service_missing

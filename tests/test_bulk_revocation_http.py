@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import insert
 from werkzeug.security import generate_password_hash
 
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 
 from .bulk_app import Base, Member

@@ -26,7 +26,7 @@ from werkzeug.test import TestResponse
 
 from flask_tokenauth import signals
 from flask_tokenauth._cookies import MAX_VALUES
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._headers import _cookie_attributes, set_refresh_cookie
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth._state import get_state

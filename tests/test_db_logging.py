@@ -21,7 +21,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from flask_tokenauth import TokenAuth, auth_bp
-from flask_tokenauth._db import describe_db_error, make_engine
+from flask_tokenauth._db import describe_db_error
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth._state import get_state
 

@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import Engine, text
 
 from flask_tokenauth import TokenAuth
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import (
     HEAD,
     VERSION_TABLE,

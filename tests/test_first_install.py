@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select
 from sqlalchemy.orm import Session
 
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import VERSION_TABLE, downgrade, script_location, upgrade
 from flask_tokenauth.models import User
 

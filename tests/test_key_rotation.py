@@ -22,7 +22,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import text
 
 from flask_tokenauth import _keys
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.errors import ConfigurationError
 from flask_tokenauth.models import metadata

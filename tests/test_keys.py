@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 
 from flask_tokenauth import ConfigurationError, auth_bp, login_required
 from flask_tokenauth._config import Settings
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._keys import PRIVATE_JWK_MEMBERS, KeySet, SigningKey
 from flask_tokenauth._migrate import upgrade
 

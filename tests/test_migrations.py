@@ -44,7 +44,7 @@ from werkzeug.test import TestResponse
 
 from flask_tokenauth import TokenAuth, auth_bp, login_required
 from flask_tokenauth import _db as db_module
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import VERSION_TABLE, downgrade, script_location, upgrade
 from flask_tokenauth.models import RefreshToken, User, metadata, utcnow
 

@@ -54,7 +54,7 @@ from flask_tokenauth import (
     current_claims,
     login_required,
 )
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import VERSION_TABLE
 from flask_tokenauth._revocation import DatabaseRevocation
 from flask_tokenauth._state import get_state

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, delete, insert, text, update
 from sqlalchemy.orm import Session
 
 from flask_tokenauth import ConfigurationError, TokenAuth, auth_bp
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._state import get_state
 from flask_tokenauth.userstore import SQLAlchemyUserStore
 

@@ -28,8 +28,9 @@ from sqlalchemy import Engine, bindparam, event, insert, inspect, make_url, text
 from flask_tokenauth import _dblisten as dblisten
 from flask_tokenauth import _dbmirror as dbmirror
 from flask_tokenauth import current_claims, login_required
-from flask_tokenauth._db import Database, make_engine
+from flask_tokenauth._db import Database
 from flask_tokenauth._dbmirror import RevocationCopy
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import downgrade, upgrade
 from flask_tokenauth._revocation import DatabaseRevocation
 from flask_tokenauth._sessions import purge, revoke_in

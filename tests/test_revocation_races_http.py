@@ -19,7 +19,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, text
 
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.models import metadata
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 
 from .conftest import PASSWORD, REFRESH_SECRET, bearer, service_missing

@@ -30,7 +30,7 @@ from flask import Flask
 from sqlalchemy import Engine, text
 
 from flask_tokenauth import auth_bp, current_claims, current_user, login_required
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth._state import get_state
 from flask_tokenauth.models import metadata

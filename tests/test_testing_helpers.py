@@ -291,7 +291,7 @@ from flask import Flask
 from sqlalchemy import insert
 
 from flask_tokenauth import TokenAuth, User, auth_bp, current_user, login_required
-from flask_tokenauth._db import make_engine
+from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 
 

@@ -655,7 +655,7 @@ def test_one_store_serves_several_apps_each_on_its_own_database(
     attached to two apps queries each app's own database: a plain
     declarative model without ``session=`` is read through the current
     app's engine, never through the last app's."""
-    from flask_tokenauth._db import make_engine
+    from flask_tokenauth._engine import make_engine
     from flask_tokenauth._migrate import upgrade
 
     model = make_model()
