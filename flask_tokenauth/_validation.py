@@ -36,7 +36,7 @@ MAX_EMAIL_LENGTH = 254
 def cached_json_object(request: Request) -> dict[str, Any]:
     """:func:`read_json_object`, parsed once per request (the rate limiter
     reads the email before the view does).  Kept in the request's environ:
-    ``g`` may be shared with earlier requests (see ``globals._CONTEXT_KEY``).
+    ``g`` may be shared with earlier requests (see ``globals._CLAIMS_KEY``).
     """
     cached: dict[str, Any] | TokenAuthError | None = request.environ.get(
         "flask_tokenauth.body"

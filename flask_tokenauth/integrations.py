@@ -22,15 +22,19 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app
+from flask import request as current_request
 from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 
 from .errors import AuthenticationError
 from .globals import _get_user, authenticate
 
-#: ``g`` flag: Flask-Login's user of this request came from an access token.
-_FROM_TOKEN = "_tokenauth_flask_login"
+#: Request environ flag: Flask-Login's user of this request came from an
+#: access token.  Not on ``g``, which a held app context shares between
+#: requests (see ``globals._CLAIMS_KEY``): the next request would not save
+#: its session.
+_FROM_TOKEN = "flask_tokenauth.flask_login"
 
 __all__ = ["exempt_from_csrf", "init_flask_login"]
 
@@ -98,7 +102,7 @@ def _token_user() -> Any:
         user = _get_user()
     except AuthenticationError:
         return None
-    setattr(g, _FROM_TOKEN, True)
+    current_request.environ[_FROM_TOKEN] = True
     return user
 
 
@@ -131,7 +135,7 @@ class _NoSessionForTokens(SessionInterface):
     def save_session(
         self, app: Flask, session: SessionMixin, response: Response
     ) -> None:
-        if not g.get(_FROM_TOKEN):
+        if not current_request.environ.get(_FROM_TOKEN):
             self.inner.save_session(app, session, response)
             return
         # Flask-Login's after_request hook turns ``login_user(remember=True)``

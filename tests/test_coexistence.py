@@ -465,3 +465,18 @@ def test_the_host_form_passes_with_its_csrf_token(engine: Engine) -> None:
     csrf_token = client.get("/form").get_data(as_text=True)
     response = client.post("/comment", data={"csrf_token": csrf_token})
     assert response.status_code == 200
+
+
+def test_a_token_request_does_not_stop_the_next_request_saving_its_session(
+    host_app: Flask, host_client: FlaskClient, host_token: str
+) -> None:
+    """With the app context held across requests (a Flask-SQLAlchemy-style
+    test fixture shares ``g`` between them), the mark "this request's user
+    came from a token" must stay with its request: the HTML login after it
+    saves its session as usual."""
+    with host_app.app_context():
+        response = host_client.get("/api/flask-login-me", headers=bearer(host_token))
+        assert response.get_json()["authenticated"] is True
+        html_login(host_client)
+        assert host_client.get_cookie("session") is not None
+        assert host_client.get("/account").status_code == 200
