@@ -12,6 +12,7 @@ answers.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -44,28 +45,67 @@ class RateLimiter:
     """
 
     def __init__(self, storage_uri: str, *, enabled: bool, prefix: str) -> None:
-        options = (
-            {"socket_timeout": 1, "socket_connect_timeout": 1}
-            if storage_uri.startswith(("redis://", "rediss://"))
-            else {}
-        )
         self.enabled = enabled
         self.prefix = prefix
-        #: The configured storage (its ``storage`` attribute is the Redis
-        #: client, for a Redis URI).
-        storage = storage_from_string(storage_uri, **options)
-        if not isinstance(storage, Storage):  # an ``async+...`` URI
-            raise ConfigurationError(
-                "TOKENAUTH_RATELIMIT_STORAGE_URI must name a synchronous"
-                f" storage, not {storage_uri!r}."
+        self._lock = threading.Lock()
+        self._storage: Storage | None = None
+        self._primary: Strategy | None = None
+        self._fallback: Strategy | None = None
+        # ``limits``' memory storage starts a timer thread when it is made:
+        # two per app, made on the first count rather than for every app (a
+        # host's test suite makes one per test and most never count).  Any
+        # other URI is resolved now, so a bad one stops the app at start-up.
+        self._memory = storage_uri.startswith("memory://")
+        if not self._memory:
+            options = (
+                {"socket_timeout": 1, "socket_connect_timeout": 1}
+                if storage_uri.startswith(("redis://", "rediss://"))
+                else {}
             )
-        self.storage = storage
-        self.primary: Strategy = MovingWindowRateLimiter(self.storage)
-        self.fallback: Strategy = MovingWindowRateLimiter(MemoryStorage())
+            storage = storage_from_string(storage_uri, **options)
+            if not isinstance(storage, Storage):  # an ``async+...`` URI
+                raise ConfigurationError(
+                    "TOKENAUTH_RATELIMIT_STORAGE_URI must name a synchronous"
+                    f" storage, not {storage_uri!r}."
+                )
+            self._storage = storage
         #: ``True`` while the configured storage is unreachable.
         self.storage_down = False
         self._backoff_step = 0
         self._last_try = 0.0
+
+    @property
+    def storage(self) -> Storage:
+        """The configured storage (its ``storage`` attribute is the Redis
+        client, for a Redis URI)."""
+        if self._storage is None:
+            with self._lock:  # one storage, whichever request counts first
+                if self._storage is None:
+                    self._storage = MemoryStorage()
+        return self._storage
+
+    @property
+    def primary(self) -> Strategy:
+        """The moving-window strategy on :attr:`storage`."""
+        if self._primary is None:
+            storage = self.storage
+            with self._lock:
+                if self._primary is None:
+                    self._primary = MovingWindowRateLimiter(storage)
+        return self._primary
+
+    @primary.setter
+    def primary(self, strategy: Strategy) -> None:
+        self._primary = strategy
+
+    @property
+    def fallback(self) -> Strategy:
+        """The strategy on memory, for while :attr:`storage` is down."""
+        if self._fallback is None:
+            with self._lock:
+                if self._fallback is None:
+                    self._fallback = MovingWindowRateLimiter(MemoryStorage())
+        return self._fallback
 
     def _storage_is_back(self) -> bool:
         if self._backoff_step > MAX_BACKOFF_STEP:

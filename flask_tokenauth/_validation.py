@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from flask import Request
 
 from ._blocklist import contains_context_word, context_words, is_common_password
@@ -96,6 +95,10 @@ def normalize_email(value: str) -> str:
     candidate = value.strip()
     if not candidate or len(candidate) > MAX_EMAIL_LENGTH or "\x00" in candidate:
         raise InvalidEmail()
+    # Imported on first use: 20 ms that only a request with an address
+    # needs (never a host's own test suite, nor most processes' start-up).
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as e:

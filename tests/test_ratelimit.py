@@ -261,3 +261,27 @@ def test_mounts_share_the_wrong_password_limit_per_account(engine: Any) -> None:
         assert login_at(app, prefix, f"192.0.2.{i}").status_code == 401
     # Another address, another mount: the account's budget is spent.
     assert_429(login_at(app, "/second", "192.0.2.50"))
+
+
+def test_memory_counters_are_made_on_the_first_count(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``limits``' memory storage starts a timer thread when it is made: an
+    app (a host test suite makes one per test) makes none until a limited
+    request counts, then one, shared by every later count."""
+    import flask_tokenauth._limiter as limiter_module
+
+    made: list[object] = []
+
+    class CountedMemoryStorage(limiter_module.MemoryStorage):
+        def __init__(self) -> None:
+            made.append(self)
+            super().__init__()
+
+    monkeypatch.setattr(limiter_module, "MemoryStorage", CountedMemoryStorage)
+    app = limited(make_app, TOKENAUTH_RATELIMIT_LOGIN="2/minute")
+    assert made == []
+    assert [post(app, "login").status_code for _ in range(2)] == [401, 401]
+    assert len(made) == 1
+    assert_429(post(app, "login"))
+    assert len(made) == 1
