@@ -69,6 +69,17 @@ def _known(state: TokenAuthState, values: list[str]) -> dict[str, KnownToken]:
     return {value: found[value] for value in values if value in found}
 
 
+#: The most ``Domain`` values cleared (a name's closest parents, where a
+#: sibling subdomain plants: ``Domain=example.com``).  The ``Host`` header
+#: is the client's to write: a made-up host of thousands of labels must not
+#: make thousands of ``Set-Cookie`` headers.
+MAX_COOKIE_DOMAINS = 8
+#: A DNS host name (RFC 1123): what a browser can hold domain cookies for.
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+)
+
 #: A session id as the client sends it back (``?session=``).
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -161,13 +172,17 @@ def _cookie_domains(host: str) -> list[str | None]:
     ``host`` can have: the host and each parent with two labels or more.  A
     public suffix (``co.uk``) among them is refused by the browser, as it
     would have been to the planter; an IP address or a single-label host
-    has no domain cookies."""
+    has no domain cookies.  So has a ``Host`` that is no DNS name; of a
+    deeper name, only the :data:`MAX_COOKIE_DOMAINS` closest to the top."""
     name = (urlsplit(f"//{host}").hostname or "").rstrip(".")
     try:
         ipaddress.ip_address(name)
     except ValueError:
+        if not _HOST_NAME.fullmatch(name):
+            return [None]
         labels = name.split(".")
-        return [None, *(".".join(labels[i:]) for i in range(len(labels) - 1))]
+        first = max(len(labels) - 1 - MAX_COOKIE_DOMAINS, 0)
+        return [None, *(".".join(labels[i:]) for i in range(first, len(labels) - 1))]
     return [None]
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
 from flask_tokenauth import signals
-from flask_tokenauth._cookies import MAX_VALUES
+from flask_tokenauth._cookies import MAX_COOKIE_DOMAINS, MAX_VALUES
 from flask_tokenauth._engine import make_engine
 from flask_tokenauth._headers import _cookie_attributes, set_refresh_cookie
 from flask_tokenauth._migrate import upgrade
@@ -442,6 +442,29 @@ def test_cookies_are_cleared_at_every_domain_a_planter_could_use(
     )
     assert response.get_json()["code"] == "REFRESH_TOKEN_AMBIGUOUS"
     assert cleared(response) == everywhere(domains)
+
+
+@pytest.mark.parametrize("labels", [100, 4000], ids=["dns-name", "no-dns-name"])
+def test_a_crafted_host_header_cannot_swell_the_answer(
+    bare: FlaskClient, labels: int
+) -> None:
+    """The domains cleared come from the ``Host`` header, which a client
+    writes: a made-up host of thousands of labels (no browser would send
+    it) gets no more domains cleared than a real name's closest parents,
+    not one ``Set-Cookie`` per label (an unauthenticated logout once
+    answered such an 8 kB header with 48,000 headers, ~200 MB)."""
+    host = "a." * labels + "example.com"
+    response = bare.post(
+        LOGOUT,
+        base_url=f"http://{host}",
+        headers=cookie_header("tossed-one", "tossed-two"),
+    )
+    assert response.status_code == 200
+    domains = {domain for domain, _, _ in cleared(response)}
+    assert len(domains) <= 1 + MAX_COOKIE_DOMAINS
+    most = (1 + MAX_COOKIE_DOMAINS) * len(REFRESH_PATHS) * 2  # 2: Partitioned
+    assert len(response.headers.getlist("Set-Cookie")) <= most
+    assert sum(len(h) for h in response.headers.getlist("Set-Cookie")) < 64_000
 
 
 def test_a_host_prefixed_cookie_has_nothing_else_to_clear(
