@@ -126,8 +126,13 @@ def change_password() -> Response:
     if user is None or not store.is_active(user):
         raise UserNotFound()
     attempt = lockout.guard(state, lockout.account_of(store, user, ""))
-    if len(current) > settings.password_max_length or not store.verify_password(
-        user, current
+    # A NUL is in no password we accept (as /login refuses it): checked, it
+    # would raise in passlib's sha*_crypt (a 500), and match a PBKDF2 hash
+    # of the password without it (HMAC pads its key with zeros).
+    if (
+        len(current) > settings.password_max_length
+        or "\x00" in current
+        or not store.verify_password(user, current)
     ):
         attempt.failed()
         raise WrongPassword()
