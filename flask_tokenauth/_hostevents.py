@@ -9,7 +9,6 @@ ends nothing.
 
 from __future__ import annotations
 
-import logging
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -19,10 +18,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import object_session
 
-from ._bulk_revocation import within
-from ._state import get_state
-
-logger = logging.getLogger("flask_tokenauth")
+from ._bulk_revocation import revoke_on_apps, within
 
 #: ``session.info`` key of the users whose sessions end at commit.
 _PENDING = "tokenauth_revoke_at_commit"
@@ -95,24 +91,6 @@ class RevokeOnOrmChange:
             pending[:] = [e for e in pending if not within(e[0], previous)]
 
     def revoke(self, subs: list[str]) -> None:
-        """End every session of ``subs`` on every app this store serves.
-
-        The host's commit has happened: an error here is logged, not
-        raised (the host's deletion must not look failed); the user's
-        refresh tokens are refused at the next refresh anyway.
-        """
-        from ._sessions import revoke_sessions
-
-        for app in list(self.apps):
-            with app.app_context():
-                for sub in subs:
-                    try:
-                        revoke_sessions(
-                            get_state(app), sub, reason="user-gone", cutoff=True
-                        )
-                    except Exception:
-                        logger.exception(
-                            "tokenauth could not end the sessions of deleted or"
-                            " disabled user %s",
-                            sub,
-                        )
+        """End every session of ``subs`` on every app this store serves
+        (errors logged, not raised: see :func:`._bulk_revocation.revoke_on_apps`)."""
+        revoke_on_apps(self.apps, subs)
