@@ -390,6 +390,35 @@ def test_the_session_the_page_names_is_kept_and_the_planted_one_ends(
     )
 
 
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("how", ["ended", "absent"])
+def test_a_page_whose_session_ended_is_not_switched_to_a_planted_one(
+    bare: FlaskClient,
+    account: Callable[[str], Account],
+    order: Callable[[str, str], list[str]],
+    how: str,
+) -> None:
+    """The page names its session; its cookie is there but dead (ended by a
+    logout elsewhere), or out of reach, and a planted live one sits beside
+    it or beside a value of no use: the page must not be signed in to the
+    planter's account (login CSRF), however many live tokens there are."""
+    victim = account("victim@example.com")
+    attacker = account("attacker@example.com")
+    assert bare.post(LOGOUT, headers=cookie_header(victim.token)).status_code == 200
+    beside = victim.token if how == "ended" else "not-a-token"
+    response = bare.post(
+        REFRESH,
+        query_string={"session": victim.session_id},
+        headers=cookie_header(*order(beside, attacker.token)),
+    )
+    assert response.status_code == 401, response.get_json()
+    assert response.get_json()["code"] == "REFRESH_TOKEN_AMBIGUOUS"
+    assert (
+        refresh_alone(bare, attacker.token).get_json()["code"]
+        == "REFRESH_TOKEN_REVOKED"
+    )
+
+
 def test_a_session_named_by_another_site_is_refused(
     bare: FlaskClient, account: Callable[[str], Account], engine: Engine
 ) -> None:
