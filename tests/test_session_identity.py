@@ -77,6 +77,41 @@ def test_a_reset_user_table_hands_no_session_to_the_next_user(
     assert new.post("/api/auth/refresh").status_code == 200
 
 
+def test_a_custom_user_loader_gets_no_user_for_an_old_session(
+    engine: Engine,
+    host: type[Any],  # noqa: F811
+) -> None:
+    """``TokenAuth(user_loader=...)`` loads the user its own way; the session
+    binding still holds: after a table reset the old access token's
+    ``current_user`` is nobody, not the next user 1."""
+    from sqlalchemy.orm import Session
+
+    from flask_tokenauth import TokenAuth, auth_bp
+
+    from .conftest import base_config
+
+    add_user(engine, host, "alice")
+
+    def load(sub: str) -> Any:
+        with Session(engine, expire_on_commit=False) as session:
+            return session.get(host, int(sub))
+
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_REGISTER_ENABLED=False))
+    store = SQLAlchemyUserStore(host, login="username")
+    TokenAuth(engine=engine, user_store=store, user_loader=load).init_app(app)
+    app.register_blueprint(auth_bp)
+    with_me(app)
+    client, response = login(app, "alice")
+    token = response.get_json()["accessToken"]
+    assert client.get("/me", headers=bearer(token)).status_code == 200
+
+    host.metadata.drop_all(engine)
+    host.metadata.create_all(engine)
+    add_user(engine, host, "mallory")
+    assert_code(client.get("/me", headers=bearer(token)), 401, "USER_NOT_FOUND")
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
