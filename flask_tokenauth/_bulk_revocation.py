@@ -298,17 +298,18 @@ def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
     """A transaction or savepoint rolled back: forget what happened in it
     (or in a savepoint inside it)."""
     pending: list[_Pending] | None = session.info.get(_PENDING)
-    if not pending:
-        return
+    if pending:
+        pending[:] = [e for e in pending if not within(e[0], previous_transaction)]
 
-    def inside(transaction: Any) -> bool:
-        while transaction is not None:
-            if transaction is previous_transaction:
-                return True
-            transaction = transaction.parent
-        return False
 
-    pending[:] = [entry for entry in pending if not inside(entry[0])]
+def within(transaction: Any, outer: Any) -> bool:
+    """Whether ``transaction`` (a session's, or a savepoint) is ``outer`` or
+    one nested inside it: what a rollback of ``outer`` undid."""
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 def revoke_on_apps(apps: Iterable[Any], subs: list[str]) -> list[str]:

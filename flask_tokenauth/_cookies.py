@@ -10,7 +10,9 @@ it can tell which values are live tokens of its own.
 
 - Values that are not ours are ignored, and never get our cookie cleared:
   otherwise a tossed garbage value would log the victim out on every load.
-- One live token of ours among them: it is the one to refresh with.
+- One live token of ours among them: it is the one to refresh with, unless
+  the page names another session (below): then it is handled as two
+  unnamed live ones are, as the page's own session has ended.
 - Two or more live tokens (of different sessions, as a family has one live
   token at a time): one is probably an attacker's own session, planted to
   sign the victim's page into the attacker's account (login CSRF).  The page
@@ -69,6 +71,17 @@ def _known(state: TokenAuthState, values: list[str]) -> dict[str, KnownToken]:
     return {value: found[value] for value in values if value in found}
 
 
+#: The most ``Domain`` values cleared (a name's closest parents, where a
+#: sibling subdomain plants: ``Domain=example.com``).  The ``Host`` header
+#: is the client's to write: a made-up host of thousands of labels must not
+#: make thousands of ``Set-Cookie`` headers.
+MAX_COOKIE_DOMAINS = 8
+#: A DNS host name (RFC 1123): what a browser can hold domain cookies for.
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+)
+
 #: A session id as the client sends it back (``?session=``).
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -94,16 +107,18 @@ def choose_refresh_token(
 ) -> Choice:
     """The one of several cookie values (``len(values) > 1``) to refresh with.
 
-    The live token of ours, if there is exactly one; of several, the one of
-    the session ``hint`` names (the page's own, see the module's doc).  With
+    The live token of ours, if there is exactly one (and it is of the
+    session ``hint`` names, if any); of several, the one of the session
+    ``hint`` names (the page's own, see the module's doc).  With
     none live, the only value of ours if there is exactly one, so that
     rotating it answers as it would alone (a repeat within the reuse
     interval, reuse detection); several dead ones of ours are left alone, as
     a dead one can be a harmless leftover next to a live one (e.g. under a
     former cookie path).
 
-    :raises RefreshTokenAmbiguous: two or more live tokens of ours and no
-        hint naming one of them; it carries their sessions.
+    :raises RefreshTokenAmbiguous: two or more live tokens of ours, or a
+        hint, and no live one of the session the hint names; it carries
+        the live ones' sessions.
     :raises RefreshTokenInvalid: no value to refresh with, or more values
         than a browser would hold.
     """
@@ -111,7 +126,10 @@ def choose_refresh_token(
         raise RefreshTokenInvalid()
     known = _known(state, values)
     live = [value for value, token in known.items() if token.live]
-    if len(live) > 1:
+    # A page that names its session is never switched to another one: with
+    # its own cookie dead or out of reach, a live one beside it is planted
+    # (login CSRF) or left over, and ends as two unnamed ones would.
+    if len(live) > 1 or (live and hint is not None):
         mine = [value for value in live if known[value].family_id == hint]
         if len(mine) != 1:
             raise RefreshTokenAmbiguous(sessions=[known[value] for value in live])
@@ -161,13 +179,17 @@ def _cookie_domains(host: str) -> list[str | None]:
     ``host`` can have: the host and each parent with two labels or more.  A
     public suffix (``co.uk``) among them is refused by the browser, as it
     would have been to the planter; an IP address or a single-label host
-    has no domain cookies."""
+    has no domain cookies.  So has a ``Host`` that is no DNS name; of a
+    deeper name, only the :data:`MAX_COOKIE_DOMAINS` closest to the top."""
     name = (urlsplit(f"//{host}").hostname or "").rstrip(".")
     try:
         ipaddress.ip_address(name)
     except ValueError:
+        if not _HOST_NAME.fullmatch(name):
+            return [None]
         labels = name.split(".")
-        return [None, *(".".join(labels[i:]) for i in range(len(labels) - 1))]
+        first = max(len(labels) - 1 - MAX_COOKIE_DOMAINS, 0)
+        return [None, *(".".join(labels[i:]) for i in range(first, len(labels) - 1))]
     return [None]
 
 

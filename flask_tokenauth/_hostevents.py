@@ -9,7 +9,6 @@ ends nothing.
 
 from __future__ import annotations
 
-import logging
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -19,9 +18,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import object_session
 
-from ._state import get_state
-
-logger = logging.getLogger("flask_tokenauth")
+from ._bulk_revocation import revoke_on_apps, within
 
 #: ``session.info`` key of the users whose sessions end at commit.
 _PENDING = "tokenauth_revoke_at_commit"
@@ -71,41 +68,29 @@ class RevokeOnOrmChange:
         if session is None:  # pragma: no cover - a flush always has one
             self.revoke([sub])
             return
-        pending: set[str] = session.info.setdefault(_PENDING, set())
-        pending.add(sub)
+        # With the (innermost) transaction of the flush: a savepoint rolled
+        # back later forgets what happened inside it, not what came before.
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        pending: list[tuple[Any, str]] = session.info.setdefault(_PENDING, [])
+        pending.append((transaction, sub))
         if not event.contains(session, "after_commit", self._after_commit):
             # Kept on the session (removing a listener while its event runs
             # is not allowed); they do nothing while nothing is pending.
             event.listen(session, "after_commit", self._after_commit)
-            event.listen(session, "after_rollback", self._after_rollback)
+            event.listen(session, "after_soft_rollback", self._after_soft_rollback)
 
     def _after_commit(self, session: OrmSession) -> None:
-        subs = session.info.pop(_PENDING, None)
-        if subs:
-            self.revoke(sorted(subs))
+        pending = session.info.pop(_PENDING, None)
+        if pending:
+            self.revoke(sorted({sub for _, sub in pending}))
 
-    def _after_rollback(self, session: OrmSession) -> None:
-        session.info.pop(_PENDING, None)
+    def _after_soft_rollback(self, session: OrmSession, previous: Any) -> None:
+        # Not after_rollback: it fires for a savepoint too, and dropped all.
+        pending = session.info.get(_PENDING)
+        if pending:
+            pending[:] = [e for e in pending if not within(e[0], previous)]
 
     def revoke(self, subs: list[str]) -> None:
-        """End every session of ``subs`` on every app this store serves.
-
-        The host's commit has happened: an error here is logged, not
-        raised (the host's deletion must not look failed); the user's
-        refresh tokens are refused at the next refresh anyway.
-        """
-        from ._sessions import revoke_sessions
-
-        for app in list(self.apps):
-            with app.app_context():
-                for sub in subs:
-                    try:
-                        revoke_sessions(
-                            get_state(app), sub, reason="user-gone", cutoff=True
-                        )
-                    except Exception:
-                        logger.exception(
-                            "tokenauth could not end the sessions of deleted or"
-                            " disabled user %s",
-                            sub,
-                        )
+        """End every session of ``subs`` on every app this store serves
+        (errors logged, not raised: see :func:`._bulk_revocation.revoke_on_apps`)."""
+        revoke_on_apps(self.apps, subs)

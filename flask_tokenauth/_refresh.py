@@ -345,17 +345,6 @@ class RefreshTokens:
             .values(revoked_at=now)
         )
 
-    def family_of(self, conn: Connection, token: str) -> tuple[str, str] | None:
-        """The ``(family id, user id)`` of ``token``, if it is one of ours."""
-        if len(token) > MAX_TOKEN_LENGTH:
-            return None
-        row = conn.execute(
-            select(_tokens.c.family_id, _tokens.c.user_id).where(
-                _tokens.c.token_hash == self.hash(token)
-            )
-        ).first()
-        return None if row is None else (row.family_id, row.user_id)
-
     def known(
         self, conn: Connection, tokens: Sequence[str], now: datetime | None = None
     ) -> dict[str, KnownToken]:

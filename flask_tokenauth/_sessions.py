@@ -62,8 +62,15 @@ class SessionInfo:
         }
 
 
-def active_sessions(state: TokenAuthState, user_id: str) -> list[SessionInfo]:
-    """The user's sessions that can still refresh, most recently used first."""
+def active_sessions(
+    state: TokenAuthState, user_id: str, identity: str | None = None
+) -> list[SessionInfo]:
+    """The user's sessions that can still refresh, most recently used first.
+
+    :param identity: the user's fingerprint (see :mod:`._identity`): then
+        only sessions bound to it or not bound yet, not those of a former
+        holder of the id.
+    """
     now = datetime.now(timezone.utc)
     live_token = _has_spendable_token(now)
     query = (
@@ -76,6 +83,13 @@ def active_sessions(state: TokenAuthState, user_id: str) -> list[SessionInfo]:
         )
         .order_by(_sessions.c.last_used_at.desc(), _sessions.c.id)
     )
+    if identity is not None:
+        query = query.where(
+            or_(
+                _sessions.c.user_identity.is_(None),
+                _sessions.c.user_identity == identity,
+            )
+        )
     with state.db.begin() as conn:
         rows = conn.execute(query).all()
     return [

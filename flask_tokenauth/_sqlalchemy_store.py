@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import string
 import unicodedata
 import uuid
 import weakref
@@ -40,6 +41,9 @@ from ._store import UserStore
 from .errors import ConfigurationError, InternalError, ValidationError
 
 logger = logging.getLogger("flask_tokenauth")
+
+#: SQLite's NOCASE (and its lower()) fold the ASCII letters only.
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 #: What a verifier may be: a scheme name, a passlib ``CryptContext`` (any
@@ -139,6 +143,9 @@ class SQLAlchemyUserStore(UserStore):
         #: model now, asked of the database at the first login.
         self._case_insensitive = False
         self._warned_case = False
+        #: Whether that comparison folds ASCII letters only (SQLite's
+        #: NOCASE); else as str.lower() (citext, *_ci), learnt with it.
+        self._ascii_fold = False
         self._validate()
 
     # -- start-up ------------------------------------------------------------
@@ -283,6 +290,8 @@ class SQLAlchemyUserStore(UserStore):
             newest = select(column).where(column.is_not(None)).order_by(self._pk.desc())
             hashes = list(session.scalars(newest.limit(20)))
         self._passwords.sample(hashes)
+        bind = session.get_bind(mapper=sa_inspect(self.model))
+        self._ascii_fold = bind.dialect.name == "sqlite"
         if not self._case_insensitive and compares_case_insensitively(
             session, self._login_column
         ):
@@ -307,7 +316,11 @@ class SQLAlchemyUserStore(UserStore):
         # On a case-insensitive column every spelling finds the same row:
         # an unknown login's spellings share one counter too, or the limits
         # would tell which logins exist (one spelling spent, another not).
-        return login.casefold() if self._case_insensitive else login
+        # Folded as the column compares (see _first_login), no further:
+        # casefold() joined "strasse" and "straße", which no column does.
+        if not self._case_insensitive:
+            return login
+        return login.translate(_ASCII_LOWER) if self._ascii_fold else login.lower()
 
     def get(self, sub: str) -> Any | None:
         if not self.is_subject(sub):

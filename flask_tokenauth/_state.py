@@ -18,6 +18,7 @@ from ._access import AccessTokens
 from ._config import Settings
 from ._db import Database
 from ._identity import matches, of_user
+from ._identity import read as read_identity
 from ._limiter import RateLimiter
 from ._passwords import dummy_hash
 from ._refresh import RefreshTokens
@@ -77,6 +78,10 @@ def load_user(state: TokenAuthState, sub: str, bound: str | None = None) -> Any:
     session is ``bound`` to another identity (see :mod:`._identity`): the
     id names someone else now, or the password was changed."""
     if state.user_loader is not None:
+        # The host's loader returns what it likes: the binding is checked
+        # against the store's own value, read for a bound token only.
+        if bound is not None and not matches(bound, read_identity(state, sub)):
+            return None
         return state.user_loader(sub)
     user = state.user_store.get(sub)
     if user is None or not state.user_store.is_active(user):

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
 from flask_tokenauth import signals
-from flask_tokenauth._cookies import MAX_VALUES
+from flask_tokenauth._cookies import MAX_COOKIE_DOMAINS, MAX_VALUES
 from flask_tokenauth._engine import make_engine
 from flask_tokenauth._headers import _cookie_attributes, set_refresh_cookie
 from flask_tokenauth._migrate import upgrade
@@ -390,6 +390,35 @@ def test_the_session_the_page_names_is_kept_and_the_planted_one_ends(
     )
 
 
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("how", ["ended", "absent"])
+def test_a_page_whose_session_ended_is_not_switched_to_a_planted_one(
+    bare: FlaskClient,
+    account: Callable[[str], Account],
+    order: Callable[[str, str], list[str]],
+    how: str,
+) -> None:
+    """The page names its session; its cookie is there but dead (ended by a
+    logout elsewhere), or out of reach, and a planted live one sits beside
+    it or beside a value of no use: the page must not be signed in to the
+    planter's account (login CSRF), however many live tokens there are."""
+    victim = account("victim@example.com")
+    attacker = account("attacker@example.com")
+    assert bare.post(LOGOUT, headers=cookie_header(victim.token)).status_code == 200
+    beside = victim.token if how == "ended" else "not-a-token"
+    response = bare.post(
+        REFRESH,
+        query_string={"session": victim.session_id},
+        headers=cookie_header(*order(beside, attacker.token)),
+    )
+    assert response.status_code == 401, response.get_json()
+    assert response.get_json()["code"] == "REFRESH_TOKEN_AMBIGUOUS"
+    assert (
+        refresh_alone(bare, attacker.token).get_json()["code"]
+        == "REFRESH_TOKEN_REVOKED"
+    )
+
+
 def test_a_session_named_by_another_site_is_refused(
     bare: FlaskClient, account: Callable[[str], Account], engine: Engine
 ) -> None:
@@ -442,6 +471,29 @@ def test_cookies_are_cleared_at_every_domain_a_planter_could_use(
     )
     assert response.get_json()["code"] == "REFRESH_TOKEN_AMBIGUOUS"
     assert cleared(response) == everywhere(domains)
+
+
+@pytest.mark.parametrize("labels", [100, 4000], ids=["dns-name", "no-dns-name"])
+def test_a_crafted_host_header_cannot_swell_the_answer(
+    bare: FlaskClient, labels: int
+) -> None:
+    """The domains cleared come from the ``Host`` header, which a client
+    writes: a made-up host of thousands of labels (no browser would send
+    it) gets no more domains cleared than a real name's closest parents,
+    not one ``Set-Cookie`` per label (an unauthenticated logout once
+    answered such an 8 kB header with 48,000 headers, ~200 MB)."""
+    host = "a." * labels + "example.com"
+    response = bare.post(
+        LOGOUT,
+        base_url=f"http://{host}",
+        headers=cookie_header("tossed-one", "tossed-two"),
+    )
+    assert response.status_code == 200
+    domains = {domain for domain, _, _ in cleared(response)}
+    assert len(domains) <= 1 + MAX_COOKIE_DOMAINS
+    most = (1 + MAX_COOKIE_DOMAINS) * len(REFRESH_PATHS) * 2  # 2: Partitioned
+    assert len(response.headers.getlist("Set-Cookie")) <= most
+    assert sum(len(h) for h in response.headers.getlist("Set-Cookie")) < 64_000
 
 
 def test_a_host_prefixed_cookie_has_nothing_else_to_clear(

@@ -132,6 +132,39 @@ def test_unknown_logins_are_limited_as_known_ones(
     assert known == unknown == [401] * 5 + [429]
 
 
+@pytest.mark.parametrize(
+    ("stored", "known", "unknown"),
+    [
+        # casefold() makes these one; neither database does.
+        ("straße", ("STRASSE", "straße"), ("FUSSBALL", "fußball")),
+        # lower() makes these one; PostgreSQL's citext too, SQLite's NOCASE
+        # (ASCII letters only) does not.
+        ("émile", ("ÉMILE", "émile"), ("ÉTIENNE", "étienne")),
+    ],
+    ids=["sharp-s", "accent"],
+)
+def test_unknown_logins_are_folded_as_the_database_folds_them(
+    engine: Engine,
+    ci_host: type[Any],
+    stored: str,
+    known: tuple[str, str],
+    unknown: tuple[str, str],
+) -> None:
+    """An unknown login's spellings share a counter exactly when the column
+    would find one row by both: folded any further (or less), spending one
+    spelling and trying the other answers 429 for a login that does not
+    exist and 401 for one that does."""
+    add_user(engine, ci_host, stored)
+    app = host_app(engine, SQLAlchemyUserStore(ci_host, login="username"), **LIMITS)
+
+    def spend_then_try(spend: str, then: str) -> int:
+        for _ in range(5):
+            attempt(app, spend)
+        return int(attempt(app, then).status_code)
+
+    assert spend_then_try(*known) == spend_then_try(*unknown)
+
+
 def test_the_device_cookie_follows_the_user_not_the_spelling(
     engine: Engine, ci_host: type[Any]
 ) -> None:

@@ -154,6 +154,25 @@ def test_passlib_hashes_log_in_with_the_default_verify(
     assert_code(login(app, password="wrong")[1], 401, "INVALID_CREDENTIALS")
 
 
+@pytest.mark.parametrize("scheme", sorted(set(PASSLIB_HASHES) - {"bcrypt"}))
+def test_a_nul_in_the_current_password_is_a_wrong_one_whatever_the_scheme(
+    engine: Engine, text_host: type[Any], scheme: str
+) -> None:
+    """passlib's ``sha256_crypt``/``sha512_crypt`` raise for a NUL in the
+    password: ``/password`` must answer it as the wrong password it is (no
+    password we accept holds one), not as a 500."""
+    add(engine, text_host, "alice", PASSLIB_HASHES[scheme]().hash(PASSWORD))
+    app = host_app(engine, SQLAlchemyUserStore(text_host, login="username"))
+    client, response = login(app)
+    token = response.get_json()["accessToken"]
+    answer = client.post(
+        "/api/auth/password",
+        json={"currentPassword": PASSWORD + "\x00", "newPassword": "x" * 20 + "!7q"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert_code(answer, 403, "WRONG_PASSWORD")
+
+
 @pytest.mark.parametrize(
     "stored",
     [

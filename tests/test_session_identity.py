@@ -77,6 +77,79 @@ def test_a_reset_user_table_hands_no_session_to_the_next_user(
     assert new.post("/api/auth/refresh").status_code == 200
 
 
+def test_a_custom_user_loader_gets_no_user_for_an_old_session(
+    engine: Engine,
+    host: type[Any],  # noqa: F811
+) -> None:
+    """``TokenAuth(user_loader=...)`` loads the user its own way; the session
+    binding still holds: after a table reset the old access token's
+    ``current_user`` is nobody, not the next user 1."""
+    from sqlalchemy.orm import Session
+
+    from flask_tokenauth import TokenAuth, auth_bp
+
+    from .conftest import base_config
+
+    add_user(engine, host, "alice")
+
+    def load(sub: str) -> Any:
+        with Session(engine, expire_on_commit=False) as session:
+            return session.get(host, int(sub))
+
+    app = Flask(__name__)
+    app.config.update(base_config(TOKENAUTH_REGISTER_ENABLED=False))
+    store = SQLAlchemyUserStore(host, login="username")
+    TokenAuth(engine=engine, user_store=store, user_loader=load).init_app(app)
+    app.register_blueprint(auth_bp)
+    with_me(app)
+    client, response = login(app, "alice")
+    token = response.get_json()["accessToken"]
+    assert client.get("/me", headers=bearer(token)).status_code == 200
+
+    host.metadata.drop_all(engine)
+    host.metadata.create_all(engine)
+    add_user(engine, host, "mallory")
+    assert_code(client.get("/me", headers=bearer(token)), 401, "USER_NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/auth/sessions"),
+        ("POST", "/api/auth/logout-others"),
+        ("POST", "/api/auth/logout-all"),
+    ],
+)
+def test_an_old_access_token_manages_no_session_of_the_next_user(
+    engine: Engine,
+    host: type[Any],  # noqa: F811
+    method: str,
+    path: str,
+) -> None:
+    """After a table reset, the old user's access token must not read the
+    new user 1's sessions (their addresses and browsers) nor log them out;
+    and the new user's list holds no session of the old one."""
+    add_user(engine, host, "alice")
+    app = host_app(engine, SQLAlchemyUserStore(host, login="username"))
+    _, response = login(app, "alice")
+    old_token = response.get_json()["accessToken"]
+
+    host.metadata.drop_all(engine)
+    host.metadata.create_all(engine)
+    add_user(engine, host, "mallory")
+    new, response = login(app, "mallory")
+    new_token = response.get_json()["accessToken"]
+    assert claims_of(new_token)["sub"] == claims_of(old_token)["sub"]
+
+    answer = new.open(path, method=method, headers=bearer(old_token))
+    assert_code(answer, 401, "USER_NOT_FOUND")
+    assert new.post("/api/auth/refresh").status_code == 200
+    listed = new.get("/api/auth/sessions", headers=bearer(new_token))
+    assert listed.status_code == 200, listed.get_json()
+    [only] = listed.get_json()["sessions"]
+    assert only["current"] is True
+
+
 @pytest.mark.parametrize("store", ["builtin", "host"])
 def test_a_password_changed_by_the_app_ends_the_sessions(
     engine: Engine,

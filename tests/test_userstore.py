@@ -368,6 +368,34 @@ def test_a_rolled_back_deletion_ends_nothing(engine: Engine, host: type[Any]) ->
 
 
 @pytest.mark.parametrize("how", ["deleted", "disabled"])
+def test_a_savepoint_rolled_back_after_a_deletion_keeps_it(
+    engine: Engine, host: type[Any], how: str
+) -> None:
+    """A savepoint that rolls back (``try: with session.begin_nested():``)
+    forgets only what happened inside it: the user deleted or disabled
+    before it, in the transaction that commits, still loses everything."""
+    user = add_user(engine, host)
+    add_user(engine, host, "bob")
+    store = SQLAlchemyUserStore(host, login="username", is_active="active")
+    app = host_app(engine, store, TOKENAUTH_REVOCATION="database")
+    client, response = login(app)
+    token = response.get_json()["accessToken"]
+    with Session(engine) as session:
+        loaded = session.get(host, user.id)
+        if how == "deleted":
+            session.delete(loaded)
+        else:
+            loaded.active = False
+        session.flush()
+        savepoint = session.begin_nested()
+        session.get(host, user.id + 1).username = "robert"
+        session.flush()
+        savepoint.rollback()
+        session.commit()
+    assert_code(client.get("/claims", headers=bearer(token)), 401, "TOKEN_REVOKED")
+
+
+@pytest.mark.parametrize("how", ["deleted", "disabled"])
 def test_changes_outside_the_orm_are_caught_at_refresh_and_current_user(
     engine: Engine, host: type[Any], how: str
 ) -> None:

@@ -22,6 +22,7 @@ from .._state import get_state
 from .._validation import cached_json_object, check_password, require_string
 from ..decorators import login_required
 from ..errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPassword
+from ..globals import _get_user as load_current_user
 from ..globals import current_claims
 from ._common import allow, switched
 from .auth import _start_family, _token_response
@@ -32,7 +33,14 @@ SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 def _user_id() -> str:
     """The caller's ``sub`` (checked to be the user store's canonical form
-    when the token was verified)."""
+    when the token was verified), once the user is loaded: these views act
+    on the user's sessions, so the token must still be that user's (see
+    :mod:`.._identity`: after a table reset, an old token names the next
+    user's id).
+
+    :raises UserNotFound: the user is gone, disabled, or someone else now.
+    """
+    load_current_user()
     return str(current_claims["sub"])
 
 
@@ -41,7 +49,12 @@ def list_sessions() -> Response:
     """``{"sessions": [...]}``: the caller's active sessions, most recently
     used first, the one of the presented token marked ``"current": true``."""
     allow("GET")
-    sessions = active_sessions(get_state(), _user_id())
+    user_id = _user_id()
+    # Only the sessions of this identity: those of the id's former holder
+    # (bound to another one, see .._identity) are not this user's to see.
+    sessions = active_sessions(
+        get_state(), user_id, identity=current_claims.get(bound_identity.CLAIM)
+    )
     current = current_claims["sid"]
     return jsonify(sessions=[s.to_json(current) for s in sessions])
 
@@ -113,8 +126,13 @@ def change_password() -> Response:
     if user is None or not store.is_active(user):
         raise UserNotFound()
     attempt = lockout.guard(state, lockout.account_of(store, user, ""))
-    if len(current) > settings.password_max_length or not store.verify_password(
-        user, current
+    # A NUL is in no password we accept (as /login refuses it): checked, it
+    # would raise in passlib's sha*_crypt (a 500), and match a PBKDF2 hash
+    # of the password without it (HMAC pads its key with zeros).
+    if (
+        len(current) > settings.password_max_length
+        or "\x00" in current
+        or not store.verify_password(user, current)
     ):
         attempt.failed()
         raise WrongPassword()
