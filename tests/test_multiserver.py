@@ -182,6 +182,25 @@ def assert_revoked(response: Any) -> None:
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 
+#: How long the other server may take to learn of a revocation: Redis hands
+#: the pub/sub message over at once, but the server's subscriber thread must
+#: be scheduled to apply it, which on a loaded 2-core machine is not always
+#: before the next request's thread runs.
+DELIVERY_BOUND = 5.0
+
+
+def assert_revoked_once_delivered(request: Any) -> None:
+    """``request()`` (to the server that did not make the revocation) is
+    refused as revoked within :data:`DELIVERY_BOUND`, and from then on."""
+    deadline = time.monotonic() + DELIVERY_BOUND
+    response = request()
+    while response.status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        response = request()
+    assert_revoked(response)
+    assert_revoked(request())
+
+
 def assert_rate_limited(response: Any) -> None:
     assert response.status_code == 429, response.text
     assert response.json() == {
@@ -200,8 +219,8 @@ def test_logout_on_one_server_revokes_on_the_other(cluster: Cluster) -> None:
 
     logout = client.post(f"{a}/api/auth/logout", cookie=cookie)
     assert logout.status_code == 200
-    assert_revoked(client.profile(b, token))
-    assert_revoked(client.profile(a, token))
+    assert_revoked(client.profile(a, token))  # at once where it was made
+    assert_revoked_once_delivered(lambda: client.profile(b, token))
 
 
 def test_logout_everywhere_on_one_server_revokes_on_the_other(
@@ -219,8 +238,9 @@ def test_logout_everywhere_on_one_server_revokes_on_the_other(
     response = client.post(f"{a}/api/auth/logout-all", token=token_a)
     assert response.status_code == 200
     assert response.json()["revoked"] == 3  # the registration's session too
-    assert_revoked(client.profile(b, token_b))
-    assert_revoked(client.profile(b, token_a))
+    assert_revoked(client.profile(a, token_b))  # at once where it was made
+    assert_revoked_once_delivered(lambda: client.profile(b, token_b))
+    assert_revoked_once_delivered(lambda: client.profile(b, token_a))
     refresh = client.post(f"{b}/api/auth/refresh", cookie=cookie_b)
     assert refresh.json()["code"] == "REFRESH_TOKEN_REVOKED"
 
