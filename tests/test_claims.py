@@ -34,6 +34,23 @@ def claims_of(token: str) -> dict[str, Any]:
     )
 
 
+def tokens_of_every_route(app: Flask) -> list[str]:
+    """An access token from each route that issues one: register, login,
+    refresh, and a password change."""
+    auth = Auth(app.test_client())
+    tokens = [
+        auth.register().get_json()["accessToken"],
+        auth.login().get_json()["accessToken"],
+        auth.refresh().get_json()["accessToken"],
+    ]
+    changed = auth.client.post(
+        "/api/auth/password",
+        json={"currentPassword": PASSWORD, "newPassword": "another long one"},
+        headers=bearer(tokens[-1]),
+    )
+    return [*tokens, changed.get_json()["accessToken"]]
+
+
 @pytest.fixture
 def make_claims_app(engine: Engine) -> Callable[..., Flask]:
     def factory(loader: Loader | None = None, **config: Any) -> Flask:
@@ -64,26 +81,14 @@ def test_every_issued_token_carries_the_claims(
         return {"role": "admin", "n": len(calls)}
 
     app = make_claims_app(loader)
-    auth = Auth(app.test_client())
-    tokens = [
-        auth.register().get_json()["accessToken"],
-        auth.login().get_json()["accessToken"],
-        auth.refresh().get_json()["accessToken"],
-    ]
-    tokens.append(
-        auth.client.post(
-            "/api/auth/password",
-            json={"currentPassword": PASSWORD, "newPassword": "another long one"},
-            headers=bearer(tokens[-1]),
-        ).get_json()["accessToken"]
-    )
+    tokens = tokens_of_every_route(app)
     for n, token in enumerate(tokens, start=1):
         claims = claims_of(token)
         assert (claims["role"], claims["n"]) == ("admin", n)
         assert claims["sub"] == calls[n - 1]
     assert all(sub == calls[0] and isinstance(sub, str) for sub in calls)
     # ...and the app reads them back through current_claims.
-    me = auth.client.get("/me", headers=bearer(tokens[-1])).get_json()
+    me = app.test_client().get("/me", headers=bearer(tokens[-1])).get_json()
     assert me == {"role": "admin", "calls": 4}
 
 
@@ -159,19 +164,7 @@ def test_a_loader_taking_the_user_is_given_it(
         return {"role": user.email, "n": len(seen)}
 
     app = make_claims_app(loader)
-    auth = Auth(app.test_client())
-    tokens = [
-        auth.register().get_json()["accessToken"],
-        auth.login().get_json()["accessToken"],
-        auth.refresh().get_json()["accessToken"],
-    ]
-    tokens.append(
-        auth.client.post(
-            "/api/auth/password",
-            json={"currentPassword": PASSWORD, "newPassword": "another long one"},
-            headers=bearer(tokens[-1]),
-        ).get_json()["accessToken"]
-    )
+    tokens = tokens_of_every_route(app)
     assert [claims_of(t)["role"] for t in tokens] == ["user@example.com"] * 4
     assert all(isinstance(user, User) for _, user in seen), seen
     assert {(sub, user.id) for sub, user in seen} == {(seen[0][0], int(seen[0][0]))}
