@@ -10,7 +10,7 @@ import bcrypt
 import pytest
 from sqlalchemy import Engine, text
 
-from flask_tokenauth import _passwords
+from flask_tokenauth import _passwords, auth_headers
 from flask_tokenauth._passwords import (
     PREHASH_PREFIX,
     hash_password,
@@ -248,17 +248,20 @@ def test_a_wrong_current_password_costs_the_same(
     """``POST /password`` checks the current password with the same padding."""
     app = make_app(TOKENAUTH_BCRYPT_ROUNDS=CONFIGURED)
     auth = Auth(app.test_client())
-    token = auth.register().get_json()["accessToken"]
+    user_id = auth.register().get_json()["user"]["id"]
     with engine.begin() as conn:
         conn.execute(
             text("UPDATE tokenauth_users SET password_hash = :h"),
             {"h": hash_password(PASSWORD, 4)},
         )
+    # A session of the hash as it is now: the one of the registration is
+    # bound to the hash it replaced (identity binding) and ended with it.
+    headers = auth_headers(user_id, app)
     bcrypt_work.clear()
     response = auth.client.post(
         "/api/auth/password",
         json={"currentPassword": "wrong password", "newPassword": "tram orbit 42"},
-        headers={"Authorization": f"Bearer {token}"},
+        headers=headers,
     )
     assert response.status_code == 403
     assert work(bcrypt_work) == 2**CONFIGURED
