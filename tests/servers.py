@@ -12,8 +12,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -143,3 +146,28 @@ def wait_until_ready(servers: list[Server], deadline: float) -> None:
             pytest.fail(f"gunicorn not ready after {START_TIMEOUT}s:\n{tails}")
         if pending:
             time.sleep(0.1)
+
+
+@contextmanager
+def running_server(
+    name: str, command: list[str], env: dict[str, str], workdir: Path
+) -> Iterator[Server]:
+    """A gunicorn server, started, ready, and stopped on exit."""
+    server = start_server(name, command, env, workdir)
+    try:
+        wait_until_ready([server], time.monotonic() + START_TIMEOUT)
+        yield server
+    finally:
+        stop_server(server)
+
+
+def wait_for(condition: Callable[[], Any], seconds: float = 15.0) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass; its last
+    answer.  For what another process or thread does in its own time (a
+    revocation copy catching up), never as a pause."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return bool(condition())

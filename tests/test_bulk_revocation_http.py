@@ -5,10 +5,8 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from typing import Any
 
 import pytest
 import requests
@@ -28,31 +26,16 @@ from .conftest import (
     throwaway_database,
 )
 from .servers import (
-    START_TIMEOUT,
-    Server,
     gunicorn_options,
     gunicorn_path,
+    running_server,
     server_environment,
-    start_server,
-    stop_server,
-    wait_until_ready,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 10.0
-#: How long the other worker may take to learn of a revocation: its copy's
-#: staleness bound (1 s here) and a loaded machine's scheduling.
-WAIT = 15.0
-
-
-def wait_for(condition: Any, seconds: float = WAIT) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -98,14 +81,8 @@ def workers(
             *gunicorn_options(gunicorn, threads=2, workers=2),
             "tests.bulk_app:create_app()",
         ]
-        server: Server | None = None
-        try:
-            server = start_server("bulk", command, env, workdir)
-            wait_until_ready([server], time.monotonic() + START_TIMEOUT)
+        with running_server("bulk", command, env, workdir) as server:
             yield server.url
-        finally:
-            if server is not None:
-                stop_server(server)
 
 
 def login(url: str, username: str) -> tuple[str, str]:

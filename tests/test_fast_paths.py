@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -22,6 +21,7 @@ from flask_tokenauth._revocation import RedisRevocation
 from flask_tokenauth._sid import new_session_id
 
 from .conftest import REDIS_URL, REFRESH_SECRET, Auth, bearer
+from .servers import wait_for
 
 
 def protect(app: Flask) -> Flask:
@@ -31,15 +31,6 @@ def protect(app: Flask) -> Flask:
         return {"sub": current_claims["sub"]}
 
     return app
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_cached_token_still_expires(

@@ -29,14 +29,10 @@ from flask_tokenauth.models import metadata
 
 from .conftest import PASSWORD, REFRESH_SECRET, bearer, service_missing
 from .servers import (
-    START_TIMEOUT,
-    Server,
     gunicorn_options,
     gunicorn_path,
+    running_server,
     server_environment,
-    start_server,
-    stop_server,
-    wait_until_ready,
 )
 from .test_keys import keyed_app, login  # noqa: F401 (a fixture)
 
@@ -405,14 +401,8 @@ def rotating_server(postgres_url: str, tmp_path: Path) -> Iterator[tuple[str, Pa
         *gunicorn_options(gunicorn, threads=4, workers=2),
         "examples.app:create_app()",
     ]
-    server: Server | None = None
-    try:
-        server = start_server("rotate", command, env, workdir)
-        wait_until_ready([server], time.monotonic() + START_TIMEOUT)
+    with running_server("rotate", command, env, workdir) as server:
         yield server.url, directory
-    finally:
-        if server is not None:
-            stop_server(server)
         with engine.begin() as conn:
             names = ", ".join(table.name for table in metadata.sorted_tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))

@@ -27,7 +27,8 @@ from flask_tokenauth._revocation import DatabaseRevocation, RedisRevocation
 from flask_tokenauth._sessions import revoke_in
 
 from .conftest import Auth, base_config, bearer
-from .test_revocation_mirror import database_uses, protect, wait_for
+from .servers import wait_for
+from .test_revocation_mirror import database_uses, protect
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -48,28 +48,16 @@ from .conftest import (
     throwaway_database,
 )
 from .servers import (
-    START_TIMEOUT,
-    Server,
     gunicorn_options,
     gunicorn_path,
+    running_server,
     server_environment,
-    start_server,
-    stop_server,
-    wait_until_ready,
+    wait_for,
 )
 
 #: Generous: CI runs on a loaded 2-core machine.  Conditions are polled, so
 #: a passing test takes as long as the behaviour does, not this.
 WAIT = 15.0
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = WAIT) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def protect(app: Flask) -> Flask:
@@ -1005,14 +993,8 @@ def workers(
             "--preload",
             "tests.mirror_app:create_app()",
         ]
-        server: Server | None = None
-        try:
-            server = start_server("mirror", command, env, workdir)
-            wait_until_ready([server], time.monotonic() + START_TIMEOUT)
+        with running_server("mirror", command, env, workdir) as server:
             yield server.url
-        finally:
-            if server is not None:
-                stop_server(server)
 
 
 @contextmanager

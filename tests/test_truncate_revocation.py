@@ -6,8 +6,6 @@ refuses their access tokens, and a user who gets a reused id after
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,18 +18,9 @@ from flask_tokenauth._state import get_state
 from flask_tokenauth.models import metadata
 
 from .conftest import Auth, bearer, throwaway_database
+from .servers import wait_for
 
 TRIGGER = "tokenauth_users_truncated"
-WAIT = 10.0
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = WAIT) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def protected(app: Flask) -> Flask:
