@@ -18,8 +18,11 @@ has registered with :func:`watch`:
   cutoff, as the ORM events do (nothing if it rolls back, or if the
   savepoint the statement ran in does).
 
-The built-in ``User`` has no unit-of-work hook of its own (a host model's
-store has one): :func:`watch` with ``objects=True`` adds ``after_delete``.
+The unit of work's own deletes and deactivations (``session.delete(user)``,
+``user.active = False``, then a flush) are watched here too, for a store that
+asks (``objects=True``): ``after_delete`` and, with an ``is_active`` column,
+``after_update``.  One mechanism for both, so that a statement and an object
+are revoked at the same commit and forgotten with the same savepoint.
 
 Not seen: SQL that does not go through an ORM session's ``execute`` (raw
 SQL, ``text()``, a Core connection, another program).  The next refresh
@@ -144,6 +147,8 @@ def watch(
     _watches.append(w)
     if objects and not event.contains(model, "after_delete", _on_delete):
         event.listen(model, "after_delete", _on_delete)
+    if objects and active and not event.contains(model, "after_update", _on_update):
+        event.listen(model, "after_update", _on_update)
     if not event.contains(Session, "do_orm_execute", _on_execute):
         event.listen(Session, "do_orm_execute", _on_execute)
         event.listen(Session, "after_commit", _after_commit)
@@ -158,6 +163,25 @@ def _on_delete(mapper: Any, connection: Any, target: Any) -> None:
         return
     for w in _watches:
         if w.objects and w.alive() and mapper.isa(sa_inspect(w.model)):
+            key = getattr(target, mapper.get_property_by_column(w.pk).key)
+            _pend(session, w, w.subs([key]))
+
+
+def _on_update(mapper: Any, connection: Any, target: Any) -> None:
+    """A user object flushed with its ``is_active`` column turned false (or
+    NULL, inactive as the store reads it): revoke at commit, for the
+    watches that asked for objects."""
+    session = object_session(target)
+    if session is None:  # pragma: no cover - a flush always has one
+        return
+    state = sa_inspect(target)
+    for w in _watches:
+        if not (w.objects and w.active is not None and w.alive()):
+            continue
+        if not mapper.isa(sa_inspect(w.model)):
+            continue
+        name = _attribute(w, w.active)
+        if state.attrs[name].history.has_changes() and not getattr(target, name):
             key = getattr(target, mapper.get_property_by_column(w.pk).key)
             _pend(session, w, w.subs([key]))
 

@@ -28,7 +28,6 @@ from . import _bulk_revocation as _bulk
 from . import _hostpasswords as hostpasswords
 from ._config import Settings
 from ._db import Database
-from ._hostevents import RevokeOnOrmChange
 from ._hostkeys import (
     PrimaryKey,
     check_model,
@@ -176,9 +175,10 @@ class SQLAlchemyUserStore(UserStore):
             fsa = getattr(self.model, "__fsa__", None)  # Flask-SQLAlchemy 3
             if fsa is not None:
                 self._session = lambda: fsa.session
-        is_active_column = self._is_active if isinstance(self._is_active, str) else None
-        self._bulk_watched = False
-        self._orm_events = RevokeOnOrmChange(self.sub_of, is_active_column)
+        # The apps this store serves; weak: an app dropped (a test suite
+        # makes many) is not kept alive.
+        self._apps: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._watched = False
 
     def bind(self, settings: Settings, db: Database) -> None:
         # Nothing of the app is kept: one store may serve several apps (see
@@ -216,24 +216,21 @@ class SQLAlchemyUserStore(UserStore):
         find the user gone, and the user's access tokens otherwise live
         until they expire.
         """
-        if not self._bulk_watched:  # once per store, whatever the apps
-            self._bulk_watched = True
+        self._apps.add(app)
+        if not self._watched:  # once per store, whatever the apps
+            self._watched = True
             _bulk.watch(
                 self.model,
                 to_sub=self.to_sub,
                 revoke=self._revoke,
                 active=self._is_active if isinstance(self._is_active, str) else None,
+                objects=True,
             )
-        self._orm_events.attach(app, self.model)
 
-    @property
-    def _apps(self) -> weakref.WeakSet[Any]:
-        """The apps this store serves (see :mod:`._hostevents`)."""
-        return self._orm_events.apps
-
-    def _revoke(self, subs: list[str]) -> None:
-        """End every session of ``subs`` on every app this store serves."""
-        self._orm_events.revoke(subs)
+    def _revoke(self, subs: list[str]) -> list[str]:
+        """End every session of ``subs`` on every app this store serves
+        (errors logged, not raised: see :func:`._bulk_revocation.revoke_on_apps`)."""
+        return _bulk.revoke_on_apps(self._apps, subs)
 
     # -- ids ---------------------------------------------------------------------
 
