@@ -22,6 +22,8 @@ OUR_TABLES = {
     "tokenauth_refresh_tokens",
     "tokenauth_user_cutoffs",
     "tokenauth_revocation_events",
+    "tokenauth_email_tokens",
+    "tokenauth_email_verifications",
 }
 
 config = context.config
@@ -79,9 +81,9 @@ def run_migrations_online():
         # keys enforced (the extension's engines turn them on), dropping the
         # old ``users`` would cascade to every session.  The pragma only
         # takes effect outside a transaction, so it is set here, before any.
-        foreign_keys = sqlite and connection.exec_driver_sql(
-            "PRAGMA foreign_keys"
-        ).scalar()
+        foreign_keys = (
+            sqlite and connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        )
         if foreign_keys:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()

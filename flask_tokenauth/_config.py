@@ -128,6 +128,31 @@ class Settings:
     #: A rotation on PostgreSQL commits without waiting for its WAL flush
     #: (``synchronous_commit = off`` for that transaction only).
     refresh_async_commit: bool = False
+    # Account lifecycle (see "Account lifecycle" in the README).
+    #: ``"off"``, ``"optional"`` or ``"required"``.
+    email_verification: str = "off"
+    #: ``None`` resolved by :func:`._lifecycle_checks.mail_flows`.
+    password_reset_enabled: bool = False
+    change_email_enabled: bool = False
+    email_login_enabled: bool = False
+    register_enumeration_safe: bool = False
+    verify_email_expires: timedelta = timedelta(hours=24)
+    reset_password_expires: timedelta = timedelta(minutes=30)
+    change_email_expires: timedelta = timedelta(hours=24)
+    email_login_expires: timedelta = timedelta(minutes=10)
+    email_login_attempts: int = 5
+    #: Where the links in mails point; ``None`` only while no flow is on.
+    link_base_url: str | None = None
+    verify_email_url: str = "/verify-email#token={token}"
+    reset_password_url: str = "/reset-password#token={token}"
+    change_email_confirm_url: str = "/change-email/confirm#token={token}"
+    change_email_cancel_url: str = "/change-email/cancel#token={token}"
+    email_login_url: str = "/email-login#token={token}"
+    ratelimit_mail: str = "5/minute;50/hour"
+    ratelimit_mail_address: str = "3/10minutes;10/day"
+    #: ``"auto"`` resolved at start-up where the config tells (see _mail.py).
+    mail_backend: str = "auto"
+    mail_sender: Any = None
 
     @classmethod
     def from_mapping(

@@ -16,6 +16,7 @@ from typing import Any
 
 from ._keys import HMAC_ALGORITHMS, KeySet
 from ._keysdir import load_keyset
+from ._lifecycle_checks import LIFECYCLE_CHECKS
 from ._secrets import MIN_SECRET_BYTES, parse_secret
 from .errors import ConfigurationError
 
@@ -209,4 +210,5 @@ CHECKS: tuple[Callable[[Reading], None], ...] = (
     revocation_mode,
     ratelimit_storage,
     jwks_max_age,
+    *LIFECYCLE_CHECKS,
 )

@@ -42,6 +42,7 @@ from ._parsers import (
     none_or,
     optional,
     parse_algorithm,
+    parse_base_url,
     parse_blocklist,
     parse_bool,
     parse_cookie_name,
@@ -53,6 +54,7 @@ from ._parsers import (
     parse_jwks_path,
     parse_keys_dir,
     parse_limit,
+    parse_link_template,
     parse_listen_url,
     parse_origins,
     parse_password,
@@ -63,6 +65,8 @@ from ._parsers import (
 PREFIX = "TOKENAUTH_"
 
 REVOCATION_MODES = ("auto", "redis", "database", "off")
+EMAIL_VERIFICATION_MODES = ("off", "optional", "required")
+MAIL_BACKENDS = ("auto", "flask-mail", "flask-mailman", "smtp", "log", "callable")
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,68 @@ KEYS: tuple[Key, ...] = (
     Key("PASSWORD_CHANGE_ENABLED", True, parse_bool,
         "`False`: `/password` answers `404 NOT_FOUND` (your app changes passwords"
         " itself; call `revoke_user_sessions` there)."),
+    # Account lifecycle: the flows that mail a link or a code (see
+    # "Account lifecycle" in the README); each flow module reads its keys.
+    Key("EMAIL_VERIFICATION", "off", choice(*EMAIL_VERIFICATION_MODES),
+        "`off` (the tutorial's contract), `optional` (a link is mailed at"
+        " registration and on request; `email_verified` claim) or `required` (also"
+        " `403 EMAIL_NOT_VERIFIED` at login, after a correct password, until the"
+        " address is verified)."),
+    Key("PASSWORD_RESET_ENABLED", None, none_or(parse_bool),
+        "`/forgot-password` and `/reset-password`; `False`: `404 NOT_FOUND`.",
+        shown="on when mail is set up"),
+    Key("CHANGE_EMAIL_ENABLED", None, none_or(parse_bool),
+        "`/change-email` and its confirm and cancel links; `False`: `404 NOT_FOUND`.",
+        shown="on when mail is set up"),
+    Key("EMAIL_LOGIN_ENABLED", False, parse_bool,
+        "Sign in by email: a one-time link and a 6-digit code in one mail"
+        " (`/email-login`)."),
+    Key("REGISTER_ENUMERATION_SAFE", False, parse_bool,
+        "`/register` answers an existing address as a new one (`202`) and mails its"
+        " owner instead of answering `409 EMAIL_TAKEN`."),
+    Key("VERIFY_EMAIL_EXPIRES", "24h", parse_duration,
+        "Lifetime of an address-verification link."),
+    Key("RESET_PASSWORD_EXPIRES", "30m", parse_duration,
+        "Lifetime of a password-reset link."),
+    Key("CHANGE_EMAIL_EXPIRES", "24h", parse_duration,
+        "Lifetime of the confirm link of an address change, and of the cancel link"
+        " mailed to the old address."),
+    Key("EMAIL_LOGIN_EXPIRES", "10m", parse_duration,
+        "Lifetime of a sign-in link and code."),
+    Key("EMAIL_LOGIN_ATTEMPTS", 5, int_range(1, 10),
+        "Wrong codes a sign-in code survives; then it dies."),
+    Key("LINK_BASE_URL", None, parse_base_url,
+        "Scheme and host (and path prefix) of the links in mails, e.g."
+        " `https://app.example.com`. Never taken from the request's `Host`.",
+        shown="`PREFERRED_URL_SCHEME://SERVER_NAME`; required when a flow is on"),
+    Key("VERIFY_EMAIL_URL", "/verify-email#token={token}", parse_link_template,
+        "The verification page's link, after the base URL; the token goes in the"
+        " fragment, out of `Referer` and access logs."),
+    Key("RESET_PASSWORD_URL", "/reset-password#token={token}", parse_link_template,
+        "The reset page's link."),
+    Key("CHANGE_EMAIL_CONFIRM_URL", "/change-email/confirm#token={token}",
+        parse_link_template,
+        "The link mailed to the new address to confirm a change."),
+    Key("CHANGE_EMAIL_CANCEL_URL", "/change-email/cancel#token={token}",
+        parse_link_template,
+        "The link mailed to the old address to cancel a change."),
+    Key("EMAIL_LOGIN_URL", "/email-login#token={token}", parse_link_template,
+        "The sign-in link of an email login."),
+    Key("RATELIMIT_MAIL", "5/minute;50/hour", parse_limit,
+        "Per client IP, on every endpoint that may send mail."),
+    Key("RATELIMIT_MAIL_ADDRESS", "3/10minutes;10/day", parse_limit,
+        "Mails per address and purpose; beyond it the request answers as it would"
+        " have and no mail is sent (signal `mail_limited`)."),
+    # Mail: see _mail.py.
+    Key("MAIL_BACKEND", "auto", choice(*MAIL_BACKENDS),
+        "`auto`: Flask-Mail or Flask-Mailman when the app has it, else `smtp` when"
+        " `MAIL_SERVER` is set; `smtp` (stdlib `smtplib` with the `MAIL_*` keys"
+        " Flask-Mail reads), `log` (development: each mail logged, links"
+        " clickable), `callable` (`TOKENAUTH_MAIL_SENDER`)."),
+    Key("MAIL_SENDER", None, optional(as_is),
+        "A callable `send(message)` that delivers (or queues: Celery, RQ) a"
+        " `flask_tokenauth.mail.Message`; implies `MAIL_BACKEND` `callable`.",
+        shown="unset"),
     Key("TOKEN_CACHE_SIZE", 4096, int_range(0, 10_000_000),
         "Verified access tokens each process remembers (about 1.5 KB each), so a token"
         " already seen skips signature checking; `exp` and revocation are still"

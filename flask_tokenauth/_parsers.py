@@ -372,3 +372,42 @@ def parse_password(value: object, key: str) -> bytes | None:
     if isinstance(value, bytes):
         return value
     raise ConfigurationError(f"{key} must be a string; got a {type(value).__name__}.")
+
+
+def parse_base_url(value: object, key: str) -> str | None:
+    """The scheme, host and optional path prefix of the links in mails:
+    ``https://app.example.com`` (no query, no fragment, no trailing slash
+    kept)."""
+    if value is None or value == "":
+        return None
+    from urllib.parse import urlsplit
+
+    text = str(value)
+    parts = urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or (parts.fragment or "#" in text)
+    ):
+        raise ConfigurationError(
+            f"{key} must be an http(s) URL such as 'https://app.example.com'; got"
+            f" {value!r}."
+        )
+    return text.rstrip("/")
+
+
+def parse_link_template(value: object, key: str) -> str:
+    """A link's path after the base URL, with ``{token}`` once, e.g.
+    ``"/reset-password#token={token}"``."""
+    text = value if isinstance(value, str) else ""
+    if (
+        text.count("{token}") != 1
+        or not text.startswith(("/", "#"))
+        or text.replace("{token}", "").count("{") + text.count("}") > 1
+    ):
+        raise ConfigurationError(
+            f"{key} must be a path such as '/reset-password#token={{token}}' with"
+            f" '{{token}}' once; got {value!r}."
+        )
+    return text

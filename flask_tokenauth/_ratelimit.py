@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from flask import request
+from flask import current_app, request
 from limits import RateLimitItem, parse_many
 from limits.strategies import RateLimiter as Strategy
 
+from . import signals
 from ._state import get_state
 from .errors import RateLimited
 
@@ -33,10 +34,14 @@ R = TypeVar("R")
 REGISTER = "register"
 LOGIN = "login"
 REFRESH = "refresh"
+#: Every endpoint that may send mail (see :func:`mail_allowed` for the
+#: per-address limit).
+MAIL = "mail"
 _SETTING = {
     REGISTER: "ratelimit_register",
     LOGIN: "ratelimit_login",
     REFRESH: "ratelimit_refresh",
+    MAIL: "ratelimit_mail",
 }
 
 
@@ -63,35 +68,59 @@ def _items(limit: str) -> tuple[RateLimitItem, ...]:
     return tuple(sorted(parse_many(limit)))
 
 
-def check(scope: str) -> None:
-    """Count this request against the per-address limit of ``scope``.
-
-    :raises RateLimited: with ``Retry-After``, if a limit is spent.
-    """
+def _spent(setting: str, *ids: str) -> float | None:
+    """Count a hit of ``ids`` against the limit of ``setting``: ``None``,
+    or when the spent window resets."""
     state = get_state()
     limiter = state.limiter
     if not limiter.enabled:
-        return
-    settings = state.settings
-    items = _items(getattr(settings, _SETTING[scope]))
-    ids = (limiter.prefix, scope, client_ip(settings.trusted_proxies))
+        return None
+    items = _items(getattr(state.settings, setting))
+    keys = (limiter.prefix, *ids)
 
     def count(strategy: Strategy) -> float | None:
         # Stops at the first limit spent, as Flask-Limiter does: the longer
         # windows do not count a refused request.
         for item in items:
-            if not strategy.hit(item, *ids):
-                return strategy.get_window_stats(item, *ids).reset_time
+            if not strategy.hit(item, *keys):
+                return strategy.get_window_stats(item, *keys).reset_time
         return None
 
-    reset_at = limiter.run(count)
+    return limiter.run(count)
+
+
+def mail_allowed(purpose: str, email: str) -> bool:
+    """Count a mail of ``purpose`` to ``email`` (normalized) against
+    ``TOKENAUTH_RATELIMIT_MAIL_ADDRESS``.  ``False``: the limit is spent,
+    and the caller answers as it would have, sending nothing (so a limit
+    tells nothing about the address); :data:`~.signals.mail_limited` is
+    sent here."""
+    if _spent("ratelimit_mail_address", "mail-address", purpose, email) is None:
+        return True
+    signals.mail_limited.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        email=email,
+        purpose=purpose,
+        ip=client_ip(get_state().settings.trusted_proxies),
+    )
+    return False
+
+
+def check(scope: str) -> None:
+    """Count this request against the per-address limit of ``scope``.
+
+    :raises RateLimited: with ``Retry-After``, if a limit is spent.
+    """
+    settings = get_state().settings
+    reset_at = _spent(_SETTING[scope], scope, client_ip(settings.trusted_proxies))
     if reset_at is not None:
         raise RateLimited(retry_after=int(reset_at - time.time()) + 1)
 
 
 def limited(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Limit the decorated view per client address, with the limit of
-    ``scope`` (:data:`REGISTER`, :data:`LOGIN` or :data:`REFRESH`), before
+    ``scope`` (:data:`REGISTER`, :data:`LOGIN`, :data:`REFRESH` or
+    :data:`MAIL`), before
     anything else the view does."""
     if scope not in _SETTING:
         raise ValueError(f"no rate limit scope {scope!r}")

@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import numbers
 import uuid
-import weakref
 from abc import ABC, abstractmethod
-from datetime import datetime, timezone
 from typing import Any, cast
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Connection,
     Table,
-    case,
-    insert,
-    select,
-    true,
-    update,
 )
-from sqlalchemy import cast as sql_cast
 
-from . import _bulk_revocation as _bulk
-from ._access import is_user_id
 from ._config import Settings
-from ._db import Database, execute_one
-from ._passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from ._db import Database
+from ._passwords import dummy_hash, verify_password
 from ._state import get_state
 from ._validation import normalize_email
 from .models import User
@@ -201,166 +190,49 @@ class UserStore(ABC):
             return self.canonical_sub(user_or_id)  # 1.0 too: refused
         return self.sub_of(user_or_id)
 
+    # -- Addresses, for the mail flows (see "Account lifecycle") -------------
+
+    #: Whether users have an address the flows can mail.  ``False``: every
+    #: mail endpoint answers ``404`` and verification must stay ``off``.
+    has_email: bool = True
+
+    def normalize_email(self, value: str) -> str:
+        """The canonical form of an address a client typed.
+
+        :raises TokenAuthError: a 400 for a malformed address.
+        """
+        return normalize_email(value)
+
+    def email_of(self, user: Any) -> str | None:
+        """The user's address (normalized), or ``None`` if it has none."""
+        return None
+
+    def find_by_email(self, email: str) -> Any | None:
+        """The user whose address is ``email`` (normalized), or ``None``."""
+        return None
+
+    def is_email_verified(self, user: Any) -> bool:
+        """Whether the user's current address is verified."""
+        return False
+
+    def set_email_verified(
+        self, user: Any, email: str, conn: Connection | None = None
+    ) -> None:
+        """Record that ``email`` (the user's current address) is verified.
+        ``conn`` is our transaction, for a store whose records are ours."""
+        raise NotImplementedError
+
+    def set_email(self, user: Any, email: str, conn: Connection | None = None) -> None:
+        """Change the user's address to ``email`` (normalized, verified by
+        the flow that calls this: the new address is verified too).
+
+        :raises EmailTaken: another account has it.
+        """
+        raise NotImplementedError
+
     def login_key(self, login: str) -> str:
         """An unknown (normalized) login as the wrong-password counters name
         it: two logins that the store's lookup cannot tell apart must have
         one key, or the limits would tell which logins exist.  By default
         the login itself."""
         return login
-
-
-class BuiltinUserStore(UserStore):
-    """The library's own ``tokenauth_users``: email login, bcrypt at
-    ``TOKENAUTH_BCRYPT_ROUNDS``, rehashed on login when the cost changed."""
-
-    login_field = "email"
-    identity_attribute = "password_hash"
-    model = User
-
-    def __init__(self) -> None:
-        self._db: Database | None = None
-        self._rounds = 12
-        self._settings: Settings | None = None
-        # Weak: an app dropped (a test suite makes many) is not kept alive.
-        self._apps: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._watching = False
-
-    def bind(self, settings: Settings, db: Database) -> None:
-        self._settings = settings
-        self._db = db
-        self._rounds = settings.bcrypt_rounds
-
-    def attach(self, app: Any) -> None:
-        """From now on a ``User`` deleted through the ORM (one object, or a
-        bulk ``delete(User)``) ends the user's sessions on ``app`` at commit.  A
-        deletion of any kind is also logged by the table's trigger for
-        each process's copy of the revocations (database store); this
-        tells the Redis store too, and revokes the sessions."""
-        if not self._watching:
-            self._watching = True
-            _bulk.watch(
-                User, to_sub=str, revoke=self._revoke, objects=True, tell=self._tell
-            )
-        self._apps.add(app)
-
-    def _revoke(self, subs: list[str]) -> list[str]:
-        return _bulk.revoke_on_apps(self._apps, subs)
-
-    def _tell(self, session_ids: list[str]) -> None:
-        _bulk.tell_apps(self._apps, session_ids)
-
-    @property
-    def db(self) -> Database:
-        assert self._db is not None, "BuiltinUserStore used before init_app"
-        return self._db
-
-    @property
-    def settings(self) -> Settings:
-        assert self._settings is not None, "BuiltinUserStore used before init_app"
-        return self._settings
-
-    def normalize_login(self, value: str) -> str:
-        return normalize_email(value)
-
-    def find_by_login(self, login: str) -> Any | None:
-        with self.db.begin() as conn:
-            return conn.execute(
-                select(_users.c.id, _users.c.email, _users.c.password_hash).where(
-                    _users.c.email == login
-                )
-            ).first()
-
-    def get(self, sub: str) -> Any | None:
-        if not is_user_id(sub):
-            return None
-        with self.db.session() as session:
-            return session.get(User, int(sub))
-
-    def status(self, sub: str) -> bool | None:
-        # Every refresh asks: one statement, in one round trip on PostgreSQL
-        # (autocommit, straight to the driver), rather than an ORM session's
-        # BEGIN, SELECT and ROLLBACK.  Our users have no "inactive" state.
-        if not is_user_id(sub):
-            return None
-        with self.db.single_statement() as conn:
-            if conn.dialect.name == "postgresql":
-                row = execute_one(conn, _USER_EXISTS_POSTGRESQL, {"id": int(sub)})
-            else:
-                row = conn.execute(
-                    select(_users.c.id).where(_users.c.id == int(sub))
-                ).first()
-        return None if row is None else True
-
-    def status_and_identity(self, sub: str) -> tuple[bool | None, Any]:
-        if not is_user_id(sub):
-            return None, None
-        # One statement, as status() (straight to the driver on PostgreSQL).
-        with self.db.single_statement() as conn:
-            if conn.dialect.name == "postgresql":
-                found = execute_one(conn, _USER_HASH_POSTGRESQL, {"id": int(sub)})
-            else:
-                found = conn.execute(
-                    select(_users.c.password_hash).where(_users.c.id == int(sub))
-                ).first()
-        return (None, None) if found is None else (True, found[0])
-
-    def status_clause(
-        self, sub: ColumnElement[str], db: Database
-    ) -> ColumnElement[Any] | None:
-        # Our users are in our database and are all active: the row exists.
-        user_id = case((sub.regexp_match(_USER_ID_PATTERN), sql_cast(sub, BigInteger)))
-        return select(true()).where(_users.c.id == user_id).scalar_subquery()
-
-    def sub_of(self, user: Any) -> str:
-        return str(user.id)
-
-    def is_subject(self, sub: str) -> bool:
-        return is_user_id(sub)
-
-    def user_id(self, sub: str) -> int:
-        return int(sub)
-
-    def login_of(self, user: Any) -> str:
-        return str(user.email)
-
-    def verify_password(self, user: Any, password: str) -> bool:
-        return verify_password(password, user.password_hash, rounds=self._rounds)
-
-    def rehash_if_needed(self, user: Any, password: str) -> None:
-        if needs_rehash(user.password_hash, self._rounds):
-            with self.db.begin() as conn:
-                self.set_password(user, password, conn)
-
-    def create(self, login: str, password: str, conn: Connection | None = None) -> Any:
-        now = datetime.now(timezone.utc)
-        statement = (
-            insert(_users)
-            .values(
-                email=login,
-                password_hash=hash_password(password, self._rounds),
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(_users.c.id, _users.c.email, _users.c.password_hash)
-        )
-        if conn is not None:
-            return conn.execute(statement).one()
-        with self.db.begin() as own:
-            return own.execute(statement).one()
-
-    def set_password(
-        self, user: Any, password: str, conn: Connection | None = None
-    ) -> None:
-        statement = (
-            update(_users)
-            .where(_users.c.id == user.id)
-            .values(
-                password_hash=hash_password(password, self._rounds),
-                updated_at=datetime.now(timezone.utc),
-            )
-        )
-        if conn is not None:
-            conn.execute(statement)
-        else:
-            with self.db.begin() as own:
-                own.execute(statement)

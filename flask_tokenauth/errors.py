@@ -237,6 +237,32 @@ class RefreshTokenAmbiguous(RefreshTokenError):
         self.sessions = list(sessions)
 
 
+class LinkInvalid(TokenAuthError):
+    """A mailed link's token that is unknown, tampered with, already used,
+    of another purpose, or no longer valid for its account (the password
+    or the address changed since it was sent): one code for all of them."""
+
+    code = 400
+    error_code = "LINK_INVALID"
+    message = "This link is invalid or has already been used"
+
+
+class LinkExpired(LinkInvalid):
+    """A mailed link's token that is genuine and unused, but expired."""
+
+    error_code = "LINK_EXPIRED"
+    message = "This link has expired"
+
+
+class CodeInvalid(TokenAuthError):
+    """A sign-in code that is wrong, expired, used, superseded or out of
+    attempts: one code for all of them."""
+
+    code = 400
+    error_code = "CODE_INVALID"
+    message = "This code is invalid or has expired"
+
+
 # -- other 4xx -----------------------------------------------------------------
 
 
@@ -247,6 +273,17 @@ class WrongPassword(TokenAuthError):
     code = 403
     error_code = "WRONG_PASSWORD"
     message = "Current password is incorrect"
+
+
+class EmailNotVerified(TokenAuthError):
+    """``TOKENAUTH_EMAIL_VERIFICATION = "required"``: the account's address
+    is not verified yet.  Answered by ``/login`` only after the password
+    matched (so it tells nothing to whom does not know it), and by
+    ``@login_required(verified=True)``."""
+
+    code = 403
+    error_code = "EMAIL_NOT_VERIFIED"
+    message = "Email address not verified"
 
 
 class CrossSiteRequest(TokenAuthError):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     DDL,
     BigInteger,
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -129,6 +130,14 @@ class User(UserMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+    #: When the address was verified (``None``: not verified); cleared when
+    #: the address changes (see "Account lifecycle" in the README).
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def email_verified(self) -> bool:
+        """Whether the user's address is verified."""
+        return self.email_verified_at is not None
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email!r}>"
@@ -156,6 +165,10 @@ class Session(Base):
     #: started (see :mod:`flask_tokenauth._identity`); ``None``: not bound
     #: yet (a session of before 0007), bound at its next refresh.
     user_identity: Mapped[str | None] = mapped_column(String(32))
+    #: Whether the user's address was verified, for the ``email_verified``
+    #: claim of the tokens a refresh issues; set when the session starts and
+    #: when the user verifies (``None``: verification is off, or unknown).
+    email_verified: Mapped[bool | None] = mapped_column(Boolean)
 
     def __repr__(self) -> str:
         return f"<Session {self.id} user={self.user_id}>"
@@ -244,6 +257,53 @@ class RevocationEvent(Base):
 
     def __repr__(self) -> str:
         return f"<RevocationEvent {self.id} {self.kind}>"
+
+
+class EmailToken(Base):
+    """A one-time link (or code) mailed by an account flow (see
+    :mod:`flask_tokenauth._linktokens`).  A link carries ``<id>.<secret>``:
+    ``id`` finds the row, and only a keyed hash of the secret is stored,
+    compared in constant time.  ``used_at`` set: spent."""
+
+    __tablename__ = TABLE_PREFIX + "email_tokens"
+    __table_args__ = (Index(None, "user_id", "purpose"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: ``"verify"``, ``"reset"``, ``"change"``, ``"cancel"``, ``"login"``.
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH))
+    #: The address the flow is about (the new one, for an address change).
+    email: Mapped[str] = mapped_column(String(320))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    #: What the token is bound to when issued (a reset: the user's password
+    #: fingerprint): it dies when that changes.
+    binding: Mapped[str | None] = mapped_column(String(64))
+    #: A sign-in code's keyed hash, and its wrong tries so far.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The token issued with this one (an address change's cancel link
+    #: names its confirm link).
+    related_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<EmailToken {self.id} {self.purpose} user={self.user_id}>"
+
+
+class EmailVerification(Base):
+    """The verified address of a host user whose model has no column for
+    it, keyed by ``sub``: verified while the user's address is this one."""
+
+    __tablename__ = TABLE_PREFIX + "email_verifications"
+
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    verified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<EmailVerification {self.user_id} {self.email!r}>"
 
 
 def _log_user_deletions() -> None:

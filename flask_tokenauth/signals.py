@@ -45,3 +45,41 @@ session_revoked = _signals.signal("tokenauth.session-revoked")
 logged_out = _signals.signal("tokenauth.logged-out")
 #: A user changed their password. ``user_id``.
 password_changed = _signals.signal("tokenauth.password-changed")
+
+# -- Account lifecycle (see "Account lifecycle" in the README).  Signals of
+# the flows that answer before they look the address up (forgot password,
+# email login, resend, enumeration-safe registration) are sent from the
+# background job that does the work, after the response, with the app as
+# sender as always.
+
+#: A verification link was mailed. ``user_id``, ``email``.
+verification_sent = _signals.signal("tokenauth.verification-sent")
+#: An address was verified (link, CLI or admin). ``user_id``, ``email``.
+email_verified = _signals.signal("tokenauth.email-verified")
+#: A password-reset link was mailed. ``user_id``, ``email``.
+password_reset_requested = _signals.signal("tokenauth.password-reset-requested")
+#: A password reset was asked for an address with no (active) account; no
+#: mail is sent. ``email``.
+password_reset_unknown = _signals.signal("tokenauth.password-reset-unknown")
+#: A password was reset through a link; every session was revoked.
+#: ``user_id``.
+password_reset = _signals.signal("tokenauth.password-reset")
+#: An address change was asked; the confirm link went to the new address.
+#: ``user_id``, ``old_email``, ``new_email``.
+email_change_requested = _signals.signal("tokenauth.email-change-requested")
+#: An address change was confirmed. ``user_id``, ``old_email``,
+#: ``new_email``.
+email_changed = _signals.signal("tokenauth.email-changed")
+#: An address change was cancelled from the old address (sessions
+#: revoked). ``user_id``, ``email`` (the address restored or kept).
+email_change_cancelled = _signals.signal("tokenauth.email-change-cancelled")
+#: A sign-in link and code were mailed. ``user_id``, ``email``.
+email_login_requested = _signals.signal("tokenauth.email-login-requested")
+#: A mail was not sent because the address's limit is spent; the client got
+#: the answer it would have got. ``email``, ``purpose``, ``ip``.
+mail_limited = _signals.signal("tokenauth.mail-limited")
+#: A mail was handed to the sender. ``template``, ``to``.
+mail_sent = _signals.signal("tokenauth.mail-sent")
+#: A mail could not be sent (logged too; never shown to the client).
+#: ``template``, ``to``, ``error`` (the exception).
+mail_failed = _signals.signal("tokenauth.mail-failed")

@@ -18,8 +18,8 @@ hyphenated for a UUID, the string itself otherwise), so that one user has
 exactly one ``sub``.
 """
 
+from ._builtin_store import BuiltinUserStore as BuiltinUserStore
 from ._sqlalchemy_store import SQLAlchemyUserStore as SQLAlchemyUserStore
-from ._store import BuiltinUserStore as BuiltinUserStore
 from ._store import UserStore as UserStore
 
 __all__ = ["BuiltinUserStore", "SQLAlchemyUserStore", "UserStore"]

@@ -402,7 +402,7 @@ def test_a_status_clause_that_fails_leaves_the_check_to_status(
 ) -> None:
     """A store whose SQL cannot be made (a host model of an odd shape) still
     has its users checked, by :meth:`status`, in a second round trip."""
-    from flask_tokenauth._store import BuiltinUserStore
+    from flask_tokenauth._builtin_store import BuiltinUserStore
 
     log, counted = wire
 

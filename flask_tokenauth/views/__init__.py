@@ -14,6 +14,7 @@ as the host answers it, and a host request runs none of our code.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -26,7 +27,16 @@ from .._state import EXTENSION_KEY, get_state
 from ..errors import from_http_exception
 from ..extension import TokenAuth
 from ..integrations import exempt_from_csrf
-from . import auth, client, keys, sessions
+from . import (
+    auth,
+    change_email,
+    client,
+    email_login,
+    keys,
+    password_reset,
+    sessions,
+    verify_email,
+)
 from ._common import ALL_METHODS, BLUEPRINT_NAME
 
 
@@ -40,7 +50,11 @@ class AuthBlueprint(Blueprint):
         super().register(app, options)
 
 
-auth_bp = AuthBlueprint(BLUEPRINT_NAME, __name__, url_prefix="/api/auth")
+#: The mail templates (``tokenauth/mail/*``): an app's own of the same name win.
+_TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
+auth_bp = AuthBlueprint(
+    BLUEPRINT_NAME, __name__, url_prefix="/api/auth", template_folder=_TEMPLATES
+)
 auth_bp.url_value_preprocessor(exempt_from_csrf)  # Flask-WTF's CSRFProtect
 
 
@@ -54,6 +68,16 @@ _ROUTES: tuple[tuple[str, Any], ...] = (
     ("/logout-others", sessions.logout_others),
     ("/logout-all", sessions.logout_all),
     ("/password", sessions.change_password),
+    # The mail flows (see "Account lifecycle" in the README).
+    ("/verify-email", verify_email.verify_email),
+    ("/verify-email/resend", verify_email.resend),
+    ("/forgot-password", password_reset.forgot_password),
+    ("/reset-password", password_reset.reset_password),
+    ("/change-email", change_email.request_change),
+    ("/change-email/confirm", change_email.confirm),
+    ("/change-email/cancel", change_email.cancel),
+    ("/email-login", email_login.request_login),
+    ("/email-login/verify", email_login.verify),
     ("/client.js", client.client_js),
     ("/client.d.ts", client.client_types),
 )
