@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import _migrate
 from ._cli_keys import keys_cli
+from ._cli_users import users_cli
 from ._db import describe_db_error
 from ._sessions import active_sessions, purge, revoke_user_sessions
 from ._state import TokenAuthState, get_state
@@ -235,3 +236,4 @@ def revoke_sessions_command(login: str) -> None:
 
 
 tokenauth_cli.add_command(keys_cli)
+tokenauth_cli.add_command(users_cli)

@@ -7,8 +7,9 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import request
+from flask import Response, jsonify, request
 
+from .._ratelimit import MAIL, check
 from .._state import get_state
 from ..errors import MethodNotAllowed, NotFound
 
@@ -43,3 +44,34 @@ def switched(setting: str) -> Callable[[F], F]:
         return cast(F, wrapper)
 
     return decorate
+
+
+def mail_flow(setting: str | None) -> Callable[[F], F]:
+    """A view of a mail flow: ``404 NOT_FOUND`` (the endpoint does not
+    exist) while the boolean setting ``setting`` is off or the user store
+    has no addresses; then the per-client limit of every endpoint that may
+    send mail (``TOKENAUTH_RATELIMIT_MAIL``), before anything else.
+    ``setting=None``: the store's addresses only (the flow checks more)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            state = get_state()
+            if not state.user_store.has_email or (
+                setting is not None and not getattr(state.settings, setting)
+            ):
+                raise NotFound()
+            check(MAIL)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def accepted(message: str) -> Response:
+    """The ``202`` of a request whose mail (if any) goes out after the
+    response: the same body whatever the address."""
+    response = jsonify(message=message)
+    response.status_code = 202
+    return response
