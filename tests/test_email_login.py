@@ -168,6 +168,10 @@ def test_a_link_or_a_code_starts_a_session_once(
 def test_the_mail_says_what_it_is(
     app: Flask, user: int, client: FlaskClient, mailbox: Mailbox
 ) -> None:
+    requested: list[dict[str, Any]] = []
+    signals.email_login_requested.connect(
+        lambda _app, **kw: requested.append(kw), app, weak=False
+    )
     ask(client)
     (mail,) = mailbox.to(EMAIL)
     token, code = mailbox.last()
@@ -176,6 +180,8 @@ def test_the_mail_says_what_it_is(
     assert mail.html is not None and code in mail.html and token in unquote(mail.html)
     assert "http://app.test/email-login#token=" in mail.body
     assert "10 minutes" in mail.body
+    assert requested == [{"user_id": user, "email": EMAIL}]
+    assert token not in repr(requested) and code not in repr(requested)
 
 
 def test_a_password_login_says_its_method(

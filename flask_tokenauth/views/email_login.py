@@ -21,6 +21,7 @@ tells nothing either.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from .. import _outbox, signals
 from .._linktokens import LOGIN, Spent
 from .._mail import send_mail
 from .._ratelimit import mail_allowed
+from .._refresh import IssuedToken
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, require_string
 from .._verification import announce, mark_verified
@@ -125,13 +127,14 @@ def _send_login(email: str) -> None:
 # -- POST /email-login/verify --------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class _SignIn:
-    """What the transaction that spent the token decided."""
+    """A session just started by an email sign-in."""
 
-    user: Any = None
-    verified_now: bool = False
-    issued: Any = None
+    user: Any
+    issued: IssuedToken
+    #: The address the mail went to, if it was not verified before.
+    verified_now: str | None
 
 
 @mail_flow("email_login_enabled")
@@ -176,23 +179,36 @@ def verify() -> Response:
 
 def _sign_in(
     state: TokenAuthState,
-    spend: Any,
+    spend: Callable[[Connection], Spent | None],
     refusal: type[LinkInvalid] | type[CodeInvalid],
 ) -> _SignIn:
-    """In one transaction: spend the token, check its user, start the
-    session and record the address as verified.  A wrong code's counted
-    attempt, and a token spent for a user refused, are committed before
-    ``refusal`` is raised."""
-    result = _SignIn()
+    """Spend the token, check its user, then start the session and record
+    the address as verified.
+
+    The spend is committed first, whatever follows: a wrong code's attempt
+    counts though the request is refused, and a token of a user refused is
+    spent.  The user is looked up between the two transactions, so no
+    request holds one pooled connection while it waits for another.
+    """
     with state.db.begin() as conn:
-        spent: Spent | None = spend(conn)
-        if spent is not None:
-            result.user = _user_of(state, spent)
-            if result.user is not None:
-                _start(state, conn, result, spent)
-    if result.user is None:
+        spent = spend(conn)
+    user = None if spent is None else _user_of(state, spent)
+    if spent is None or user is None:
         raise refusal()
-    return result
+    store = state.user_store
+    sub = store.sub_of(user)
+    with state.db.begin() as conn:
+        issued = _start_family(
+            state, conn, sub, identity=bound_identity.of_user(state, user)
+        )
+        # Whoever read the mail controls the mailbox: the address is proved
+        # as a verification link proves it.  After the session's row is
+        # written, so that the new session learns it too.
+        verified_now = None
+        if not store.is_email_verified(user):
+            mark_verified(state, conn, user, spent.email)
+            verified_now = spent.email
+    return _SignIn(user, issued, verified_now)
 
 
 def _user_of(state: TokenAuthState, spent: Spent) -> Any | None:
@@ -207,21 +223,6 @@ def _user_of(state: TokenAuthState, spent: Spent) -> Any | None:
     return user
 
 
-def _start(
-    state: TokenAuthState, conn: Connection, result: _SignIn, spent: Spent
-) -> None:
-    store = state.user_store
-    sub = store.sub_of(result.user)
-    identity = bound_identity.read(state, sub)
-    result.issued = _start_family(state, conn, sub, identity=identity)
-    # Whoever read the mail controls the mailbox: the address is proved as
-    # a verification link proves it.  After the session's row is written,
-    # so that the new session learns it too.
-    if not store.is_email_verified(result.user):
-        mark_verified(state, conn, result.user, spent.email)
-        result.verified_now = True
-
-
 def _respond(state: TokenAuthState, result: _SignIn) -> Response:
     store = state.user_store
     user, issued = result.user, result.issued
@@ -230,8 +231,8 @@ def _respond(state: TokenAuthState, result: _SignIn) -> Response:
     # wrong-password limits (see _lockout), so it is a known device now.
     account = lockout.account_of(store, user, store.login_of(user))
     lockout.trust_device(response, state, account)
-    if result.verified_now:
-        announce(state, user, store.email_of(user) or "")
+    if result.verified_now is not None:
+        announce(state, user, result.verified_now)
     signals.login_succeeded.send(
         _app(),
         user_id=store.user_id(issued.user_id),
