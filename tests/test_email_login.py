@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import jwt
 import pytest
@@ -18,10 +18,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, Table, delete, select, update
 from werkzeug.test import TestResponse
 
-from flask_tokenauth import _linktokens, _mail, _outbox, signals
+from flask_tokenauth import _linktokens, signals
 from flask_tokenauth.models import EmailToken, User
+from flask_tokenauth.testing import wait_for_mail
 
 from .conftest import ACCESS_SECRET, Auth, bearer
+from .smtp import SMTPServer, html_of, link_in, text_of, token_in
 
 _tokens: Table = EmailToken.__table__  # type: ignore[assignment]
 _users: Table = User.__table__  # type: ignore[assignment]
@@ -31,8 +33,6 @@ ATTEMPTS = 3
 CONFIG: dict[str, Any] = {
     "TOKENAUTH_EMAIL_LOGIN_ENABLED": True,
     "TOKENAUTH_EMAIL_LOGIN_ATTEMPTS": ATTEMPTS,
-    "TOKENAUTH_MAIL_BACKEND": "log",
-    "TOKENAUTH_LINK_BASE_URL": "http://app.test",
     # Limits of their own are tested below; the other tests ask many times.
     "TOKENAUTH_RATELIMIT_MAIL": "1000/minute",
     "TOKENAUTH_RATELIMIT_MAIL_ADDRESS": "1000/minute",
@@ -40,40 +40,39 @@ CONFIG: dict[str, Any] = {
 
 
 class Mailbox:
-    """The mails the app sent, in order: ``(to, subject, text body)``."""
+    """What the real SMTP server process received, read once the app's
+    outbox is idle (so a mail not there was not sent)."""
 
-    def __init__(self) -> None:
-        self.sent: list[_mail.Message] = []
+    def __init__(self, server: SMTPServer) -> None:
+        self.server = server
 
-    def to(self, address: str) -> list[_mail.Message]:
-        _outbox.wait_idle()
-        return [m for m in self.sent if m.recipients == [address]]
+    def to(self, address: str) -> list[EmailMessage]:
+        wait_for_mail()
+        return self.server.messages(address)
 
     def last(self, address: str = EMAIL) -> tuple[str, str]:
         """The token of the link and the code of the newest mail to
         ``address``."""
         mails = self.to(address)
         assert mails, f"no mail to {address}"
-        body = mails[-1].body
-        link = re.search(r"https?://\S+", body)
-        code = re.search(r"^\s*(\d{6})\s*$", body, re.M)
-        assert link and code, body
-        fragment = urlsplit(link.group(0)).fragment
-        assert fragment.startswith("token=")
-        return unquote(fragment.removeprefix("token=")), code.group(1)
+        code = re.search(r"^\s*(\d{6})\s*$", text_of(mails[-1]), re.M)
+        assert code, text_of(mails[-1])
+        return token_in(mails[-1]), code.group(1)
 
 
 @pytest.fixture
-def mailbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Mailbox]:
-    box = Mailbox()
-    monkeypatch.setattr(_mail, "_deliver", box.sent.append)
-    yield box
-    _outbox.wait_idle()
+def mailbox(smtp_server: SMTPServer) -> Mailbox:
+    return Mailbox(smtp_server)
 
 
 @pytest.fixture
-def app(make_app: Any) -> Flask:
-    return make_app(**CONFIG)  # type: ignore[no-any-return]
+def config(mail_config: dict[str, Any]) -> dict[str, Any]:
+    return {**mail_config, **CONFIG}
+
+
+@pytest.fixture
+def app(make_app: Any, config: dict[str, Any]) -> Flask:
+    return make_app(**config)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -175,11 +174,10 @@ def test_the_mail_says_what_it_is(
     ask(client)
     (mail,) = mailbox.to(EMAIL)
     token, code = mailbox.last()
-    assert mail.template == "email_login"
-    assert code not in mail.subject  # not on a locked phone's screen
-    assert mail.html is not None and code in mail.html and token in unquote(mail.html)
-    assert "http://app.test/email-login#token=" in mail.body
-    assert "10 minutes" in mail.body
+    assert mail["Subject"] == "Your sign-in link and code"  # no code on a locked screen
+    assert link_in(mail) == f"http://app.test/email-login#token={token}"
+    assert code in html_of(mail) and f"#token={token}" in html_of(mail)
+    assert "10 minutes" in text_of(mail)
     assert requested == [{"user_id": user, "email": EMAIL}]
     assert token not in repr(requested) and code not in repr(requested)
 
@@ -390,10 +388,8 @@ def test_malformed_requests(
     assert error(verify(client, **body)) == expected
 
 
-def test_off_by_default(make_app: Any) -> None:
-    client = make_app(
-        TOKENAUTH_MAIL_BACKEND="log", TOKENAUTH_LINK_BASE_URL="http://a.test"
-    ).test_client()
+def test_off_by_default(make_app: Any, mail_config: dict[str, Any]) -> None:
+    client = make_app(**mail_config).test_client()
     assert error(ask(client)) == (404, "NOT_FOUND")
     assert error(verify(client, token="x")) == (404, "NOT_FOUND")
 
@@ -402,12 +398,12 @@ def test_off_by_default(make_app: Any) -> None:
 
 
 def test_email_login_answers_the_same_for_any_address(
-    make_app: Any, mailbox: Mailbox
+    make_app: Any, config: dict[str, Any], mailbox: Mailbox
 ) -> None:
     """Status, body and headers are the same for an account, an unknown
     address and an address whose limit is spent; only the account gets a
     mail, and the limited request sends nothing."""
-    app = make_app(**{**CONFIG, "TOKENAUTH_RATELIMIT_MAIL_ADDRESS": "2/minute"})
+    app = make_app(**{**config, "TOKENAUTH_RATELIMIT_MAIL_ADDRESS": "2/minute"})
     client = app.test_client()
     Auth(client).register()
     client.delete_cookie("refresh_token", path="/api/auth")
@@ -447,7 +443,7 @@ def test_an_unknown_address_gets_a_decoy_code(
     checked and counted against a code nobody was mailed, so neither the
     answer nor its timing tells whether the address has an account."""
     ask(client, "nobody@example.com")
-    _outbox.wait_idle()
+    wait_for_mail()
     decoy = row(engine, "nobody@example.com")
     assert decoy is not None and decoy.code_hash is not None
     assert not decoy.user_id.isdigit()
