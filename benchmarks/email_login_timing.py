@@ -37,8 +37,8 @@ from flask import Flask
 from sqlalchemy import create_engine
 
 from flask_tokenauth import TokenAuth, auth_bp
-from flask_tokenauth._migrate import upgrade
 from flask_tokenauth._mail import Message
+from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.testing import wait_for_mail
 
 ACCOUNT = "ada@example.com"
