@@ -394,6 +394,23 @@ def test_off_by_default(make_app: Any, mail_config: dict[str, Any]) -> None:
     assert error(verify(client, token="x")) == (404, "NOT_FOUND")
 
 
+def test_guesses_count_against_the_per_client_mail_limit(
+    make_app: Any, config: dict[str, Any], mailbox: Mailbox
+) -> None:
+    """Beside the attempts of each code, a client's guesses (and its
+    requests for codes) share ``TOKENAUTH_RATELIMIT_MAIL``."""
+    app = make_app(**{**config, "TOKENAUTH_RATELIMIT_MAIL": "3/minute"})
+    client = app.test_client()
+    Auth(client).register()
+    assert ask(client).status_code == 202
+    _, code = mailbox.last()
+    for _ in range(2):
+        assert error(by_code(client, "", wrong(code))) == (400, "CODE_INVALID")
+    limited = by_code(client, "", code)
+    assert error(limited) == (429, "RATE_LIMITED") and "Retry-After" in limited.headers
+    assert error(ask(client)) == (429, "RATE_LIMITED")
+
+
 # -- enumeration ---------------------------------------------------------------
 
 
