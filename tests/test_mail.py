@@ -143,3 +143,45 @@ def test_a_message_survives_a_trip_through_json() -> None:
         "Subject", ["a@example.com"], "text", "<p>html</p>", None, "test", {"X-A": "1"}
     )
     assert Message.from_dict(json.loads(json.dumps(message.as_dict()))) == message
+
+
+def test_work_deferred_by_deferred_work_is_waited_for_too(
+    mail_app: Flask, smtp_server: Any
+) -> None:
+    """What the flows do: look the address up after the response, then
+    mail from there.  ``wait_for_mail`` returns once that mail is out."""
+    from flask_tokenauth import _outbox
+    from flask_tokenauth._mail import send_mail
+
+    def look_up_then_mail(to: str) -> None:
+        send_mail("test", to, link=LINK)
+
+    @mail_app.post("/later")
+    def later() -> dict[str, str]:
+        _outbox.defer(look_up_then_mail, "later@example.com")
+        return {}
+
+    mail_app.test_client().post("/later")
+    wait_for_mail(mail_app)
+    assert len(smtp_server.messages("later@example.com")) == 1
+
+
+@pytest.mark.parametrize("mode", ["accept", "refuse-rcpt"])
+def test_cli_sends_a_test_mail_now(
+    mail_app: Flask, smtp_server: Any, mode: str
+) -> None:
+    smtp_server.set_mode(mode)
+    result = mail_app.test_cli_runner().invoke(
+        args=["tokenauth", "mail", "test", "ops@example.com"]
+    )
+    if mode == "accept":
+        assert result.exit_code == 0, result.output
+        assert result.output == "Sent to ops@example.com by smtp.\n"
+        (message,) = smtp_server.messages("ops@example.com")  # sent, not deferred
+        assert message["Subject"] == "Test mail from http://app.test"
+    else:
+        assert result.exit_code == 1
+        assert "The mail to ops@example.com was not sent: SMTPRecipientsRefused" in (
+            result.output
+        )
+        assert smtp_server.messages() == []
