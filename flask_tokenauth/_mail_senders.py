@@ -213,11 +213,15 @@ class FlaskMailSender:
                     )
                 else:
                     host = smtplib.SMTP(mail.server, mail.port, timeout=timeout)
-                host.set_debuglevel(int(mail.debug))
-                if mail.use_tls:
-                    host.starttls(context=ssl.create_default_context())
-                if mail.username and mail.password:
-                    host.login(mail.username, mail.password)
+                try:
+                    host.set_debuglevel(int(mail.debug))
+                    if mail.use_tls:
+                        host.starttls(context=ssl.create_default_context())
+                    if mail.username and mail.password:
+                        host.login(mail.username, mail.password)
+                except BaseException:
+                    host.close()  # Flask-Mail's would leave it open
+                    raise
                 return host
 
         mail = flask_mail.Message(

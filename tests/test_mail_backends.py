@@ -25,7 +25,7 @@ from flask_tokenauth.mail import Message
 from flask_tokenauth.testing import wait_for_mail
 
 from .mail_app import LINK, add_send_route
-from .smtp import SMTPServer, html_of, running_smtp_server, text_of
+from .smtp import LOGIN, PASSWORD, SMTPServer, html_of, running_smtp_server, text_of
 
 pytestmark = pytest.mark.sqlite
 
@@ -72,8 +72,6 @@ def tls_config(server: SMTPServer) -> dict[str, Any]:
         "MAIL_DEFAULT_SENDER": "no-reply@app.test",
         "MAIL_USE_TLS": server.tls == "starttls",
         "MAIL_USE_SSL": server.tls == "ssl",
-        # Over TLS only; the server takes any login (it has no AUTH to
-        # offer, so smtplib would refuse: none here).
     }
 
 
@@ -107,6 +105,46 @@ def test_tls_verifies_the_servers_certificate(
     send(app, "trusted@example.com")
     (message,) = tls_server.wait_for("trusted@example.com")
     assert LINK in text_of(message)
+
+
+@pytest.mark.parametrize("backend", ["smtp", "flask-mail"])
+@pytest.mark.parametrize("password", [PASSWORD, "wrong-password-for-tests"])
+def test_login_over_tls(
+    make_app: Any,
+    tls_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    backend: str,
+    password: str,
+) -> None:
+    """``MAIL_USERNAME`` / ``MAIL_PASSWORD`` log in after TLS; a wrong
+    password is a failed mail, and the password is in no log."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.cert))
+    config = {
+        **tls_config(tls_server),
+        "MAIL_USERNAME": LOGIN,
+        "MAIL_PASSWORD": password,
+    }
+    if backend == "smtp":
+        app = add_send_route(make_app(**config))
+    else:
+        config["TOKENAUTH_MAIL_BACKEND"] = "flask-mail"
+        app = flask_mail_app(make_app, config, MAIL_SUPPRESS_SEND=False)
+    tls_server.clear()
+    failed, connected = failures_of(app)
+    with connected:
+        send(app, "login@example.com")
+        wait_for_mail(app)
+    if password == PASSWORD:
+        (message,) = tls_server.messages("login@example.com")
+        assert message["X-Authenticated-As"] == LOGIN
+        assert failed == []
+    else:
+        assert tls_server.messages() == []
+        assert [type(f["error"]).__name__ for f in failed] == [
+            "SMTPAuthenticationError"
+        ]
+        assert password not in caplog.text
 
 
 # -- Flask-Mail and Flask-Mailman ---------------------------------------------
