@@ -26,7 +26,7 @@ pytestmark = pytest.mark.sqlite
 def backend_app(make_app: Any, mail_config: dict[str, Any], backend: str) -> Flask:
     # A short timeout for the silent server; a real one answers on loopback
     # in far less.
-    config = {**mail_config, "TOKENAUTH_MAIL_TIMEOUT": "2"}
+    config = {**mail_config, "TOKENAUTH_MAIL_TIMEOUT": "3"}
     if backend == "smtp":
         return add_send_route(make_app(TOKENAUTH_MAIL_BACKEND="smtp", **config))
     app = add_send_route(make_app(**config))
