@@ -238,13 +238,13 @@ class HostEmail:
         return getattr(user, self.mapper.get_property_by_column(pk).key)
 
     def is_verified(self, user: Any, sub: str) -> bool:
-        """Whether the user's current address is verified."""
-        if self.verified_key is not None:
-            value = getattr(user, self.verified_key)
-            return value is True if self.verified_kind == "bool" else value is not None
+        """Whether the user's current address is verified (no address: no)."""
         current = self.email_of(user)
         if current is None:
             return False
+        if self.verified_key is not None:
+            value = getattr(user, self.verified_key)
+            return bool(value) if self.verified_kind == "bool" else value is not None
         with self.sessions.db().begin() as conn:
             recorded = conn.execute(
                 select(_verifications.c.email).where(_verifications.c.user_id == sub)
