@@ -134,6 +134,9 @@ class Settings:
     #: ``None`` resolved by :func:`._lifecycle_checks.mail_flows`.
     password_reset_enabled: bool = False
     change_email_enabled: bool = False
+    #: Those of the two above that are on because mail is set up, not set:
+    #: a user store without addresses refuses only a flow switched on.
+    flows_on_by_default: frozenset[str] = frozenset()
     email_login_enabled: bool = False
     register_enumeration_safe: bool = False
     verify_email_expires: timedelta = timedelta(hours=24)
