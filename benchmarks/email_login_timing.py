@@ -38,6 +38,7 @@ from sqlalchemy import create_engine
 
 from flask_tokenauth import TokenAuth, auth_bp
 from flask_tokenauth._migrate import upgrade
+from flask_tokenauth.mail import Message
 from flask_tokenauth.testing import wait_for_mail
 
 ACCOUNT = "ada@example.com"
@@ -45,7 +46,7 @@ UNKNOWN = "nobody@example.com"
 NEVER_ASKED = "never-asked@example.com"
 
 
-def drop(message: object) -> None:
+def drop(message: Message) -> None:
     """The mail sender: delivers nothing (the delivery is not measured)."""
 
 
