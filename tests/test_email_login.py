@@ -411,6 +411,39 @@ def test_guesses_count_against_the_per_client_mail_limit(
     assert error(ask(client)) == (429, "RATE_LIMITED")
 
 
+@pytest.mark.parametrize("mode", ["refuse-rcpt", "hang"])
+def test_a_mail_server_that_refuses_or_hangs(
+    make_app: Any,
+    config: dict[str, Any],
+    smtp_server: SMTPServer,
+    mailbox: Mailbox,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+) -> None:
+    """Answered as when the mail goes, ``mail_failed`` sent, no secret in
+    the log; the next request for a code mails one that works."""
+    app = make_app(**{**config, "TOKENAUTH_MAIL_TIMEOUT": "1s"})
+    client = app.test_client()
+    Auth(client).register()
+    client.delete_cookie("refresh_token", path="/api/auth")
+    answered = ask(client)
+    mailbox.last()
+    smtp_server.set_mode(mode)
+    failed: list[dict[str, Any]] = []
+    with signals.mail_failed.connected_to(lambda _, **kw: failed.append(kw), app):
+        response = ask(client)
+        wait_for_mail(app)
+    assert (response.status_code, response.data) == (202, answered.data)
+    assert [(f["template"], f["to"]) for f in failed] == [("email_login", EMAIL)]
+    assert len(mailbox.to(EMAIL)) == 1
+    assert not re.search(r"token=|\b\d{6}\b", caplog.text)
+
+    smtp_server.set_mode("accept")
+    ask(client)
+    assert len(mailbox.to(EMAIL)) == 2
+    assert by_link(client, *mailbox.last()).status_code == 200
+
+
 # -- enumeration ---------------------------------------------------------------
 
 
