@@ -182,13 +182,13 @@ def _sign_in(
     spend: Callable[[Connection], Spent | None],
     refusal: type[LinkInvalid] | type[CodeInvalid],
 ) -> _SignIn:
-    """Spend the token, check its user, then start the session and record
-    the address as verified.
+    """Spend the token, check its user, record the address as verified,
+    then start the session.
 
     The spend is committed first, whatever follows: a wrong code's attempt
     counts though the request is refused, and a token of a user refused is
-    spent.  The user is looked up between the two transactions, so no
-    request holds one pooled connection while it waits for another.
+    spent.  The user is looked up between transactions, so no request
+    holds one pooled connection while it waits for another.
     """
     with state.db.begin() as conn:
         spent = spend(conn)
@@ -196,18 +196,21 @@ def _sign_in(
     if spent is None or user is None:
         raise refusal()
     store = state.user_store
-    sub = store.sub_of(user)
+    verified_now = None
+    if not store.is_email_verified(user):
+        # Whoever read the mail controls the mailbox: the address is proved
+        # as a verification link proves it.  Committed before the session
+        # starts, so that the session reads it as any session would.
+        with state.db.begin() as conn:
+            mark_verified(state, conn, user, spent.email)
+        verified_now = spent.email
     with state.db.begin() as conn:
         issued = _start_family(
-            state, conn, sub, identity=bound_identity.of_user(state, user)
+            state,
+            conn,
+            store.sub_of(user),
+            identity=bound_identity.of_user(state, user),
         )
-        # Whoever read the mail controls the mailbox: the address is proved
-        # as a verification link proves it.  After the session's row is
-        # written, so that the new session learns it too.
-        verified_now = None
-        if not store.is_email_verified(user):
-            mark_verified(state, conn, user, spent.email)
-            verified_now = spent.email
     return _SignIn(user, issued, verified_now)
 
 
