@@ -171,7 +171,12 @@ def test_the_mail_says_what_it_is(
     signals.email_login_requested.connect(
         lambda _app, **kw: requested.append(kw), app, weak=False
     )
-    ask(client)
+    # The link points at TOKENAUTH_LINK_BASE_URL, never at the Host sent.
+    client.post(
+        "/api/auth/email-login",
+        json={"email": EMAIL},
+        headers={"Host": "evil.example"},
+    )
     (mail,) = mailbox.to(EMAIL)
     token, code = mailbox.last()
     assert mail["Subject"] == "Your sign-in link and code"  # no code on a locked screen
@@ -386,6 +391,23 @@ def test_malformed_requests(
     expected: tuple[int, str],
 ) -> None:
     assert error(verify(client, **body)) == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"json": {}}, (400, "VALIDATION_ERROR")),
+        ({"json": {"email": ["a@example.com"]}}, (400, "VALIDATION_ERROR")),
+        ({"json": {"email": "not an address"}}, (400, "INVALID_EMAIL")),
+        ({"data": "email=a@example.com"}, (415, "UNSUPPORTED_MEDIA_TYPE")),
+    ],
+)
+def test_malformed_requests_for_a_code(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, kwargs: Any, expected: Any
+) -> None:
+    """Refused for what the client sent, whatever the address; nothing is
+    looked up or mailed."""
+    assert error(client.post("/api/auth/email-login", **kwargs)) == expected
 
 
 def test_off_by_default(make_app: Any, mail_config: dict[str, Any]) -> None:
