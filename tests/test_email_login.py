@@ -527,6 +527,34 @@ def test_an_unknown_address_gets_a_decoy_code(
     assert row(engine, "nobody@example.com").attempts == 2
 
 
+def test_purge_deletes_codes_and_decoys_a_week_past_expiry(
+    app: Flask, engine: Engine, client: FlaskClient, user: int, mailbox: Mailbox
+) -> None:
+    """An address asked for once is never asked again: ``flask tokenauth
+    purge`` deletes its rows (a decoy's or an account's) a week after they
+    expired, and keeps the others."""
+    for email in (EMAIL, "nobody@example.com", "gone@example.com"):
+        ask(client, email)
+    wait_for_mail()
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(
+            update(_tokens)
+            .where(_tokens.c.email != "gone@example.com")
+            .values(expires_at=now - timedelta(days=8))
+        )
+        conn.execute(
+            update(_tokens)
+            .where(_tokens.c.email == "gone@example.com")
+            .values(expires_at=now - timedelta(days=6))
+        )
+    result = app.test_cli_runner().invoke(args=["tokenauth", "purge"])
+    assert result.exit_code == 0, result.output
+    with engine.begin() as conn:
+        left = conn.execute(select(_tokens.c.email)).scalars().all()
+    assert left == ["gone@example.com"]
+
+
 # -- races (PostgreSQL: real row locks, real concurrent transactions) ---------
 
 
