@@ -84,15 +84,12 @@ def claims(access_token: str) -> dict[str, Any]:
 
 
 def session_column(engine: Engine) -> list[Any]:
-    """``email_verified`` of every session, oldest first."""
+    """``email_verified`` of every session, oldest first (SQLite's 0 and 1
+    as booleans)."""
+    query = text("SELECT email_verified FROM tokenauth_sessions ORDER BY created_at")
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                text(
-                    "SELECT email_verified FROM tokenauth_sessions ORDER BY created_at"
-                )
-            ).scalars()
-        )
+        values = conn.execute(query).scalars()
+        return [None if value is None else bool(value) for value in values]
 
 
 def expire_links(engine: Engine) -> None:
