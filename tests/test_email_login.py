@@ -220,6 +220,34 @@ def test_the_mailbox_is_proved(
     assert verified == [{"user_id": user, "email": EMAIL}]
 
 
+@pytest.mark.parametrize("mode", ["optional", "required"])
+def test_an_unverified_user_signs_in_verified(
+    make_app: Any, config: dict[str, Any], mailbox: Mailbox, mode: str
+) -> None:
+    """With verification on, the sign-in proves the address: the answer and
+    the first access token already say so, and with ``required`` it is a
+    way in for a user whose password login is refused until verified."""
+    app = make_app(**{**config, "TOKENAUTH_EMAIL_VERIFICATION": mode})
+    client = app.test_client()
+    Auth(client).register()
+    client.delete_cookie("refresh_token", path="/api/auth")
+    if mode == "required":
+        assert error(Auth(client).login()) == (403, "EMAIL_NOT_VERIFIED")
+    ask(client)
+    _, code = mailbox.last()
+    response = by_code(client, "", code)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["user"]["emailVerified"] is True
+    claims = jwt.decode(
+        response.get_json()["accessToken"],
+        ACCESS_SECRET,
+        algorithms=["HS256"],
+        options={"verify_aud": False},
+    )
+    assert claims["email_verified"] is True
+    assert Auth(client).login().status_code == 200
+
+
 # -- refused -------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from sqlalchemy import Boolean, Engine, String, update
@@ -16,7 +17,7 @@ from werkzeug.security import generate_password_hash
 from flask_tokenauth import ConfigurationError, TokenAuth, auth_bp, signals
 from flask_tokenauth.userstore import SQLAlchemyUserStore
 
-from .conftest import PASSWORD, base_config
+from .conftest import ACCESS_SECRET, PASSWORD, base_config
 from .test_email_login import CONFIG, Mailbox, ask, by_code, by_link
 
 EMAIL = "ann@example.com"
@@ -125,6 +126,25 @@ def test_a_host_user_signs_in_by_email(
     # The mailbox is proved: recorded in the host's own column.
     assert confirmed(engine, "ann")
     assert client.post("/api/auth/refresh").status_code == 200
+
+
+def test_the_first_token_says_the_address_is_verified(
+    engine: Engine, members: dict[str, int], config: dict[str, Any], mailbox: Mailbox
+) -> None:
+    app = host_app(engine, {**config, "TOKENAUTH_EMAIL_VERIFICATION": "optional"})
+    client = app.test_client()
+    ask(client, EMAIL)
+    _, code = mailbox.last(EMAIL)
+    response = by_code(client, "", code, EMAIL)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["user"]["emailVerified"] is True
+    claims = jwt.decode(
+        response.get_json()["accessToken"],
+        ACCESS_SECRET,
+        algorithms=["HS256"],
+        options={"verify_aud": False},
+    )
+    assert claims["email_verified"] is True
 
 
 def test_a_disabled_user_gets_no_mail_and_the_same_answer(

@@ -204,12 +204,16 @@ def _sign_in(
         with state.db.begin() as conn:
             mark_verified(state, conn, user, spent.email)
         verified_now = spent.email
+        # Read again: the object predates the mark, and the session's
+        # ``email_verified`` claim is read from it.
+        user = store.get(store.sub_of(user)) or user
     with state.db.begin() as conn:
         issued = _start_family(
             state,
             conn,
             store.sub_of(user),
             identity=bound_identity.of_user(state, user),
+            user=user,
         )
     return _SignIn(user, issued, verified_now)
 
