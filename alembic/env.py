@@ -24,6 +24,9 @@ OUR_TABLES = {
     "tokenauth_revocation_events",
     "tokenauth_email_tokens",
     "tokenauth_email_verifications",
+    "tokenauth_totp_secrets",
+    "tokenauth_recovery_codes",
+    "tokenauth_passkeys",
 }
 
 config = context.config

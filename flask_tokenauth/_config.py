@@ -157,6 +157,17 @@ class Settings:
     #: at the first mail (see :func:`._mail_senders.choose`).
     mail_backend: str = "auto"
     mail_sender: Any = None
+    # Second factor and step-up (see "Second factor" in the README).
+    #: ``"optional"`` or ``"required"``.
+    mfa: str = "optional"
+    mfa_pending_expires: timedelta = timedelta(minutes=10)
+    reauthentication_max_age: timedelta = timedelta(minutes=10)
+    totp_enabled: bool = True
+    totp_issuer: str | None = None
+    passkeys_enabled: bool = False
+    webauthn_rp_id: str | None = None
+    webauthn_rp_name: str | None = None
+    webauthn_origins: frozenset[str] = frozenset()
     mail_timeout: timedelta = timedelta(seconds=10)
 
     @classmethod

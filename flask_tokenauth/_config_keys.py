@@ -66,6 +66,7 @@ PREFIX = "TOKENAUTH_"
 
 REVOCATION_MODES = ("auto", "redis", "database", "off")
 EMAIL_VERIFICATION_MODES = ("off", "optional", "required")
+MFA_MODES = ("optional", "required")
 MAIL_BACKENDS = ("auto", "flask-mail", "flask-mailman", "smtp", "log", "callable")
 
 
@@ -342,6 +343,37 @@ KEYS: tuple[Key, ...] = (
         "How long a mail sender waits for the mail server (to connect, then for"
         " each answer) before the mail fails (`mail_failed`); Flask-Mailman's own"
         " `MAIL_TIMEOUT` wins for it."),
+    # Second factor and step-up (see "Second factor" in the README).
+    Key("MFA", "optional", choice(*MFA_MODES),
+        "`optional`: users may enrol a second factor, and those who did must use it"
+        " (`401 MFA_REQUIRED` until they do); `required`: every user must enrol"
+        " before reaching any other view (`403 MFA_ENROLLMENT_REQUIRED`)."),
+    Key("MFA_PENDING_EXPIRES", "10m", parse_duration,
+        "Lifetime of a session that waits for its second factor (a password login"
+        " of a user with a factor)."),
+    Key("REAUTHENTICATION_MAX_AGE", "10m", parse_duration,
+        "How recent the last authentication must be for password change, address"
+        " change, factor removal and recovery-code regeneration"
+        " (`401 REAUTHENTICATION_REQUIRED`)."),
+    Key("TOTP_ENABLED", True, parse_bool,
+        "Authenticator-app codes (TOTP, RFC 6238) and recovery codes; `False`:"
+        " `404 NOT_FOUND` on their endpoints."),
+    Key("TOTP_ISSUER", None, optional(as_str),
+        "The issuer an authenticator app shows next to the account.",
+        shown="the first `TOKENAUTH_SERVICE_NAME`, else the app's name"),
+    Key("PASSKEYS_ENABLED", False, parse_bool,
+        "Passkeys (WebAuthn): sign in without a password, or as a second factor."
+        " Needs `TOKENAUTH_WEBAUTHN_RP_ID` and `TOKENAUTH_WEBAUTHN_ORIGINS`."),
+    Key("WEBAUTHN_RP_ID", None, optional(as_str),
+        "The relying-party id: your site's registrable domain (`example.com`).",
+        shown="unset"),
+    Key("WEBAUTHN_RP_NAME", None, optional(as_str),
+        "The relying-party name authenticators show.",
+        shown="the first `TOKENAUTH_SERVICE_NAME`, else the RP id"),
+    Key("WEBAUTHN_ORIGINS", (), parse_origins,
+        "Origins allowed to run the passkey ceremonies (`https://app.example.com`,"
+        " comma-separated in a string).",
+        shown="none"),
     Key("TOKEN_CACHE_SIZE", 4096, int_range(0, 10_000_000),
         "Verified access tokens each process remembers (about 1.5 KB each), so a token"
         " already seen skips signature checking; `exp` and revocation are still"

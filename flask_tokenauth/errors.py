@@ -143,6 +143,41 @@ class AuthenticationError(TokenAuthError):
         return [("WWW-Authenticate", challenge)]
 
 
+class InsufficientAuthentication(AuthenticationError):
+    """A valid token whose authentication is not enough for the view: RFC
+    9470's ``insufficient_user_authentication``, with its ``max_age`` (a
+    step-up) or ``acr_values`` where they apply."""
+
+    bearer_error = "insufficient_user_authentication"
+
+    def __init__(self, description: str | None = None, *, max_age: int | None = None):
+        super().__init__(description)
+        self.max_age = max_age
+
+    def extra_headers(self) -> list[tuple[str, str]]:
+        headers = super().extra_headers()
+        if self.max_age is not None:
+            name, value = headers[0]
+            headers[0] = (name, f'{value}, max_age="{self.max_age}"')
+        return headers
+
+
+class MfaRequired(InsufficientAuthentication):
+    """The session waits for its second factor (``aal`` 1 of a user who has
+    one), or the view asks for a higher ``aal`` than the token's."""
+
+    error_code = "MFA_REQUIRED"
+    message = "A second factor is required"
+
+
+class ReauthenticationRequired(InsufficientAuthentication):
+    """The view wants a more recent authentication than the token's
+    ``auth_time`` (``@login_required(fresh=...)``): ``/reauthenticate``."""
+
+    error_code = "REAUTHENTICATION_REQUIRED"
+    message = "Please authenticate again"
+
+
 class InvalidCredentials(AuthenticationError):
     error_code = "INVALID_CREDENTIALS"
     message = "Invalid credentials"
@@ -284,6 +319,15 @@ class EmailNotVerified(TokenAuthError):
     code = 403
     error_code = "EMAIL_NOT_VERIFIED"
     message = "Email address not verified"
+
+
+class MfaEnrollmentRequired(TokenAuthError):
+    """``TOKENAUTH_MFA = "required"`` and the user has no second factor yet:
+    only the enrolment endpoints (and views that opt in) answer."""
+
+    code = 403
+    error_code = "MFA_ENROLLMENT_REQUIRED"
+    message = "Set up a second factor to continue"
 
 
 class CrossSiteRequest(TokenAuthError):

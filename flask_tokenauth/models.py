@@ -169,6 +169,15 @@ class Session(Base):
     #: claim of the tokens a refresh issues; set when the session starts and
     #: when the user verifies (``None``: verification is off, or unknown).
     email_verified: Mapped[bool | None] = mapped_column(Boolean)
+    #: How the session was authenticated (see :mod:`flask_tokenauth._assurance`):
+    #: RFC 8176 ``amr`` values, space-separated; the NIST ``aal``; when the
+    #: user last authenticated (``auth_time``, renewed by a step-up); and
+    #: whether it waits for its second factor.  ``None``: a session of
+    #: before 0009 (read as a password login at ``created_at``).
+    amr: Mapped[str | None] = mapped_column(String(64))
+    aal: Mapped[int | None] = mapped_column(Integer)
+    auth_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    mfa_pending: Mapped[bool | None] = mapped_column(Boolean)
 
     def __repr__(self) -> str:
         return f"<Session {self.id} user={self.user_id}>"
@@ -304,6 +313,61 @@ class EmailVerification(Base):
 
     def __repr__(self) -> str:
         return f"<EmailVerification {self.user_id} {self.email!r}>"
+
+
+class TotpSecret(Base):
+    """A user's authenticator-app secret, encrypted at rest."""
+
+    __tablename__ = TABLE_PREFIX + "totp_secrets"
+
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
+    #: The secret, encrypted (see :mod:`flask_tokenauth._totp`).
+    secret: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: ``None`` until a first code confirmed the enrolment.
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The last time step a code was accepted for: never accepted again.
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<TotpSecret user={self.user_id}>"
+
+
+class RecoveryCode(Base):
+    """One single-use recovery code; only its keyed hash is stored."""
+
+    __tablename__ = TABLE_PREFIX + "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<RecoveryCode {self.id} user={self.user_id}>"
+
+
+class Passkey(Base):
+    """A WebAuthn credential of a user (see :mod:`flask_tokenauth._passkeys`)."""
+
+    __tablename__ = TABLE_PREFIX + "passkeys"
+
+    #: The credential id, base64url.
+    id: Mapped[str] = mapped_column(String(1400), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), index=True)
+    public_key: Mapped[str] = mapped_column(String(2048))
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(64))
+    aaguid: Mapped[str | None] = mapped_column(String(36))
+    transports: Mapped[str | None] = mapped_column(String(255))
+    #: Synced (backed up) credential: ``amr`` ``swk``; else ``hwk``.
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<Passkey {self.id[:12]} user={self.user_id}>"
 
 
 def _log_user_deletions() -> None:

@@ -92,3 +92,27 @@ mail_sent = _signals.signal("tokenauth.mail-sent")
 #: A mail could not be sent (logged too; never shown to the client).
 #: ``template``, ``to``, ``error`` (the exception).
 mail_failed = _signals.signal("tokenauth.mail-failed")
+
+# -- Second factor and step-up (see "Second factor" in the README).
+
+#: A session was upgraded by a second factor. ``user_id``, ``session_id``,
+#: ``method`` (``"totp"``, ``"recovery-code"``, ``"passkey"``).
+mfa_verified = _signals.signal("tokenauth.mfa-verified")
+#: A second-factor code or assertion was refused. ``user_id``, ``method``.
+mfa_failed = _signals.signal("tokenauth.mfa-failed")
+#: TOTP was enrolled (confirmed) or removed. ``user_id``.
+totp_enrolled = _signals.signal("tokenauth.totp-enrolled")
+totp_removed = _signals.signal("tokenauth.totp-removed")
+#: A recovery code was used. ``user_id``, ``remaining``.
+recovery_code_used = _signals.signal("tokenauth.recovery-code-used")
+#: Recovery codes were (re)generated. ``user_id``.
+recovery_codes_generated = _signals.signal("tokenauth.recovery-codes-generated")
+#: A passkey was registered, renamed or removed. ``user_id``, ``passkey_id``.
+passkey_registered = _signals.signal("tokenauth.passkey-registered")
+passkey_renamed = _signals.signal("tokenauth.passkey-renamed")
+passkey_removed = _signals.signal("tokenauth.passkey-removed")
+#: A session's ``auth_time`` was renewed by ``/reauthenticate``.
+#: ``user_id``, ``session_id``, ``method``.
+reauthenticated = _signals.signal("tokenauth.reauthenticated")
+#: Support staff removed every factor of a user (CLI). ``user_id``.
+mfa_reset = _signals.signal("tokenauth.mfa-reset")

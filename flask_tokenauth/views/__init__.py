@@ -33,8 +33,12 @@ from . import (
     client,
     email_login,
     keys,
+    mfa,
+    passkeys,
     password_reset,
+    reauth,
     sessions,
+    totp,
     verify_email,
 )
 from ._common import ALL_METHODS, BLUEPRINT_NAME
@@ -58,7 +62,9 @@ auth_bp = AuthBlueprint(
 auth_bp.url_value_preprocessor(exempt_from_csrf)  # Flask-WTF's CSRFProtect
 
 
-_ROUTES: tuple[tuple[str, Any], ...] = (
+#: ``(rule, view)``, endpoint the view's name; or ``(rule, view, endpoint)``
+#: where names would clash (every flow has a ``verify``).
+_ROUTES: tuple[tuple[str, Any] | tuple[str, Any, str], ...] = (
     ("/register", auth.register),
     ("/login", auth.login),
     ("/refresh", auth.refresh),
@@ -69,21 +75,46 @@ _ROUTES: tuple[tuple[str, Any], ...] = (
     ("/logout-all", sessions.logout_all),
     ("/password", sessions.change_password),
     # The mail flows (see "Account lifecycle" in the README).
-    ("/verify-email", verify_email.verify_email),
-    ("/verify-email/resend", verify_email.resend),
-    ("/forgot-password", password_reset.forgot_password),
-    ("/reset-password", password_reset.reset_password),
-    ("/change-email", change_email.request_change),
-    ("/change-email/confirm", change_email.confirm),
-    ("/change-email/cancel", change_email.cancel),
-    ("/email-login", email_login.request_login),
-    ("/email-login/verify", email_login.verify),
+    ("/verify-email", verify_email.verify_email, "verify_email"),
+    ("/verify-email/resend", verify_email.resend, "verify_email_resend"),
+    ("/forgot-password", password_reset.forgot_password, "forgot_password"),
+    ("/reset-password", password_reset.reset_password, "reset_password"),
+    ("/change-email", change_email.request_change, "change_email"),
+    ("/change-email/confirm", change_email.confirm, "change_email_confirm"),
+    ("/change-email/cancel", change_email.cancel, "change_email_cancel"),
+    ("/email-login", email_login.request_login, "email_login"),
+    ("/email-login/verify", email_login.verify, "email_login_verify"),
+    # The second factor and step-up (see "Second factor" in the README).
+    ("/mfa", mfa.status, "mfa"),
+    ("/mfa/verify", mfa.verify, "mfa_verify"),
+    ("/mfa/recovery-codes", mfa.recovery_codes, "mfa_recovery_codes"),
+    ("/mfa/totp", totp.remove, "mfa_totp"),
+    ("/mfa/totp/enroll", totp.enroll, "mfa_totp_enroll"),
+    ("/mfa/totp/confirm", totp.confirm, "mfa_totp_confirm"),
+    ("/passkeys", passkeys.list_passkeys, "passkeys"),
+    ("/passkeys/<passkey_id>", passkeys.passkey, "passkeys_one"),
+    (
+        "/passkeys/register/options",
+        passkeys.register_options,
+        "passkeys_register_options",
+    ),
+    ("/passkeys/register", passkeys.register, "passkeys_register"),
+    ("/passkeys/login/options", passkeys.login_options, "passkeys_login_options"),
+    ("/passkeys/login", passkeys.login, "passkeys_login"),
+    ("/passkeys/verify/options", passkeys.verify_options, "passkeys_verify_options"),
+    ("/passkeys/verify", passkeys.verify, "passkeys_verify"),
+    ("/reauthenticate", reauth.reauthenticate, "reauthenticate"),
     ("/client.js", client.client_js),
     ("/client.d.ts", client.client_types),
 )
-for _rule, _view in _ROUTES:
-    auth_bp.add_url_rule(_rule, view_func=_view, methods=ALL_METHODS)
-_VIEWS = frozenset({*(view for _, view in _ROUTES), keys.jwks})
+for _route in _ROUTES:
+    auth_bp.add_url_rule(
+        _route[0],
+        _route[2] if len(_route) == 3 else None,
+        view_func=_route[1],
+        methods=ALL_METHODS,
+    )
+_VIEWS = frozenset({*(route[1] for route in _ROUTES), keys.jwks})
 
 
 @auth_bp.record

@@ -1,0 +1,19 @@
+"""Skeleton of the second factor (issue 18): replaced by its owner."""
+
+from __future__ import annotations
+
+from flask import Response
+
+from ..errors import NotFound
+
+
+def status() -> Response:
+    raise NotFound()
+
+
+def verify() -> Response:
+    raise NotFound()
+
+
+def recovery_codes() -> Response:
+    raise NotFound()
