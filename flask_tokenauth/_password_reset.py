@@ -99,10 +99,11 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
     user.
 
     The order is the point.  Everything is one transaction of ours, in
-    which the token is spent with the change.  A store whose users are ours
-    (the built-in one) writes the password in it too: any failure leaves
-    nothing changed and the link still good.  A host store commits the
-    password on its own, so it is written before our first write (SQLite
+    which the token is spent with the change.  A store whose users are in
+    our database (the built-in one, a host model on our engine) writes the
+    password in it too: any failure leaves nothing changed and the link
+    still good.  A host model elsewhere is committed by the host's session
+    on its own, so the password is written before our first write (SQLite
     allows one writer: a write of ours first would lock the host out), with
     the token's row held (``FOR UPDATE`` on PostgreSQL) so that a second
     request with the same link waits, then finds it spent, rather than
