@@ -610,10 +610,15 @@ def test_the_cli_prints_a_working_link(
     ("email", "message"),
     [
         ("nobody@example.com", "No user with the address nobody@example.com"),
-        ("not an address", "Invalid value"),
+        ("disabled@example.com", "is disabled"),
+        ("not an address", "Invalid email address"),
     ],
 )
-def test_the_cli_refuses_what_has_no_link(app: Flask, email: str, message: str) -> None:
+def test_the_cli_refuses_what_has_no_link(
+    app: Flask, auth: Auth, store: DisablingStore, email: str, message: str
+) -> None:
+    auth.register("disabled@example.com")
+    store.disabled.add("disabled@example.com")
     result = app.test_cli_runner().invoke(
         args=["tokenauth", "users", "reset-link", email]
     )

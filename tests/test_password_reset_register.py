@@ -17,12 +17,14 @@ from flask_tokenauth.models import User
 from flask_tokenauth.testing import wait_for_mail
 
 from .conftest import PASSWORD, Auth, base_config
+from .smtp import token_in
 from .test_password_reset import Mailbox, flow_config, mailbox
 
 __all__ = ["flow_config", "mailbox"]
 
 OTHER_PASSWORD = "someone else's passphrase"
 TAKEN_SUBJECT = "You already have an account"
+VERIFY_SUBJECT = "Verify your email address"
 
 
 def make(engine: Engine, **config: Any) -> Flask:
@@ -155,3 +157,28 @@ def test_a_registration_counts_against_the_clients_mail_limit(
     auth = Auth(app.test_client())
     statuses = [auth.register(f"u{n}@example.com").status_code for n in range(3)]
     assert statuses == [202, 202, 429]
+
+
+@pytest.mark.parametrize("mode", ["optional", "required"])
+def test_with_verification_the_new_account_gets_its_link(
+    engine: Engine, mailbox: Mailbox, safe: dict[str, Any], mode: str
+) -> None:
+    app = make(engine, **safe, TOKENAUTH_EMAIL_VERIFICATION=mode)
+    owner = Auth(app.test_client())
+    assert owner.register("owner@example.com").status_code == 202
+    mailbox.clear()
+    taken = Auth(app.test_client()).register("owner@example.com", OTHER_PASSWORD)
+    new = Auth(app.test_client()).register("new@example.com", OTHER_PASSWORD)
+    assert taken.status_code == new.status_code == 202
+    assert taken.data == new.data
+    assert sorted(taken.headers.items()) == sorted(new.headers.items())
+    assert [m["Subject"] for m in mailbox.to("owner@example.com")] == [TAKEN_SUBJECT]
+    link = mailbox.to("new@example.com")
+    assert [m["Subject"] for m in link] == [VERIFY_SUBJECT]
+    login = owner.login("new@example.com", OTHER_PASSWORD)
+    assert login.status_code == (403 if mode == "required" else 200)
+    verified = app.test_client().post(
+        "/api/auth/verify-email", json={"token": token_in(link[0])}
+    )
+    assert verified.status_code == 200, verified.text
+    assert owner.login("new@example.com", OTHER_PASSWORD).status_code == 200

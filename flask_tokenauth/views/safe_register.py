@@ -22,6 +22,7 @@ from flask import Response, current_app
 from sqlalchemy.exc import IntegrityError
 
 from .. import _outbox, signals
+from .. import _verification as verification
 from .._mail import send_mail
 from .._ratelimit import MAIL, check, mail_allowed
 from .._state import TokenAuthState
@@ -54,8 +55,9 @@ def register(state: TokenAuthState, login: str, password: str) -> Response:
 def create_or_mail(
     state: TokenAuthState, login: str, password: str, allowed: bool
 ) -> None:
-    """After the response: create the account, or mail the owner of the
-    login that it has one (``registration_taken``), if ``allowed`` by the
+    """After the response: create the account (and mail its verification
+    link while verification is on), or mail the owner of the login that it
+    has one (``registration_taken``); a mail only if ``allowed`` by the
     per-address limit.  A concurrent registration that wins the race is a
     taken login too."""
     store = state.user_store
@@ -64,6 +66,8 @@ def create_or_mail(
         try:
             with state.db.begin() as conn:
                 user = store.create(login, password, conn)
+                # The verification link, as /register mails it (see there).
+                link = verification.link_for_new_user(state, conn, user)
         except (IntegrityError, EmailTaken):
             user = store.find_by_login(login)
         else:
@@ -71,6 +75,8 @@ def create_or_mail(
             signals.user_registered.send(
                 _app(), user_id=store.user_id(store.sub_of(user)), **named
             )
+            if link is not None and allowed:
+                verification.mail_link(state, user, *link)
             return
         if user is None:  # created and deleted in between: nothing to tell
             return
