@@ -624,3 +624,57 @@ def test_the_cli_refuses_what_has_no_link(
     )
     assert result.exit_code != 0
     assert message in result.output
+
+
+# -- A mail server that refuses or never answers ------------------------------
+
+
+@pytest.mark.parametrize("mode", ["refuse-rcpt", "refuse-data", "hang"])
+def test_a_failing_mail_server_changes_no_answer(
+    engine: Engine,
+    store: DisablingStore,
+    flow_config: dict[str, Any],
+    smtp_server: Any,
+    mailbox: Mailbox,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+) -> None:
+    """``/forgot-password`` answers as always, the link that could not be
+    mailed is stored and simply expires unused (it cannot be spent by anyone
+    without it), ``/reset-password`` completes although its notice is lost;
+    each lost mail is logged and signalled, without its link."""
+    # A short timeout for the silent server (one on loopback answers at once).
+    app = flow_app(engine, store, **flow_config, TOKENAUTH_MAIL_TIMEOUT="2")
+    client = app.test_client()
+    Auth(client).register("ada@example.com")
+    token = mailed_token(client, mailbox, "ada@example.com")
+    smtp_server.set_mode(mode)
+    failed: list[dict[str, Any]] = []
+    with signals.mail_failed.connected_to(lambda _, **kw: failed.append(kw), app):
+        asked = forgot(client, "ada@example.com")
+        assert asked.status_code == 202
+        assert forgot(client, "nobody@example.com").data == asked.data
+        done = reset(client, token)
+        assert done.status_code == 200, done.text
+        wait_for_mail(app)
+    assert sorted(f["template"] for f in failed) == [
+        "password_changed_notice",
+        "reset_password",
+    ]
+    assert all(f["to"] == "ada@example.com" for f in failed)
+    assert token.split(".")[1] not in caplog.text
+    with engine.connect() as conn:
+        spent = conn.execute(
+            select(linktokens._tokens.c.used_at).order_by(
+                linktokens._tokens.c.created_at
+            )
+        ).scalars()
+        # The mailed link spent by the reset, the lost one with it (the
+        # reset ends every reset link of the user).
+        assert all(used is not None for used in spent)
+    smtp_server.set_mode("accept")
+    assert auth_login(app, NEW_PASSWORD) == 200
+
+
+def auth_login(app: Flask, password: str) -> int:
+    return Auth(app.test_client()).login("ada@example.com", password).status_code
