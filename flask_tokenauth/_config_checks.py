@@ -200,6 +200,17 @@ def jwks_max_age(r: Reading) -> None:
         )
 
 
+def mfa_required_needs_a_factor(r: Reading) -> None:
+    """``TOKENAUTH_MFA = "required"`` with every kind of factor off: no
+    user could ever enrol, and every session would stay enrolment-only."""
+    v = r.values
+    if v["mfa"] == "required" and not (v["totp_enabled"] or v["passkeys_enabled"]):
+        raise ConfigurationError(
+            "TOKENAUTH_MFA='required' needs a second factor users can enrol:"
+            " set TOKENAUTH_TOTP_ENABLED=True or TOKENAUTH_PASSKEYS_ENABLED=True."
+        )
+
+
 #: Run in this order, after every key was parsed on its own.
 CHECKS: tuple[Callable[[Reading], None], ...] = (
     signing_keys,
@@ -211,5 +222,6 @@ CHECKS: tuple[Callable[[Reading], None], ...] = (
     revocation_mode,
     ratelimit_storage,
     jwks_max_age,
+    mfa_required_needs_a_factor,
     *LIFECYCLE_CHECKS,
 )

@@ -6,18 +6,24 @@ Over HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
-from flask_tokenauth.models import Session
+from flask_tokenauth import login_user
+from flask_tokenauth._assurance import HWK, USER, start_session
+from flask_tokenauth._db import as_utc
+from flask_tokenauth._state import get_state
+from flask_tokenauth.models import RefreshToken, Session
 
 from .assurance_helpers import ORDINARY, add_views, claims_of, get, give_totp
-from .conftest import Auth, bearer
+from .conftest import PASSWORD, Auth, bearer
 
 
 @pytest.fixture
@@ -186,3 +192,196 @@ def test_refresh_keeps_the_level(
         assert "mfa_state" not in claims
         assert get(client, "/api/aal2", token).status_code == 200
     assert claims_of(pending)["sid"] == claims["sid"]
+
+
+def test_pending_session_is_short_lived(make_app: Any, engine: Engine) -> None:
+    app = add_views(make_app(TOKENAUTH_MFA_PENDING_EXPIRES="3m"))
+    client = app.test_client()
+    auth = Auth(client)
+    token = signed_in_with_factor(auth, engine)["accessToken"]
+    sid = claims_of(token)["sid"]
+    row = session_row(engine, sid)
+    lifetime = as_utc(row.expires_at) - as_utc(row.created_at)
+    assert lifetime == timedelta(minutes=3)
+    cookie = auth.login().headers["Set-Cookie"]
+    max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
+    assert 170 <= max_age <= 180, cookie
+    # Its refresh token dies with it: move the session's end into the past.
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    with engine.begin() as conn:
+        conn.execute(
+            update(Session.__table__)
+            .where(Session.__table__.c.id == sid)
+            .values(expires_at=past)
+        )
+        conn.execute(
+            update(RefreshToken.__table__)
+            .where(RefreshToken.__table__.c.family_id == sid)
+            .values(expires_at=past, family_expires_at=past)
+        )
+    # The access token is still a valid JWT, but the session it names has
+    # ended: the factor cannot upgrade it.
+    late = client.post("/api/factor-done", headers=bearer(token))
+    assert late.status_code == 401
+    assert late.json["code"] == "TOKEN_REVOKED"
+
+
+def test_upgrade_gives_the_full_lifetime(
+    auth: Auth, client: FlaskClient, engine: Engine
+) -> None:
+    token = signed_in_with_factor(auth, engine)["accessToken"]
+    sid = claims_of(token)["sid"]
+    assert client.post("/api/factor-done", headers=bearer(token)).status_code == 200
+    row = session_row(engine, sid)
+    assert as_utc(row.expires_at) - as_utc(row.created_at) == timedelta(days=7)
+    assert row.mfa_state is None and row.aal == 2 and row.amr == "pwd otp mfa"
+    # One spendable token in the session: the one just issued.
+    with engine.begin() as conn:
+        live = conn.execute(
+            select(RefreshToken.__table__).where(
+                RefreshToken.__table__.c.family_id == sid,
+                RefreshToken.__table__.c.used_at.is_(None),
+                RefreshToken.__table__.c.revoked_at.is_(None),
+            )
+        ).all()
+    assert len(live) == 1
+
+
+def test_session_of_before_0009_reads_as_a_password_login(
+    auth: Auth, engine: Engine
+) -> None:
+    sid = claims_of(auth.register().json["accessToken"])["sid"]
+    created = datetime.now(timezone.utc) - timedelta(hours=3)
+    with engine.begin() as conn:
+        conn.execute(
+            update(Session.__table__)
+            .where(Session.__table__.c.id == sid)
+            .values(
+                amr=None, aal=None, auth_time=None, mfa_state=None, created_at=created
+            )
+        )
+    claims = claims_of(auth.refresh().json["accessToken"])
+    assert claims["amr"] == ["pwd"] and claims["aal"] == 1
+    assert claims["auth_time"] == int(created.timestamp())
+    assert "mfa_state" not in claims
+
+
+@pytest.mark.parametrize("claim", ["amr", "aal", "auth_time", "mfa_state"])
+def test_an_apps_claims_cannot_set_the_level(make_app: Any, claim: str) -> None:
+    app = make_app()
+    value = {"amr": ["hwk"], "aal": 3, "auth_time": 2**31, "mfa_state": None}[claim]
+    app.extensions["tokenauth"].access_tokens = type(
+        app.extensions["tokenauth"].access_tokens
+    )(app.extensions["tokenauth"].settings, lambda sub: {claim: value})
+    with pytest.raises(ValueError, match="reserved"):
+        Auth(app.test_client()).register()
+
+
+def test_login_user_says_how_the_app_authenticated(
+    make_app: Any, engine: Engine
+) -> None:
+    app = add_views(make_app())
+
+    @app.post("/sso")
+    def sso() -> Any:
+        body = request.get_json()
+        if body.get("mfa"):
+            return {
+                "accessToken": login_user(body["id"], amr=["pwd", "otp", "mfa"], aal=2)
+            }
+        return {"accessToken": login_user(body["id"])}
+
+    client = app.test_client()
+    auth = Auth(client)
+    user_id = auth.register().json["user"]["id"]
+    plain = claims_of(client.post("/sso", json={"id": user_id}).json["accessToken"])
+    assert plain["amr"] == ["pwd"] and plain["aal"] == 1 and "mfa_state" not in plain
+    give_totp(engine, str(user_id))
+    # A user with a factor: the app's one-factor login waits for it...
+    pending = client.post("/sso", json={"id": user_id}).json["accessToken"]
+    assert claims_of(pending)["mfa_state"] == "pending"
+    assert get(client, "/api/me", pending).json["code"] == "MFA_REQUIRED"
+    # ...unless the app vouches for the second factor itself.
+    both = client.post("/sso", json={"id": user_id, "mfa": True}).json["accessToken"]
+    assert claims_of(both)["aal"] == 2
+    assert get(client, "/api/aal2", both).status_code == 200
+    # Its refresh cookie carries the level.
+    claims = claims_of(auth.refresh().json["accessToken"])
+    assert claims["aal"] == 2 and claims["amr"] == ["pwd", "otp", "mfa"]
+
+
+def test_passkey_sign_in_starts_an_aal2_session(make_app: Any, engine: Engine) -> None:
+    app = add_views(make_app())
+
+    @app.post("/passkey-done/<int:user_id>")
+    def passkey_done(user_id: int) -> Any:
+        # What /passkeys/login does once the assertion is verified.
+        state = get_state()
+        return start_session(state, state.user_store.get(str(user_id)), [HWK, USER])
+
+    client = app.test_client()
+    auth = Auth(client)
+    user_id = auth.register().json["user"]["id"]
+    give_totp(engine, str(user_id))  # a factor: still no pending session
+    response = client.post(f"/passkey-done/{user_id}")
+    assert response.status_code == 200
+    claims = claims_of(response.json["accessToken"])
+    assert claims["amr"] == ["hwk", "user"] and claims["aal"] == 2
+    assert "mfa_state" not in claims
+    assert get(client, "/api/aal2", response.json["accessToken"]).status_code == 200
+    assert claims_of(auth.refresh().json["accessToken"])["amr"] == ["hwk", "user"]
+
+
+def test_password_change_keeps_the_level(
+    auth: Auth, client: FlaskClient, engine: Engine
+) -> None:
+    pending = signed_in_with_factor(auth, engine)["accessToken"]
+    upgraded = client.post("/api/factor-done", headers=bearer(pending)).json
+    before = claims_of(upgraded["accessToken"])
+    response = client.post(
+        "/api/auth/password",
+        headers=bearer(upgraded["accessToken"]),
+        json={"currentPassword": PASSWORD, "newPassword": "another fine passphrase"},
+    )
+    assert response.status_code == 200, response.json
+    claims = claims_of(response.json["accessToken"])
+    assert claims["sid"] != before["sid"]  # a new session...
+    assert claims["aal"] == 2 and claims["amr"] == before["amr"]  # ...as strong
+    assert "mfa_state" not in claims
+    assert claims["auth_time"] >= before["auth_time"]
+    assert claims_of(auth.refresh().json["accessToken"])["aal"] == 2
+
+
+@pytest.mark.postgresql
+def test_concurrent_upgrades_leave_one_live_token(
+    app: Flask, auth: Auth, engine: Engine
+) -> None:
+    token = signed_in_with_factor(auth, engine)["accessToken"]
+    sid = claims_of(token)["sid"]
+    barrier = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def upgrade() -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(
+            client.post("/api/factor-done", headers=bearer(token)).status_code
+        )
+
+    threads = [threading.Thread(target=upgrade) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 4
+    with engine.begin() as conn:
+        live = conn.execute(
+            select(RefreshToken.__table__).where(
+                RefreshToken.__table__.c.family_id == sid,
+                RefreshToken.__table__.c.used_at.is_(None),
+                RefreshToken.__table__.c.revoked_at.is_(None),
+            )
+        ).all()
+    assert len(live) == 1
+    row = session_row(engine, sid)
+    assert row.aal == 2 and row.amr == "pwd otp mfa" and row.mfa_state is None
