@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from flask import Response, current_app, request
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, update
 
 from . import _identity as bound_identity
 from ._authlevel import EMAIL as EMAIL
@@ -32,14 +32,17 @@ from ._authlevel import Assurance as Assurance
 from ._authlevel import has_second_factor as has_second_factor
 from ._authlevel import merged, now_seconds, of_row
 from ._config import Settings
+from ._db import as_utc
+from ._refresh import IssuedToken, spendable
 from ._session_start import session_response, start_family
 from ._state import TokenAuthState
 from ._step_up import require_aal as require_aal
 from ._step_up import require_fresh as require_fresh
 from .errors import TokenRevoked
-from .models import Session
+from .models import RefreshToken, Session
 
 _sessions = cast(Table, Session.__table__)
+_tokens = cast(Table, RefreshToken.__table__)
 #: The module of the blueprint's ``/refresh`` view.
 _REFRESH_MODULE = __package__ + ".views.auth"
 
@@ -116,20 +119,40 @@ def complete_factor(
             raise TokenRevoked()
         level = of_row(row.amr, row.aal, row.auth_time, row.mfa_state, row.created_at)
         level = level.upgraded(methods, aal, int(now.timestamp()))
-        started_at = row.created_at
-        if started_at.tzinfo is None:
-            started_at = started_at.replace(tzinfo=timezone.utc)
-        issued = state.refresh_tokens.reissue(
-            conn,
-            sub,
-            family_id,
-            now,
-            started_at,
-            identity=row.user_identity,
-            email_verified=row.email_verified,
-            assurance=level,
-        )
+        issued = _reissue(state, conn, row, level, now)
     return session_response(state, user, 200, issued, _cookie_settings(state))
+
+
+def _reissue(
+    state: TokenAuthState, conn: Any, row: Any, level: Assurance, now: datetime
+) -> IssuedToken:
+    """Write session ``row``'s new ``level`` (the caller has locked the
+    row) and replace its live refresh tokens with one new token.  The
+    session ends the configured lifetime after its start (a pending one had
+    a short life).  The old tokens are revoked, not spent: one presented
+    later is refused without counting as reuse (which would end the
+    session)."""
+    expires_at = as_utc(row.created_at) + state.settings.refresh_expires
+    conn.execute(
+        update(_tokens)
+        .where(_tokens.c.family_id == row.id, spendable(_tokens, now))
+        .values(revoked_at=now)
+    )
+    conn.execute(
+        update(_sessions)
+        .where(_sessions.c.id == row.id)
+        .values(expires_at=expires_at, last_used_at=now, **level.row())
+    )
+    return state.refresh_tokens.insert_token(
+        conn,
+        row.user_id,
+        row.id,
+        expires_at,
+        now,
+        identity=row.user_identity,
+        email_verified=row.email_verified,
+        assurance=level,
+    )
 
 
 def _cookie_settings(state: TokenAuthState) -> Settings:

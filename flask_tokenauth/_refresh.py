@@ -122,7 +122,7 @@ class RefreshTokens:
         stores, so a database dump alone cannot be replayed."""
         return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
 
-    def _insert(
+    def insert_token(
         self,
         conn: Connection,
         user_id: str,
@@ -134,6 +134,8 @@ class RefreshTokens:
         email_verified: bool | None = None,
         assurance: Assurance | None = None,
     ) -> IssuedToken:
+        """Insert a new token of session ``family_id``, in the caller's
+        transaction (a login, a rotation, a session's new level)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires_at = family_expires_at
         if self._idle_timeout is not None:
@@ -197,49 +199,7 @@ class RefreshTokens:
                 **assurance.row(),
             )
         )
-        return self._insert(
-            conn,
-            user_id,
-            family_id,
-            expires_at,
-            now,
-            None,
-            identity,
-            email_verified,
-            assurance,
-        )
-
-    def reissue(
-        self,
-        conn: Connection,
-        user_id: str,
-        family_id: str,
-        now: datetime,
-        started_at: datetime,
-        *,
-        identity: str | None,
-        email_verified: bool | None,
-        assurance: Assurance,
-    ) -> IssuedToken:
-        """Replace the live tokens of session ``family_id`` (the caller has
-        locked its row) with one new token, and write its new level: a
-        session whose level changed (see :mod:`._assurance`).  It ends the
-        configured lifetime after ``started_at`` (a session that waited
-        for its second factor had a short one).  The old tokens are
-        revoked, not spent: one presented later is refused, without
-        counting as reuse."""
-        conn.execute(
-            update(_tokens)
-            .where(_tokens.c.family_id == family_id, spendable(_tokens, now))
-            .values(revoked_at=now)
-        )
-        expires_at = started_at + self._lifetime
-        conn.execute(
-            update(_sessions)
-            .where(_sessions.c.id == family_id)
-            .values(expires_at=expires_at, last_used_at=now, **assurance.row())
-        )
-        return self._insert(
+        return self.insert_token(
             conn,
             user_id,
             family_id,
@@ -319,7 +279,7 @@ class RefreshTokens:
             session.mfa_state,
             session.created_at,
         )
-        issued = self._insert(
+        issued = self.insert_token(
             conn,
             row.user_id,
             row.family_id,
