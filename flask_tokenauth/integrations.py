@@ -27,7 +27,7 @@ from flask import request as current_request
 from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 
-from .errors import AuthenticationError
+from .errors import AuthenticationError, MfaEnrollmentRequired
 from .globals import _get_user, authenticate
 
 #: Request environ flag: Flask-Login's user of this request came from an
@@ -95,12 +95,14 @@ def init_flask_login(app: Flask, login_manager: Any = None) -> None:
 
 
 def _token_user() -> Any:
-    """The token's user, or ``None`` for a token we refuse.  An outage (503)
-    is raised, not mistaken for "nobody"."""
+    """The token's user, or ``None`` for a token we refuse (a session
+    waiting for its second factor or for the user's enrolment too: not
+    signed in, for Flask-Login).  An outage (503) is raised, not mistaken
+    for "nobody"."""
     try:
         authenticate()
         user = _get_user()
-    except AuthenticationError:
+    except (AuthenticationError, MfaEnrollmentRequired):
         return None
     current_request.environ[_FROM_TOKEN] = True
     return user

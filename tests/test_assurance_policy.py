@@ -28,6 +28,7 @@ from flask_tokenauth.models import RevocationEvent
 from flask_tokenauth.testing import start_session
 
 from .assurance_helpers import ORDINARY, add_views, claims_of, get, give_totp
+from .coexist_app import create_app as create_host_app
 from .conftest import Auth, base_config, bearer
 from .test_refresh_round_trips import WireLog, counted_refresh
 
@@ -195,3 +196,24 @@ def test_an_upgraded_session_refreshes_in_one_round_trip(
         assert claims["aal"] == 2 and claims["amr"] == ["pwd", "otp", "mfa"]
     finally:
         counted.dispose()
+
+
+@pytest.mark.parametrize("policy", ["optional", "required"])
+def test_flask_login_sees_no_user_in_a_restricted_token(
+    engine: Engine, policy: str
+) -> None:
+    """Through ``init_flask_login``, a pending or enrolment-only token is
+    nobody (Flask-Login redirects to its login page), not an error."""
+    app = create_host_app(engine, TOKENAUTH_MFA=policy)
+    client = app.test_client()
+    auth = Auth(client)
+    give_totp(engine, claims_of(auth.register().json["accessToken"])["sub"])
+    if policy == "required":  # a second user, with no factor
+        auth = Auth(app.test_client())
+        token = auth.register("second@example.com").json["accessToken"]
+        assert claims_of(token)["mfa_state"] == "enroll"
+    else:
+        token = auth.login().json["accessToken"]
+        assert claims_of(token)["mfa_state"] == "pending"
+    response = client.get("/api/flask-login-protected", headers=bearer(token))
+    assert response.status_code == 302
