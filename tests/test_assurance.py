@@ -17,9 +17,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, select, update
 
 from flask_tokenauth import login_user
-from flask_tokenauth._assurance import HWK, USER, start_session
+from flask_tokenauth._assurance import HWK, OTP, USER, complete_factor, start_session
 from flask_tokenauth._db import as_utc
 from flask_tokenauth._state import get_state
+from flask_tokenauth.errors import TokenAuthError
 from flask_tokenauth.models import RefreshToken, Session
 
 from .assurance_helpers import ORDINARY, add_views, claims_of, get, give_totp
@@ -385,3 +386,30 @@ def test_concurrent_upgrades_leave_one_live_token(
     assert len(live) == 1
     row = session_row(engine, sid)
     assert row.aal == 2 and row.amr == "pwd otp mfa" and row.mfa_state is None
+
+
+def test_a_factor_cannot_upgrade_another_users_session(
+    app: Flask, auth: Auth, engine: Engine
+) -> None:
+    """``complete_factor`` upgrades the session only for its own user: a
+    factor view handed another user's ``sid`` (a bug of a custom factor
+    view) answers ``401`` and changes nothing."""
+    victim = signed_in_with_factor(auth, engine)["accessToken"]
+    sid = claims_of(victim)["sid"]
+    other = Auth(app.test_client()).register("other@example.com").json["user"]
+    with app.test_request_context("/api/auth/mfa/verify", method="POST"):
+        state = get_state()
+        response = complete_factor_or_error(
+            state, state.user_store.get(str(other["id"])), sid
+        )
+    assert response.status_code == 401
+    assert response.json["code"] == "TOKEN_REVOKED"
+    row = session_row(engine, sid)
+    assert row.mfa_state == "pending" and row.aal == 1
+
+
+def complete_factor_or_error(state: Any, user: Any, sid: str) -> Any:
+    try:
+        return complete_factor(state, user, sid, [OTP], aal=2)
+    except TokenAuthError as error:
+        return error.get_response()
