@@ -178,6 +178,17 @@ class ReauthenticationRequired(InsufficientAuthentication):
     message = "Please authenticate again"
 
 
+class PasskeyInvalid(AuthenticationError):
+    """A passkey assertion (``/passkeys/login``, ``/passkeys/verify``) was
+    not accepted: an unknown credential or another user's, a signature,
+    origin or relying party that does not verify, no user verification
+    where required, or a sign counter gone back (a cloned authenticator).
+    One code for all: which check failed is logged and signalled, not told."""
+
+    error_code = "PASSKEY_INVALID"
+    message = "Passkey not accepted"
+
+
 class InvalidCredentials(AuthenticationError):
     error_code = "INVALID_CREDENTIALS"
     message = "Invalid credentials"
@@ -301,6 +312,25 @@ class CodeInvalid(TokenAuthError):
 # -- other 4xx -----------------------------------------------------------------
 
 
+class PasskeyChallengeInvalid(TokenAuthError):
+    """The passkey ceremony's challenge is unknown, spent, expired, or not
+    this session's (or this browser's): ask for new options and start
+    again."""
+
+    code = 400
+    error_code = "PASSKEY_CHALLENGE_INVALID"
+    message = "Passkey challenge expired or already used; start again"
+
+
+class PasskeyRejected(TokenAuthError):
+    """A passkey registration (``/passkeys/register``) that does not verify,
+    or of a credential already registered."""
+
+    code = 400
+    error_code = "PASSKEY_REJECTED"
+    message = "Passkey registration not accepted"
+
+
 class WrongPassword(TokenAuthError):
     """The current password given to change it is wrong (403, not 401: the
     access token is fine, and a 401 would make clients refresh)."""
@@ -340,6 +370,13 @@ class NotFound(TokenAuthError):
     code = 404
     error_code = "NOT_FOUND"
     message = "Not found"
+
+
+class PasskeyNotFound(NotFound):
+    """No passkey of the caller has this id (or the caller has none)."""
+
+    error_code = "PASSKEY_NOT_FOUND"
+    message = "Passkey not found"
 
 
 class MethodNotAllowed(TokenAuthError):
