@@ -17,8 +17,11 @@ from .models import Passkey
 
 _passkeys = cast(Table, Passkey.__table__)
 
-#: The longest name a passkey may have (the column's length).
+#: The longest name a passkey may have, and the longest credential id and
+#: public key (base64url) stored: the columns' lengths.
 MAX_NAME_LENGTH = 64
+MAX_ID_LENGTH = 1400
+MAX_KEY_LENGTH = 2048
 
 
 @dataclass(frozen=True)

@@ -180,20 +180,30 @@ def register(
         # All caused by what the client sent: a refusal, never a 500.
         logger.info("tokenauth: passkey registration refused: %s", e)
         raise PasskeyRejected() from None
+    credential_id = b64url(verified.credential_id)
+    public_key = b64url(verified.credential_public_key)
+    # WebAuthn allows ids of up to 1023 bytes; keys this long are none we
+    # verify (RSA 4096 is ~720 characters): refused, not a database error.
+    if len(credential_id) > rows.MAX_ID_LENGTH or len(public_key) > rows.MAX_KEY_LENGTH:
+        raise PasskeyRejected()
     response = credential.get("response")
     transports = response.get("transports") if isinstance(response, dict) else None
+    if not isinstance(transports, list):
+        transports = []
     with state.db.begin() as conn:
         existing = rows.of_user(conn, sub)
         handle = existing[0].user_handle if existing else user_handle(state, sub)
         stored = rows.insert_passkey(
             conn,
-            id=b64url(verified.credential_id),
+            id=credential_id,
             user_id=sub,
-            public_key=b64url(verified.credential_public_key),
+            public_key=public_key,
             sign_count=verified.sign_count,
             name=name or f"Passkey {len(existing) + 1}",
             aaguid=verified.aaguid,
-            transports=[t for t in transports or () if t in _TRANSPORTS],
+            transports=[
+                t for t in transports if isinstance(t, str) and t in _TRANSPORTS
+            ],
             backed_up=verified.credential_backed_up,
             user_handle=handle,
         )
@@ -261,7 +271,7 @@ def verify_assertion(
             conn, signed, purpose, session_id=session_id, binding=binding
         )
     credential_id = credential.get("id")
-    if not isinstance(credential_id, str) or len(credential_id) > 1400:
+    if not isinstance(credential_id, str) or len(credential_id) > rows.MAX_ID_LENGTH:
         raise PasskeyInvalid()
     with state.db.begin() as conn:
         stored = rows.get(conn, credential_id)

@@ -832,3 +832,76 @@ def test_under_required_mfa_a_passkey_is_an_enrolment(make_app: Any) -> None:
     assert (
         auth.client.get("/api/auth/sessions", headers=bearer(access)).status_code == 200
     )
+
+
+@pytest.mark.parametrize("transports", [5, "usb", [1, None, "internal"], {"a": 1}])
+def test_odd_transports_are_ignored_not_a_500(
+    passkeys: Passkeys, token: str, device: Authenticator, transports: Any
+) -> None:
+    options = passkeys.register_options(token).get_json()
+    credential = device.create(options)
+    credential["response"]["transports"] = transports
+    response = passkeys.client.post(
+        f"{P}/register", json={"credential": credential}, headers=bearer(token)
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+
+
+def test_an_answer_with_another_user_handle_is_refused(
+    app: Flask, passkeys: Passkeys, token: str, device: Authenticator
+) -> None:
+    registered(passkeys, device, token)
+    browser = Passkeys(app.test_client())
+    answer = device.get(browser.login_options())
+    answer["response"]["userHandle"] = b64url(b"someone else")
+    with recorded(signals.mfa_failed) as seen:
+        response = browser.client.post(f"{P}/login", json={"credential": answer})
+    assert_code(response, 401, "PASSKEY_INVALID")
+    assert seen[0]["reason"] == "user-handle"
+
+
+def test_a_tampered_signature_is_refused(
+    app: Flask, passkeys: Passkeys, token: str, device: Authenticator, engine: Engine
+) -> None:
+    registered(passkeys, device, token)
+    browser = Passkeys(app.test_client())
+    answer = device.get(browser.login_options())
+    data = bytearray(unb64url(answer["response"]["authenticatorData"]))
+    data[-1] ^= 0x40  # another counter than the one signed
+    answer["response"]["authenticatorData"] = b64url(bytes(data))
+    response = browser.client.post(f"{P}/login", json={"credential": answer})
+    assert_code(response, 401, "PASSKEY_INVALID")
+    with engine.connect() as conn:
+        assert conn.execute(select(_passkeys.c.sign_count)).scalar() == 0
+
+
+def test_refusals_stay_json_behind_the_hosts_html_error_pages(make_app: Any) -> None:
+    app = make_app(**CONFIG)
+
+    @app.errorhandler(400)
+    @app.errorhandler(401)
+    @app.errorhandler(404)
+    def html(error: Exception) -> tuple[str, int]:
+        return "<h1>oops</h1>", 418
+
+    auth = Auth(app.test_client())
+    token = auth.register(EMAIL).get_json()["accessToken"]
+    device = Authenticator(ORIGIN)
+    registered(Passkeys(auth.client), device, token)
+    browser = Passkeys(app.test_client())
+    answer = device.get(browser.login_options(), origin="https://evil.test")
+    assert_code(
+        browser.client.post(f"{P}/login", json={"credential": answer}),
+        401,
+        "PASSKEY_INVALID",
+    )
+    assert_code(
+        browser.client.post(f"{P}/login", json={"credential": answer}),
+        400,
+        "PASSKEY_CHALLENGE_INVALID",
+    )
+    assert_code(
+        auth.client.delete(f"{P}/nope", headers=bearer(token)),
+        404,
+        "PASSKEY_NOT_FOUND",
+    )
