@@ -5,7 +5,9 @@ register, sign in without a password, a passkey as the second factor after
 a password, a cloned authenticator refused, and a page of another origin
 refused.
 
-The server is ``tests/passkeys_app.py`` in gunicorn, listening on two ports
+The server is ``tests/passkeys_app.py`` in gunicorn (two workers: a
+challenge issued by one is spent by the other, nothing is kept in a
+process), listening on two ports
 of ``localhost``; only the first is in ``TOKENAUTH_WEBAUTHN_ORIGINS`` (RP id
 ``localhost``), so the second is a page of another origin whose ceremonies
 the browser runs (the RP id is its host) and the server must refuse.  The
@@ -102,7 +104,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         TOKENAUTH_WEBAUTHN_ORIGINS=url,
     )
     options = [
-        o for o in gunicorn_options(gunicorn, threads=4) if not o.startswith("--bind")
+        o
+        for o in gunicorn_options(gunicorn, threads=4, workers=2)
+        if not o.startswith("--bind")
     ]
     command = [
         gunicorn,
