@@ -77,15 +77,19 @@ async function get(options) {
 // The ceremonies, each answering {status, body} of the server's last answer.
 window.passkeys = {
   call,
-  async register(token, name) {
+  // rpId: a page that asks the authenticator for another relying party
+  // than the server's options name.
+  async register(token, name, rpId) {
     const options = await call('POST', '/passkeys/register/options', undefined, token);
     if (options.status !== 200) return options;
+    if (rpId) options.body.rp.id = rpId;
     const credential = await create(options.body);
     return call('POST', '/passkeys/register', {credential, name}, token);
   },
-  async login() {
+  async login(rpId) {
     const options = await call('POST', '/passkeys/login/options');
     if (options.status !== 200) return options;
+    if (rpId) options.body.rpId = rpId;
     return call('POST', '/passkeys/login', {credential: await get(options.body)});
   },
   async verify(token) {

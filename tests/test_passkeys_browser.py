@@ -2,8 +2,8 @@
 (DevTools Protocol ``WebAuthn.addVirtualAuthenticator`` through Playwright's
 CDP session: CTAP2, internal transport, resident keys, user verification):
 register, sign in without a password, a passkey as the second factor after
-a password, a cloned authenticator refused, and a page of another origin
-refused.
+a password, a cloned authenticator refused, a page of another origin
+refused, and a signature for another relying party refused.
 
 The server is ``tests/passkeys_app.py`` in gunicorn (two workers: a
 challenge issued by one is spent by the other, nothing is kept in a
@@ -78,6 +78,9 @@ class Site:
     #: The origin the server accepts, and one it does not (same RP id).
     url: str
     other_url: str
+    #: An origin the server accepts, under the RP id: its pages may ask the
+    #: authenticator for their own host as RP id, which the server refuses.
+    sub_url: str
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +104,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         TOKENAUTH_RATELIMIT_ENABLED="false",
         TOKENAUTH_PASSKEYS_ENABLED="true",
         TOKENAUTH_WEBAUTHN_RP_ID="localhost",
-        TOKENAUTH_WEBAUTHN_ORIGINS=url,
+        TOKENAUTH_WEBAUTHN_ORIGINS=f"{url}, http://app.localhost:{port}",
     )
     options = [
         o
@@ -118,7 +121,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     server = start_server("passkeys", command, env, workdir)
     try:
         wait_until_ready([server], time.monotonic() + START_TIMEOUT)
-        yield Site(url, other_url)
+        yield Site(url, other_url, f"http://app.localhost:{port}")
     finally:
         stop_server(server)
 
@@ -355,4 +358,36 @@ def test_a_page_of_another_origin_is_refused(
         "PASSKEY_REJECTED",
     )
     # On the listed origin, the same credential signs in.
+    assert page.login()["status"] == 200
+
+
+def test_a_signature_for_another_relying_party_is_refused(
+    browser: Any, site: Site, pages: list[Page], email: str
+) -> None:
+    page = open_page(pages, browser, site.url)
+    token = page.sign_up(email)
+    page.register_passkey(token)
+    (credential,) = page.credentials()
+
+    # A page of an accepted origin (app.localhost) whose ceremonies name its
+    # own host as RP id: the browser lets it, the server expects "localhost".
+    sub = open_page(pages, browser, site.sub_url)
+    sub.cdp.send(
+        "WebAuthn.addCredential",
+        {
+            "authenticatorId": sub.authenticator,
+            "credential": {**credential, "rpId": "app.localhost"},
+        },
+    )
+    refused = sub.run("() => passkeys.login('app.localhost')")
+    assert (refused["status"], refused["body"]["code"]) == (401, "PASSKEY_INVALID")
+    registering = sub.run(
+        "([t]) => passkeys.register(t, 'x', 'app.localhost')",
+        sub.sign_up("sub-" + email),
+    )
+    assert (registering["status"], registering["body"]["code"]) == (
+        400,
+        "PASSKEY_REJECTED",
+    )
+    # The same key for the right RP id signs in: the RP id was refused.
     assert page.login()["status"] == 200
