@@ -905,3 +905,21 @@ def test_refusals_stay_json_behind_the_hosts_html_error_pages(make_app: Any) -> 
         404,
         "PASSKEY_NOT_FOUND",
     )
+
+
+def test_required_verification_applies_to_a_passkey_sign_in(make_app: Any) -> None:
+    """As at ``/login``: an unverified address signs in only while
+    verification is optional (a passkey registered then, the policy
+    tightened since)."""
+    mail = {"TOKENAUTH_MAIL_BACKEND": "log", "TOKENAUTH_LINK_BASE_URL": ORIGIN}
+    optional = make_app(**CONFIG, **mail, TOKENAUTH_EMAIL_VERIFICATION="optional")
+    auth = Auth(optional.test_client())
+    token = auth.register(EMAIL).get_json()["accessToken"]
+    device = Authenticator(ORIGIN)
+    registered(Passkeys(auth.client), device, token)
+
+    required = make_app(**CONFIG, **mail, TOKENAUTH_EMAIL_VERIFICATION="required")
+    with recorded(signals.login_unverified) as seen:
+        response = Passkeys(required.test_client()).login(device)
+    assert_code(response, 403, "EMAIL_NOT_VERIFIED")
+    assert seen == [{"user_id": int(claims(token)["sub"])}]
