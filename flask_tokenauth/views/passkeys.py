@@ -60,7 +60,9 @@ def _ceremonies() -> ModuleType:
 def _options(options_json: str, status: int = 200) -> Response:
     """Options as the ``webauthn`` package wrote them: WebAuthn's JSON form
     (``PublicKeyCredentialCreationOptionsJSON`` or ``...RequestOptionsJSON``,
-    binary fields base64url), ready for ``PublicKey Credential.parse...``."""
+    binary fields base64url), ready for
+    ``PublicKeyCredential.parseCreationOptionsFromJSON()`` (or
+    ``parseRequestOptionsFromJSON()``)."""
     return current_app.response_class(
         options_json, status=status, mimetype="application/json"
     )
