@@ -434,6 +434,8 @@ export function createAuthClient(options = {}) {
     }
     if (!session) return;
     if (user && user.id !== undefined && String(user.id) !== session.userId) return;
+    // Not a refresh that was already in flight: it may predate the change.
+    await settled();
     await refresh(reason, user).catch(() => {});
   }
 
