@@ -78,8 +78,11 @@ MAIL_TYPES: dict[str, Callable[[str], Any]] = {
     ),
 }
 
-#: The account flows, on; the environment may say otherwise.
-FLOWS = {
+#: The account flows, on; the environment may say otherwise.  (And a From
+#: address, so that ``MAIL_SERVER`` and ``MAIL_PORT`` of a local catcher such
+#: as Mailpit are enough.)
+DEFAULTS = {
+    "MAIL_DEFAULT_SENDER": "flask_tokenauth demo <no-reply@example.com>",
     "TOKENAUTH_EMAIL_VERIFICATION": "optional",
     "TOKENAUTH_PASSWORD_RESET_ENABLED": "true",
     "TOKENAUTH_CHANGE_EMAIL_ENABLED": "true",
@@ -99,8 +102,8 @@ LINK_PAGES = (
 
 def settings_from(values: Mapping[str, str | None]) -> dict[str, Any]:
     """Config keys from the tutorial's names, ``MAIL_*`` and ``TOKENAUTH_*``,
-    over the example's own defaults (:data:`FLOWS`)."""
-    config: dict[str, Any] = dict(FLOWS)
+    over the example's own defaults (:data:`DEFAULTS`)."""
+    config: dict[str, Any] = dict(DEFAULTS)
     for name, key in TUTORIAL_NAMES.items():
         if values.get(name):
             config[key] = values[name]
