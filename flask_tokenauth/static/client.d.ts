@@ -149,8 +149,14 @@ export interface AuthClient {
   getAccessToken(): Promise<string | null>;
   /** @throws AuthError (e.g. `INVALID_CREDENTIALS`, `RATE_LIMITED`) */
   login(email: string, password: string): Promise<User>;
-  /** @throws AuthError (e.g. `EMAIL_TAKEN`, `INVALID_PASSWORD`) */
-  register(email: string, password: string): Promise<User>;
+  /**
+   * Register, and sign in if the server starts a session.  It does not
+   * when the address must be verified first (`TOKENAUTH_EMAIL_VERIFICATION`
+   * `required`: the user, and `session` stays `null`) or when the server
+   * answers every registration alike (`TOKENAUTH_REGISTER_ENUMERATION_SAFE`:
+   * `null`; the mail says what happened).
+   * @throws AuthError (e.g. `EMAIL_TAKEN`, `INVALID_PASSWORD`) */
+  register(email: string, password: string): Promise<User | null>;
   /** Revoke this session on the server and forget it here and in other tabs. */
   logout(): Promise<void>;
   /** Revoke every session of the user, this one included. */

@@ -397,8 +397,11 @@ export function createAuthClient(options = {}) {
     const response = await post(path, body);
     if (!response.ok) throw await errorOf(response);
     const { user, accessToken } = await response.json();
-    adopt(accessToken, user, reason);
-    return user;
+    // A registration may start no session: the address must be verified
+    // first (`201 {user, message}`), or the app answers every registration
+    // alike, taken address or not (`202 {message}`).
+    if (typeof accessToken === 'string') adopt(accessToken, user, reason);
+    return user ?? null;
   }
 
   /** A JSON call to the auth API with the access token (sessions, password). */

@@ -881,3 +881,18 @@ for (const [name, proof, body] of [
     assert.equal(auth.session, null);
   });
 }
+
+for (const [name, status, body, user] of [
+  ['verification required', 201, { user: { id: USER_ID, email: EMAIL }, message: 'verify first' }, { id: USER_ID, email: EMAIL }],
+  ['enumeration-safe', 202, { message: 'check your mail' }, null],
+]) {
+  test(`register answered without a session (${name}): no session, no error`, async (t) => {
+    const server = new FakeServer();
+    const changes = spy();
+    const auth = clientOf(t, server, { onSessionChange: changes });
+    answer(server, '/api/auth/register', status, body);
+    assert.deepEqual(await auth.register(EMAIL, PASSWORD), user);
+    assert.equal(auth.session, null);
+    assert.deepEqual(changes.calls, []);
+  });
+}

@@ -81,7 +81,8 @@ export async function demo(): Promise<void> {
   const user: User = await auth.login('user@example.com', 'correct horse battery');
   expectType<number>(user.id);
   expectType<string>(user.email);
-  await auth.register('new@example.com', 'correct horse battery');
+  const registered: User | null = await auth.register('new@example.com', 'correct horse battery');
+  assertTrue<Equals<typeof registered, User | null>>();
 
   const session = auth.session;
   if (session !== null) {
