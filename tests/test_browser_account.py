@@ -14,6 +14,7 @@ serves.  Its port is chosen before it starts, for that base URL.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from flask_tokenauth._engine import make_engine
 from flask_tokenauth._migrate import upgrade
 
 from . import test_browser as shared
-from .conftest import ACCESS_SECRET, REFRESH_SECRET, service_missing
+from .conftest import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, service_missing
 from .servers import (
     START_TIMEOUT,
     gunicorn_options,
@@ -37,7 +38,7 @@ from .servers import (
     wait_for,
     wait_until_ready,
 )
-from .smtp import link_in
+from .smtp import link_in, text_of, token_in
 from .test_browser import LiveServer, open_demo, session, sign_up
 
 with contextlib.suppress(ImportError):  # the browser fixture says what is missing
@@ -136,6 +137,72 @@ def open_link(context: Any, link: str) -> Any:
     return page
 
 
+def test_forgot_password_to_a_session_with_the_new_password(
+    context: Any,
+    new_context: Any,
+    server: LiveServer,
+    smtp_server: Any,
+    email: str,
+    snap: Any,
+) -> None:
+    # An account, and a session of it on another device.
+    page = open_demo(context)
+    sign_up(page, email)
+    page.click("#logout")
+    expect(page.locator("#status")).to_have_text("Signed out")
+    phone = open_demo(new_context())
+    sign_up(phone, email, button="#login")
+
+    # "Forgot password" with the address in the form.
+    server.mark()
+    page.fill("#email", email)
+    page.click("#forgot")
+    expect(page.locator("#out")).to_contain_text("forgot password")
+    assert server.wait_for("POST", "/api/auth/forgot-password", 1) == [202]
+    snap(page, "1-forgot")
+
+    # The mail, as the SMTP server received it; its link opens this server.
+    message = mail_with_link(smtp_server, email, "/reset-password")
+    link = link_in(message)
+    token = token_in(message)
+    assert link.startswith(f"{server.url}/reset-password#token=")
+
+    reset = open_link(context, link)
+    # The token is out of the address bar (and the history) at once.
+    assert reset.evaluate("() => location.href") == f"{server.url}/reset-password"
+    expect(reset.locator("#link-title")).to_have_text("Choose a new password")
+    snap(reset, "2-reset-page")
+    reset.fill("#new-password", NEW_PASSWORD)
+    reset.click("#link-submit")
+    expect(reset.locator("#link-result")).to_have_attribute("data-state", "done")
+    snap(reset, "3-reset-done")
+
+    # The old password is refused, the new one starts a session.
+    reset.fill("#email", email)
+    reset.fill("#password", PASSWORD)
+    reset.click("#login")
+    expect(reset.locator("#out")).to_contain_text("401 INVALID_CREDENTIALS")
+    reset.fill("#password", NEW_PASSWORD)
+    reset.click("#login")
+    expect(reset.locator("#status")).to_contain_text(f"Signed in as {email}")
+    reset.click("#profile")
+    expect(reset.locator("#out")).to_contain_text("profile: 200")
+    snap(reset, "4-signed-in")
+
+    # The link worked once; the session of the other device ended with it.
+    again = open_link(context, link)
+    again.fill("#new-password", "yet another passphrase 43")
+    again.click("#link-submit")
+    expect(again.locator("#link-result")).to_have_attribute("data-state", "error")
+    expect(again.locator("#out")).to_contain_text("LINK_INVALID")
+    assert phone.evaluate("() => auth.refresh()") is False
+    expect(phone.locator("#status")).to_have_text("Signed out")
+
+    # The server saw the token in a JSON body only, never in a URL.
+    assert server.wait_for("POST", "/api/auth/reset-password", 2) == [200, 400]
+    assert token not in server.access_log.read_text()
+
+
 def test_verify_link_of_the_registration_mail(
     context: Any, server: LiveServer, smtp_server: Any, email: str, snap: Any
 ) -> None:
@@ -157,3 +224,39 @@ def test_verify_link_of_the_registration_mail(
     expect(verify.locator("#verified")).to_have_text("Address verified.")
     assert session(verify)["claims"]["email_verified"] is True  # type: ignore[index]
     snap(verify, "verified")
+
+
+def test_sign_in_by_email_with_the_code_then_with_the_link(
+    context: Any, server: LiveServer, smtp_server: Any, email: str, snap: Any
+) -> None:
+    page = open_demo(context)
+    sign_up(page, email)
+    page.click("#logout")
+    expect(page.locator("#status")).to_have_text("Signed out")
+
+    # The code form, on the page that asked.
+    page.fill("#email", email)
+    page.click("#email-login")
+    expect(page.locator("#code-form")).to_be_visible()
+    mail = mail_with_link(smtp_server, email, "/email-login")
+    code = re.search(r"^\s*(\d{6})\s*$", text_of(mail), re.MULTILINE)
+    assert code, text_of(mail)
+    page.fill("#code", code.group(1))
+    page.click("#code-submit")
+    expect(page.locator("#status")).to_contain_text(f"Signed in as {email}")
+    expect(page.locator("#code-form")).to_be_hidden()
+    snap(page, "1-by-code")
+    page.click("#logout")
+
+    # The link of a second mail, opened in its own tab.
+    page.fill("#email", email)
+    page.click("#email-login")
+    link = link_in(mail_with_link(smtp_server, email, "/email-login", count=2))
+    tab = open_link(context, link)
+    expect(tab.locator("#link-title")).to_have_text("Sign in by email")
+    tab.click("#link-submit")
+    expect(tab.locator("#link-result")).to_have_text("You are signed in.")
+    expect(tab.locator("#status")).to_contain_text(f"Signed in as {email}")
+    # One browser: the tab that asked learns of the session too.
+    expect(page.locator("#status")).to_contain_text(f"Signed in as {email}")
+    snap(tab, "2-by-link")

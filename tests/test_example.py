@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import jwt
 import pytest
@@ -16,8 +17,10 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from flask_tokenauth._config import Settings
+from flask_tokenauth.testing import wait_for_mail
 
 from .conftest import ACCESS_SECRET, REFRESH_SECRET, Auth, bearer
+from .smtp import link_in
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "app.py"
 
@@ -313,3 +316,42 @@ def test_example_serves_the_link_pages_without_a_referrer(
             assert page.headers["X-Frame-Options"] == "DENY"
     assert sorted(paths) == sorted(example.LINK_PAGES)
     demo.close()
+
+
+def test_example_mails_through_the_server_of_its_environment(
+    example: ModuleType,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    smtp_server: Any,
+) -> None:
+    """``MAIL_SERVER`` and ``MAIL_PORT`` from the environment, strings as
+    the environment has them: the example's mails reach that server, their
+    links at ``TOKENAUTH_LINK_BASE_URL``'s pages."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+        "REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+        "TOKENAUTH_BCRYPT_ROUNDS": "4",
+        "MAIL_SERVER": smtp_server.host,
+        "MAIL_PORT": str(smtp_server.port),
+        "MAIL_USE_TLS": "false",
+        "TOKENAUTH_LINK_BASE_URL": "https://demo.example.com",
+    }.items():
+        monkeypatch.setenv(name, value)
+    app = example.create_app()
+    client = app.test_client()
+    Auth(client).register("someone@example.com")
+    response = client.post(
+        "/api/auth/forgot-password", json={"email": "someone@example.com"}
+    )
+    assert response.status_code == 202
+    wait_for_mail(app)
+    [message] = [
+        m
+        for m in smtp_server.wait_for("someone@example.com")
+        if "/reset-password#" in link_in(m)
+    ]
+    assert message["From"] == "flask_tokenauth demo <no-reply@example.com>"
+    assert link_in(message).startswith("https://demo.example.com/reset-password#token=")
