@@ -114,12 +114,14 @@ def test_the_login_column_named_email_is_the_address(
         assert store.find_by_email("bob@example.com") is None
 
 
-def test_a_username_store_has_no_address_unless_told(
+def test_the_column_named_email_is_the_address_unless_told(
     engine: Engine, tables: None
 ) -> None:
-    store = SQLAlchemyUserStore(Member, login="username")
-    assert not store.has_email
+    """By default the model's column named ``email``; ``email=None``: none."""
     user = add(engine, Member, username="ann", email="ann@example.com")
+    assert SQLAlchemyUserStore(Member, login="username").has_email
+    store = SQLAlchemyUserStore(Member, login="username", email=None)
+    assert not store.has_email
     app = make_app(engine, store)
     with app.app_context():
         assert store.email_of(user) is None
@@ -236,7 +238,7 @@ def test_set_email_in_a_transaction_rolled_back_changes_nothing(
     [
         ({"email": "mail"}, "has no column 'mail'"),
         ({"email": "email", "email_verified": "username"}, "Boolean or a DateTime"),
-        ({"email_verified": "confirmed"}, "pass email= too"),
+        ({"email": None, "email_verified": "confirmed"}, "pass email= too"),
         ({"email": lambda user: user.email}, "find_by_email="),
     ],
 )
@@ -257,7 +259,7 @@ def test_address_options_are_checked(options: dict[str, Any], message: str) -> N
 def test_a_flow_switched_on_without_addresses_stops_the_app(
     engine: Engine, config: dict[str, Any]
 ) -> None:
-    store = SQLAlchemyUserStore(Member, login="username")
+    store = SQLAlchemyUserStore(Member, login="username", email=None)
     mail = {
         "TOKENAUTH_MAIL_BACKEND": "log",
         "TOKENAUTH_LINK_BASE_URL": "https://a.test",
@@ -269,7 +271,7 @@ def test_a_flow_switched_on_without_addresses_stops_the_app(
 def test_flows_on_by_default_need_no_address(engine: Engine) -> None:
     """Mail set up for the host's own needs turns the reset and change flows
     on by default: a store without addresses then starts, and they 404."""
-    store = SQLAlchemyUserStore(Member, login="username")
+    store = SQLAlchemyUserStore(Member, login="username", email=None)
     app = make_app(
         engine,
         store,
