@@ -311,14 +311,7 @@ class HostEmail:
         assert self.key is not None
         try:
             with self.sessions.writing(conn) as session:
-                if session.get_bind().dialect.name == "postgresql":
-                    session.execute(
-                        select(
-                            func.pg_advisory_xact_lock(
-                                func.hashtext("tokenauth-email:" + email)
-                            )
-                        )
-                    )
+                self._lock(session, email)
                 if self.find(session, email, exclude=key) is not None:
                     raise EmailTaken()
                 row = session.get(self.model, key)
@@ -337,6 +330,13 @@ class HostEmail:
             )
         else:
             self._record(sub, email, conn)
+
+    def _lock(self, session: OrmSession, email: str) -> None:
+        """On PostgreSQL, until the transaction ends: a lock on the address,
+        so that a second change to it waits, then finds it taken."""
+        if session.get_bind(mapper=self.mapper).dialect.name == "postgresql":
+            key = func.hashtext("tokenauth-email:" + email)
+            session.execute(select(func.pg_advisory_xact_lock(key)))
 
     def _record_verified(
         self,
