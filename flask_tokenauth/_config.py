@@ -153,7 +153,8 @@ class Settings:
     email_login_url: str = "/email-login#token={token}"
     ratelimit_mail: str = "5/minute;50/hour"
     ratelimit_mail_address: str = "3/10minutes;10/day"
-    #: ``"auto"`` resolved at start-up where the config tells (see _mail.py).
+    #: ``"auto"`` stays ``"auto"``: the sender is chosen per app at start-up, or
+    #: at the first mail (see :func:`._mail_senders.choose`).
     mail_backend: str = "auto"
     mail_sender: Any = None
     mail_timeout: timedelta = timedelta(seconds=10)

@@ -56,6 +56,10 @@ password_changed = _signals.signal("tokenauth.password-changed")
 verification_sent = _signals.signal("tokenauth.verification-sent")
 #: An address was verified (link, CLI or admin). ``user_id``, ``email``.
 email_verified = _signals.signal("tokenauth.email-verified")
+#: A login with the right password was refused (``403 EMAIL_NOT_VERIFIED``)
+#: because verification is ``required`` and the address is not verified
+#: yet. ``user_id``.
+login_unverified = _signals.signal("tokenauth.login-unverified")
 #: A password-reset link was mailed. ``user_id``, ``email``.
 password_reset_requested = _signals.signal("tokenauth.password-reset-requested")
 #: A password reset was asked for an address with no (active) account; no
