@@ -268,9 +268,24 @@ def test_a_flow_switched_on_without_addresses_stops_the_app(
         make_app(engine, store, **mail, **config)
 
 
-def test_flows_on_by_default_need_no_address(engine: Engine) -> None:
+#: The endpoints of the flows that are on once mail is set up, with a body
+#: each would otherwise take.
+DEFAULT_ON = [
+    ("/forgot-password", {"email": "ann@example.com"}),
+    ("/reset-password", {"token": "x.y", "password": "a new passphrase"}),
+    ("/change-email", {"newEmail": "ann@new.example", "password": PASSWORD}),
+    ("/change-email/confirm", {"token": "x.y"}),
+    ("/change-email/cancel", {"token": "x.y"}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), DEFAULT_ON)
+def test_flows_on_by_default_answer_404_without_addresses(
+    engine: Engine, path: str, body: dict[str, Any]
+) -> None:
     """Mail set up for the host's own needs turns the reset and change flows
-    on by default: a store without addresses then starts, and they 404."""
+    on by default: a store without addresses then starts, and each of
+    their endpoints answers 404."""
     store = SQLAlchemyUserStore(Member, login="username", email=None)
     app = make_app(
         engine,
@@ -279,10 +294,9 @@ def test_flows_on_by_default_need_no_address(engine: Engine) -> None:
         MAIL_DEFAULT_SENDER="app@example.com",
         TOKENAUTH_LINK_BASE_URL="https://a.test",
     )
-    response = app.test_client().post(
-        "/api/auth/forgot-password", json={"email": "ann@example.com"}
-    )
+    response = app.test_client().post(f"/api/auth{path}", json=body)
     assert response.status_code == 404
+    assert response.get_json()["code"] == "NOT_FOUND"
 
 
 def test_a_naive_datetime_column_gets_utc_without_a_zone(
