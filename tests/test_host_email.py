@@ -5,6 +5,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -516,3 +517,25 @@ def test_set_password_belongs_to_the_callers_transaction(
         with engine.begin() as conn:
             store.set_password(user, "a brand new passphrase", conn)
         assert store.verify_password(store.get(str(user.id)), "a brand new passphrase")
+
+
+def test_an_address_two_users_share_finds_neither(
+    engine: Engine, tables: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a column without a unique constraint (warned about): the exact
+    spelling wins; two spellings of one address, neither exact, find
+    nobody (no mail to a mailbox that cannot be told apart)."""
+    with caplog.at_level(logging.WARNING, logger="flask_tokenauth"):
+        store = SQLAlchemyUserStore(Open, login="username", email="email")
+    assert "not unique" in caplog.text
+    add(engine, Open, username="ann", email="ann@example.com")
+    add(engine, Open, username="ann2", email="Ann@Example.com")
+    add(engine, Open, username="bob", email="Bob@Example.com")
+    add(engine, Open, username="bob2", email="BOB@example.com")
+    app = make_app(engine, store)
+    caplog.clear()
+    with app.app_context(), caplog.at_level(logging.WARNING, "flask_tokenauth"):
+        assert store.find_by_email("ann@example.com").username == "ann"
+        assert caplog.text == ""
+        assert store.find_by_email("bob@example.com") is None
+        assert "two users have one address" in caplog.text
