@@ -88,6 +88,7 @@ def login_user(user: Any, response: Response | None = None) -> str:
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user_id=store.user_id(sub),
         session_id=issued.family_id,
+        method=None,  # the app's own login: it knows how
     )
     return access
 

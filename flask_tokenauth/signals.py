@@ -20,7 +20,9 @@ _signals = Namespace()
 
 #: A user registered. ``user_id``, ``email``.
 user_registered = _signals.signal("tokenauth.user-registered")
-#: A login succeeded. ``user_id``, ``session_id``.
+#: A login succeeded. ``user_id``, ``session_id``, ``method``
+#: (``"password"``: ``/login``; ``"email"``: a sign-in by email; ``None``:
+#: the app's own login through ``login_user``).
 login_succeeded = _signals.signal("tokenauth.login-succeeded")
 #: A login failed. ``email`` (normalized), ``user_id`` (``None`` if unknown).
 login_failed = _signals.signal("tokenauth.login-failed")
@@ -68,6 +70,10 @@ password_reset_unknown = _signals.signal("tokenauth.password-reset-unknown")
 #: A password was reset through a link; every session was revoked.
 #: ``user_id``.
 password_reset = _signals.signal("tokenauth.password-reset")
+#: ``/register`` (enumeration-safe) was asked for a login that has an
+#: account; its owner is mailed (if the store knows an address).
+#: ``user_id``, ``email`` (``None`` without one).
+registration_taken = _signals.signal("tokenauth.registration-taken")
 #: An address change was asked; the confirm link went to the new address.
 #: ``user_id``, ``old_email``, ``new_email``.
 email_change_requested = _signals.signal("tokenauth.email-change-requested")
@@ -79,6 +85,9 @@ email_changed = _signals.signal("tokenauth.email-changed")
 email_change_cancelled = _signals.signal("tokenauth.email-change-cancelled")
 #: A sign-in link and code were mailed. ``user_id``, ``email``.
 email_login_requested = _signals.signal("tokenauth.email-login-requested")
+#: A sign-in by email was asked for an address with no active account; no
+#: mail is sent. ``email``.
+email_login_unknown = _signals.signal("tokenauth.email-login-unknown")
 #: A mail was not sent because the address's limit is spent; the client got
 #: the answer it would have got. ``email``, ``purpose``, ``ip``.
 mail_limited = _signals.signal("tokenauth.mail-limited")

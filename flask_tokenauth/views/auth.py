@@ -42,6 +42,7 @@ from ..errors import (
     RefreshTokenReused,
     RefreshTokenRevoked,
 )
+from . import safe_register
 from ._common import allow, switched
 
 
@@ -102,14 +103,25 @@ def _start_family(
 
 
 def _session_response(
-    state: TokenAuthState, user: Any, status: int, issued: IssuedToken
+    state: TokenAuthState,
+    user: Any,
+    status: int,
+    issued: IssuedToken,
+    *,
+    amr: list[str] | None = None,
 ) -> Response:
-    """The answer to a register or login: the user, an access token for the
-    new session and its refresh cookie."""
+    """The answer to a register or login (by password or by email): the
+    user, an access token for the new session and its refresh cookie.
+
+    :param amr: how the user authenticated (RFC 8176), as the access
+        token's ``amr`` claim; only an email sign-in sets it for now (see
+        "Signing in by email" in the README).
+    """
     verified = issued.email_verified
     access = state.access_tokens.issue(
         issued.user_id,
         issued.family_id,
+        None if amr is None else {"amr": amr},
         identity=issued.identity,
         email_verified=verified,
     )
@@ -151,6 +163,9 @@ def register() -> Response:
     store = state.user_store
     login, password = _credentials(state)
     check_password(password, settings, [login])
+    if settings.register_enumeration_safe:
+        # The same 202 for a taken login as for a new one (see there).
+        return safe_register.register(state, login, password)
     if store.find_by_login(login) is not None:
         raise EmailTaken()
     # ``required`` verification: no session until the address is verified.
@@ -226,7 +241,10 @@ def login() -> Response:
     response, session_id = _start_session(state, user, 200)
     attempt.trust_device(response)
     signals.login_succeeded.send(
-        _app(), user_id=store.user_id(store.sub_of(user)), session_id=session_id
+        _app(),
+        user_id=store.user_id(store.sub_of(user)),
+        session_id=session_id,
+        method="password",
     )
     return response
 
