@@ -1,0 +1,157 @@
+"""What ``/change-email`` refuses, and its limits: every refusal is a 4xx
+JSON error that mails nothing and writes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from flask_tokenauth import _linktokens as links
+from flask_tokenauth import _outbox, signals
+
+from . import test_change_email as base
+from .conftest import PASSWORD, bearer
+from .test_change_email import (
+    NEW,
+    OLD,
+    PREFIX,
+    Change,
+    Mailbox,
+    address_of,
+    flow_config,
+    live_tokens,
+    received,
+)
+
+mailbox = base.mailbox
+change_app = base.change_app
+flow = base.flow
+
+
+def assert_nothing_sent(flow: Change, engine: Engine) -> None:
+    _outbox.wait_idle()
+    assert flow.mailbox.sent == []
+    assert live_tokens(engine, links.CHANGE) == 0
+    assert live_tokens(engine, links.CANCEL) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"newEmail": NEW, "password": "wrong password here"}, 403, "WRONG_PASSWORD"),
+        ({"newEmail": NEW}, 400, "VALIDATION_ERROR"),
+        ({"newEmail": NEW, "password": ""}, 400, "INVALID_PASSWORD"),
+        ({"newEmail": NEW, "password": "x\x00y"}, 403, "WRONG_PASSWORD"),
+        ({"password": PASSWORD}, 400, "VALIDATION_ERROR"),
+        ({"newEmail": 7, "password": PASSWORD}, 400, "VALIDATION_ERROR"),
+        ({"newEmail": "not an address", "password": PASSWORD}, 400, "INVALID_EMAIL"),
+        # The current address, as typed differently.
+        (
+            {"newEmail": " Old@Example.COM ", "password": PASSWORD},
+            400,
+            "VALIDATION_ERROR",
+        ),
+    ],
+)
+def test_refused_requests_mail_nothing(
+    flow: Change, engine: Engine, body: dict[str, Any], status: int, code: str
+) -> None:
+    user = flow.user()
+    response = user.client.post(
+        f"{PREFIX}/change-email", json=body, headers=bearer(user.access)
+    )
+    assert response.status_code == status, response.json
+    assert response.json["code"] == code  # type: ignore[index]
+    assert_nothing_sent(flow, engine)
+    assert address_of(engine, user.id) == (OLD, False)
+
+
+def test_a_request_needs_an_access_token(flow: Change, engine: Engine) -> None:
+    flow.user()
+    response = flow.app.test_client().post(
+        f"{PREFIX}/change-email", json={"newEmail": NEW, "password": PASSWORD}
+    )
+    assert response.status_code == 401
+    assert response.json["code"] == "TOKEN_MISSING"  # type: ignore[index]
+    assert_nothing_sent(flow, engine)
+
+
+def test_wrong_passwords_spend_the_login_budget(
+    make_app: Any, mailbox: Mailbox
+) -> None:
+    """The same per-account budget as ``/login`` and ``/password``."""
+    app = make_app(
+        **mailbox.config(flow_config(TOKENAUTH_RATELIMIT_LOGIN_FAILURES="2/minute"))
+    )
+    flow = Change(app, mailbox)
+    user = flow.user()
+    codes = [
+        flow.ask(user, password="not the password").json["code"]  # type: ignore[index]
+        for _ in range(3)
+    ]
+    assert codes == ["WRONG_PASSWORD", "WRONG_PASSWORD", "RATE_LIMITED"]
+    # ... which /login shares: the right password is refused there too.
+    login = user.client.post(
+        f"{PREFIX}/login", json={"email": OLD, "password": PASSWORD}
+    )
+    assert login.status_code == 429
+
+
+@pytest.mark.parametrize("path", ["", "/confirm", "/cancel"])
+def test_switched_off_the_endpoints_do_not_exist(
+    make_app: Any, mailbox: Mailbox, path: str
+) -> None:
+    app = make_app(**mailbox.config(flow_config(TOKENAUTH_CHANGE_EMAIL_ENABLED=False)))
+    response = app.test_client().post(f"{PREFIX}/change-email{path}", json={})
+    assert response.status_code == 404
+    assert response.json["code"] == "NOT_FOUND"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("path", ["", "/confirm", "/cancel"])
+def test_only_post(flow: Change, path: str) -> None:
+    # As /password: the access token is checked first.
+    user = flow.user()
+    response = user.client.get(
+        f"{PREFIX}/change-email{path}", headers=bearer(user.access)
+    )
+    assert response.status_code == 405
+    assert response.json["code"] == "METHOD_NOT_ALLOWED"  # type: ignore[index]
+
+
+def test_the_per_address_limit_answers_as_usual_and_mails_nothing(
+    make_app: Any, mailbox: Mailbox
+) -> None:
+    app = make_app(
+        **mailbox.config(flow_config(TOKENAUTH_RATELIMIT_MAIL_ADDRESS="1/day"))
+    )
+    flow = Change(app, mailbox)
+    user = flow.user()
+    first = flow.ask(user)
+    flow.mailbox.wait_for(NEW)
+    with received(signals.mail_limited) as limited:
+        second = flow.ask(user)
+        # Another new address, but the old one's limit is spent: a confirm
+        # link never goes without the notice that can cancel it.
+        third = flow.ask(user, new="third@example.com")
+    assert second.status_code == third.status_code == first.status_code == 202
+    assert second.get_data() == third.get_data() == first.get_data()
+    _outbox.wait_idle()
+    assert [m.recipients for m in flow.mailbox.sent] == [[NEW], [OLD]]
+    assert [(c["email"], c["purpose"]) for c in limited] == [
+        (NEW, links.CHANGE),
+        (OLD, links.CANCEL),
+    ]
+
+
+def test_the_per_client_limit(make_app: Any, mailbox: Mailbox) -> None:
+    app = make_app(**mailbox.config(flow_config(TOKENAUTH_RATELIMIT_MAIL="2/minute")))
+    flow = Change(app, mailbox)
+    user = flow.user()
+    assert flow.ask(user).status_code == 202
+    assert flow.confirm("not a token").status_code == 400
+    refused = flow.ask(user, new="third@example.com")
+    assert refused.status_code == 429
+    assert refused.json["code"] == "RATE_LIMITED"  # type: ignore[index]
+    assert "Retry-After" in refused.headers
