@@ -106,7 +106,7 @@ def test_switched_off_the_endpoints_do_not_exist(
     app = make_app(**mailbox.config(flow_config(TOKENAUTH_CHANGE_EMAIL_ENABLED=False)))
     response = app.test_client().post(f"{PREFIX}/change-email{path}", json={})
     assert response.status_code == 404
-    assert response.json["code"] == "NOT_FOUND"  # type: ignore[index]
+    assert response.json["code"] == "NOT_FOUND"
 
 
 @pytest.mark.parametrize("path", ["", "/confirm", "/cancel"])
