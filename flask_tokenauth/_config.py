@@ -153,6 +153,7 @@ class Settings:
     #: ``"auto"`` resolved at start-up where the config tells (see _mail.py).
     mail_backend: str = "auto"
     mail_sender: Any = None
+    mail_timeout: timedelta = timedelta(seconds=10)
 
     @classmethod
     def from_mapping(

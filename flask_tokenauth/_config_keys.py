@@ -338,6 +338,10 @@ KEYS: tuple[Key, ...] = (
         "A callable `send(message)` that delivers (or queues: Celery, RQ) a"
         " `flask_tokenauth.mail.Message`; implies `MAIL_BACKEND` `callable`.",
         shown="unset"),
+    Key("MAIL_TIMEOUT", "10s", parse_duration,
+        "How long a mail sender waits for the mail server (to connect, then for"
+        " each answer) before the mail fails (`mail_failed`); Flask-Mailman's own"
+        " `MAIL_TIMEOUT` wins for it."),
     Key("TOKEN_CACHE_SIZE", 4096, int_range(0, 10_000_000),
         "Verified access tokens each process remembers (about 1.5 KB each), so a token"
         " already seen skips signature checking; `exp` and revocation are still"

@@ -25,6 +25,7 @@ from ._refresh import RefreshTokens
 from ._revocation import RevocationStore
 
 if TYPE_CHECKING:
+    from ._mail_senders import Sender
     from .userstore import UserStore
 
 EXTENSION_KEY = "tokenauth"
@@ -51,6 +52,9 @@ class TokenAuthState:
     #: ``TOKENAUTH_HEADER_TYPES`` lower-cased, read by every protected
     #: request (see :func:`~flask_tokenauth.globals.bearer_token`).
     header_schemes: frozenset[str] = frozenset({"bearer"})
+    #: Delivers the account mails (see :mod:`._mail`); ``None`` until the
+    #: first mail when start-up could not decide (or no flow sends mail).
+    mail_sender: Sender | None = None
 
     @property
     def dummy_hash(self) -> str:

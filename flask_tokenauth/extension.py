@@ -19,6 +19,7 @@ from ._default_db import default_engine
 from ._headers import add_security_headers
 from ._keysdir import KeysWatcher
 from ._limiter import make_limiter
+from ._mail import choose_sender
 from ._refresh import RefreshTokens
 from ._revocation import (
     DatabaseRevocation,
@@ -179,6 +180,8 @@ class TokenAuth:
             user_store=user_store,
             header_schemes=frozenset(t.lower() for t in settings.header_types),
         )
+        # Refuses MAIL_* settings that cannot work, before the app serves.
+        state.mail_sender = choose_sender(app, settings)
         app.extensions[EXTENSION_KEY] = state
         user_store.attach(app)
         if settings.keys_dir is not None:

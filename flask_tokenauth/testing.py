@@ -34,7 +34,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask.testing import FlaskClient
 
-from . import _migrate
+from . import _migrate, _outbox
 from ._access import is_user_id
 from ._state import get_state, load_user
 from .views.auth import refresh_paths
@@ -139,6 +139,20 @@ def auth_headers(user: Any, app: Flask | None = None) -> dict[str, str]:
     """``{"Authorization": "Bearer <token>"}`` for ``user``, for a test that
     builds its own requests; see :func:`start_session`."""
     return start_session(user, app).headers
+
+
+def wait_for_mail(app: Flask | None = None, timeout: float = 60.0) -> None:
+    """Wait until the mails (and the flows' after-response work) deferred
+    so far in this process have been handed to the sender, or have failed:
+    then a test reads the mailbox (Flask-Mail's ``record_messages()``,
+    Flask-Mailman's ``outbox``, its own SMTP server) without polling.
+
+    :param app: wait for this app's work only; default: every app's.
+    :param timeout: seconds; ``TimeoutError`` after them (a sender that
+        never returns).
+    """
+    if not _outbox.wait_idle(app, timeout):
+        raise TimeoutError(f"the tokenauth outbox was still busy after {timeout}s")
 
 
 def create_tables(app: Flask | None = None) -> None:

@@ -287,3 +287,45 @@ def concurrent_refreshes(app: Flask, cookie: str, n: int) -> list[TestResponse]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# -- mail: a real SMTP server process (tests/smtp.py) -------------------------
+
+
+@pytest.fixture(scope="session")
+def _smtp_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One aiosmtpd process for the whole run (stopped by its PID at the end)."""
+    from .smtp import running_smtp_server
+
+    with running_smtp_server(tmp_path_factory.mktemp("smtp")) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server(_smtp_process: Any) -> Iterator[Any]:
+    """The real SMTP server, empty and accepting mail at the start of the
+    test: ``.port``, ``.messages(to=None)``, ``.wait_for(to, count=1)``,
+    ``.clear()``, ``.set_mode("refuse-rcpt" | "refuse-data" | "hang")``.
+    Mail still in this process's outbox at the end is delivered (or fails)
+    before the next test starts, so it never lands in another test's box."""
+    from flask_tokenauth.testing import wait_for_mail
+
+    assert _smtp_process.alive(), _smtp_process.log()
+    _smtp_process.set_mode("accept")
+    _smtp_process.clear()
+    yield _smtp_process
+    wait_for_mail()
+    _smtp_process.set_mode("accept")
+    _smtp_process.clear()
+
+
+@pytest.fixture
+def mail_config(smtp_server: Any) -> dict[str, Any]:
+    """The ``MAIL_*`` keys (as Flask-Mail reads them) for the test server,
+    and where the links point; merge into an app's config."""
+    return {
+        "MAIL_SERVER": smtp_server.host,
+        "MAIL_PORT": smtp_server.port,
+        "MAIL_DEFAULT_SENDER": "Example App <no-reply@app.test>",
+        "TOKENAUTH_LINK_BASE_URL": "http://app.test",
+    }
