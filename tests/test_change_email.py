@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
 from typing import Any, cast
 
 import pytest
@@ -17,11 +18,13 @@ from sqlalchemy import Engine, Table, select, update
 from werkzeug.test import TestResponse
 
 from flask_tokenauth import _linktokens as links
-from flask_tokenauth import _mail, _outbox, signals
+from flask_tokenauth import signals
 from flask_tokenauth._state import get_state
 from flask_tokenauth.models import EmailToken, User
+from flask_tokenauth.testing import wait_for_mail
 
 from .conftest import PASSWORD, bearer
+from .smtp import html_of, link_in, text_of, token_in
 
 _tokens = cast(Table, EmailToken.__table__)
 _users = cast(Table, User.__table__)
@@ -32,61 +35,45 @@ PREFIX = "/api/auth"
 
 
 class Mailbox:
-    """The mails the flow sent, as the tests read them."""
+    """The mails the flow sent, read from the real SMTP server process."""
 
-    def __init__(self) -> None:
-        self.sent: list[_mail.Message] = []
+    def __init__(self, server: Any, mail_config: dict[str, Any]) -> None:
+        self.server = server
+        self.mail_config = mail_config
 
     def config(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "TOKENAUTH_MAIL_BACKEND": "log",
-            "TOKENAUTH_LINK_BASE_URL": "http://app.test",
-            **overrides,
-        }
+        return {**self.mail_config, **overrides}
 
-    def wait_for(self, to: str, count: int = 1) -> list[Any]:
-        _outbox.wait_idle()
-        found = [m for m in self.sent if to in m.recipients]
-        assert len(found) >= count, (to, count, found)
-        return found
+    def wait_for(self, to: str, count: int = 1) -> list[EmailMessage]:
+        messages: list[EmailMessage] = self.server.wait_for(to, count)
+        return messages
 
-    @staticmethod
-    def text(message: Any) -> str:
-        return str(message.body)
+    def delivered(self) -> list[EmailMessage]:
+        """Every message delivered, once the outbox has handed all over."""
+        wait_for_mail()
+        messages: list[EmailMessage] = self.server.messages()
+        return messages
+
+    text = staticmethod(text_of)
 
     @staticmethod
-    def subject(message: Any) -> str:
-        return str(message.subject)
+    def subject(message: EmailMessage) -> str:
+        return str(message["Subject"])
 
     def link(self, to: str) -> str:
-        text = self.text(self.wait_for(to)[-1])
-        return next(word for word in text.split() if word.startswith("http"))
+        return link_in(self.wait_for(to)[-1])
 
     def token(self, to: str) -> str:
-        return self.link(to).partition("#token=")[2]
+        """The token of the newest mail to ``to``."""
+        return token_in(self.wait_for(to)[-1])
 
     def tokens(self, to: str, count: int) -> list[str]:
-        messages = self.wait_for(to, count)
-        return [
-            next(w for w in self.text(m).split() if w.startswith("http")).partition(
-                "#token="
-            )[2]
-            for m in messages
-        ]
+        return [token_in(message) for message in self.wait_for(to, count)]
 
 
 @pytest.fixture
-def mailbox(monkeypatch: pytest.MonkeyPatch) -> Mailbox:
-    box = Mailbox()
-    render = _mail.render
-
-    def recording(*args: Any, **kwargs: Any) -> _mail.Message:
-        message = render(*args, **kwargs)
-        box.sent.append(message)
-        return message
-
-    monkeypatch.setattr(_mail, "render", recording)
-    return box
+def mailbox(smtp_server: Any, mail_config: dict[str, Any]) -> Mailbox:
+    return Mailbox(smtp_server, mail_config)
 
 
 def flow_config(**overrides: Any) -> dict[str, Any]:
@@ -243,9 +230,9 @@ def test_the_old_address_gets_the_notice_at_request_time(flow: Change) -> None:
     user = flow.user()
     flow.ask(user)
     (notice,) = flow.mailbox.wait_for(OLD)
-    assert flow.mailbox.link(OLD).startswith(
-        "http://app.test/change-email/cancel#token="
-    )
+    link = flow.mailbox.link(OLD)
+    assert link.startswith("http://app.test/change-email/cancel#token=")
+    assert f'href="{link}"' in html_of(notice)
     # Whoever holds the session learns nothing about the new address's
     # owner from the notice, and the notice does not tell the new address.
     assert NEW not in flow.mailbox.text(notice)
@@ -468,7 +455,8 @@ def test_a_taken_address_gets_the_same_answer_and_its_owner_a_mail(
     # The owner of the taken address is told, with no link to follow; the
     # requester's old address gets the same notice as for a free address.
     (owner_mail,) = flow.mailbox.wait_for("taken@example.com")
-    assert "http" not in flow.mailbox.text(owner_mail)
+    assert "token=" not in flow.mailbox.text(owner_mail)
+    assert "/change-email" not in str(owner_mail)
     first, second = flow.mailbox.wait_for(OLD, count=2)
     assert flow.mailbox.subject(first) == flow.mailbox.subject(second)
     # One confirm link: the free address's.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import Engine
 
@@ -155,3 +156,16 @@ def test_the_notice_of_a_request_for_a_taken_address_cancels_too(
     assert response.json["restored"] is False  # type: ignore[index]
     assert_signed_out(user)
     assert address_of(engine, user.id) == (OLD, False)
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_cancel_ends_the_access_tokens_on_each_revocation_store(
+    make_app: Any, mailbox: Any, request: pytest.FixtureRequest, store: str
+) -> None:
+    extra = request.getfixturevalue("redis_config") if store == "redis" else {}
+    config = base.flow_config(TOKENAUTH_REVOCATION=store, **extra)
+    flow = Change(make_app(**mailbox.config(config)), mailbox)
+    user = flow.user()
+    flow.ask(user)
+    assert flow.cancel(flow.mailbox.token(OLD)).status_code == 200
+    assert_signed_out(user)
