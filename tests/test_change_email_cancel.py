@@ -3,18 +3,21 @@ before and after the confirmation, every session and access token ended."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any, cast
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table, text, update
 
 from flask_tokenauth import _linktokens as links
 from flask_tokenauth import signals
 from flask_tokenauth._state import get_state
+from flask_tokenauth.models import EmailToken, User
 
 from . import test_change_email as base
+from .servers import wait_for
 from .test_change_email import (
     NEW,
     OLD,
@@ -25,6 +28,9 @@ from .test_change_email import (
     live_tokens,
     received,
 )
+
+_tokens = cast(Table, EmailToken.__table__)
+_users = cast(Table, User.__table__)
 
 # The flow's fixtures, shared with the other files of this flow.
 mailbox = base.mailbox
@@ -169,3 +175,47 @@ def test_cancel_ends_the_access_tokens_on_each_revocation_store(
     flow.ask(user)
     assert flow.cancel(flow.mailbox.token(OLD)).status_code == 200
     assert_signed_out(user)
+
+
+@pytest.mark.postgresql
+def test_a_cancel_waits_for_a_confirmation_in_flight(
+    flow: Change, engine: Engine
+) -> None:
+    """A confirmation that has spent its link but not committed yet (held
+    open here, as a slow request would) is waited for: the cancel then
+    sees the new address and restores the old one, rather than deciding
+    "not confirmed" and letting the confirmation win."""
+    user = flow.user()
+    flow.ask(user)
+    confirm_token, cancel_token = flow.links()
+    responses: list[Any] = []
+    with engine.connect() as confirming:
+        transaction = confirming.begin()
+        confirming.execute(
+            update(_tokens)
+            .where(_tokens.c.id == confirm_token.partition(".")[0])
+            .values(used_at=datetime.now(timezone.utc))
+        )
+        confirming.execute(
+            update(_users).where(_users.c.id == user.id).values(email=NEW)
+        )
+        thread = threading.Thread(
+            target=lambda: responses.append(flow.cancel(cancel_token))
+        )
+        thread.start()
+        assert wait_for(lambda: _waiting_for_a_lock(engine), 30)
+        transaction.commit()
+        thread.join(timeout=30)
+    assert responses[0].json["restored"] is True
+    assert address_of(engine, user.id) == (OLD, True)
+
+
+def _waiting_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        waiting = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar()
+    return bool(waiting)

@@ -154,3 +154,25 @@ def test_the_per_client_limit(make_app: Any, mailbox: Mailbox) -> None:
     assert refused.status_code == 429
     assert refused.json["code"] == "RATE_LIMITED"  # type: ignore[index]
     assert "Retry-After" in refused.headers
+
+
+@pytest.mark.parametrize("mode", ["refuse-rcpt", "refuse-data"])
+def test_a_refusing_mail_server_is_not_the_clients_business(
+    flow: Change, engine: Engine, smtp_server: Any, mode: str
+) -> None:
+    user = flow.user()
+    smtp_server.set_mode(mode)
+    with received(signals.mail_failed) as failed:
+        response = flow.ask(user)
+        assert flow.mailbox.delivered() == []
+    assert response.status_code == 202
+    assert sorted(call["template"] for call in failed) == [
+        "change_email_confirm",
+        "change_email_notice",
+    ]
+    # Nothing half-done: the address is unchanged; the links made before
+    # the mail was tried simply expire unused, and a new request works.
+    assert address_of(engine, user.id) == (OLD, False)
+    smtp_server.set_mode("accept")
+    assert flow.ask(user).status_code == 202
+    assert flow.confirm(flow.mailbox.token(NEW)).status_code == 200

@@ -250,6 +250,12 @@ def cancel() -> Response:
     with state.db.begin() as conn:
         spent = links.spend(settings, conn, token, links.CANCEL)
         sub = spent.user_id
+        # First, before the address is read: a confirmation in flight has
+        # its link's row locked, so this waits for it to commit (on
+        # PostgreSQL) and the address read next is the one it set, which
+        # is then restored.  Read first, a confirmation committing in
+        # between would win over the cancel.
+        links.revoke(conn, sub, [links.CHANGE], now=now)
         user = store.get(sub)
         if user is None:
             raise LinkInvalid()
@@ -266,7 +272,6 @@ def cancel() -> Response:
             if restored:
                 current = spent.email
                 links.revoke(conn, sub, _MAILED_TO_THE_ADDRESS, now=now)
-        links.revoke(conn, sub, [links.CHANGE], now=now)
         revoked = revoke_in(state, conn, sub, cutoff=True, now=now)
     announce_revoked(state, sub, revoked, "email-change-cancelled")
     signals.email_change_cancelled.send(
