@@ -134,6 +134,9 @@ class Settings:
     #: ``None`` resolved by :func:`._lifecycle_checks.mail_flows`.
     password_reset_enabled: bool = False
     change_email_enabled: bool = False
+    #: Those of the two above that are on because mail is set up, not set:
+    #: a user store without addresses refuses only a flow switched on.
+    flows_on_by_default: frozenset[str] = frozenset()
     email_login_enabled: bool = False
     register_enumeration_safe: bool = False
     verify_email_expires: timedelta = timedelta(hours=24)
@@ -150,7 +153,8 @@ class Settings:
     email_login_url: str = "/email-login#token={token}"
     ratelimit_mail: str = "5/minute;50/hour"
     ratelimit_mail_address: str = "3/10minutes;10/day"
-    #: ``"auto"`` resolved at start-up where the config tells (see _mail.py).
+    #: ``"auto"`` stays ``"auto"``: the sender is chosen per app at start-up, or
+    #: at the first mail (see :func:`._mail_senders.choose`).
     mail_backend: str = "auto"
     mail_sender: Any = None
     mail_timeout: timedelta = timedelta(seconds=10)

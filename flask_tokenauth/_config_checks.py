@@ -31,6 +31,7 @@ DERIVED: dict[str, tuple[str, ...]] = {
         "VERIFY_KEYS",
         "KEYS_DIR",
     ),
+    "flows_on_by_default": ("PASSWORD_RESET_ENABLED", "CHANGE_EMAIL_ENABLED"),
 }
 
 

@@ -338,7 +338,7 @@ KEYS: tuple[Key, ...] = (
         "A callable `send(message)` that delivers (or queues: Celery, RQ) a"
         " `flask_tokenauth.mail.Message`; implies `MAIL_BACKEND` `callable`.",
         shown="unset"),
-    Key("MAIL_TIMEOUT", "10s", parse_duration,
+    Key("MAIL_TIMEOUT", "10s", parse_interval,
         "How long a mail sender waits for the mail server (to connect, then for"
         " each answer) before the mail fails (`mail_failed`); Flask-Mailman's own"
         " `MAIL_TIMEOUT` wins for it."),

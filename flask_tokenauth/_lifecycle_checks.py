@@ -52,9 +52,12 @@ def mail_flows(r: Reading) -> None:
     flow that is on needs mail."""
     v = r.values
     mail = mail_is_set_up(r)
+    defaulted: set[str] = set()
     for field in ("password_reset_enabled", "change_email_enabled"):
         if v[field] is None:
             v[field] = mail
+            defaulted.add(field)
+    v["flows_on_by_default"] = frozenset(defaulted if mail else ())
     wanted = {
         "TOKENAUTH_EMAIL_VERIFICATION": v["email_verification"] != "off",
         "TOKENAUTH_PASSWORD_RESET_ENABLED": v["password_reset_enabled"],

@@ -16,6 +16,7 @@ either way, as if the mail had gone.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -30,6 +31,15 @@ from ._state import get_state
 logger = logging.getLogger("flask_tokenauth")
 
 _resolving = threading.Lock()
+
+
+def _after_fork() -> None:
+    # A lock another thread held at the fork stays held in the child.
+    global _resolving
+    _resolving = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ outbox thread (app context pushed, no request).
     The app's Flask-Mail (``app.extensions["mail"]``) and its ``Message``:
     its ``MAIL_SUPPRESS_SEND`` (on under ``TESTING``), ``record_messages()``
     and ``email_dispatched`` behave as for the app's own mail.  Flask-Mail
-    0.10 has no timeout setting, so the connection is Flask-Mail's own
-    :class:`flask_mail.Connection` with ``TOKENAUTH_MAIL_TIMEOUT`` added.
+    0.10 has no timeout setting and does not verify the server's
+    certificate, so the connection is Flask-Mail's own
+    :class:`flask_mail.Connection` with ``TOKENAUTH_MAIL_TIMEOUT`` and a
+    verifying TLS context.
 ``flask-mailman``
     The app's Flask-Mailman (``app.extensions["mailman"]``) and its
     ``EmailMultiAlternatives``, through its configured backend (``locmem``
@@ -101,7 +103,7 @@ class SMTPConfig:
         if not 0 < port < 65536:
             raise ConfigurationError(f"MAIL_PORT must be 1..65535; got {port}.")
         sender = config.get("MAIL_DEFAULT_SENDER")
-        if not sender or not parseaddr(_address(sender))[1]:
+        if not sender or "@" not in parseaddr(_address(sender))[1]:
             raise ConfigurationError(
                 "The account mails need a From address: set MAIL_DEFAULT_SENDER"
                 " (e.g. 'Example <no-reply@example.com>'); got"
@@ -195,20 +197,31 @@ class FlaskMailSender:
         timeout = self.timeout
 
         class Connection(flask_mail.Connection):
-            # Flask-Mail's configure_host, with a timeout: without one a
-            # server that never answers holds the outbox thread for ever.
+            # Flask-Mail's configure_host with a timeout (without one, a
+            # server that never answers holds the outbox thread for ever)
+            # and the server's certificate verified (Flask-Mail 0.10 lets
+            # smtplib skip that).
             def configure_host(self) -> smtplib.SMTP:
                 mail = self.mail
                 host: smtplib.SMTP
                 if mail.use_ssl:
-                    host = smtplib.SMTP_SSL(mail.server, mail.port, timeout=timeout)
+                    host = smtplib.SMTP_SSL(
+                        mail.server,
+                        mail.port,
+                        timeout=timeout,
+                        context=ssl.create_default_context(),
+                    )
                 else:
                     host = smtplib.SMTP(mail.server, mail.port, timeout=timeout)
-                host.set_debuglevel(int(mail.debug))
-                if mail.use_tls:
-                    host.starttls()
-                if mail.username and mail.password:
-                    host.login(mail.username, mail.password)
+                try:
+                    host.set_debuglevel(int(mail.debug))
+                    if mail.use_tls:
+                        host.starttls(context=ssl.create_default_context())
+                    if mail.username and mail.password:
+                        host.login(mail.username, mail.password)
+                except BaseException:
+                    host.close()  # Flask-Mail's would leave it open
+                    raise
                 return host
 
         mail = flask_mail.Message(
@@ -238,17 +251,20 @@ class FlaskMailmanSender:
         options: dict[str, Any] = {}
         if mailman.timeout is None and mailman.backend in ("smtp", None):
             options["timeout"] = self.timeout
-        mail = EmailMultiAlternatives(
-            subject=message.subject,
-            body=message.body,
-            from_email=message.sender,
-            to=list(message.recipients),
-            headers=dict(message.extra_headers),
-            connection=mailman.get_connection(**options),
-        )
-        if message.html is not None:
-            mail.attach_alternative(message.html, "text/html")
-        mail.send()
+        # Opened and closed here: Flask-Mailman 1.1's SMTP backend leaves a
+        # connection it opened itself open when the server refuses the mail.
+        with mailman.get_connection(**options) as connection:
+            mail = EmailMultiAlternatives(
+                subject=message.subject,
+                body=message.body,
+                from_email=message.sender,
+                to=list(message.recipients),
+                headers=dict(message.extra_headers),
+                connection=connection,
+            )
+            if message.html is not None:
+                mail.attach_alternative(message.html, "text/html")
+            mail.send()
 
 
 class LogSender:

@@ -4,21 +4,15 @@
 from __future__ import annotations
 
 import logging
-import string
-import unicodedata
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    false,
-    func,
     select,
-    true,
     update,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -28,21 +22,19 @@ from . import _bulk_revocation as _bulk
 from . import _hostpasswords as hostpasswords
 from ._config import Settings
 from ._db import Database
+from ._hostemail import EmailSource, HostEmail
 from ._hostkeys import (
     PrimaryKey,
     check_model,
-    compares_case_insensitively,
-    declared_case_insensitive,
     require_callable,
 )
+from ._hostlogin import HostLogin
+from ._hostsessions import HostSessions
 from ._state import get_state
 from ._store import UserStore
-from .errors import ConfigurationError, InternalError, ValidationError
+from .errors import ConfigurationError, InternalError
 
 logger = logging.getLogger("flask_tokenauth")
-
-#: SQLite's NOCASE (and its lower()) fold the ASCII letters only.
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 #: What a verifier may be: a scheme name, a passlib ``CryptContext`` (any
@@ -109,6 +101,17 @@ class SQLAlchemyUserStore(UserStore):
         :mod:`._hostpasswords`); before any, a werkzeug hash for
         ``"auto"``/``"werkzeug"``, passlib's ``dummy_verify`` for a context,
         our bcrypt dummy at ``TOKENAUTH_BCRYPT_ROUNDS`` otherwise.
+    :param email: where the address is, for the mail flows (README "Host
+        users' addresses"): a column (by default the login column if it is
+        named ``email``, else none: every mail endpoint answers ``404``),
+        or ``email(user) -> str | None`` with ``find_by_email``.
+    :param email_verified: a ``Boolean`` or ``DateTime`` column set when the
+        address is verified; by default ``tokenauth_email_verifications``
+        records the verified address by ``sub``.
+    :param find_by_email: ``find_by_email(email) -> user | None`` (the
+        address normalized); by default a query on the ``email`` column.
+    :param set_email: ``set_email(user, email) -> None`` that stores and
+        commits a new address, for a callable ``email`` and ``/change-email``.
     """
 
     def __init__(
@@ -125,6 +128,10 @@ class SQLAlchemyUserStore(UserStore):
         create: Callable[[str, str], Any] | None = None,
         normalize: Callable[[str], str] | None = None,
         dummy_hash: str | None = None,
+        email: EmailSource = None,
+        email_verified: str | None = None,
+        find_by_email: Callable[[str], Any] | None = None,
+        set_email: Callable[[Any, str], None] | None = None,
     ) -> None:
         self.model = model
         self.login_field = login
@@ -138,14 +145,19 @@ class SQLAlchemyUserStore(UserStore):
         self._session = session
         self._create = create
         self._normalize = normalize
-        #: Whether the login column compares case-insensitively: from the
-        #: model now, asked of the database at the first login.
-        self._case_insensitive = False
-        self._warned_case = False
-        #: Whether that comparison folds ASCII letters only (SQLite's
-        #: NOCASE); else as str.lower() (citext, *_ci), learnt with it.
-        self._ascii_fold = False
         self._validate()
+        self._sessions = HostSessions(model, self._session, lambda: self._db)
+        self._email = HostEmail(
+            f"SQLAlchemyUserStore({name}",
+            model,
+            login,
+            email,
+            email_verified,
+            find_by_email,
+            set_email,
+            self._sessions,
+        )
+        self.has_email = self._email.has_email
 
     # -- start-up ------------------------------------------------------------
 
@@ -159,10 +171,6 @@ class SQLAlchemyUserStore(UserStore):
             owner, self.model, self.login_field, self._password, self._is_active
         )
         self._key = PrimaryKey(self._pk)
-        self._login_length = getattr(self._login_column.type, "length", None)
-        if declared_case_insensitive(self._login_column):
-            self._case_insensitive = True
-            self._warn_case_insensitive()
         self._passwords.validate(owner)
         for option, value in (
             ("session", self._session),
@@ -171,6 +179,9 @@ class SQLAlchemyUserStore(UserStore):
         ):
             if value is not None:
                 require_callable(owner, option, value)
+        self._login = HostLogin(
+            owner, self.login_field, self._login_column, self._normalize
+        )
         if self._session is None:
             fsa = getattr(self.model, "__fsa__", None)  # Flask-SQLAlchemy 3
             if fsa is not None:
@@ -196,6 +207,7 @@ class SQLAlchemyUserStore(UserStore):
                 " passwords for /password: pass hash=..., or set"
                 " TOKENAUTH_PASSWORD_CHANGE_ENABLED = False."
             )
+        self._email.check(settings)
 
     @property
     def _db(self) -> Database:
@@ -248,29 +260,12 @@ class SQLAlchemyUserStore(UserStore):
 
     # -- lookups -------------------------------------------------------------------
 
-    @contextmanager
-    def _use_session(self) -> Iterator[OrmSession]:
-        if self._session is not None:
-            yield self._session()
-            return
-        with self._db.session() as session:
-            yield session
-
     def normalize_login(self, value: str) -> str:
-        login = value.strip()
-        if self._normalize is not None:
-            login = self._normalize(login)
-        if (
-            not login
-            or (self._login_length is not None and len(login) > self._login_length)
-            or any(unicodedata.category(c) in {"Cc", "Cs"} for c in login)
-        ):
-            raise ValidationError(f"Invalid {self.login_field}")
-        return login
+        return self._login.normalized(value)
 
     def find_by_login(self, login: str) -> Any | None:
         column = getattr(self.model, self.login_field)
-        with self._use_session() as session:
+        with self._sessions.use() as session:
             if not self._passwords.dummies.sampled:
                 self._first_login(session)
             return session.scalars(select(self.model).where(column == login)).first()
@@ -288,41 +283,15 @@ class SQLAlchemyUserStore(UserStore):
             hashes = list(session.scalars(newest.limit(20)))
         self._passwords.sample(hashes)
         bind = session.get_bind(mapper=sa_inspect(self.model))
-        self._ascii_fold = bind.dialect.name == "sqlite"
-        if not self._case_insensitive and compares_case_insensitively(
-            session, self._login_column
-        ):
-            self._case_insensitive = True
-            self._warn_case_insensitive()
-
-    def _warn_case_insensitive(self) -> None:
-        if self._normalize is None and not self._warned_case:
-            self._warned_case = True
-            name = getattr(self.model, "__name__", repr(self.model))
-            logger.warning(
-                "SQLAlchemyUserStore(%s, login=%r): the column compares"
-                " case-insensitively (COLLATE NOCASE, citext, a *_ci collation)"
-                " but no normalize= is set: pass normalize=str.lower (and store"
-                " logins in lower case) so that every spelling is one login in"
-                " the signals, logs and limits of unknown logins.",
-                name,
-                self.login_field,
-            )
+        self._login.learn(session, bind.dialect.name)
 
     def login_key(self, login: str) -> str:
-        # On a case-insensitive column every spelling finds the same row:
-        # an unknown login's spellings share one counter too, or the limits
-        # would tell which logins exist (one spelling spent, another not).
-        # Folded as the column compares (see _first_login), no further:
-        # casefold() joined "strasse" and "straße", which no column does.
-        if not self._case_insensitive:
-            return login
-        return login.translate(_ASCII_LOWER) if self._ascii_fold else login.lower()
+        return self._login.key(login)
 
     def get(self, sub: str) -> Any | None:
         if not self.is_subject(sub):
             return None
-        with self._use_session() as session:
+        with self._sessions.use() as session:
             return session.get(self.model, self.user_id(sub))
 
     def login_of(self, user: Any) -> str:
@@ -331,38 +300,8 @@ class SQLAlchemyUserStore(UserStore):
     def status_clause(
         self, sub: ColumnElement[str], db: Database
     ) -> ColumnElement[Any] | None:
-        """The host's row looked up by its primary key in SQL, if the model
-        is in our database (its session is ours, or on an engine of the
-        same URL), ``is_active`` is a column of its table or absent, and
-        the key is an integer, a native UUID or a string: else ``None`` and
-        each refresh asks :meth:`status` (a second round trip)."""
-        if self._is_active is not None and not isinstance(self._is_active, str):
-            return None
-        key = self._key.sql(sub)
-        if key is None:
-            return None
-        table = self._pk.table
-        active: ColumnElement[Any] = true()
-        if isinstance(self._is_active, str):
-            column = sa_inspect(self.model).columns[self._is_active]
-            if column.table is not table:  # another table of an inheritance
-                return None
-            # ``is_active`` reads a NULL as false, and so does this.
-            active = func.coalesce(column, false())
-        if not self._in_database(db):
-            return None
-        return select(active).where(self._pk == key).scalar_subquery()
-
-    def _in_database(self, db: Database) -> bool:
-        """Whether the model's rows are in ``db``, so that one statement
-        there can read them."""
-        if self._session is None:
-            return True  # queried through ``db`` itself, see _use_session
-        try:
-            bind = self._session().get_bind(mapper=sa_inspect(self.model))
-        except Exception:  # no bind, no app context: ask status() instead
-            return False
-        return bind.engine is db.engine or bind.engine.url == db.engine.url
+        """See :meth:`._hostsessions.HostSessions.status_clause`."""
+        return self._sessions.status_clause(sub, db, self._key, self._is_active)
 
     def is_active(self, user: Any) -> bool:
         if self._is_active is None:
@@ -393,15 +332,18 @@ class SQLAlchemyUserStore(UserStore):
         if new_hash is not None:
             self._write_hash(user, new_hash)
 
-    def _write_hash(self, user: Any, new_hash: str) -> None:
-        with self._use_session() as session:
+    def _write_hash(
+        self, user: Any, new_hash: str, conn: Connection | None = None
+    ) -> None:
+        # In ``conn`` (the caller's transaction) if the rows are in our
+        # database: a reset link is spent with the new hash or not at all.
+        with self._sessions.writing(conn) as session:
             session.execute(
                 update(self.model)
                 .where(self._pk == getattr(user, self._pk.key))
                 .values({self._password: self._as_stored(new_hash)})
                 .execution_options(synchronize_session=False)
             )
-            session.commit()
 
     def _as_stored(self, new_hash: str) -> str | bytes:
         """A hash as the column holds it: ``bytes`` in a ``LargeBinary``
@@ -419,7 +361,7 @@ class SQLAlchemyUserStore(UserStore):
         hasher = self._hasher()
         if hasher is None:  # refused at start-up; kept for direct callers
             raise ConfigurationError("SQLAlchemyUserStore: pass hash=...")
-        self._write_hash(user, hasher(password))
+        self._write_hash(user, hasher(password), conn)
 
     def create(self, login: str, password: str, conn: Connection | None = None) -> Any:
         if self._create is None:  # refused at start-up; kept for direct callers
@@ -433,3 +375,27 @@ class SQLAlchemyUserStore(UserStore):
             "id": str(value) if isinstance(value, uuid.UUID) else value,
             self.login_field: self.login_of(user),
         }
+
+    # -- addresses (see _hostemail) ----------------------------------------------
+
+    def email_of(self, user: Any) -> str | None:
+        return self._email.email_of(user)
+
+    def find_by_email(self, email: str) -> Any | None:
+        if not self.has_email:
+            return None
+        if self._email.find_hook is not None:
+            return self._email.find(None, email)
+        with self._sessions.use() as session:
+            return self._email.find(session, email)
+
+    def is_email_verified(self, user: Any) -> bool:
+        return self.has_email and self._email.is_verified(user, self.sub_of(user))
+
+    def set_email_verified(
+        self, user: Any, email: str, conn: Connection | None = None
+    ) -> None:
+        self._email.set_verified(user, self.sub_of(user), email, conn)
+
+    def set_email(self, user: Any, email: str, conn: Connection | None = None) -> None:
+        self._email.set(user, self.sub_of(user), email, conn)

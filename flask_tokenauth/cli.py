@@ -3,8 +3,9 @@
 ``db upgrade|downgrade|current|stamp|history`` manage the tables; ``purge`` deletes dead
 sessions; ``create-user``, ``sessions`` and ``revoke-sessions`` administer
 users; ``keys generate|list|rotate|retire`` manage signing keys (see
-:mod:`._cli_keys`).  Every command exits non-zero
-with a one-line message on bad input or an unreachable database.
+:mod:`._cli_keys`); ``mail test`` sends a test mail (:mod:`._cli_mail`).
+Every command exits non-zero with a one-line message on bad input or an
+unreachable database.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import _migrate
 from ._cli_keys import keys_cli
+from ._cli_mail import mail_cli
 from ._cli_users import users_cli
 from ._db import describe_db_error
 from ._sessions import active_sessions, purge, revoke_user_sessions
@@ -237,3 +239,4 @@ def revoke_sessions_command(login: str) -> None:
 
 tokenauth_cli.add_command(keys_cli)
 tokenauth_cli.add_command(users_cli)
+tokenauth_cli.add_command(mail_cli)

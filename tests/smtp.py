@@ -23,7 +23,9 @@ switches it (:meth:`SMTPServer.set_mode`):
     greeting): a sender without a timeout waits for ever.
 
 With ``--tls starttls`` the server offers (and requires) STARTTLS, with
-``--tls ssl`` it speaks TLS from the first byte; either with a self-signed
+``--tls ssl`` it speaks TLS from the first byte, and either offers ``AUTH``
+(``LOGIN``, ``PLAIN``) for :data:`LOGIN` / :data:`PASSWORD`, noting the
+login of a mail in an ``X-Authenticated-As`` header; either with a self-signed
 certificate made by :func:`self_signed` (``DIRECTORY/cert.pem``); a test
 makes its sender trust it with ``SSL_CERT_FILE`` (read by
 :func:`ssl.create_default_context`).
@@ -49,6 +51,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 MODES = ("accept", "refuse-rcpt", "refuse-data", "hang")
+#: The one account a TLS server accepts.
+LOGIN = "mailer"
+PASSWORD = "s3cret-for-tests"
 START_TIMEOUT = 15.0
 
 
@@ -84,6 +89,8 @@ class _Handler:
         name = f"{time.time_ns():020d}-{self.count:06d}"
         partial = messages / f".{name}.part"
         header = "X-Envelope-To: " + ", ".join(envelope.rcpt_tos) + "\r\n"
+        if session.authenticated:
+            header += f"X-Authenticated-As: {session.auth_data.login.decode()}\r\n"
         content = envelope.original_content or envelope.content
         if isinstance(content, str):
             content = content.encode()
@@ -94,7 +101,7 @@ class _Handler:
 
 def serve(directory: Path, tls: str | None) -> None:
     """Run the server until the process is terminated."""
-    from aiosmtpd.smtp import SMTP
+    from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
     (directory / "messages").mkdir(parents=True, exist_ok=True)
     handler = _Handler(directory)
@@ -102,6 +109,15 @@ def serve(directory: Path, tls: str | None) -> None:
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login.decode(),
+            auth_data.password.decode(),
+        ) == (LOGIN, PASSWORD)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     def protocol() -> asyncio.BaseProtocol:
         if handler.mode() == "hang":
@@ -112,9 +128,13 @@ def serve(directory: Path, tls: str | None) -> None:
                 handler,
                 tls_context=context,
                 require_starttls=True,
-                auth_require_tls=False,
+                authenticator=authenticator,
             )
-        return SMTP(handler, auth_require_tls=False)
+        if tls == "ssl":
+            # TLS from the first byte: aiosmtpd does not see it, so it must
+            # not insist on STARTTLS before AUTH.
+            return SMTP(handler, authenticator=authenticator, auth_require_tls=False)
+        return SMTP(handler)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

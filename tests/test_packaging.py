@@ -95,6 +95,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "flask_tokenauth/migrations/script.py.mako",
         "flask_tokenauth/migrations/versions/0001_*.py",
         "flask_tokenauth/testing.py",
+        "flask_tokenauth/mail.py",
+        "flask_tokenauth/templates/tokenauth/mail/layout.html",
+        "flask_tokenauth/templates/tokenauth/mail/layout.txt",
+        "flask_tokenauth/templates/tokenauth/mail/button.html",
+        "flask_tokenauth/templates/tokenauth/mail/test.subject.txt",
         "pytest_flask_tokenauth.py",
     ],
 )
