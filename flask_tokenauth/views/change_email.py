@@ -120,7 +120,9 @@ def request_change() -> Response:
     old = store.email_of(user)
     if new == old:
         raise ValidationError("'newEmail' is the account's address already")
-    binding = _binding(state, old, bound_identity.of_user(state, user))
+    # Read from the database, not from the user object (an ORM session may
+    # hold a hash that was just rewritten).
+    binding = _binding(state, old, bound_identity.read(state, sub))
     # Both mailboxes' limits: the confirm link never goes without the
     # notice that can cancel it.  A spent limit answers as usual.
     if mail_allowed(links.CHANGE, new) and (
@@ -208,7 +210,7 @@ def confirm() -> Response:
         if user is None or not store.is_active(user):
             raise LinkInvalid()
         old = store.email_of(user)
-        expected = _binding(state, old, bound_identity.of_user(state, user))
+        expected = _binding(state, old, bound_identity.read(state, spent.user_id))
         if not hmac.compare_digest(expected.encode(), (spent.binding or "").encode()):
             raise LinkInvalid()
         owner = store.find_by_email(spent.email)
