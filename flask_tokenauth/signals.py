@@ -38,7 +38,8 @@ refresh_grace_used = _signals.signal("tokenauth.refresh-grace-used")
 refresh_token_reused = _signals.signal("tokenauth.refresh-token-reused")
 #: Sessions were revoked. ``user_id``, ``session_ids``, ``reason`` (one of
 #: ``"logout"``, ``"reuse"``, ``"revoked"``, ``"logout-others"``,
-#: ``"logout-all"``, ``"password-changed"``, ``"admin"``).
+#: ``"logout-all"``, ``"password-changed"``, ``"admin"``,
+#: ``"email-change-cancelled"``).
 session_revoked = _signals.signal("tokenauth.session-revoked")
 #: A client logged out. ``user_id`` and ``session_id`` (``None`` if its
 #: cookie was missing or unknown); once per session if it sent several.
