@@ -17,12 +17,14 @@ from ._keys import KeySet as KeySet
 from ._keys import SigningKey as SigningKey
 from ._login import login_user as login_user
 from ._sessions import revoke_user_sessions as revoke_user_sessions
+from ._verification import is_email_verified as is_email_verified
 from .decorators import login_required as login_required
 from .errors import AuthenticationError as AuthenticationError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import CrossSiteRequest as CrossSiteRequest
 from .errors import DatabaseNotMigrated as DatabaseNotMigrated
 from .errors import DatabaseUnavailable as DatabaseUnavailable
+from .errors import EmailNotVerified as EmailNotVerified
 from .errors import EmailTaken as EmailTaken
 from .errors import InvalidCredentials as InvalidCredentials
 from .errors import InvalidEmail as InvalidEmail
@@ -79,6 +81,7 @@ __all__ = [
     "CrossSiteRequest",
     "DatabaseNotMigrated",
     "DatabaseUnavailable",
+    "EmailNotVerified",
     "EmailTaken",
     "InvalidCredentials",
     "InvalidEmail",
@@ -123,6 +126,7 @@ __all__ = [
     "current_user",
     "current_user_as",
     "init_flask_login",
+    "is_email_verified",
     "login_required",
     "login_user",
     "revoke_user_sessions",

@@ -54,7 +54,7 @@ from datetime import datetime
 from typing import Any
 
 from . import _jws
-from ._claims import NOT_GIVEN, AppClaims
+from ._claims import EMAIL_VERIFIED, NOT_GIVEN, AppClaims
 from ._claims import RESERVED_CLAIMS as RESERVED_CLAIMS
 from ._claims import ClaimsLoader as ClaimsLoader
 from ._config import Settings
@@ -168,6 +168,7 @@ class AccessTokens:
         *,
         user: Any = NOT_GIVEN,
         identity: str | None = None,
+        email_verified: bool | None = None,
     ) -> str:
         """A signed access token for ``user_id`` in session ``session_id``.
 
@@ -179,9 +180,13 @@ class AccessTokens:
             be, if the caller has it (``login_user``, a password change): a
             loader that takes the user is then given it without loading it
             again.  Otherwise it is loaded as ``current_user`` loads it.
+        :param email_verified: the ``email_verified`` claim, when address
+            verification is on (see :mod:`._verification`); ``None``: no
+            such claim, and the token is what it was before the feature.
         :raises ValueError: if the loader or ``extra_claims`` name a reserved
-            claim: that is a bug of the app, so it fails loudly (a 500, with
-            the message in the log) rather than being silently dropped.
+            claim (``email_verified`` too while verification is on): that is
+            a bug of the app, so it fails loudly (a 500, with the message in
+            the log) rather than being silently dropped.
         :raises TypeError: if the loader returns something other than a
             mapping.
         """
@@ -199,6 +204,14 @@ class AccessTokens:
         )
         if identity is not None:  # the session's binding, see ._identity
             claims["idf"] = identity
+        if email_verified is not None:
+            if EMAIL_VERIFIED in claims:
+                raise ValueError(
+                    "The additional_claims loader sets email_verified, which"
+                    " flask_tokenauth sets itself while TOKENAUTH_EMAIL_VERIFICATION"
+                    " is on: rename your claim."
+                )
+            claims[EMAIL_VERIFIED] = email_verified
         key, header = self._signing
         signing_input = header + _segment(_JSON.encode(claims).encode())
         return (signing_input + b"." + _segment(key.sign(signing_input))).decode()

@@ -17,6 +17,10 @@ RESERVED_CLAIMS = frozenset(
     # ``idf``: the session's identity fingerprint (see ._identity).
     {"sub", "iat", "exp", "nbf", "iss", "aud", "jti", "sid", "typ", "idf"}
 )
+#: The claim that says whether the user's address is verified: set by us
+#: only while ``TOKENAUTH_EMAIL_VERIFICATION`` is on, and reserved only then
+#: (an app with verification off may have an ``email_verified`` of its own).
+EMAIL_VERIFIED = "email_verified"
 
 
 class ClaimsForUser(Protocol):

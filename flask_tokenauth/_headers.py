@@ -34,14 +34,21 @@ def cookie_path(settings: Settings) -> str:
     """The refresh cookie's ``Path``: ``TOKENAUTH_COOKIE_PATH`` if set, else
     the path the blueprint is mounted at, e.g. ``/api/auth``.
 
-    The latter is derived from the matched rule (``<prefix>/refresh``), so the
-    cookie follows whatever ``url_prefix`` the app registered the blueprint
-    with, including the WSGI script root.
+    The latter is derived from the rule of ``/refresh`` in the same mount as
+    the matched rule (its sibling endpoint), so the cookie follows whatever
+    ``url_prefix`` the app registered the blueprint with, including the WSGI
+    script root, and a view one level deeper (``/email-login/verify``) sets
+    it where a view at the top sets it.
     """
     if settings.cookie_path is not None:
         return settings.cookie_path
-    assert request.url_rule is not None
-    return request.script_root + request.url_rule.rule.rsplit("/", 1)[0] or "/"
+    rule = request.url_rule
+    assert rule is not None
+    path = rule.rule
+    refresh = rule.endpoint.rpartition(".")[0] + ".refresh"
+    if refresh != rule.endpoint and refresh in current_app.view_functions:
+        path = next(current_app.url_map.iter_rules(refresh)).rule
+    return request.script_root + path.rsplit("/", 1)[0] or "/"
 
 
 def _cookie_attributes(settings: Settings) -> dict[str, Any]:

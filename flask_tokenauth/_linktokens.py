@@ -284,6 +284,17 @@ def revoke(
     return int(result.rowcount)
 
 
+def purge(conn: Connection, now: datetime | None = None) -> int:
+    """Delete every row past its expiry by more than a week (spent or not,
+    real or a decoy of :mod:`.views.email_login`); returns how many.  Run
+    by ``flask tokenauth purge``: :func:`issue` only clears the rows of the
+    user it issues for, and an address asked for once is never asked
+    again."""
+    cutoff = (now or _now()) - _KEEP_EXPIRED
+    result = conn.execute(delete(_tokens).where(_tokens.c.expires_at < cutoff))
+    return int(result.rowcount)
+
+
 def link(settings: Settings, template: str, token: str) -> str:
     """The absolute URL of a link: ``TOKENAUTH_LINK_BASE_URL`` followed by
     ``template`` (a ``TOKENAUTH_*_URL`` setting) with the token in it."""

@@ -36,6 +36,14 @@ def login_user(user: Any, response: Response | None = None) -> str:
             access_token = login_user(user)
             return {"accessToken": access_token}
 
+    With ``TOKENAUTH_EMAIL_VERIFICATION = "required"`` it starts the
+    session even for a user whose address is not verified (``/login``
+    refuses that one): the app vouched for the user its own way (an OAuth
+    or SSO provider may have verified the address).  The session's tokens
+    carry ``email_verified: false``, which ``@login_required(verified=True)``
+    refuses; to refuse at login, test
+    :func:`~flask_tokenauth.is_email_verified` first.
+
     :param user: a user of the user store (the host's model object with
         :class:`~flask_tokenauth.userstore.SQLAlchemyUserStore`), or its id.
     :param response: set the refresh cookie on this response; by default it
@@ -59,9 +67,13 @@ def login_user(user: Any, response: Response | None = None) -> str:
     settings = dataclasses.replace(state.settings, cookie_path=_cookie_path(state))
     identity = bound_identity.of_user(state, user)
     with state.db.begin() as conn:
-        issued = _start_family(state, conn, sub, identity=identity)
+        issued = _start_family(state, conn, sub, identity=identity, user=user)
     access = state.access_tokens.issue(
-        sub, issued.family_id, user=user, identity=identity
+        sub,
+        issued.family_id,
+        user=user,
+        identity=identity,
+        email_verified=issued.email_verified,
     )
 
     def set_cookie(target: Response) -> Response:
@@ -76,6 +88,7 @@ def login_user(user: Any, response: Response | None = None) -> str:
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user_id=store.user_id(sub),
         session_id=issued.family_id,
+        method=None,  # the app's own login: it knows how
     )
     return access
 

@@ -130,6 +130,7 @@ class RefreshTokens:
         now: datetime,
         parent_id: int | None = None,
         identity: str | None = None,
+        email_verified: bool | None = None,
     ) -> IssuedToken:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires_at = family_expires_at
@@ -146,7 +147,9 @@ class RefreshTokens:
                 family_expires_at=family_expires_at,
             )
         )
-        return IssuedToken(token, user_id, family_id, expires_at, identity)
+        return IssuedToken(
+            token, user_id, family_id, expires_at, identity, email_verified
+        )
 
     def start_family(
         self,
@@ -157,12 +160,15 @@ class RefreshTokens:
         user_agent: str | None = None,
         ip_address: str | None = None,
         identity: str | None = None,
+        email_verified: bool | None = None,
     ) -> IssuedToken:
         """Start a session (a login): its row and its first token.
 
         :param user_id: the user's ``sub``.
         :param identity: the fingerprint of the user's identity value (see
-            :mod:`._identity`); ``None``: bound at the first refresh."""
+            :mod:`._identity`); ``None``: bound at the first refresh.
+        :param email_verified: the ``email_verified`` claim of the session's
+            tokens (see :mod:`._verification`); ``None``: verification off."""
         now = now or _utcnow()
         user_id = str(user_id)  # an int from older callers names the same sub
         family_id = new_session_id(self._secret, user_id)
@@ -177,9 +183,12 @@ class RefreshTokens:
                 last_used_at=now,
                 expires_at=expires_at,
                 user_identity=identity,
+                email_verified=email_verified,
             )
         )
-        return self._insert(conn, user_id, family_id, expires_at, now, None, identity)
+        return self._insert(
+            conn, user_id, family_id, expires_at, now, None, identity, email_verified
+        )
 
     def rotate(
         self, conn: Connection, token: str, now: datetime | None = None
@@ -227,12 +236,13 @@ class RefreshTokens:
         row = conn.execute(spend).first()
         if row is None:
             return refused(conn, token_hash, now, self._reuse_interval)
-        bound = conn.execute(
+        session = conn.execute(
             update(_sessions)
             .where(_sessions.c.id == row.family_id)
             .values(last_used_at=now)
-            .returning(_sessions.c.user_identity)
-        ).scalar()
+            .returning(_sessions.c.user_identity, _sessions.c.email_verified)
+        ).one()
+        bound, verified = session.user_identity, session.email_verified
         issued = self._insert(
             conn,
             row.user_id,
@@ -241,8 +251,11 @@ class RefreshTokens:
             now,
             parent_id=row.id,
             identity=bound,
+            email_verified=verified,
         )
-        return Rotation(row.user_id, row.family_id, issued, bound=bound)
+        return Rotation(
+            row.user_id, row.family_id, issued, bound=bound, email_verified=verified
+        )
 
     def _rotation_statement(self, conn: Connection) -> tuple[PreparedStatement, bool]:
         """The PostgreSQL rotation statement, and whether it reads the
@@ -303,15 +316,16 @@ class RefreshTokens:
         )
         if row is None:
             return None
-        user_id, family_id, expires_at, bound, active, identity = row
+        user_id, family_id, expires_at, bound, verified, active, identity = row
         return Rotation(
             user_id,
             family_id,
-            IssuedToken(token, user_id, family_id, as_utc(expires_at), bound),
+            IssuedToken(token, user_id, family_id, as_utc(expires_at), bound, verified),
             user_checked=user_checked,
             user_active=None if active is None else bool(active),
             bound=bound,
             user_identity=identity,
+            email_verified=verified,
         )
 
     def revoke_families(

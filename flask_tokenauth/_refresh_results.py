@@ -18,6 +18,8 @@ class IssuedToken:
     expires_at: datetime
     #: The session's identity fingerprint (see :mod:`._identity`).
     identity: str | None = None
+    #: The session's ``email_verified`` claim (``None``: verification off).
+    email_verified: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,6 @@ class Rotation:
     #: The user's identity value now, read with the status (as stored:
     #: ``str``, ``bytes``...); meaningful only if ``user_checked``.
     user_identity: Any = None
+    #: The session's ``email_verified`` column, read by the rotation itself
+    #: (``None``: started while verification was off, or before it existed).
+    email_verified: bool | None = None

@@ -39,11 +39,12 @@ def spendable(tokens: FromClause, now: datetime) -> ColumnElement[bool]:
 #: the CTE ``issued``, which the final ``SELECT`` returns together with the
 #: status and identity value of the session's user (see :data:`UserStatus`)
 #: and the session's own fingerprint (``live_session.user_identity``, see
-#: :mod:`._identity`), so that a refresh needs no second round trip to ask
-#: the user store.
+#: :mod:`._identity`) and ``email_verified`` (the claim, see
+#: :mod:`._verification`), so that a refresh needs no second round trip to
+#: ask the user store.
 ROTATE_POSTGRESQL_HEAD = f"""
 WITH live_session AS (
-    SELECT s.id, s.user_identity
+    SELECT s.id, s.user_identity, s.email_verified
     FROM {_tokens.name} t
     JOIN {_sessions.name} s ON s.id = t.family_id AND s.user_id = t.user_id
     WHERE t.token_hash = %(hash)s AND t.used_at IS NULL AND t.revoked_at IS NULL
@@ -69,7 +70,7 @@ WITH live_session AS (
     RETURNING user_id, family_id, expires_at
 )
 SELECT issued.user_id, issued.family_id, issued.expires_at,
-       live_session.user_identity, """
+       live_session.user_identity, live_session.email_verified, """
 #: The rotation statement's last line, after the user's status and identity.
 ROTATE_POSTGRESQL_FROM = " FROM issued, live_session"
 #: What the rotation statement's last columns read: the user's status is

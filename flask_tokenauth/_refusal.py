@@ -33,6 +33,7 @@ def refused(
     session_revoked_at = _sessions.c.revoked_at.label("session_revoked_at")
     session_expires_at = _sessions.c.expires_at.label("session_expires_at")
     bound = _sessions.c.user_identity.label("bound")
+    verified = _sessions.c.email_verified.label("email_verified")
     query = (
         select(
             _tokens.c.id,
@@ -44,6 +45,7 @@ def refused(
             session_expires_at,
             owner,
             bound,
+            verified,
         )
         .select_from(
             _tokens.outerjoin(
@@ -64,7 +66,13 @@ def refused(
         if found.used_at is None or as_utc(found.session_expires_at) <= now:
             raise RefreshTokenExpired()
         if _claim_grace(conn, found.id, now, reuse_interval):
-            return Rotation(found.user_id, found.family_id, None, bound=found.bound)
+            return Rotation(
+                found.user_id,
+                found.family_id,
+                None,
+                bound=found.bound,
+                email_verified=found.email_verified,
+            )
     raise RefreshTokenReused(family_id=found.family_id, user_id=found.user_id)
 
 

@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import Connection, Exists, Table, delete, exists, or_, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from . import _linktokens as linktokens
 from . import signals
 from ._db import as_utc
 from ._dbmirror import record
@@ -227,8 +228,9 @@ def purge(state: TokenAuthState, batch_size: int = 1000) -> int:
     refresh token left that can be used (idle timeout).  A revoked session
     is kept until its access tokens have expired too, so that the database
     revocation store still refuses them.  The revocation log loses its rows
-    of the same age (every token they refuse has expired); they are not
-    counted.
+    of the same age (every token they refuse has expired), and the mail
+    flows' links and codes go a week after they expired (see
+    :func:`._linktokens.purge`); they are not counted.
     """
     settings = state.settings
     total = 0
@@ -249,6 +251,7 @@ def purge(state: TokenAuthState, batch_size: int = 1000) -> int:
             )
             if not ids:
                 _purge_events(conn, settled)
+                linktokens.purge(conn, now)
                 return total
             conn.execute(delete(_tokens).where(_tokens.c.family_id.in_(ids)))
             conn.execute(delete(_sessions).where(_sessions.c.id.in_(ids)))

@@ -20,7 +20,9 @@ _signals = Namespace()
 
 #: A user registered. ``user_id``, ``email``.
 user_registered = _signals.signal("tokenauth.user-registered")
-#: A login succeeded. ``user_id``, ``session_id``.
+#: A login succeeded. ``user_id``, ``session_id``, ``method``
+#: (``"password"``: ``/login``; ``"email"``: a sign-in by email; ``None``:
+#: the app's own login through ``login_user``).
 login_succeeded = _signals.signal("tokenauth.login-succeeded")
 #: A login failed. ``email`` (normalized), ``user_id`` (``None`` if unknown).
 login_failed = _signals.signal("tokenauth.login-failed")
@@ -57,6 +59,10 @@ password_changed = _signals.signal("tokenauth.password-changed")
 verification_sent = _signals.signal("tokenauth.verification-sent")
 #: An address was verified (link, CLI or admin). ``user_id``, ``email``.
 email_verified = _signals.signal("tokenauth.email-verified")
+#: A login with the right password was refused (``403 EMAIL_NOT_VERIFIED``)
+#: because verification is ``required`` and the address is not verified
+#: yet. ``user_id``.
+login_unverified = _signals.signal("tokenauth.login-unverified")
 #: A password-reset link was mailed. ``user_id``, ``email``.
 password_reset_requested = _signals.signal("tokenauth.password-reset-requested")
 #: A password reset was asked for an address with no (active) account; no
@@ -82,6 +88,9 @@ email_changed = _signals.signal("tokenauth.email-changed")
 email_change_cancelled = _signals.signal("tokenauth.email-change-cancelled")
 #: A sign-in link and code were mailed. ``user_id``, ``email``.
 email_login_requested = _signals.signal("tokenauth.email-login-requested")
+#: A sign-in by email was asked for an address with no active account; no
+#: mail is sent. ``email``.
+email_login_unknown = _signals.signal("tokenauth.email-login-unknown")
 #: A mail was not sent because the address's limit is spent; the client got
 #: the answer it would have got. ``email``, ``purpose``, ``ip``.
 mail_limited = _signals.signal("tokenauth.mail-limited")

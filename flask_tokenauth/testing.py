@@ -37,6 +37,7 @@ from flask.testing import FlaskClient
 from . import _migrate, _outbox
 from ._access import is_user_id
 from ._state import get_state, load_user
+from ._verification import claim_of_sub
 from .views.auth import refresh_paths
 
 #: The ``User-Agent`` recorded on the sessions the helpers start, so that a
@@ -121,9 +122,14 @@ def start_session(user: Any, app: Flask | None = None) -> StartedSession:
                 f"No user with id {user_id!r}: create the user before asking"
                 " flask_tokenauth.testing for a token."
             )
+        verified = claim_of_sub(state, sub)
         with state.db.begin() as conn:
-            issued = state.refresh_tokens.start_family(conn, sub, user_agent=USER_AGENT)
-        access = state.access_tokens.issue(sub, issued.family_id)
+            issued = state.refresh_tokens.start_family(
+                conn, sub, user_agent=USER_AGENT, email_verified=verified
+            )
+        access = state.access_tokens.issue(
+            sub, issued.family_id, email_verified=verified
+        )
     header_type = state.settings.header_types[0]
     return StartedSession(
         store.user_id(sub), issued.family_id, access, issued.token, header_type

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import _identity as bound_identity
 from .. import _lockout as lockout
+from .. import _verification as verification
 from .. import signals
 from .._cookies import (
     choose_refresh_token,
@@ -30,6 +31,7 @@ from .._sessions import revoke_sessions
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, check_password, require_string
 from ..errors import (
+    EmailNotVerified,
     EmailTaken,
     InvalidCredentials,
     InvalidPassword,
@@ -78,9 +80,16 @@ def _start_family(
     user_id: str,
     now: datetime | None = None,
     identity: str | None = None,
+    user: Any = None,
 ) -> IssuedToken:
     """Start a session, recording the client's user agent and address, bound
-    to the user's ``identity`` fingerprint (see :mod:`.._identity`)."""
+    to the user's ``identity`` fingerprint (see :mod:`.._identity`), with
+    the ``email_verified`` claim of ``user`` (looked up if not given) while
+    address verification is on (see :mod:`.._verification`)."""
+    if user is None:
+        verified = verification.claim_of_sub(state, user_id)
+    else:
+        verified = verification.claim_of(state, user)
     return state.refresh_tokens.start_family(
         conn,
         user_id,
@@ -88,18 +97,37 @@ def _start_family(
         user_agent=request.user_agent.string,
         ip_address=client_ip(state.settings.trusted_proxies),
         identity=identity,
+        email_verified=verified,
     )
 
 
 def _session_response(
-    state: TokenAuthState, user: Any, status: int, issued: IssuedToken
+    state: TokenAuthState,
+    user: Any,
+    status: int,
+    issued: IssuedToken,
+    *,
+    amr: list[str] | None = None,
 ) -> Response:
-    """The answer to a register or login: the user, an access token for the
-    new session and its refresh cookie."""
+    """The answer to a register or login (by password or by email): the
+    user, an access token for the new session and its refresh cookie.
+
+    :param amr: how the user authenticated (RFC 8176), as the access
+        token's ``amr`` claim; only an email sign-in sets it for now (see
+        "Signing in by email" in the README).
+    """
+    verified = issued.email_verified
     access = state.access_tokens.issue(
-        issued.user_id, issued.family_id, identity=issued.identity
+        issued.user_id,
+        issued.family_id,
+        None if amr is None else {"amr": amr},
+        identity=issued.identity,
+        email_verified=verified,
     )
-    body = {"user": state.user_store.to_json(user), "accessToken": access}
+    body = {
+        "user": verification.user_json(state, user, verified),
+        "accessToken": access,
+    }
     return _token_response(body, status, state, issued)
 
 
@@ -112,7 +140,7 @@ def _start_session(
     sub = state.user_store.sub_of(user)
     identity = bound_identity.read(state, sub)
     with state.db.begin() as conn:
-        issued = _start_family(state, conn, sub, identity=identity)
+        issued = _start_family(state, conn, sub, identity=identity, user=user)
     return _session_response(state, user, status, issued), issued.family_id
 
 
@@ -136,19 +164,31 @@ def register() -> Response:
     check_password(password, settings, [login])
     if store.find_by_login(login) is not None:
         raise EmailTaken()
+    # ``required`` verification: no session until the address is verified.
+    session = not verification.is_required(state)
     try:
         with state.db.begin() as conn:
             user = store.create(login, password, conn)
             sub = store.sub_of(user)
             identity = bound_identity.of_user(state, user)
-            issued = _start_family(state, conn, sub, identity=identity)
+            link = verification.link_for_new_user(state, conn, user)
+            issued = (
+                _start_family(state, conn, sub, identity=identity, user=user)
+                if session
+                else None
+            )
     except IntegrityError as e:
         # A concurrent registration of the same login won the race.
         raise EmailTaken() from e
     user_id = store.user_id(sub)
     named: dict[str, Any] = {store.login_field: login}
     signals.user_registered.send(_app(), user_id=user_id, **named)
-    response = _session_response(state, user, 201, issued)
+    if link is not None:
+        verification.mail_link(state, user, *link)
+    if issued is None:
+        response = verification.registered_unverified(state, user)
+    else:
+        response = _session_response(state, user, 201, issued)
     # The client that chose the password is the account's first device.
     lockout.trust_device(response, state, lockout.account_of(store, user, login))
     return response
@@ -188,11 +228,19 @@ def login() -> Response:
             **named,
         )
         raise InvalidCredentials()
+    # Only now, after the right password: the answer tells nothing to whom
+    # does not know it (a wrong one stays INVALID_CREDENTIALS).
+    if verification.is_required(state) and not store.is_email_verified(user):
+        signals.login_unverified.send(_app(), user_id=store.user_id(store.sub_of(user)))
+        raise EmailNotVerified()
     store.rehash_if_needed(user, password)
     response, session_id = _start_session(state, user, 200)
     attempt.trust_device(response)
     signals.login_succeeded.send(
-        _app(), user_id=store.user_id(store.sub_of(user)), session_id=session_id
+        _app(),
+        user_id=store.user_id(store.sub_of(user)),
+        session_id=session_id,
+        method="password",
     )
     return response
 
@@ -290,7 +338,10 @@ def refresh() -> Response:
             _app(), user_id=user_id, session_id=rotation.family_id
         )
     access = state.access_tokens.issue(
-        rotation.user_id, rotation.family_id, identity=identity
+        rotation.user_id,
+        rotation.family_id,
+        identity=identity,
+        email_verified=verification.refresh_claim(state, rotation),
     )
     # A JWT is base64url segments and dots: a JSON string as it stands, so
     # the body is written out rather than encoded (as jsonify does, compact).

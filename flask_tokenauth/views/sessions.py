@@ -149,7 +149,7 @@ def change_password() -> Response:
         # Told to the revocation store before the commit: if it refuses,
         # the new hash is rolled back with the revocation (503, retry works).
         revoked = revoke_in(state, conn, user_id, cutoff=True, now=now)
-        issued = _start_family(state, conn, user_id, now)
+        issued = _start_family(state, conn, user_id, now, user=user)
     # The new session is bound to the new hash, read back now it is stored.
     identity = bound_identity.read(state, user_id)
     if identity is not None:
@@ -161,7 +161,11 @@ def change_password() -> Response:
         user_id=store.user_id(user_id),
     )
     access = state.access_tokens.issue(
-        user_id, issued.family_id, user=user, identity=identity
+        user_id,
+        issued.family_id,
+        user=user,
+        identity=identity,
+        email_verified=issued.email_verified,
     )
     response = _token_response({"accessToken": access}, 200, state, issued)
     attempt.trust_device(response)

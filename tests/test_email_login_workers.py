@@ -1,0 +1,135 @@
+"""Sign in by email served by two gunicorn workers, on SQLite and
+PostgreSQL, with the mail through the real SMTP server: the code mailed
+from a forked worker's outbox; guesses spread over both workers never
+exceed the attempts; the right code sent many times at once, to both,
+starts one session."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import Engine, select
+
+from flask_tokenauth.models import EmailToken
+
+from .conftest import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, service_missing
+from .servers import (
+    Server,
+    gunicorn_options,
+    gunicorn_path,
+    running_server,
+    server_environment,
+)
+from .smtp import text_of, token_in
+
+pytestmark = pytest.mark.slow
+
+ADA = "ada@example.com"
+ATTEMPTS = 3
+
+
+@pytest.fixture
+def workers(
+    smtp_server: Any, engine: Engine, database_url: str, tmp_path: Path
+) -> Iterator[Server]:
+    gunicorn = gunicorn_path()
+    if gunicorn is None:
+        service_missing("gunicorn is not installed")
+    assert gunicorn is not None
+    env = server_environment(
+        MAILAPP_TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET,
+        MAILAPP_TOKENAUTH_REFRESH_SECRET=REFRESH_SECRET,
+        MAILAPP_TOKENAUTH_DATABASE_URL=database_url,
+        MAILAPP_TOKENAUTH_BCRYPT_ROUNDS="4",
+        MAILAPP_TOKENAUTH_COOKIE_SECURE="false",
+        MAILAPP_TOKENAUTH_EMAIL_LOGIN_ENABLED="true",
+        MAILAPP_TOKENAUTH_EMAIL_LOGIN_ATTEMPTS=str(ATTEMPTS),
+        MAILAPP_TOKENAUTH_RATELIMIT_MAIL="1000/minute",
+        MAILAPP_TOKENAUTH_RATELIMIT_MAIL_ADDRESS="1000/minute",
+        MAILAPP_TOKENAUTH_MAIL_BACKEND="smtp",
+        MAILAPP_TOKENAUTH_LINK_BASE_URL="http://app.test",
+        MAILAPP_MAIL_SERVER=smtp_server.host,
+        MAILAPP_MAIL_PORT=str(smtp_server.port),
+        MAILAPP_MAIL_DEFAULT_SENDER="no-reply@app.test",
+        MAILAPP_PRELOAD_TO="master@example.com",
+    )
+    command = [
+        gunicorn,
+        *gunicorn_options(gunicorn, threads=4, workers=2),
+        "--preload",
+        "tests.mail_app:create_app()",
+    ]
+    with running_server("email-login", command, env, tmp_path) as server:
+        smtp_server.wait_for("master@example.com")
+        smtp_server.clear()
+        yield server
+
+
+def post(server: Server, path: str, body: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{server.url}/api/auth{path}", json=body, timeout=30)
+
+
+def at_once(n: int, call: Callable[[int], requests.Response]) -> list[int]:
+    barrier = threading.Barrier(n)
+    answers: list[int] = []
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        answers.append(call(i).status_code)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(answers) == n
+    return answers
+
+
+def mailed(server: Server, smtp_server: Any, count: int) -> tuple[str, str]:
+    """Ask for a sign-in mail; the token and the code of the ``count``-th."""
+    assert post(server, "/email-login", {"email": ADA}).status_code == 202
+    message = smtp_server.wait_for(ADA, count=count)[-1]
+    code = re.search(r"^\s*(\d{6})\s*$", text_of(message), re.M)
+    assert code, text_of(message)
+    return token_in(message), code.group(1)
+
+
+def test_guesses_and_spends_across_two_workers(
+    workers: Server, smtp_server: Any, engine: Engine
+) -> None:
+    registered = post(workers, "/register", {"email": ADA, "password": PASSWORD})
+    assert registered.status_code == 201
+
+    # Many wrong codes at once, spread over both workers: ATTEMPTS counted,
+    # then the code (right one included) is dead.
+    token, code = mailed(workers, smtp_server, 1)
+    guesses = [f"{(int(code) + i) % 10**6:06d}" for i in range(1, 4 * ATTEMPTS + 1)]
+    answers = at_once(
+        len(guesses),
+        lambda i: post(
+            workers, "/email-login/verify", {"email": ADA, "code": guesses[i]}
+        ),
+    )
+    assert set(answers) == {400}
+    with engine.connect() as conn:
+        attempts = conn.execute(select(EmailToken.attempts)).scalar_one()
+    assert attempts == ATTEMPTS
+    dead = post(workers, "/email-login/verify", {"email": ADA, "code": code})
+    assert dead.json()["code"] == "CODE_INVALID"
+
+    # The right code sent eight times at once: one session.
+    token, code = mailed(workers, smtp_server, 2)
+    answers = at_once(
+        8, lambda i: post(workers, "/email-login/verify", {"email": ADA, "code": code})
+    )
+    assert sorted(answers) == [200] + [400] * 7
+    # And the link of the same mail died with it.
+    spent = post(workers, "/email-login/verify", {"token": token})
+    assert spent.json()["code"] == "LINK_INVALID"
