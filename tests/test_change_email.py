@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from typing import Any, cast
 
+import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -510,3 +511,26 @@ def test_two_users_confirming_the_same_address_at_once(
     assert NEW in addresses
     assert addresses - {NEW} <= {"first@example.com", "second@example.com"}
     assert live_tokens(engine, links.CHANGE) == 1  # the loser's, not spent
+
+
+def test_the_sessions_learn_that_the_new_address_is_verified(
+    make_app: Any, mailbox: Mailbox, engine: Engine
+) -> None:
+    """With verification on, the kept sessions' next access tokens say
+    ``email_verified: true`` (the confirm link proved the new address)."""
+    app = make_app(
+        **mailbox.config(flow_config(TOKENAUTH_EMAIL_VERIFICATION="optional"))
+    )
+    flow = Change(app, mailbox)
+    user = flow.user()
+
+    def verified_claim() -> Any:
+        response = user.client.post(f"{PREFIX}/refresh")
+        assert response.status_code == 200
+        token = response.json["accessToken"]  # type: ignore[index]
+        return jwt.decode(token, options={"verify_signature": False})["email_verified"]
+
+    assert verified_claim() is False
+    flow.ask(user)
+    assert flow.confirm(flow.mailbox.token(NEW)).status_code == 200
+    assert verified_claim() is True
