@@ -135,8 +135,9 @@ def test_the_per_address_limit_answers_as_usual_and_mails_nothing(
         # Another new address, but the old one's limit is spent: a confirm
         # link never goes without the notice that can cancel it.
         third = flow.ask(user, new="third@example.com")
-    assert second.status_code == third.status_code == first.status_code == 202
-    assert second.get_data() == third.get_data() == first.get_data()
+    assert first.status_code == 202
+    assert base._comparable(second) == base._comparable(first)
+    assert base._comparable(third) == base._comparable(first)
     assert [recipients(m) for m in flow.mailbox.delivered()] == [[NEW], [OLD]]
     assert [(c["email"], c["purpose"]) for c in limited] == [
         (NEW, links.CHANGE),
