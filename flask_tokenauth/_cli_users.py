@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from . import _linktokens
 from . import _verification as verification
 from ._db import describe_db_error
+from ._password_reset import issue_link
 from ._state import TokenAuthState, get_state
 from .errors import TokenAuthError
 
@@ -74,3 +75,36 @@ def verify_command(email: str) -> None:
         ) from None
     verification.announce(state, user, address)
     click.echo(f"{address} is now verified.")
+
+
+# -- Password reset ----------------------------------------------------------
+
+
+@users_cli.command("reset-link")
+@click.argument("email")
+def reset_link_command(email: str) -> None:
+    """Print a password-reset link for the account with address EMAIL.
+
+    For support staff, to hand to the user over a channel they trust (the
+    link sets the account's password).  It works once, for
+    TOKENAUTH_RESET_PASSWORD_EXPIRES, as a mailed one; it is printed, never
+    logged.
+    """
+    state = _state()
+    if not state.settings.password_reset_enabled:
+        raise click.ClickException(
+            "Password reset is off (TOKENAUTH_PASSWORD_RESET_ENABLED, or no mail"
+            " set up): /reset-password would answer 404."
+        )
+    try:
+        user, address = _user_by_email(state, email)
+        if not state.user_store.is_active(user):
+            raise click.ClickException(
+                f"The user with the address {address} is disabled: its link"
+                " would be refused."
+            )
+        issued, link = issue_link(state, user, address)
+    except TokenAuthError as e:  # the database is down, not migrated...
+        raise click.ClickException(e.to_dict()["error"]) from None
+    click.echo(link)
+    click.echo(f"Valid once, until {issued.expires_at:%Y-%m-%d %H:%M} UTC.", err=True)

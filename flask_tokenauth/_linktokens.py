@@ -169,17 +169,29 @@ def _split(token: object) -> tuple[str, str]:
     return token_id.lower(), secret
 
 
-def spend(settings: Settings, conn: Connection, token: object, purpose: str) -> Spent:
-    """Spend ``token`` for ``purpose`` in ``conn``: the caller's
-    transaction, which makes the change the link asks for.  Rolled back,
-    the token is not spent.
+def check(
+    settings: Settings,
+    conn: Connection,
+    token: object,
+    purpose: str,
+    *,
+    lock: bool = False,
+) -> Spent:
+    """What :func:`spend` checks, without spending: the live token's row.
+    For a flow that must do something that cannot wait for our commit (a
+    host store that commits a password on its own) before it spends.
 
+    :param lock: hold the row until ``conn``'s transaction ends
+        (``FOR UPDATE`` on PostgreSQL; SQLite has one writer anyway), so
+        that a concurrent request with the same token waits here, then
+        finds it spent.
     :raises LinkExpired: a genuine, unused token past its lifetime.
     :raises LinkInvalid: anything else that is not a live token of
         ``purpose`` (unknown, tampered, spent, another purpose).
     """
     token_id, secret = _split(token)
-    row = conn.execute(select(_tokens).where(_tokens.c.id == token_id)).first()
+    query = select(_tokens).where(_tokens.c.id == token_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     # The MAC covers the purpose: a token of another purpose fails here too.
     expected = _mac(settings, purpose, token_id, secret)
     if row is None:
@@ -189,20 +201,32 @@ def spend(settings: Settings, conn: Connection, token: object, purpose: str) -> 
         raise LinkInvalid()
     if row.used_at is not None:
         raise LinkInvalid()
-    now = _now()
-    if _aware(row.expires_at) <= now:
+    if _aware(row.expires_at) <= _now():
         raise LinkExpired()
-    # The one statement two concurrent requests cannot both win.
-    won = conn.execute(
-        update(_tokens)
-        .where(_tokens.c.id == token_id, _tokens.c.used_at.is_(None))
-        .values(used_at=now)
-    ).rowcount
-    if won != 1:
-        raise LinkInvalid()
     return Spent(
         row.id, row.purpose, row.user_id, row.email, row.binding, row.related_id
     )
+
+
+def spend(settings: Settings, conn: Connection, token: object, purpose: str) -> Spent:
+    """Spend ``token`` for ``purpose`` in ``conn``: the caller's
+    transaction, which makes the change the link asks for.  Rolled back,
+    the token is not spent.
+
+    :raises LinkExpired: a genuine, unused token past its lifetime.
+    :raises LinkInvalid: anything else that is not a live token of
+        ``purpose`` (unknown, tampered, spent, another purpose).
+    """
+    spent = check(settings, conn, token, purpose)
+    # The one statement two concurrent requests cannot both win.
+    won = conn.execute(
+        update(_tokens)
+        .where(_tokens.c.id == spent.id, _tokens.c.used_at.is_(None))
+        .values(used_at=_now())
+    ).rowcount
+    if won != 1:
+        raise LinkInvalid()
+    return spent
 
 
 def spend_code(

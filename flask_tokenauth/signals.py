@@ -71,6 +71,10 @@ password_reset_unknown = _signals.signal("tokenauth.password-reset-unknown")
 #: A password was reset through a link; every session was revoked.
 #: ``user_id``.
 password_reset = _signals.signal("tokenauth.password-reset")
+#: ``/register`` (enumeration-safe) was asked for a login that has an
+#: account; its owner is mailed (if the store knows an address).
+#: ``user_id``, ``email`` (``None`` without one).
+registration_taken = _signals.signal("tokenauth.registration-taken")
 #: An address change was asked; the confirm link went to the new address.
 #: ``user_id``, ``old_email``, ``new_email``.
 email_change_requested = _signals.signal("tokenauth.email-change-requested")

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from sqlalchemy import Engine
+
 from benchmarks import worker
 from benchmarks.app import create_app
 from flask_tokenauth._state import get_state
@@ -29,3 +32,15 @@ def test_zero_config_app_accepts_its_never_seen_tokens(tmp_path: Path) -> None:
         assert client.get("/bench/ours").status_code == 401
     finally:
         get_state(app).db.engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_the_enumeration_benchmark_runs(engine: Engine) -> None:
+    """``python -m benchmarks.enumeration`` on this revision, a few pairs
+    (on the test database, emptied afterwards by the fixture)."""
+    from benchmarks import enumeration
+
+    url = engine.url.render_as_string(hide_password=False)
+    control, measured = enumeration.forgot_password(url, 3)
+    assert len(control) == len(measured) == 3
+    assert len(enumeration.safe_register(url, 3)) == 3

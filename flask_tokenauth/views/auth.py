@@ -42,6 +42,7 @@ from ..errors import (
     RefreshTokenReused,
     RefreshTokenRevoked,
 )
+from . import safe_register
 from ._common import allow, switched
 
 
@@ -162,6 +163,9 @@ def register() -> Response:
     store = state.user_store
     login, password = _credentials(state)
     check_password(password, settings, [login])
+    if settings.register_enumeration_safe:
+        # The same 202 for a taken login as for a new one (see there).
+        return safe_register.register(state, login, password)
     if store.find_by_login(login) is not None:
         raise EmailTaken()
     # ``required`` verification: no session until the address is verified.

@@ -1,15 +1,56 @@
-"""Skeleton of a mail flow (issue 17): replaced by its owner."""
+"""``/forgot-password`` and ``/reset-password`` (see "Password reset" in
+the README); the flow itself is :mod:`.._password_reset`."""
 
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, jsonify, request
 
-from ..errors import NotFound
+from .. import _outbox
+from .._linktokens import RESET
+from .._password_reset import mail_link, reset
+from .._ratelimit import mail_allowed
+from .._state import get_state
+from .._validation import cached_json_object, require_string
+from ._common import accepted, allow, mail_flow
+
+#: The one answer of ``/forgot-password``, whatever the address.
+FORGOT_MESSAGE = (
+    "If an account has this address, a link to reset its password is on its way"
+)
 
 
+@mail_flow("password_reset_enabled")
 def forgot_password() -> Response:
-    raise NotFound()
+    """``{"email"}``: ``202`` and the same body whatever the address (an
+    account's, unknown, unverified, disabled, over its limit); a malformed
+    one is a ``400``, as ``/register`` answers it.  Only the per-address
+    limit is counted here (it needs the client's address for its signal,
+    and is the same work whatever the address); the lookup, the token and
+    the mail are done after the response, so its timing tells nothing
+    either."""
+    allow("POST")
+    state = get_state()
+    body = cached_json_object(request)
+    email = state.user_store.normalize_email(require_string(body, "email"))
+    if mail_allowed(RESET, email):
+        _outbox.defer(mail_link, state, email)
+    return accepted(FORGOT_MESSAGE)
 
 
+@mail_flow("password_reset_enabled")
 def reset_password() -> Response:
-    raise NotFound()
+    """``{"token", "password"}``: set the new password (checked as at
+    registration), end every session and access token of the user, mail a
+    notice; ``200 {"message"}``.  The user logs in with the new password.
+
+    ``400 LINK_INVALID`` for a token that is not a live reset token (spent,
+    tampered, another purpose's, its user disabled or its password changed
+    since the mail), ``400 LINK_EXPIRED`` past its lifetime.
+    """
+    allow("POST")
+    state = get_state()
+    body = cached_json_object(request)
+    token = require_string(body, "token")
+    password = require_string(body, "password")
+    reset(state, token, password)
+    return jsonify(message="Password reset: log in with the new password")
