@@ -260,3 +260,40 @@ def test_sign_in_by_email_with_the_code_then_with_the_link(
     # One browser: the tab that asked learns of the session too.
     expect(page.locator("#status")).to_contain_text(f"Signed in as {email}")
     snap(tab, "2-by-link")
+
+
+def test_change_the_address_then_cancel_it(
+    context: Any, server: LiveServer, smtp_server: Any, email: str, snap: Any
+) -> None:
+    page = open_demo(context)
+    sign_up(page, email)
+    new = f"new-{email}"
+    page.fill("#new-email", new)
+    page.fill("#change-password", PASSWORD)
+    page.click("#change-email-submit")
+    expect(page.locator("#out")).to_contain_text("change address")
+
+    # The confirm link to the new address; the page follows the change.
+    confirm = open_link(
+        context, link_in(mail_with_link(smtp_server, new, "/change-email/confirm"))
+    )
+    confirm.click("#link-submit")
+    expect(confirm.locator("#link-result")).to_have_text("Your address is changed.")
+    expect(confirm.locator("#status")).to_contain_text(f"Signed in as {new}")
+    expect(page.locator("#status")).to_contain_text(f"Signed in as {new}")
+    snap(confirm, "1-confirmed")
+
+    # The cancel link of the notice to the old address: the old address
+    # back, every session ended (both tabs signed out).
+    cancel = open_link(
+        context, link_in(mail_with_link(smtp_server, email, "/change-email/cancel"))
+    )
+    cancel.click("#link-submit")
+    expect(cancel.locator("#link-result")).to_have_attribute("data-state", "done")
+    expect(cancel.locator("#status")).to_have_text("Signed out")
+    expect(page.locator("#status")).to_have_text("Signed out")
+    snap(cancel, "2-cancelled")
+    cancel.fill("#email", email)
+    cancel.fill("#password", PASSWORD)
+    cancel.click("#login")
+    expect(cancel.locator("#status")).to_contain_text(f"Signed in as {email}")
