@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY="dev",
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
         TOKENAUTH_REGISTER_ENABLED=False,  # tokenauth glue: /signup is ours
+        TOKENAUTH_TOTP_ISSUER="Notes",  # tokenauth glue: shown by authenticator apps
     )
     app.config.from_prefixed_env()
     if config:
