@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, delete, func, insert, select, update
 
 from ._config import Settings
 from .models import RecoveryCode
@@ -98,10 +99,7 @@ def use(settings: Settings, conn: Connection, user_id: str, code: str) -> int | 
             _codes.c.user_id == user_id, _codes.c.used_at.is_(None)
         )
     ).all()
-    found = None
-    for row in rows:
-        if hmac.compare_digest(row.code_hash, expected):
-            found = row.id
+    found = _match(rows, expected)
     if typed is None or found is None:
         return None
     spent = conn.execute(
@@ -112,6 +110,15 @@ def use(settings: Settings, conn: Connection, user_id: str, code: str) -> int | 
     if not spent:
         return None  # a concurrent request used it first
     return remaining(conn, user_id)
+
+
+def _match(rows: Sequence[Row[Any, Any]], expected: str) -> int | None:
+    """The id of the row whose hash is ``expected``; every row compared."""
+    found = None
+    for row in rows:
+        if hmac.compare_digest(row.code_hash, expected):
+            found = int(row.id)
+    return found
 
 
 def delete_all(conn: Connection, user_id: str) -> int:
