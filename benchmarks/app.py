@@ -87,6 +87,16 @@ def pyjwt_required(view: Any) -> Any:
     return decorated
 
 
+def _second_factor_required() -> Any:
+    """``@login_required(aal=2)``; plain ``@login_required`` in a revision
+    before the second factor, so the row compares the strictest check
+    each revision can ask."""
+    try:
+        return login_required(aal=2)  # type: ignore[call-arg,unused-ignore]
+    except TypeError:
+        return login_required
+
+
 def create_app(
     config: str | None = None, env: dict[str, str] | None = None, **extra: Any
 ) -> Flask:
@@ -117,6 +127,11 @@ def create_app(
     @app.get("/bench/ours")
     @login_required
     def ours() -> Any:
+        return BODY
+
+    @app.get("/bench/aal2")
+    @_second_factor_required()
+    def aal2() -> Any:
         return BODY
 
     @app.get("/bench/pyjwt")

@@ -21,7 +21,8 @@ ALGORITHMS = ("HS256", "EdDSA", "ES256", "RS256")
 
 def inprocess(ctx: Any) -> None:
     rounds, batch, warmup = ctx.p((15, 60, 100), (21, 100, 200))
-    variants = [f"{c} {k}" for c in ctx.configs for k in ("bare", "warm", "cold")]
+    kinds = ("bare", "warm", "aal2", "cold")
+    variants = [f"{c} {k}" for c in ctx.configs for k in kinds]
     variants += ["off pyjwt", "off fjwt", "EdDSA warm"]
     for alg in ALGORITHMS:  # HS256 is the off app, whose cold is "off cold"
         kinds = ("decode", "encode", "issue", "verify")
@@ -92,7 +93,7 @@ def warm(ctx: Any) -> None:
     for a change of the per-request path.  Run only when named
     (``--only warm``)."""
     rounds, batch, warmup = ctx.p((60, 60, 100), (84, 100, 200))
-    variants = [f"{c} {k}" for c in ctx.configs for k in ("bare", "warm")]
+    variants = [f"{c} {k}" for c in ctx.configs for k in ("bare", "warm", "aal2")]
     warm_rows(ctx, run_variants(ctx, variants, rounds, batch, warmup))
 
 
@@ -124,6 +125,12 @@ def warm_rows(ctx: Any, us: dict[tuple[str, str], list[float]]) -> None:
             ctx.ratios(us, f"{c} warm", f"{c} bare"),
             "<= 1.1",
         )
+        if any((n, f"{c} aal2") in us for n in ctx.trees):
+            ctx.add(
+                f"[{c}] warm aal 2 token on an aal=2 view / bare view",
+                ctx.ratios(us, f"{c} aal2", f"{c} bare"),
+                "<= 1.1",
+            )
 
 
 def memory(ctx: Any) -> None:

@@ -28,6 +28,8 @@ from .app import create_app as _create_app
 EMAIL, PASSWORD = "bench@example.com", "correct horse battery staple"
 APPS: dict[str, Any] = {}  # by configuration, and by algorithm (revocation off)
 TOKENS: dict[str, tuple[str, Any]] = {}  # app name -> (a token, signing key)
+#: App name -> a token of an ``aal`` 2 session (a plain one before issue 18).
+AAL2_TOKENS: dict[str, str] = {}
 LOOPS: dict[str, Callable[[int], None]] = {}
 ENV: dict[str, str] = {}
 USER: list[int] = []  # the user's id
@@ -75,6 +77,11 @@ def prepare(env: dict[str, str]) -> str:
     USER.append(int(user["sub"]))
     for name, app in APPS.items():
         TOKENS[name] = (start_session(USER[0], app).access_token, keys.get(name))
+        try:  # a session after a second factor, where the revision has them
+            session = start_session(USER[0], app, aal=2)  # type: ignore[call-arg,unused-ignore]
+        except TypeError:
+            session = start_session(USER[0], app)
+        AAL2_TOKENS[name] = session.access_token
     Tutorial(env["BENCH_PG"]).issue(0)  # its table
     return str(flask_tokenauth.__file__).rsplit("/", 2)[0]
 
@@ -128,12 +135,16 @@ def call_loop(call: Callable[[], Any]) -> Callable[[int], None]:
 
 
 def loop(variant: str, count: int) -> Callable[[int], None] | None:
-    """A variant ``"<app> <kind>"``: ``bare``, ``warm`` (one token), ``cold``
+    """A variant ``"<app> <kind>"``: ``bare``, ``warm`` (one token),
+    ``aal2`` (one token of a session after a second factor, on an
+    ``@login_required(aal=2)`` view), ``cold``
     (a never-seen token each), ``pyjwt``, ``fjwt``, ``decode`` (PyJWT
     alone), ``encode`` (PyJWT alone), ``issue`` and ``verify`` (ours,
     internal: None when this revision has no such method)."""
     name, kind = variant.split()
     app = APPS[name]
+    if kind == "aal2":  # warm, an aal 2 token on an @login_required(aal=2) view
+        return wsgi_loop(app, "/bench/aal2", itertools.repeat(AAL2_TOKENS[name]))
     if kind in ("bare", "warm"):
         path = "/bench/bare" if kind == "bare" else "/bench/ours"
         return wsgi_loop(app, path, itertools.repeat(TOKENS[name][0]))

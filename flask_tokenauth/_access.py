@@ -54,6 +54,7 @@ from datetime import datetime
 from typing import Any
 
 from . import _jws
+from ._authlevel import Assurance
 from ._claims import EMAIL_VERIFIED, NOT_GIVEN, AppClaims
 from ._claims import RESERVED_CLAIMS as RESERVED_CLAIMS
 from ._claims import ClaimsLoader as ClaimsLoader
@@ -169,6 +170,7 @@ class AccessTokens:
         user: Any = NOT_GIVEN,
         identity: str | None = None,
         email_verified: bool | None = None,
+        assurance: Assurance | None = None,
     ) -> str:
         """A signed access token for ``user_id`` in session ``session_id``.
 
@@ -183,6 +185,8 @@ class AccessTokens:
         :param email_verified: the ``email_verified`` claim, when address
             verification is on (see :mod:`._verification`); ``None``: no
             such claim, and the token is what it was before the feature.
+        :param assurance: the session's ``amr``, ``aal``, ``auth_time`` (and
+            restriction) claims (see :mod:`._authlevel`).
         :raises ValueError: if the loader or ``extra_claims`` name a reserved
             claim (``email_verified`` too while verification is on): that is
             a bug of the app, so it fails loudly (a 500, with the message in
@@ -212,6 +216,8 @@ class AccessTokens:
                     " is on: rename your claim."
                 )
             claims[EMAIL_VERIFIED] = email_verified
+        if assurance is not None:
+            claims.update(assurance.claims())
         key, header = self._signing
         signing_input = header + _segment(_JSON.encode(claims).encode())
         return (signing_input + b"." + _segment(key.sign(signing_input))).decode()

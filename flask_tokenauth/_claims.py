@@ -15,7 +15,10 @@ from typing import Any, Protocol, cast
 #: Claims the extension sets and checks; an app's own claims never replace them.
 RESERVED_CLAIMS = frozenset(
     # ``idf``: the session's identity fingerprint (see ._identity).
+    # ``amr``, ``aal``, ``auth_time``, ``mfa_state``: how the session was
+    # authenticated (see ._authlevel).
     {"sub", "iat", "exp", "nbf", "iss", "aud", "jti", "sid", "typ", "idf"}
+    | {"amr", "aal", "auth_time", "mfa_state"}
 )
 #: The claim that says whether the user's address is verified: set by us
 #: only while ``TOKENAUTH_EMAIL_VERIFICATION`` is on, and reserved only then

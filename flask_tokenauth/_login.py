@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, after_this_request, current_app, request
@@ -18,11 +19,18 @@ from flask import Response, after_this_request, current_app, request
 from . import _identity as bound_identity
 from . import signals
 from ._headers import set_refresh_cookie
+from ._session_start import start_family as _start_family
 from ._state import TokenAuthState, get_state
-from .views.auth import _start_family, refresh_paths
+from .views.auth import refresh_paths
 
 
-def login_user(user: Any, response: Response | None = None) -> str:
+def login_user(
+    user: Any,
+    response: Response | None = None,
+    *,
+    amr: Sequence[str] = ("pwd",),
+    aal: int = 1,
+) -> str:
     """Start a session for ``user``: a session row and its refresh token,
     the refresh cookie, and an access token, which is returned.
 
@@ -48,6 +56,13 @@ def login_user(user: Any, response: Response | None = None) -> str:
         :class:`~flask_tokenauth.userstore.SQLAlchemyUserStore`), or its id.
     :param response: set the refresh cookie on this response; by default it
         is set on the response the view returns (``after_this_request``).
+    :param amr: how the app authenticated the user (RFC 8176 values, the
+        tokens' ``amr`` claim): a password by default.
+    :param aal: the level that proves (the ``aal`` claim).  Below 2, a user
+        who has a second factor gets a session that waits for it (its
+        tokens answer ``401 MFA_REQUIRED`` until ``/mfa/verify``), as after
+        ``/login``; an SSO that did its own second factor says
+        ``amr=["pwd", "otp", "mfa"], aal=2``.
     :raises LookupError: the user store knows no such active user.
     :raises ValueError: ``user`` is an id the user store refuses (``"01"``
         for an integer key; a UUID may be given in any form ``uuid.UUID``
@@ -67,13 +82,16 @@ def login_user(user: Any, response: Response | None = None) -> str:
     settings = dataclasses.replace(state.settings, cookie_path=_cookie_path(state))
     identity = bound_identity.of_user(state, user)
     with state.db.begin() as conn:
-        issued = _start_family(state, conn, sub, identity=identity, user=user)
+        issued = _start_family(
+            state, conn, sub, identity=identity, user=user, methods=amr, aal=aal
+        )
     access = state.access_tokens.issue(
         sub,
         issued.family_id,
         user=user,
         identity=identity,
         email_verified=issued.email_verified,
+        assurance=issued.assurance,
     )
 
     def set_cookie(target: Response) -> Response:

@@ -42,6 +42,7 @@ from sqlalchemy import (
     update,
 )
 
+from ._authlevel import Assurance, of_row
 from ._client import MAX_USER_AGENT as MAX_USER_AGENT
 from ._client import clean_user_agent as _clean_user_agent
 from ._client import valid_ip as _valid_ip
@@ -131,6 +132,7 @@ class RefreshTokens:
         parent_id: int | None = None,
         identity: str | None = None,
         email_verified: bool | None = None,
+        assurance: Assurance | None = None,
     ) -> IssuedToken:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires_at = family_expires_at
@@ -148,7 +150,7 @@ class RefreshTokens:
             )
         )
         return IssuedToken(
-            token, user_id, family_id, expires_at, identity, email_verified
+            token, user_id, family_id, expires_at, identity, email_verified, assurance
         )
 
     def start_family(
@@ -161,6 +163,8 @@ class RefreshTokens:
         ip_address: str | None = None,
         identity: str | None = None,
         email_verified: bool | None = None,
+        assurance: Assurance | None = None,
+        lifetime: timedelta | None = None,
     ) -> IssuedToken:
         """Start a session (a login): its row and its first token.
 
@@ -168,11 +172,17 @@ class RefreshTokens:
         :param identity: the fingerprint of the user's identity value (see
             :mod:`._identity`); ``None``: bound at the first refresh.
         :param email_verified: the ``email_verified`` claim of the session's
-            tokens (see :mod:`._verification`); ``None``: verification off."""
+            tokens (see :mod:`._verification`); ``None``: verification off.
+        :param assurance: how the user authenticated (see
+            :mod:`._authlevel`); default: a password, now.
+        :param lifetime: a shorter absolute lifetime than the configured one
+            (a session that waits for its second factor)."""
         now = now or _utcnow()
         user_id = str(user_id)  # an int from older callers names the same sub
         family_id = new_session_id(self._secret, user_id)
-        expires_at = now + self._lifetime
+        if assurance is None:
+            assurance = Assurance(auth_time=int(now.timestamp()))
+        expires_at = now + min(lifetime or self._lifetime, self._lifetime)
         conn.execute(
             insert(_sessions).values(
                 id=family_id,
@@ -184,10 +194,61 @@ class RefreshTokens:
                 expires_at=expires_at,
                 user_identity=identity,
                 email_verified=email_verified,
+                **assurance.row(),
             )
         )
         return self._insert(
-            conn, user_id, family_id, expires_at, now, None, identity, email_verified
+            conn,
+            user_id,
+            family_id,
+            expires_at,
+            now,
+            None,
+            identity,
+            email_verified,
+            assurance,
+        )
+
+    def reissue(
+        self,
+        conn: Connection,
+        user_id: str,
+        family_id: str,
+        now: datetime,
+        started_at: datetime,
+        *,
+        identity: str | None,
+        email_verified: bool | None,
+        assurance: Assurance,
+    ) -> IssuedToken:
+        """Replace the live tokens of session ``family_id`` (the caller has
+        locked its row) with one new token, and write its new level: a
+        session whose level changed (see :mod:`._assurance`).  It ends the
+        configured lifetime after ``started_at`` (a session that waited
+        for its second factor had a short one).  The old tokens are
+        revoked, not spent: one presented later is refused, without
+        counting as reuse."""
+        conn.execute(
+            update(_tokens)
+            .where(_tokens.c.family_id == family_id, spendable(_tokens, now))
+            .values(revoked_at=now)
+        )
+        expires_at = started_at + self._lifetime
+        conn.execute(
+            update(_sessions)
+            .where(_sessions.c.id == family_id)
+            .values(expires_at=expires_at, last_used_at=now, **assurance.row())
+        )
+        return self._insert(
+            conn,
+            user_id,
+            family_id,
+            expires_at,
+            now,
+            None,
+            identity,
+            email_verified,
+            assurance,
         )
 
     def rotate(
@@ -240,9 +301,24 @@ class RefreshTokens:
             update(_sessions)
             .where(_sessions.c.id == row.family_id)
             .values(last_used_at=now)
-            .returning(_sessions.c.user_identity, _sessions.c.email_verified)
+            .returning(
+                _sessions.c.user_identity,
+                _sessions.c.email_verified,
+                _sessions.c.amr,
+                _sessions.c.aal,
+                _sessions.c.auth_time,
+                _sessions.c.mfa_state,
+                _sessions.c.created_at,
+            )
         ).one()
         bound, verified = session.user_identity, session.email_verified
+        assurance = of_row(
+            session.amr,
+            session.aal,
+            session.auth_time,
+            session.mfa_state,
+            session.created_at,
+        )
         issued = self._insert(
             conn,
             row.user_id,
@@ -252,9 +328,15 @@ class RefreshTokens:
             parent_id=row.id,
             identity=bound,
             email_verified=verified,
+            assurance=assurance,
         )
         return Rotation(
-            row.user_id, row.family_id, issued, bound=bound, email_verified=verified
+            row.user_id,
+            row.family_id,
+            issued,
+            bound=bound,
+            email_verified=verified,
+            assurance=assurance,
         )
 
     def _rotation_statement(self, conn: Connection) -> tuple[PreparedStatement, bool]:
@@ -316,16 +398,27 @@ class RefreshTokens:
         )
         if row is None:
             return None
-        user_id, family_id, expires_at, bound, verified, active, identity = row
+        user_id, family_id, expires_at, bound, verified = row[:5]
+        amr, aal, auth_time, restriction, active, identity = row[5:]
+        assurance = of_row(amr, aal, auth_time, restriction, None)
         return Rotation(
             user_id,
             family_id,
-            IssuedToken(token, user_id, family_id, as_utc(expires_at), bound, verified),
+            IssuedToken(
+                token,
+                user_id,
+                family_id,
+                as_utc(expires_at),
+                bound,
+                verified,
+                assurance,
+            ),
             user_checked=user_checked,
             user_active=None if active is None else bool(active),
             bound=bound,
             user_identity=identity,
             email_verified=verified,
+            assurance=assurance,
         )
 
     def revoke_families(

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ._authlevel import Assurance
+
 
 @dataclass(frozen=True)
 class IssuedToken:
@@ -20,6 +22,8 @@ class IssuedToken:
     identity: str | None = None
     #: The session's ``email_verified`` claim (``None``: verification off).
     email_verified: bool | None = None
+    #: How the session was authenticated (see :mod:`._authlevel`).
+    assurance: Assurance | None = None
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,5 @@ class Rotation:
     #: The session's ``email_verified`` column, read by the rotation itself
     #: (``None``: started while verification was off, or before it existed).
     email_verified: bool | None = None
+    #: The session's level, read by the rotation itself (see :mod:`._authlevel`).
+    assurance: Assurance | None = None

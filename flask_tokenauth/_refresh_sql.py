@@ -39,12 +39,14 @@ def spendable(tokens: FromClause, now: datetime) -> ColumnElement[bool]:
 #: the CTE ``issued``, which the final ``SELECT`` returns together with the
 #: status and identity value of the session's user (see :data:`UserStatus`)
 #: and the session's own fingerprint (``live_session.user_identity``, see
-#: :mod:`._identity`) and ``email_verified`` (the claim, see
-#: :mod:`._verification`), so that a refresh needs no second round trip to
+#: :mod:`._identity`), ``email_verified`` (the claim, see
+#: :mod:`._verification`) and level (``amr``, ``aal``, ``auth_time`` and
+#: restriction, see :mod:`._authlevel`), so that a refresh needs no second round trip to
 #: ask the user store.
 ROTATE_POSTGRESQL_HEAD = f"""
 WITH live_session AS (
-    SELECT s.id, s.user_identity, s.email_verified
+    SELECT s.id, s.user_identity, s.email_verified, s.amr, s.aal,
+           COALESCE(s.auth_time, s.created_at) AS auth_time, s.mfa_state
     FROM {_tokens.name} t
     JOIN {_sessions.name} s ON s.id = t.family_id AND s.user_id = t.user_id
     WHERE t.token_hash = %(hash)s AND t.used_at IS NULL AND t.revoked_at IS NULL
@@ -70,7 +72,9 @@ WITH live_session AS (
     RETURNING user_id, family_id, expires_at
 )
 SELECT issued.user_id, issued.family_id, issued.expires_at,
-       live_session.user_identity, live_session.email_verified, """
+       live_session.user_identity, live_session.email_verified,
+       live_session.amr, live_session.aal, live_session.auth_time,
+       live_session.mfa_state, """
 #: The rotation statement's last line, after the user's status and identity.
 ROTATE_POSTGRESQL_FROM = " FROM issued, live_session"
 #: What the rotation statement's last columns read: the user's status is

@@ -9,6 +9,7 @@ from typing import cast
 
 from sqlalchemy import Connection, Table, exists, select, update
 
+from ._authlevel import of_row
 from ._db import as_utc
 from ._refresh_results import Rotation
 from ._refresh_sql import live_session, spendable, transaction
@@ -34,6 +35,7 @@ def refused(
     session_expires_at = _sessions.c.expires_at.label("session_expires_at")
     bound = _sessions.c.user_identity.label("bound")
     verified = _sessions.c.email_verified.label("email_verified")
+    created_at = _sessions.c.created_at.label("session_created_at")
     query = (
         select(
             _tokens.c.id,
@@ -46,6 +48,11 @@ def refused(
             owner,
             bound,
             verified,
+            _sessions.c.amr,
+            _sessions.c.aal,
+            _sessions.c.auth_time,
+            _sessions.c.mfa_state,
+            created_at,
         )
         .select_from(
             _tokens.outerjoin(
@@ -72,6 +79,13 @@ def refused(
                 None,
                 bound=found.bound,
                 email_verified=found.email_verified,
+                assurance=of_row(
+                    found.amr,
+                    found.aal,
+                    found.auth_time,
+                    found.mfa_state,
+                    found.session_created_at,
+                ),
             )
     raise RefreshTokenReused(family_id=found.family_id, user_id=found.user_id)
 

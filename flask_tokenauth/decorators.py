@@ -1,20 +1,25 @@
-"""``@login_required``, ``@login_required(optional=True)`` and
-``@login_required(verified=True)``."""
+"""``@login_required``, ``@login_required(optional=True)``,
+``@login_required(verified=True)``, and the assurance options:
+``aal=2``, ``fresh=`` / ``max_age=``, ``mfa_pending=True`` and
+``mfa_enrollment=True`` (see :mod:`._step_up`)."""
 
 from __future__ import annotations
 
 import inspect
 import logging
 from collections.abc import Callable
-from functools import wraps
+from datetime import timedelta
+from functools import partial, wraps
 from typing import Any, TypeVar, cast, overload
 
 from flask import current_app, request
 
+from ._authlevel import ENROLL, PENDING
 from ._claims import EMAIL_VERIFIED
 from ._state import get_state
+from ._step_up import requiring
 from .errors import EmailNotVerified, TokenAuthError
-from .globals import authenticate, authenticate_optional
+from .globals import NO_RESTRICTION, authenticate, authenticate_optional
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -30,12 +35,28 @@ def login_required(view: F, /) -> F: ...
 
 @overload
 def login_required(
-    *, optional: bool = False, verified: bool = False
+    *,
+    optional: bool = False,
+    verified: bool = False,
+    aal: int | None = None,
+    fresh: bool | int | timedelta | None = None,
+    max_age: int | timedelta | None = None,
+    mfa_pending: bool = False,
+    mfa_enrollment: bool = False,
 ) -> Callable[[F], F]: ...
 
 
 def login_required(
-    view: F | None = None, /, *, optional: bool = False, verified: bool = False
+    view: F | None = None,
+    /,
+    *,
+    optional: bool = False,
+    verified: bool = False,
+    aal: int | None = None,
+    fresh: bool | int | timedelta | None = None,
+    max_age: int | timedelta | None = None,
+    mfa_pending: bool = False,
+    mfa_enrollment: bool = False,
 ) -> F | Callable[[F], F]:
     """Refuse the request with a 401 JSON error unless it carries a valid
     access token in ``Authorization: Bearer <token>``.
@@ -69,10 +90,34 @@ def login_required(
         ``TOKENAUTH_EMAIL_VERIFICATION`` is ``optional`` or ``required``;
         with it ``off`` every token is refused (and a warning logged).
         With ``optional=True`` a request without a token still passes.
+    :param aal: refuse a token of a lower ``aal`` claim with ``401
+        MFA_REQUIRED`` (``aal=2``: the session completed a second factor).
+    :param fresh: refuse a token whose ``auth_time`` is older than this
+        many seconds (or ``timedelta``; ``True``:
+        ``TOKENAUTH_REAUTHENTICATION_MAX_AGE``) with ``401
+        REAUTHENTICATION_REQUIRED``, its challenge naming ``max_age``:
+        ``POST /reauthenticate`` renews it.
+    :param max_age: ``fresh``, as OpenID Connect names it.
+    :param mfa_pending: let through a token of a session that waits for
+        its second factor (the views that verify one); any other view
+        answers it ``401 MFA_REQUIRED``.
+    :param mfa_enrollment: let through a token of a user who must enrol a
+        second factor first (``TOKENAUTH_MFA = "required"``: the enrolment
+        views); any other view answers it ``403 MFA_ENROLLMENT_REQUIRED``.
+
+    Every check reads the token's claims only: no query.
     """
-    if view is None:
-        return lambda view: _protect(view, optional, verified)
-    return _protect(view, optional, verified)
+    allow = frozenset(
+        name
+        for name, wanted in ((PENDING, mfa_pending), (ENROLL, mfa_enrollment))
+        if wanted
+    )
+    checks = requiring(aal, fresh if max_age is None else max_age)
+
+    def protect(view: F) -> F:
+        return _protect(view, optional, verified, allow, checks)
+
+    return protect if view is None else protect(view)
 
 
 def _refuse_unverified(claims: dict[str, Any] | None) -> None:
@@ -101,10 +146,33 @@ def _verifying(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return check_verified
 
 
-def _protect(view: F, optional: bool, verified: bool = False) -> F:
+def _then(
+    check: Callable[[Any], Any], more: Callable[[dict[str, Any] | None], None]
+) -> Callable[[Any], Any]:
+    def checked(environ: Any) -> Any:
+        claims = check(environ)
+        more(claims)
+        return claims
+
+    return checked
+
+
+def _protect(
+    view: F,
+    optional: bool,
+    verified: bool = False,
+    allow: frozenset[str] = NO_RESTRICTION,
+    more: Callable[[dict[str, Any] | None], None] | None = None,
+) -> F:
     check: Callable[[Any], Any] = authenticate_optional if optional else authenticate
+    if allow:
+        check = partial(
+            authenticate_optional if optional else authenticate, allow=allow
+        )
     if verified:
         check = _verifying(check)
+    if more is not None:
+        check = _then(check, more)
 
     # Decided once here rather than by ``ensure_sync`` on every request.  The
     # ``try`` costs nothing until something raises (Python 3.11+).

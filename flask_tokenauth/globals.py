@@ -26,8 +26,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from flask import current_app, request
 from werkzeug.local import LocalProxy
 
+from ._authlevel import ENROLL, PENDING, RESTRICTION_CLAIM
 from ._state import EXTENSION_KEY, TokenAuthState, get_state, load_user
-from .errors import TokenInvalid, TokenMissing, UserNotFound
+from .errors import (
+    MfaEnrollmentRequired,
+    MfaRequired,
+    TokenInvalid,
+    TokenMissing,
+    UserNotFound,
+)
 from .models import AnonymousUser
 
 if TYPE_CHECKING:
@@ -98,9 +105,20 @@ def bearer_token(
     return token
 
 
-def authenticate(environ: WSGIEnvironment | None = None) -> dict[str, Any]:
+#: No restricted token passes (see :func:`authenticate`).
+NO_RESTRICTION: frozenset[str] = frozenset()
+
+
+def authenticate(
+    environ: WSGIEnvironment | None = None, allow: frozenset[str] = NO_RESTRICTION
+) -> dict[str, Any]:
     """Verify the request's access token (once per request), ask the
     revocation store about it, and return its claims.
+
+    A restricted token (a session waiting for its second factor, or for
+    the user's enrolment: see :mod:`._authlevel`) is refused unless its
+    restriction is in ``allow``: ``401 MFA_REQUIRED`` or ``403
+    MFA_ENROLLMENT_REQUIRED``.  An ordinary token pays one ``in`` for it.
 
     This runs on every protected request, so it resolves one context-local
     proxy (each hop through one costs about a microsecond), and a
@@ -125,11 +143,26 @@ def authenticate(environ: WSGIEnvironment | None = None) -> dict[str, Any]:
             )
         state.revocation.check(claims)
         environ[_CLAIMS_KEY] = claims
+    if RESTRICTION_CLAIM in claims and claims[RESTRICTION_CLAIM] not in allow:
+        _refuse_restricted(claims[RESTRICTION_CLAIM])
     return claims
 
 
+def _refuse_restricted(restriction: Any) -> None:
+    """The answer to a restricted token where its restriction is not let
+    through.  An enrolment restriction lapses when the app no longer
+    requires a factor (``TOKENAUTH_MFA`` back to ``optional``)."""
+    if restriction == PENDING:
+        raise MfaRequired()
+    if restriction == ENROLL:
+        if get_state().settings.mfa == "required":
+            raise MfaEnrollmentRequired()
+        return
+    raise TokenInvalid()  # no token of ours says anything else
+
+
 def authenticate_optional(
-    environ: WSGIEnvironment | None = None,
+    environ: WSGIEnvironment | None = None, allow: frozenset[str] = NO_RESTRICTION
 ) -> dict[str, Any] | None:
     """:func:`authenticate`, but a request with no token at all (no
     ``Authorization`` header, or a scheme not in ``TOKENAUTH_HEADER_TYPES``)
@@ -138,7 +171,7 @@ def authenticate_optional(
     not be served as a visitor.
     """
     try:
-        return authenticate(environ)
+        return authenticate(environ, allow)
     except TokenMissing:
         (environ if environ is not None else _environ())[_ANONYMOUS_KEY] = True
         return None

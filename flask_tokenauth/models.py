@@ -172,12 +172,14 @@ class Session(Base):
     #: How the session was authenticated (see :mod:`flask_tokenauth._assurance`):
     #: RFC 8176 ``amr`` values, space-separated; the NIST ``aal``; when the
     #: user last authenticated (``auth_time``, renewed by a step-up); and
-    #: whether it waits for its second factor.  ``None``: a session of
-    #: before 0009 (read as a password login at ``created_at``).
+    #: what it may reach: ``"pending"`` (its second factor only) or
+    #: ``"enroll"`` (enrolment only, ``TOKENAUTH_MFA = "required"``), else
+    #: ``None``.  ``amr``... ``None``: a session of before 0009 (read as a
+    #: password login at ``created_at``).
     amr: Mapped[str | None] = mapped_column(String(64))
     aal: Mapped[int | None] = mapped_column(Integer)
     auth_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    mfa_pending: Mapped[bool | None] = mapped_column(Boolean)
+    mfa_state: Mapped[str | None] = mapped_column(String(8))
 
     def __repr__(self) -> str:
         return f"<Session {self.id} user={self.user_id}>"

@@ -28,7 +28,9 @@ The pytest fixtures of :mod:`flask_tokenauth.pytest_plugin` wrap these.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
@@ -36,6 +38,7 @@ from flask.testing import FlaskClient
 
 from . import _migrate, _outbox
 from ._access import is_user_id
+from ._authlevel import MFA, OTP, PWD, Assurance, now_seconds
 from ._state import get_state, load_user
 from ._verification import claim_of_sub
 from .views.auth import refresh_paths
@@ -98,9 +101,25 @@ class StartedSession:
         return {"Authorization": value}
 
 
-def start_session(user: Any, app: Flask | None = None) -> StartedSession:
+def start_session(
+    user: Any,
+    app: Flask | None = None,
+    *,
+    aal: int = 1,
+    amr: Sequence[str] | None = None,
+    auth_time: datetime | None = None,
+) -> StartedSession:
     """Start a session for ``user`` (a user object or an id) on ``app``
     (default: the current app) without a request.
+
+    The session is never restricted (a test of a view means to reach it,
+    second factor or not).  Its level is a password login now, unless:
+
+    :param aal: ``2``: as after a second factor (``amr`` ``pwd otp mfa``),
+        for views with ``@login_required(aal=2)``.
+    :param amr: the ``amr`` claim, if not the one ``aal`` implies.
+    :param auth_time: when the user authenticated (an old one, to test a
+        view with ``@login_required(fresh=...)``); default: now.
 
     :raises LookupError: if the app's user loading finds no such user: a
         token for a missing user would fail every request with
@@ -123,12 +142,20 @@ def start_session(user: Any, app: Flask | None = None) -> StartedSession:
                 " flask_tokenauth.testing for a token."
             )
         verified = claim_of_sub(state, sub)
+        if amr is None:
+            amr = (PWD,) if aal < 2 else (PWD, OTP, MFA)
+        when = now_seconds() if auth_time is None else int(auth_time.timestamp())
+        level = Assurance(tuple(amr), aal, when)
         with state.db.begin() as conn:
             issued = state.refresh_tokens.start_family(
-                conn, sub, user_agent=USER_AGENT, email_verified=verified
+                conn,
+                sub,
+                user_agent=USER_AGENT,
+                email_verified=verified,
+                assurance=level,
             )
         access = state.access_tokens.issue(
-            sub, issued.family_id, email_verified=verified
+            sub, issued.family_id, email_verified=verified, assurance=level
         )
     header_type = state.settings.header_types[0]
     return StartedSession(

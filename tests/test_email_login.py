@@ -202,7 +202,7 @@ def test_a_password_login_says_its_method(
         algorithms=["HS256"],
         options={"verify_aud": False},
     )
-    assert "amr" not in claims
+    assert claims["amr"] == ["pwd"]  # since the second factor (issue 18)
 
 
 def test_the_mailbox_is_proved(

@@ -8,7 +8,7 @@ Create Date: 2026-12-07
   its confirmation and the last time step accepted.
 * ``tokenauth_recovery_codes``: keyed hashes of single-use recovery codes.
 * ``tokenauth_passkeys``: WebAuthn credentials, keyed by credential id.
-* ``tokenauth_sessions``: ``amr``, ``aal``, ``auth_time``, ``mfa_pending``
+* ``tokenauth_sessions``: ``amr``, ``aal``, ``auth_time``, ``mfa_state``
   (``NULL`` for sessions of before: a password login at ``created_at``).
 
 Plain ``ADD COLUMN`` (no batch copy) on SQLite.
@@ -30,7 +30,7 @@ SESSION_COLUMNS = (
     ("amr", sa.String(length=64)),
     ("aal", sa.Integer()),
     ("auth_time", sa.DateTime(timezone=True)),
-    ("mfa_pending", sa.Boolean()),
+    ("mfa_state", sa.String(length=8)),
 )
 
 

@@ -5,11 +5,9 @@ The JSON shapes are the tutorial's, so its browser client works unchanged.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
-from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from .. import _identity as bound_identity
@@ -25,8 +23,10 @@ from .._cookies import (
 )
 from .._headers import clear_refresh_cookie, set_refresh_cookie
 from .._origin import refuse_cross_site
-from .._ratelimit import LOGIN, REFRESH, REGISTER, client_ip, limited
-from .._refresh import IssuedToken, KnownToken, Rotation
+from .._ratelimit import LOGIN, REFRESH, REGISTER, limited
+from .._refresh import KnownToken, Rotation
+from .._session_start import session_response as _session_response
+from .._session_start import start_family as _start_family
 from .._sessions import revoke_sessions
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, check_password, require_string
@@ -51,20 +51,6 @@ def _app() -> Any:
     return current_app._get_current_object()  # type: ignore[attr-defined]
 
 
-def _token_response(
-    body: dict[str, Any], status: int, state: TokenAuthState, issued: IssuedToken | None
-) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    if issued is not None:
-        if len(refresh_cookie_values(state)) > 1:
-            # Several refresh cookies came with the login: one at least was
-            # planted (see ._cookies); ours is set anew below.
-            clear_refresh_cookies(response, state.settings, keep_own=True)
-        set_refresh_cookie(response, state.settings, issued.token, issued.expires_at)
-    return response
-
-
 def _revoke_planted(state: TokenAuthState, sessions: list[KnownToken]) -> None:
     """End the sessions of refresh cookies that were planted (or that the
     page no longer holds): dead, they cannot make a refresh ambiguous again,
@@ -73,63 +59,6 @@ def _revoke_planted(state: TokenAuthState, sessions: list[KnownToken]) -> None:
         revoke_sessions(
             state, session.user_id, only=[session.family_id], reason="cookie-conflict"
         )
-
-
-def _start_family(
-    state: TokenAuthState,
-    conn: Connection,
-    user_id: str,
-    now: datetime | None = None,
-    identity: str | None = None,
-    user: Any = None,
-) -> IssuedToken:
-    """Start a session, recording the client's user agent and address, bound
-    to the user's ``identity`` fingerprint (see :mod:`.._identity`), with
-    the ``email_verified`` claim of ``user`` (looked up if not given) while
-    address verification is on (see :mod:`.._verification`)."""
-    if user is None:
-        verified = verification.claim_of_sub(state, user_id)
-    else:
-        verified = verification.claim_of(state, user)
-    return state.refresh_tokens.start_family(
-        conn,
-        user_id,
-        now,
-        user_agent=request.user_agent.string,
-        ip_address=client_ip(state.settings.trusted_proxies),
-        identity=identity,
-        email_verified=verified,
-    )
-
-
-def _session_response(
-    state: TokenAuthState,
-    user: Any,
-    status: int,
-    issued: IssuedToken,
-    *,
-    amr: list[str] | None = None,
-) -> Response:
-    """The answer to a register or login (by password or by email): the
-    user, an access token for the new session and its refresh cookie.
-
-    :param amr: how the user authenticated (RFC 8176), as the access
-        token's ``amr`` claim; only an email sign-in sets it for now (see
-        "Signing in by email" in the README).
-    """
-    verified = issued.email_verified
-    access = state.access_tokens.issue(
-        issued.user_id,
-        issued.family_id,
-        None if amr is None else {"amr": amr},
-        identity=issued.identity,
-        email_verified=verified,
-    )
-    body = {
-        "user": verification.user_json(state, user, verified),
-        "accessToken": access,
-    }
-    return _token_response(body, status, state, issued)
 
 
 def _start_session(
@@ -346,6 +275,7 @@ def refresh() -> Response:
         rotation.family_id,
         identity=identity,
         email_verified=verification.refresh_claim(state, rotation),
+        assurance=rotation.assurance,
     )
     # A JWT is base64url segments and dots: a JSON string as it stands, so
     # the body is written out rather than encoded (as jsonify does, compact).

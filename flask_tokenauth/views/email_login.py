@@ -36,12 +36,13 @@ from .._linktokens import LOGIN, Spent
 from .._mail import send_mail
 from .._ratelimit import mail_allowed
 from .._refresh import IssuedToken
+from .._session_start import session_response as _session_response
+from .._session_start import start_family as _start_family
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, require_string
 from .._verification import announce, mark_verified
 from ..errors import CodeInvalid, LinkInvalid, ValidationError
 from ._common import accepted, allow, mail_flow
-from .auth import _session_response, _start_family
 
 #: The ``amr`` claim of the access token an email sign-in answers with
 #: (RFC 8176 has no value for "proved a mailbox"; ``email`` says it).
@@ -214,6 +215,7 @@ def _sign_in(
             store.sub_of(user),
             identity=bound_identity.of_user(state, user),
             user=user,
+            methods=AMR,
         )
     return _SignIn(user, issued, verified_now)
 
@@ -233,7 +235,7 @@ def _user_of(state: TokenAuthState, spent: Spent) -> Any | None:
 def _respond(state: TokenAuthState, result: _SignIn) -> Response:
     store = state.user_store
     user, issued = result.user, result.issued
-    response = _session_response(state, user, 200, issued, amr=AMR)
+    response = _session_response(state, user, 200, issued)
     # The client proved the mailbox: as good as the password for the
     # wrong-password limits (see _lockout), so it is a known device now.
     account = lockout.account_of(store, user, store.login_of(user))

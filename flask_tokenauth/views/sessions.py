@@ -17,6 +17,8 @@ from .. import _lockout as lockout
 from .. import signals
 from .._headers import clear_refresh_cookie
 from .._ratelimit import LOGIN, limited
+from .._session_start import start_family as _start_family
+from .._session_start import token_response as _token_response
 from .._sessions import active_sessions, announce_revoked, revoke_in, revoke_sessions
 from .._state import get_state
 from .._validation import cached_json_object, check_password, require_string
@@ -25,7 +27,6 @@ from ..errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPasswo
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
 from ._common import allow, switched
-from .auth import _start_family, _token_response
 
 #: Session ids are uuid4 hex strings; anything else names no session.
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
@@ -149,7 +150,17 @@ def change_password() -> Response:
         # Told to the revocation store before the commit: if it refuses,
         # the new hash is rolled back with the revocation (503, retry works).
         revoked = revoke_in(state, conn, user_id, cutoff=True, now=now)
-        issued = _start_family(state, conn, user_id, now, user=user)
+        # The new session keeps the level of the one that asked (a second
+        # factor done stays done), authenticated now: the password was.
+        issued = _start_family(
+            state,
+            conn,
+            user_id,
+            now,
+            user=user,
+            methods=current_claims.get("amr") or ["pwd"],
+            aal=current_claims.get("aal") or 1,
+        )
     # The new session is bound to the new hash, read back now it is stored.
     identity = bound_identity.read(state, user_id)
     if identity is not None:
@@ -166,6 +177,7 @@ def change_password() -> Response:
         user=user,
         identity=identity,
         email_verified=issued.email_verified,
+        assurance=issued.assurance,
     )
     response = _token_response({"accessToken": access}, 200, state, issued)
     attempt.trust_device(response)
