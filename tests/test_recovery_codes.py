@@ -114,7 +114,7 @@ def test_regenerated_codes_replace_the_old_ones(
     enrolled: tuple[Member, list[str]],
     recorded: list[tuple[str, dict[str, Any]]],
 ) -> None:
-    user, old = enrolled
+    _, old = enrolled
     client, token = pending_login(app)
     token = verify(client, token, {"recoveryCode": old[0]}).json["accessToken"]
     response = client.post(f"{PREFIX}/mfa/recovery-codes", headers=bearer(token))
@@ -131,7 +131,7 @@ def test_regenerated_codes_replace_the_old_ones(
 def test_regenerating_needs_a_fresh_authentication(
     app: Flask, enrolled: tuple[Member, list[str]], engine: Engine
 ) -> None:
-    user, codes = enrolled
+    _, codes = enrolled
     client, token = pending_login(app)
     token = verify(client, token, {"recoveryCode": codes[0]}).json["accessToken"]
     with engine.begin() as conn:

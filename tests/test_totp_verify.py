@@ -26,7 +26,6 @@ from .test_totp import (
     NOW_STEP,
     PREFIX,
     Clock,
-    Member,
     clock,
     code,
     member,
@@ -109,7 +108,9 @@ def test_a_password_login_waits_for_the_code(
         response = client.get(path, headers=bearer(token))
         assert response.status_code == 401, path
         assert response.json["code"] == "MFA_REQUIRED"
-        assert "insufficient_user_authentication" in response.headers["WWW-Authenticate"]
+        assert (
+            "insufficient_user_authentication" in response.headers["WWW-Authenticate"]
+        )
     # The factor views answer it.
     assert client.get(f"{PREFIX}/mfa", headers=bearer(token)).status_code == 200
 
@@ -137,15 +138,21 @@ def test_the_code_upgrades_the_same_session(
     refreshed = Auth(client).refresh()
     assert refreshed.status_code == 200
     assert claims_of(refreshed.json["accessToken"])["aal"] == 2
-    assert ("mfa_failed", ) not in [(name,) for name, _ in recorded]
+    assert [name for name, _ in recorded if name.startswith("mfa_")] == ["mfa_verified"]
+    assert recorded[-1][1]["method"] == "totp"
+    assert recorded[-1][1]["session_id"] == claims["sid"]
 
 
 def test_a_user_without_a_factor_is_not_asked(app: Flask, clock: Clock) -> None:
     someone = member(app)
-    assert someone.client.get("/api/me", headers=bearer(someone.token)).status_code == 200
+    assert (
+        someone.client.get("/api/me", headers=bearer(someone.token)).status_code == 200
+    )
 
 
-@pytest.mark.parametrize(("offset", "accepted"), [(-2, False), (-1, True), (0, True), (1, True), (2, False)])
+@pytest.mark.parametrize(
+    ("offset", "accepted"), [(-2, False), (-1, True), (0, True), (1, True), (2, False)]
+)
 def test_the_window_edges(
     app: Flask, secret: str, clock: Clock, offset: int, accepted: bool
 ) -> None:
@@ -166,7 +173,9 @@ def test_a_code_is_never_accepted_twice(app: Flask, secret: str, clock: Clock) -
     replay = verify(client, token, {"code": used})
     assert replay.status_code == 400 and replay.json["code"] == "MFA_CODE_INVALID"
     # Nor an older code of the window, once a later one was used.
-    assert verify(client, token, {"code": code(secret, clock.step - 1)}).status_code == 400
+    assert (
+        verify(client, token, {"code": code(secret, clock.step - 1)}).status_code == 400
+    )
     # The next step's code works.
     clock.step += 1
     assert verify(client, token, {"code": code(secret, clock.step)}).status_code == 200
@@ -184,7 +193,15 @@ def test_a_code_of_another_users_secret_is_refused(
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"code": 123456}, {"code": ""}, {"code": "12345a"}, {"code": "1" * 1000}, [], None],
+    [
+        {},
+        {"code": 123456},
+        {"code": ""},
+        {"code": "12345a"},
+        {"code": "1" * 1000},
+        [],
+        None,
+    ],
 )
 def test_malformed_bodies_are_4xx_json(app: Flask, secret: str, body: Any) -> None:
     client, token = pending_login(app)
@@ -196,15 +213,14 @@ def test_malformed_bodies_are_4xx_json(app: Flask, secret: str, body: Any) -> No
 def test_codes_with_spaces_are_read(app: Flask, secret: str, clock: Clock) -> None:
     client, token = pending_login(app)
     typed = code(secret, clock.step)
-    assert verify(client, token, {"code": f"{typed[:3]} {typed[3:]}"}).status_code == 200
+    assert (
+        verify(client, token, {"code": f"{typed[:3]} {typed[3:]}"}).status_code == 200
+    )
 
 
-def test_an_upgraded_or_factorless_session_has_nothing_to_verify(
+def test_a_user_without_totp_has_no_code_to_check(
     app: Flask, secret: str, clock: Clock
 ) -> None:
-    """``/mfa/verify`` on a session that is not waiting still checks the
-    code (a step-up needs ``/reauthenticate``), and a user without TOTP has
-    none to check."""
     someone = member(app, "nofactor@example.com")
     response = verify(someone.client, someone.token, {"code": "123456"})
     assert response.status_code == 400 and response.json["code"] == "MFA_CODE_INVALID"
@@ -227,9 +243,14 @@ def test_wrong_codes_are_limited_per_client_then_per_account(
     # Another client of the same account has its own per-client budget,
     # but the account's (5/day) is shared: 2 more and it is spent.
     other, other_token = pending_login(app)
-    assert [verify(other, other_token, {"code": wrong}).status_code for _ in range(2)] == [400, 400]
+    assert [
+        verify(other, other_token, {"code": wrong}).status_code for _ in range(2)
+    ] == [400, 400]
     third, third_token = pending_login(app)
-    assert verify(third, third_token, {"code": code(secret, clock.step)}).status_code == 429
+    assert (
+        verify(third, third_token, {"code": code(secret, clock.step)}).status_code
+        == 429
+    )
 
 
 def test_the_owners_device_keeps_working_when_a_stranger_spends_the_budget(
@@ -248,7 +269,9 @@ def test_the_owners_device_keeps_working_when_a_stranger_spends_the_budget(
             verify(stranger, stranger_token, {"code": "000000"})
     late, late_token = pending_login(app)
     clock.step += 1
-    assert verify(late, late_token, {"code": code(secret, clock.step)}).status_code == 429
+    assert (
+        verify(late, late_token, {"code": code(secret, clock.step)}).status_code == 429
+    )
     # The owner's device signs in again: its own budget.
     owner_token = Auth(owner).login(EMAIL).get_json()["accessToken"]
     response = verify(owner, owner_token, {"code": code(secret, clock.step)})

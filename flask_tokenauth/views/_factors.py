@@ -7,56 +7,38 @@ module only names which of its checks each view asks for."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from flask import Response
+
+from .. import _assurance as assurance
 from .._state import TokenAuthState
 from ..decorators import login_required
-from ..errors import ReauthenticationRequired, UserNotFound
+from ..errors import UserNotFound
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
 
 logger = logging.getLogger("flask_tokenauth")
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+#: A view that sets up a factor: a full session, or one of a user who must
+#: enrol first (``TOKENAUTH_MFA = "required"``); not one waiting for its
+#: second factor.
+enrolment_view = login_required(mfa_enrollment=True)
+#: A view that changes the factors: a full session whose last
+#: authentication is within ``TOKENAUTH_REAUTHENTICATION_MAX_AGE``.
+fresh_view = login_required(fresh=True)
+#: A view a session waiting for its second factor may reach (and one that
+#: must enrol first).
+pending_view = login_required(mfa_pending=True, mfa_enrollment=True)
 
 
-def enrolment_view(view: F) -> F:
-    """A view that sets up a factor: a full session (not one waiting for
-    its second factor)."""
-    return login_required(view)
-
-
-def fresh_view(view: F) -> F:
-    """A view that changes the factors: a full session whose last
-    authentication is within ``TOKENAUTH_REAUTHENTICATION_MAX_AGE``."""
-
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        from .._state import get_state
-
-        require_fresh(get_state())
-        return view(*args, **kwargs)
-
-    checked.__name__ = view.__name__
-    checked.__doc__ = view.__doc__
-    checked.__wrapped__ = view  # type: ignore[attr-defined]
-    return login_required(checked)  # type: ignore[return-value]
-
-
-def pending_view(view: F) -> F:
-    """A view a session waiting for its second factor may reach."""
-    return login_required(view)
-
-
-def require_fresh(state: TokenAuthState) -> None:
+def require_fresh() -> None:
     """Refuse a token whose authentication is older than
     ``TOKENAUTH_REAUTHENTICATION_MAX_AGE``: ``401
-    REAUTHENTICATION_REQUIRED``, ``/reauthenticate`` renews it."""
-    max_age = int(state.settings.reauthentication_max_age.total_seconds())
-    at = current_claims.get("auth_time", current_claims.get("iat"))
-    if not isinstance(at, (int, float)) or time.time() - at > max_age:
-        raise ReauthenticationRequired(max_age=max_age)
+    REAUTHENTICATION_REQUIRED`` (``/reauthenticate`` renews it).  For a view
+    that needs it only sometimes (an enrolment by a user with a factor)."""
+    assurance.require_fresh(dict(current_claims))
 
 
 def caller(state: TokenAuthState) -> tuple[Any, str]:
@@ -82,6 +64,10 @@ def log_unreadable(error: Exception, user_id: str) -> None:
     )
 
 
-def complete(state: TokenAuthState, user: Any, method: str) -> Any:
-    """Upgrade the caller's session by a second factor (assurance's)."""
-    raise NotImplementedError("waits for _assurance.complete_factor")
+def complete(state: TokenAuthState, user: Any) -> Response:
+    """Upgrade the caller's session by an authenticator-app or recovery
+    code (``amr`` gains ``otp`` and ``mfa``, ``aal`` 2), answered as
+    ``/login``."""
+    return assurance.complete_factor(
+        state, user, str(current_claims["sid"]), [assurance.OTP], aal=2
+    )

@@ -12,10 +12,12 @@ before the code, so a guess made over the budget tells nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
+from .. import _assurance as assurance
 from .. import _factor_crypto as crypto
 from .. import _lockout as lockout
 from .. import _mfa_status as mfa_status
@@ -26,6 +28,7 @@ from .._mail import send_mail
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, require_string
 from ..errors import MfaCodeInvalid, MfaNotEnabled, NotFound, ValidationError
+from ..globals import current_claims
 from . import _factors as factors
 from ._common import allow
 
@@ -79,8 +82,11 @@ def verify() -> Response:
         attempt.failed()
         signals.mfa_failed.send(_app(), user_id=public, method=method)
         raise MfaCodeInvalid()
-    response = factors.complete(state, user, method)
+    response = factors.complete(state, user)
     attempt.trust_device(response)
+    signals.mfa_verified.send(
+        _app(), user_id=public, session_id=current_claims["sid"], method=method
+    )
     if left is not None:
         _notify_recovery_code_used(state, user, left)
         signals.recovery_code_used.send(_app(), user_id=public, remaining=left)
@@ -123,3 +129,29 @@ def recovery_codes() -> Response:
         _app(), user_id=state.user_store.user_id(user_id)
     )
     return jsonify(recoveryCodes=codes, recoveryCodesLeft=len(codes))
+
+
+@assurance.reauth_factor("code")
+def reauthenticate_by_code(
+    state: TokenAuthState, user: Any, body: Mapping[str, Any]
+) -> str:
+    """``POST /reauthenticate {code}``: an authenticator-app code renews the
+    session's ``auth_time``, under the same rules and budget as
+    ``/mfa/verify``.
+
+    :raises MfaCodeInvalid: a wrong, used or malformed code.
+    """
+    if not state.settings.totp_enabled:
+        raise NotFound()
+    code = require_string(dict(body), "code")
+    user_id = state.user_store.sub_of(user)
+    attempt = lockout.guard(state, "user:" + user_id, lockout.SECOND_FACTOR)
+    with state.db.begin() as conn:
+        accepted = _totp_accepted(state, conn, user_id, code)
+    if not accepted:
+        attempt.failed()
+        signals.mfa_failed.send(
+            _app(), user_id=state.user_store.user_id(user_id), method=TOTP
+        )
+        raise MfaCodeInvalid()
+    return assurance.OTP

@@ -49,7 +49,7 @@ def enroll() -> Response:
     user, user_id = factors.caller(state)
     with state.db.begin() as conn:
         if mfa_status.has_factor(conn, user_id):
-            factors.require_fresh(state)
+            factors.require_fresh()
         try:
             secret = totp.begin(state.settings, conn, user_id)
         except totp.AlreadyEnabled:
