@@ -76,6 +76,8 @@ class Member:
         secret = self.enroll()
         response = self.post("/mfa/totp/confirm", {"code": code(secret, step)})
         assert response.status_code == 200, response.json
+        # The session was upgraded: its new token.
+        self.token = response.json["accessToken"]
         return secret, response.json["recoveryCodes"]
 
 

@@ -62,14 +62,16 @@ def enroll() -> Response:
 @switched("totp_enabled")
 @factors.enrolment_view
 def confirm() -> Response:
-    """``{code}``: a first code of the enrolled secret turns it on.  Answers
-    ``{recoveryCodes, recoveryCodesLeft}``: ten new recovery codes when the
-    user had none left (a first factor), else ``null``.  A wrong code counts
+    """``{code}``: a first code of the enrolled secret turns it on, and
+    upgrades the caller's session as ``/mfa/verify`` does.  Answers as
+    ``/login`` (``{user, accessToken}``, the rotated refresh cookie) with
+    ``recoveryCodes`` (ten new ones when the user had none left, a first
+    factor; else ``null``) and ``recoveryCodesLeft``.  A wrong code counts
     against the account's second-factor budget (``MFA_CODE_INVALID``)."""
     allow("POST")
     state = get_state()
     code = require_string(cached_json_object(request), "code")
-    _, user_id = factors.caller(state)
+    user, user_id = factors.caller(state)
     attempt = lockout.guard(state, "user:" + user_id, lockout.SECOND_FACTOR)
     codes: list[str] | None = None
     with state.db.begin() as conn:
@@ -89,7 +91,13 @@ def confirm() -> Response:
             _app(), user_id=_public_id(state, user_id), method="totp"
         )
         raise MfaCodeInvalid()
-    response = jsonify(recoveryCodes=codes, recoveryCodesLeft=left)
+    # The session has just proved the authenticator too: upgraded as
+    # /mfa/verify upgrades one (aal 2, the refresh token rotated), so that
+    # a user who had to enrol (TOKENAUTH_MFA = "required") goes on at once.
+    response = factors.complete(state, user)
+    body = response.get_json()
+    body.update(recoveryCodes=codes, recoveryCodesLeft=left)
+    response.set_data(current_app.json.dumps(body))
     # The client has just proved the authenticator: a known device for the
     # second-factor limits (see .._lockout).
     attempt.trust_device(response)
