@@ -25,6 +25,13 @@ account exists and tell nobody which do:
   a stranger who spends the account's budget locks out only clients that
   never logged in to it; the owner's own devices keep working.
 
+Wrong second-factor codes (``/mfa/verify``, ``/mfa/totp/confirm``, a
+code at ``/reauthenticate``) are counted the same way, against the same
+limits, with ``budget=SECOND_FACTOR``: counters of their own and a device
+cookie of their own (``<TOKENAUTH_DEVICE_COOKIE_NAME>_mfa``), set only
+after a right code.  The password's device cookie earns nothing there:
+whoever guesses codes already has the password, and would have one.
+
 An account over a limit is refused (429 ``RATE_LIMITED``) before its
 password is checked, so a guess made then tells nothing.  Only wrong
 passwords count; malformed requests are refused before :func:`guard`.

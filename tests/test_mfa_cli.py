@@ -11,11 +11,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, Table, insert, select
 
+from flask_tokenauth import _factor_crypto as crypto
 from flask_tokenauth import signals
 from flask_tokenauth.models import Passkey, TotpSecret
 
 from .conftest import REFRESH_SECRET, bearer
-from .test_totp import NOW_STEP, PREFIX, Clock, Member, clock, code, member
+from .test_totp import PREFIX, Clock, Member, clock, code, member
+from .test_totp_verify import pending_login, verify
 
 __all__ = ["clock"]  # a fixture of test_totp, used here too
 
@@ -109,34 +111,33 @@ def test_reset_asks_first(app: Flask, user: Member) -> None:
 
 
 def test_rekey_after_a_new_refresh_secret(
-    make_app: Any, clock: Clock, engine: Engine
+    make_app: Any, clock: Clock, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Secrets stored under the old refresh secret are refused under the
-    new one until ``rekey`` re-encrypts them; then the user's app works."""
-    old_app = make_app()
-    someone = member(old_app)
+    new one (and the log says what to run) until ``rekey`` re-encrypts
+    them; then the user's app works again."""
+    someone = member(make_app())
     secret, _ = someone.enable()
     new_secret = "another-refresh-secret-" + "c" * 48
     new_app = make_app(TOKENAUTH_REFRESH_SECRET=new_secret)
+    clock.step += 1
+    client, token = pending_login(new_app)
+    refused = verify(client, token, {"code": code(secret, clock.step)})
+    assert refused.status_code == 400 and refused.json["code"] == "MFA_CODE_INVALID"
+    assert "flask tokenauth mfa rekey" in caplog.text
+    assert secret not in caplog.text
     missing = run(new_app, "rekey", env={"TOKENAUTH_PREVIOUS_REFRESH_SECRET": ""})
-    assert (
-        missing.exit_code == 1 and "TOKENAUTH_PREVIOUS_REFRESH_SECRET" in missing.output
-    )
-    result = run(
-        new_app, "rekey", env={"TOKENAUTH_PREVIOUS_REFRESH_SECRET": REFRESH_SECRET}
-    )
+    assert missing.exit_code == 1
+    assert "TOKENAUTH_PREVIOUS_REFRESH_SECRET" in missing.output
+    previous = {"TOKENAUTH_PREVIOUS_REFRESH_SECRET": REFRESH_SECRET}
+    result = run(new_app, "rekey", env=previous)
     assert result.exit_code == 0, result.output
     assert "Re-encrypted 1 secret(s)." in result.output
     with engine.connect() as conn:
         stored = conn.execute(select(_secrets.c.secret)).scalar_one()
-    from flask_tokenauth import _factor_crypto as crypto
-
     assert crypto.key_id_of(stored) == crypto.key_id(
         crypto.derive_key(new_secret.encode())
     )
-    # Run again: nothing left to do.
-    again = run(
-        new_app, "rekey", env={"TOKENAUTH_PREVIOUS_REFRESH_SECRET": REFRESH_SECRET}
-    )
-    assert "Re-encrypted 0 secret(s)." in again.output
-    assert code(secret, NOW_STEP)  # the secret itself did not change
+    assert "Re-encrypted 0 secret(s)." in run(new_app, "rekey", env=previous).output
+    accepted = verify(client, token, {"code": code(secret, clock.step)})
+    assert accepted.status_code == 200, accepted.json
