@@ -26,8 +26,8 @@ from typing import cast
 
 import pyotp
 import segno
-from sqlalchemy import Connection, Table, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, delete, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import _factor_crypto as crypto
 from ._config import Settings
@@ -141,37 +141,34 @@ def is_enabled(conn: Connection, user_id: str) -> bool:
 def begin(settings: Settings, conn: Connection, user_id: str) -> str:
     """Store a new secret, unconfirmed, for ``user_id`` and return it (in
     clear, for the enrolment answer only).  A secret waiting for
-    confirmation is replaced.
+    confirmation is replaced; one statement (an upsert that leaves a
+    confirmed row alone), so concurrent enrolments cannot collide.
 
     :raises AlreadyEnabled: the user has a confirmed secret.
     """
     secret = new_secret()
     stored = crypto.encrypt(settings.refresh_secret, secret, user_id)
-    replaced = conn.execute(
-        update(_secrets)
-        .where(_secrets.c.user_id == user_id, _secrets.c.confirmed_at.is_(None))
-        .values(secret=stored, created_at=_now(), last_step=None)
-    ).rowcount
-    if replaced:
-        return secret
-    if is_enabled(conn, user_id):
+    # The dialect's own insert, imported here (as _sessions does): the
+    # PostgreSQL dialect costs an app on SQLite an import for nothing.
+    insert = sqlite_insert
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        insert = postgresql_insert  # type: ignore[assignment]
+    statement = insert(_secrets).values(
+        user_id=user_id, secret=stored, created_at=_now()
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[_secrets.c.user_id],
+        set_={
+            "secret": statement.excluded.secret,
+            "created_at": statement.excluded.created_at,
+            "last_step": None,
+        },
+        where=_secrets.c.confirmed_at.is_(None),
+    )
+    if not conn.execute(statement).rowcount:
         raise AlreadyEnabled()
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(_secrets).values(
-                    user_id=user_id, secret=stored, created_at=_now()
-                )
-            )
-    except IntegrityError:
-        # A concurrent enrolment inserted first: the newest one wins.
-        conn.execute(
-            update(_secrets)
-            .where(_secrets.c.user_id == user_id, _secrets.c.confirmed_at.is_(None))
-            .values(secret=stored, created_at=_now(), last_step=None)
-        )
-        if is_enabled(conn, user_id):
-            raise AlreadyEnabled() from None
     return secret
 
 
