@@ -136,6 +136,7 @@ def test_enroll_answers_a_secret_its_uri_and_a_qr_code(user: Member) -> None:
     assert parsed.secret == secret and parsed.name == EMAIL
     assert body["otpauthUri"].startswith("otpauth://totp/")
     assert body["qrSvg"].startswith("<svg") and "</svg>" in body["qrSvg"]
+    assert response.headers["Cache-Control"] == "no-store"  # a secret
     # Not on until confirmed.
     assert user.get("/mfa").json["totp"] == {"enabled": False, "confirmedAt": None}
 
@@ -161,6 +162,7 @@ def test_confirm_turns_it_on_and_answers_ten_recovery_codes(
             c in "abcdefghijklmnopqrstuvwxyz234567" for c in one.replace("-", "")
         )
     assert response.json["recoveryCodesLeft"] == 10
+    assert response.headers["Cache-Control"] == "no-store"
     status = user.get("/mfa").json
     assert status["totp"]["enabled"] is True and status["totp"]["confirmedAt"]
     assert status == {**status, "passkeys": 0, "recoveryCodesLeft": 10}
