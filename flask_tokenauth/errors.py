@@ -360,6 +360,42 @@ class MfaEnrollmentRequired(TokenAuthError):
     message = "Set up a second factor to continue"
 
 
+class MfaCodeInvalid(TokenAuthError):
+    """A second-factor code (authenticator app or recovery code) that is
+    wrong, already used, or of a step already used: one code for all."""
+
+    code = 400
+    error_code = "MFA_CODE_INVALID"
+    message = "This code is invalid or has already been used"
+
+
+class TotpAlreadyEnabled(TokenAuthError):
+    """``/mfa/totp/enroll`` for a user whose authenticator app is set up:
+    remove it first (``DELETE /mfa/totp``)."""
+
+    code = 409
+    error_code = "TOTP_ALREADY_ENABLED"
+    message = "An authenticator app is already set up"
+
+
+class TotpNotEnabled(TokenAuthError):
+    """No authenticator app to confirm (no enrolment waiting), remove or
+    verify."""
+
+    code = 409
+    error_code = "TOTP_NOT_ENABLED"
+    message = "No authenticator app is set up"
+
+
+class MfaNotEnabled(TokenAuthError):
+    """A second-factor action for a user with no second factor (recovery
+    codes of a user without one)."""
+
+    code = 409
+    error_code = "MFA_NOT_ENABLED"
+    message = "No second factor is set up"
+
+
 class CrossSiteRequest(TokenAuthError):
     code = 403
     error_code = "CROSS_SITE_REQUEST"

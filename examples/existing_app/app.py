@@ -66,6 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
         TOKENAUTH_REGISTER_ENABLED=False,  # tokenauth glue: /signup is ours
         TOKENAUTH_LINK_BASE_URL="http://127.0.0.1:5000",  # tokenauth glue: links
+        TOKENAUTH_TOTP_ISSUER="Notes",  # tokenauth glue: shown by authenticator apps
     )
     app.config.from_prefixed_env()
     if config:
