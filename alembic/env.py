@@ -27,6 +27,7 @@ OUR_TABLES = {
     "tokenauth_totp_secrets",
     "tokenauth_recovery_codes",
     "tokenauth_passkeys",
+    "tokenauth_webauthn_challenges",
 }
 
 config = context.config

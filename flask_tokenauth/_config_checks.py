@@ -17,6 +17,7 @@ from typing import Any
 from ._keys import HMAC_ALGORITHMS, KeySet
 from ._keysdir import load_keyset
 from ._lifecycle_checks import LIFECYCLE_CHECKS
+from ._passkey_checks import PASSKEY_CHECKS
 from ._secrets import MIN_SECRET_BYTES, parse_secret
 from .errors import ConfigurationError
 
@@ -224,4 +225,5 @@ CHECKS: tuple[Callable[[Reading], None], ...] = (
     jwks_max_age,
     mfa_required_needs_a_factor,
     *LIFECYCLE_CHECKS,
+    *PASSKEY_CHECKS,
 )

@@ -38,6 +38,15 @@ _verifications = cast(Table, EmailVerification.__table__)
 
 #: Where an address may be: a column name, or ``email(user) -> str | None``.
 EmailSource = str | Callable[[Any], "str | None"] | None
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "the column named email, if any"
+
+
+#: ``email=`` not given: the model's column named ``email`` if it has one.
+DEFAULT_EMAIL: Any = _Default()
 #: The flows' keys with their setting, for a store that has no address.
 _FLOW_KEYS = (
     ("TOKENAUTH_PASSWORD_RESET_ENABLED", "password_reset_enabled"),
@@ -57,7 +66,6 @@ class HostEmail:
         self,
         owner: str,
         model: type[Any],
-        login: str,
         email: EmailSource,
         email_verified: str | None,
         find_by_email: Callable[[str], Any] | None,
@@ -70,8 +78,8 @@ class HostEmail:
         mapper = self.mapper
         columns = mapper.columns
         name = model.__name__
-        if email is None and login == "email":
-            email = login  # the login column is the address
+        if email is DEFAULT_EMAIL:
+            email = "email" if "email" in columns else None
         self.key: str | None = None
         self.column: Any = None
         self.getter: Callable[[Any], str | None] | None = None
@@ -303,14 +311,7 @@ class HostEmail:
         assert self.key is not None
         try:
             with self.sessions.writing(conn) as session:
-                if session.get_bind().dialect.name == "postgresql":
-                    session.execute(
-                        select(
-                            func.pg_advisory_xact_lock(
-                                func.hashtext("tokenauth-email:" + email)
-                            )
-                        )
-                    )
+                self._lock(session, email)
                 if self.find(session, email, exclude=key) is not None:
                     raise EmailTaken()
                 row = session.get(self.model, key)
@@ -329,6 +330,13 @@ class HostEmail:
             )
         else:
             self._record(sub, email, conn)
+
+    def _lock(self, session: OrmSession, email: str) -> None:
+        """On PostgreSQL, until the transaction ends: a lock on the address,
+        so that a second change to it waits, then finds it taken."""
+        if session.get_bind(mapper=self.mapper).dialect.name == "postgresql":
+            key = func.hashtext("tokenauth-email:" + email)
+            session.execute(select(func.pg_advisory_xact_lock(key)))
 
     def _record_verified(
         self,

@@ -25,6 +25,13 @@ account exists and tell nobody which do:
   a stranger who spends the account's budget locks out only clients that
   never logged in to it; the owner's own devices keep working.
 
+Wrong second-factor codes (``/mfa/verify``, ``/mfa/totp/confirm``, a
+code at ``/reauthenticate``) are counted the same way, against the same
+limits, with ``budget=SECOND_FACTOR``: counters of their own and a device
+cookie of their own (``<TOKENAUTH_DEVICE_COOKIE_NAME>_mfa``), set only
+after a right code.  The password's device cookie earns nothing there:
+whoever guesses codes already has the password, and would have one.
+
 An account over a limit is refused (429 ``RATE_LIMITED``) before its
 password is checked, so a guess made then tells nothing.  Only wrong
 passwords count; malformed requests are refused before :func:`guard`.
@@ -70,24 +77,49 @@ def _items(limit: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(limit))
 
 
-def _serializer(secret: bytes, account: str) -> URLSafeTimedSerializer:
+@dataclass(frozen=True)
+class Budget:
+    """What a guard counts: wrong passwords, or wrong second-factor codes.
+    Each has its own counters and its own device cookie: a device is
+    trusted for second-factor codes only once it has passed one (knowing
+    the password, which a thief of it does too, earns no exemption there)."""
+
+    #: The counters' name in the limiter's storage.
+    counter: str
+    #: Appended to ``TOKENAUTH_DEVICE_COOKIE_NAME`` for this budget's cookie.
+    cookie_suffix: str
+
+    def cookie_name(self, state: TokenAuthState) -> str:
+        return state.settings.device_cookie_name + self.cookie_suffix
+
+
+PASSWORD = Budget("password-failures", "")
+SECOND_FACTOR = Budget("mfa-failures", "_mfa")
+
+
+def _serializer(
+    secret: bytes, account: str, budget: Budget = PASSWORD
+) -> URLSafeTimedSerializer:
     # The account is part of the salt: a device cookie signed for one account
     # does not verify for any other, and the cookie does not reveal it.
+    extra = "" if budget is PASSWORD else f"{budget.counter}:"
     return URLSafeTimedSerializer(
         secret,
-        salt=f"flask_tokenauth.device-cookie:{account}",
+        salt=f"flask_tokenauth.device-cookie:{extra}{account}",
         signer_kwargs={"digest_method": hashlib.sha256},
     )
 
 
-def _trusted_device(state: TokenAuthState, account: str) -> str | None:
+def _trusted_device(
+    state: TokenAuthState, account: str, budget: Budget = PASSWORD
+) -> str | None:
     """The device id of a valid device cookie for ``account``, if the
     request carries one.  Every value of the cookie is tried: a value
     planted by someone else (cookie tossing) can only be valid for their
     own accounts."""
-    serializer = _serializer(state.settings.refresh_secret, account)
+    serializer = _serializer(state.settings.refresh_secret, account, budget)
     max_age = int(DEVICE_TRUST.total_seconds())
-    for value in request.cookies.getlist(state.settings.device_cookie_name):
+    for value in request.cookies.getlist(budget.cookie_name(state)):
         if not value or len(value) > MAX_DEVICE_COOKIE:
             continue
         try:
@@ -126,6 +158,7 @@ class Guard:
     device_id: str | None
     #: Each limit with the identifiers of its counter.
     counters: tuple[tuple[RateLimitItem, tuple[str, ...]], ...]
+    budget: Budget = PASSWORD
 
     def failed(self) -> None:
         """Count a wrong password against every counter of this check."""
@@ -137,8 +170,8 @@ class Guard:
         self.state.limiter.run(hit)
 
     def trust_device(self, response: Response) -> None:
-        """After a right password: see :func:`trust_device`."""
-        trust_device(response, self.state, self.account, self.device_id)
+        """After a right password (or code): see :func:`trust_device`."""
+        trust_device(response, self.state, self.account, self.device_id, self.budget)
 
 
 def trust_device(
@@ -146,17 +179,18 @@ def trust_device(
     state: TokenAuthState,
     account: str,
     device_id: str | None = None,
+    budget: Budget = PASSWORD,
 ) -> None:
     """Mark the client as a device of ``account``, which has just proved it
     knows the password: set (or renew) its device cookie on ``response``,
     keeping the device id it already had for this account."""
     settings = state.settings
-    device_id = device_id or _trusted_device(state, account)
-    value = _serializer(settings.refresh_secret, account).dumps(
+    device_id = device_id or _trusted_device(state, account, budget)
+    value = _serializer(settings.refresh_secret, account, budget).dumps(
         device_id or secrets.token_urlsafe(16)
     )
     response.set_cookie(
-        settings.device_cookie_name,
+        budget.cookie_name(state),
         value,
         max_age=int(DEVICE_TRUST.total_seconds()),
         path=cookie_path(settings),
@@ -169,19 +203,21 @@ def trust_device(
     )
 
 
-def guard(state: TokenAuthState, account: str) -> Guard:
+def guard(state: TokenAuthState, account: str, budget: Budget = PASSWORD) -> Guard:
     """The counters for a password check on ``account`` (see
-    :func:`account_of`) by this request's client.
+    :func:`account_of`) by this request's client; with
+    ``budget=SECOND_FACTOR``, for a second-factor code (same limits, own
+    counters and device cookie).
 
     :raises RateLimited: with ``Retry-After``, if any counter is spent; the
         password must then not be checked.
     """
     settings = state.settings
     limiter = state.limiter
-    device_id = _trusted_device(state, account)
+    device_id = _trusted_device(state, account, budget)
     if not limiter.enabled:
-        return Guard(state, account, device_id, ())
-    prefix = (limiter.prefix, "password-failures")
+        return Guard(state, account, device_id, (), budget)
+    prefix = (limiter.prefix, budget.counter)
     key = _account_key(settings.refresh_secret, account)
     strict = _items(settings.ratelimit_login_failures)
     counters: tuple[tuple[RateLimitItem, tuple[str, ...]], ...]
@@ -211,4 +247,4 @@ def guard(state: TokenAuthState, account: str) -> Guard:
     wait = limiter.run(retry_after)
     if wait is not None:
         raise RateLimited(retry_after=wait)
-    return Guard(state, account, device_id, counters)
+    return Guard(state, account, device_id, counters, budget)

@@ -22,7 +22,7 @@ from . import _bulk_revocation as _bulk
 from . import _hostpasswords as hostpasswords
 from ._config import Settings
 from ._db import Database
-from ._hostemail import EmailSource, HostEmail
+from ._hostemail import DEFAULT_EMAIL, EmailSource, HostEmail
 from ._hostkeys import (
     PrimaryKey,
     check_model,
@@ -102,9 +102,10 @@ class SQLAlchemyUserStore(UserStore):
         ``"auto"``/``"werkzeug"``, passlib's ``dummy_verify`` for a context,
         our bcrypt dummy at ``TOKENAUTH_BCRYPT_ROUNDS`` otherwise.
     :param email: where the address is, for the mail flows (README "Host
-        users' addresses"): a column (by default the login column if it is
-        named ``email``, else none: every mail endpoint answers ``404``),
-        or ``email(user) -> str | None`` with ``find_by_email``.
+        users' addresses"): a column name (by default the column named
+        ``email``, if any), ``email(user) -> str | None`` with
+        ``find_by_email``, or ``None``: no address, every mail endpoint
+        answers ``404``.
     :param email_verified: a ``Boolean`` or ``DateTime`` column set when the
         address is verified; by default ``tokenauth_email_verifications``
         records the verified address by ``sub``.
@@ -128,7 +129,7 @@ class SQLAlchemyUserStore(UserStore):
         create: Callable[[str, str], Any] | None = None,
         normalize: Callable[[str], str] | None = None,
         dummy_hash: str | None = None,
-        email: EmailSource = None,
+        email: EmailSource = DEFAULT_EMAIL,
         email_verified: str | None = None,
         find_by_email: Callable[[str], Any] | None = None,
         set_email: Callable[[Any, str], None] | None = None,
@@ -150,7 +151,6 @@ class SQLAlchemyUserStore(UserStore):
         self._email = HostEmail(
             f"SQLAlchemyUserStore({name}",
             model,
-            login,
             email,
             email_verified,
             find_by_email,

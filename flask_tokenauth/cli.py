@@ -3,7 +3,8 @@
 ``db upgrade|downgrade|current|stamp|history`` manage the tables; ``purge`` deletes dead
 sessions; ``create-user``, ``sessions`` and ``revoke-sessions`` administer
 users; ``keys generate|list|rotate|retire`` manage signing keys (see
-:mod:`._cli_keys`); ``mail test`` sends a test mail (:mod:`._cli_mail`).
+:mod:`._cli_keys`); ``mail test`` sends a test mail (:mod:`._cli_mail`);
+``mfa list|reset|rekey`` act on second factors (:mod:`._cli_mfa`).
 Every command exits non-zero with a one-line message on bad input or an
 unreachable database.
 """
@@ -23,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from . import _migrate
 from ._cli_keys import keys_cli
 from ._cli_mail import mail_cli
+from ._cli_mfa import mfa_cli
 from ._cli_users import users_cli
 from ._db import describe_db_error
 from ._sessions import active_sessions, purge, revoke_user_sessions
@@ -240,3 +242,4 @@ def revoke_sessions_command(login: str) -> None:
 tokenauth_cli.add_command(keys_cli)
 tokenauth_cli.add_command(users_cli)
 tokenauth_cli.add_command(mail_cli)
+tokenauth_cli.add_command(mfa_cli)

@@ -178,6 +178,17 @@ class ReauthenticationRequired(InsufficientAuthentication):
     message = "Please authenticate again"
 
 
+class PasskeyInvalid(AuthenticationError):
+    """A passkey assertion (``/passkeys/login``, ``/passkeys/verify``) was
+    not accepted: an unknown credential or another user's, a signature,
+    origin or relying party that does not verify, no user verification
+    where required, or a sign counter gone back (a cloned authenticator).
+    One code for all: which check failed is logged and signalled, not told."""
+
+    error_code = "PASSKEY_INVALID"
+    message = "Passkey not accepted"
+
+
 class InvalidCredentials(AuthenticationError):
     error_code = "INVALID_CREDENTIALS"
     message = "Invalid credentials"
@@ -301,6 +312,25 @@ class CodeInvalid(TokenAuthError):
 # -- other 4xx -----------------------------------------------------------------
 
 
+class PasskeyChallengeInvalid(TokenAuthError):
+    """The passkey ceremony's challenge is unknown, spent, expired, or not
+    this session's (or this browser's): ask for new options and start
+    again."""
+
+    code = 400
+    error_code = "PASSKEY_CHALLENGE_INVALID"
+    message = "Passkey challenge expired or already used; start again"
+
+
+class PasskeyRejected(TokenAuthError):
+    """A passkey registration (``/passkeys/register``) that does not verify,
+    or of a credential already registered."""
+
+    code = 400
+    error_code = "PASSKEY_REJECTED"
+    message = "Passkey registration not accepted"
+
+
 class WrongPassword(TokenAuthError):
     """The current password given to change it is wrong (403, not 401: the
     access token is fine, and a 401 would make clients refresh)."""
@@ -330,6 +360,42 @@ class MfaEnrollmentRequired(TokenAuthError):
     message = "Set up a second factor to continue"
 
 
+class MfaCodeInvalid(TokenAuthError):
+    """A second-factor code (authenticator app or recovery code) that is
+    wrong, already used, or of a step already used: one code for all."""
+
+    code = 400
+    error_code = "MFA_CODE_INVALID"
+    message = "This code is invalid or has already been used"
+
+
+class TotpAlreadyEnabled(TokenAuthError):
+    """``/mfa/totp/enroll`` for a user whose authenticator app is set up:
+    remove it first (``DELETE /mfa/totp``)."""
+
+    code = 409
+    error_code = "TOTP_ALREADY_ENABLED"
+    message = "An authenticator app is already set up"
+
+
+class TotpNotEnabled(TokenAuthError):
+    """No authenticator app to confirm (no enrolment waiting), remove or
+    verify."""
+
+    code = 409
+    error_code = "TOTP_NOT_ENABLED"
+    message = "No authenticator app is set up"
+
+
+class MfaNotEnabled(TokenAuthError):
+    """A second-factor action for a user with no second factor (recovery
+    codes of a user without one)."""
+
+    code = 409
+    error_code = "MFA_NOT_ENABLED"
+    message = "No second factor is set up"
+
+
 class CrossSiteRequest(TokenAuthError):
     code = 403
     error_code = "CROSS_SITE_REQUEST"
@@ -340,6 +406,13 @@ class NotFound(TokenAuthError):
     code = 404
     error_code = "NOT_FOUND"
     message = "Not found"
+
+
+class PasskeyNotFound(NotFound):
+    """No passkey of the caller has this id (or the caller has none)."""
+
+    error_code = "PASSKEY_NOT_FOUND"
+    message = "Passkey not found"
 
 
 class MethodNotAllowed(TokenAuthError):

@@ -367,9 +367,34 @@ class Passkey(Base):
     backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The WebAuthn user handle the credential was created with (base64url
+    #: of an HMAC of the ``sub``, never the address): checked against the
+    #: one an authenticator returns at sign-in.
+    user_handle: Mapped[str] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return f"<Passkey {self.id[:12]} user={self.user_id}>"
+
+
+class WebAuthnChallenge(Base):
+    """A passkey ceremony's challenge, outstanding: deleted when spent (one
+    ``DELETE``, so two requests cannot both spend it) or past its expiry
+    (see :mod:`flask_tokenauth._passkey_challenges`)."""
+
+    __tablename__ = TABLE_PREFIX + "webauthn_challenges"
+
+    #: The challenge, base64url (as the client's ``clientDataJSON`` has it).
+    challenge: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: ``register``, ``login`` or ``verify``.
+    purpose: Mapped[str] = mapped_column(String(16))
+    #: The session (``sid``) it is bound to (``register``, ``verify``).
+    session_id: Mapped[str | None] = mapped_column(String(32))
+    #: SHA-256 of the sign-in cookie it is bound to (``login``).
+    binding: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    def __repr__(self) -> str:
+        return f"<WebAuthnChallenge {self.purpose}>"
 
 
 def _log_user_deletions() -> None:

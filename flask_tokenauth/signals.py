@@ -40,7 +40,8 @@ refresh_grace_used = _signals.signal("tokenauth.refresh-grace-used")
 refresh_token_reused = _signals.signal("tokenauth.refresh-token-reused")
 #: Sessions were revoked. ``user_id``, ``session_ids``, ``reason`` (one of
 #: ``"logout"``, ``"reuse"``, ``"revoked"``, ``"logout-others"``,
-#: ``"logout-all"``, ``"password-changed"``, ``"admin"``).
+#: ``"logout-all"``, ``"password-changed"``, ``"admin"``,
+#: ``"email-change-cancelled"``).
 session_revoked = _signals.signal("tokenauth.session-revoked")
 #: A client logged out. ``user_id`` and ``session_id`` (``None`` if its
 #: cookie was missing or unknown); once per session if it sent several.
@@ -77,11 +78,17 @@ registration_taken = _signals.signal("tokenauth.registration-taken")
 #: An address change was asked; the confirm link went to the new address.
 #: ``user_id``, ``old_email``, ``new_email``.
 email_change_requested = _signals.signal("tokenauth.email-change-requested")
+#: An address change was asked for an address another account has: its
+#: owner was mailed that, and no confirm link was made (the client got the
+#: same answer). ``user_id``, ``old_email``, ``new_email``.
+email_change_taken = _signals.signal("tokenauth.email-change-taken")
 #: An address change was confirmed. ``user_id``, ``old_email``,
 #: ``new_email``.
 email_changed = _signals.signal("tokenauth.email-changed")
 #: An address change was cancelled from the old address (sessions
-#: revoked). ``user_id``, ``email`` (the address restored or kept).
+#: revoked). ``user_id``, ``email`` (the address restored or kept),
+#: ``restored`` (whether the old address was put back: ``False`` before
+#: the confirmation, or when another account has it by then).
 email_change_cancelled = _signals.signal("tokenauth.email-change-cancelled")
 #: A sign-in link and code were mailed. ``user_id``, ``email``.
 email_login_requested = _signals.signal("tokenauth.email-login-requested")

@@ -1,7 +1,8 @@
 """The existing-app example (``examples/existing_app/``): a Flask-SQLAlchemy
 + Flask-Migrate + Flask-Login + Flask-WTF app with its own ``User`` (username,
 werkzeug hashes, ``active``), its own login page and migrations, that adds
-token auth to its ``/api`` in at most ten marked lines.
+token auth to its ``/api`` in at most ten marked lines, the mail flows in
+three more, and the second factor in at most three more.
 
 On SQLite and PostgreSQL.  Tests that only need a signed-in API client use
 the test kit (``TokenAuthClient`` / ``auth_headers``), as the app's own suite
@@ -523,9 +524,11 @@ def glue_lines() -> list[str]:
     return lines
 
 
-def test_the_glue_is_at_most_ten_lines_each_a_whole_statement() -> None:
+def test_the_glue_is_at_most_sixteen_lines_each_a_whole_statement() -> None:
+    """Ten for token auth, three more for the mail flows (Flask-Mail, its
+    import, where the links point), at most three for the second factor."""
     lines = glue_lines()
-    assert 0 < len(lines) <= 10, lines
+    assert 0 < len(lines) <= 16, lines
     for line in lines:
         code = line.split("  #")[0].strip()
         if code.startswith("@"):  # a decorator: whole with a function under it

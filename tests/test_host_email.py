@@ -5,6 +5,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -114,12 +115,14 @@ def test_the_login_column_named_email_is_the_address(
         assert store.find_by_email("bob@example.com") is None
 
 
-def test_a_username_store_has_no_address_unless_told(
+def test_the_column_named_email_is_the_address_unless_told(
     engine: Engine, tables: None
 ) -> None:
-    store = SQLAlchemyUserStore(Member, login="username")
-    assert not store.has_email
+    """By default the model's column named ``email``; ``email=None``: none."""
     user = add(engine, Member, username="ann", email="ann@example.com")
+    assert SQLAlchemyUserStore(Member, login="username").has_email
+    store = SQLAlchemyUserStore(Member, login="username", email=None)
+    assert not store.has_email
     app = make_app(engine, store)
     with app.app_context():
         assert store.email_of(user) is None
@@ -236,7 +239,7 @@ def test_set_email_in_a_transaction_rolled_back_changes_nothing(
     [
         ({"email": "mail"}, "has no column 'mail'"),
         ({"email": "email", "email_verified": "username"}, "Boolean or a DateTime"),
-        ({"email_verified": "confirmed"}, "pass email= too"),
+        ({"email": None, "email_verified": "confirmed"}, "pass email= too"),
         ({"email": lambda user: user.email}, "find_by_email="),
     ],
 )
@@ -257,7 +260,7 @@ def test_address_options_are_checked(options: dict[str, Any], message: str) -> N
 def test_a_flow_switched_on_without_addresses_stops_the_app(
     engine: Engine, config: dict[str, Any]
 ) -> None:
-    store = SQLAlchemyUserStore(Member, login="username")
+    store = SQLAlchemyUserStore(Member, login="username", email=None)
     mail = {
         "TOKENAUTH_MAIL_BACKEND": "log",
         "TOKENAUTH_LINK_BASE_URL": "https://a.test",
@@ -266,10 +269,23 @@ def test_a_flow_switched_on_without_addresses_stops_the_app(
         make_app(engine, store, **mail, **config)
 
 
-def test_flows_on_by_default_need_no_address(engine: Engine) -> None:
+#: The endpoints of the flows that are on once mail is set up, with a body
+#: each would otherwise take.
+DEFAULT_ON = [
+    ("/forgot-password", {"email": "ann@example.com"}),
+    ("/reset-password", {"token": "x.y", "password": "a new passphrase"}),
+]
+
+
+@pytest.mark.parametrize("email", ["email", None])
+@pytest.mark.parametrize(("path", "body"), DEFAULT_ON)
+def test_flows_on_by_default_answer_404_without_addresses(
+    engine: Engine, tables: None, path: str, body: dict[str, Any], email: str | None
+) -> None:
     """Mail set up for the host's own needs turns the reset and change flows
-    on by default: a store without addresses then starts, and they 404."""
-    store = SQLAlchemyUserStore(Member, login="username")
+    on by default: a store without addresses then starts, and each of
+    their endpoints answers 404 (with addresses: they exist)."""
+    store = SQLAlchemyUserStore(Member, login="username", email=email)
     app = make_app(
         engine,
         store,
@@ -277,10 +293,12 @@ def test_flows_on_by_default_need_no_address(engine: Engine) -> None:
         MAIL_DEFAULT_SENDER="app@example.com",
         TOKENAUTH_LINK_BASE_URL="https://a.test",
     )
-    response = app.test_client().post(
-        "/api/auth/forgot-password", json={"email": "ann@example.com"}
-    )
-    assert response.status_code == 404
+    response = app.test_client().post(f"/api/auth{path}", json=body)
+    if email is None:
+        assert response.status_code == 404
+        assert response.get_json()["code"] == "NOT_FOUND"
+    else:
+        assert response.status_code != 404, response.get_json()
 
 
 def test_a_naive_datetime_column_gets_utc_without_a_zone(
@@ -500,3 +518,25 @@ def test_set_password_belongs_to_the_callers_transaction(
         with engine.begin() as conn:
             store.set_password(user, "a brand new passphrase", conn)
         assert store.verify_password(store.get(str(user.id)), "a brand new passphrase")
+
+
+def test_an_address_two_users_share_finds_neither(
+    engine: Engine, tables: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a column without a unique constraint (warned about): the exact
+    spelling wins; two spellings of one address, neither exact, find
+    nobody (no mail to a mailbox that cannot be told apart)."""
+    with caplog.at_level(logging.WARNING, logger="flask_tokenauth"):
+        store = SQLAlchemyUserStore(Open, login="username", email="email")
+    assert "not unique" in caplog.text
+    add(engine, Open, username="ann", email="ann@example.com")
+    add(engine, Open, username="ann2", email="Ann@Example.com")
+    add(engine, Open, username="bob", email="Bob@Example.com")
+    add(engine, Open, username="bob2", email="BOB@example.com")
+    app = make_app(engine, store)
+    caplog.clear()
+    with app.app_context(), caplog.at_level(logging.WARNING, "flask_tokenauth"):
+        assert store.find_by_email("ann@example.com").username == "ann"
+        assert caplog.text == ""
+        assert store.find_by_email("bob@example.com") is None
+        assert "two users have one address" in caplog.text

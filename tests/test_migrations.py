@@ -612,6 +612,7 @@ def test_0004_prefixes_tables_and_keeps_every_row(legacy_engine: Engine) -> None
         "tokenauth_totp_secrets",
         "tokenauth_recovery_codes",
         "tokenauth_passkeys",
+        "tokenauth_webauthn_challenges",
     }
     assert table_names(legacy_engine) == OUR_TABLES - later | {VERSION_TABLE}
     upgrade(legacy_engine)  # 0005 to 0009 add tables, triggers, columns

@@ -17,6 +17,14 @@ Configuration: ``create_app(config)``, or ``FLASK_*`` environment variables
 (Flask's ``from_prefixed_env``): ``FLASK_SECRET_KEY``,
 ``FLASK_SQLALCHEMY_DATABASE_URI`` (flask_tokenauth uses the same database),
 ``FLASK_TOKENAUTH_ACCESS_SECRET``, ``FLASK_TOKENAUTH_REFRESH_SECRET``.
+
+Mail: ``FLASK_MAIL_SERVER``, ``FLASK_MAIL_PORT``, ``FLASK_MAIL_USE_TLS``,
+``FLASK_MAIL_USERNAME``, ``FLASK_MAIL_PASSWORD``, ``FLASK_MAIL_DEFAULT_SENDER``
+(Flask-Mail's keys).  With a mail server the API gains the password reset
+and the address change (``/api/auth/forgot-password``, ...), mailed through
+Flask-Mail to the ``email`` of the app's users, with links to
+``FLASK_TOKENAUTH_LINK_BASE_URL`` (the front end that opens them); without
+one, nothing changes.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import Any
 
 from flask import Flask
 from flask_login import LoginManager
+from flask_mail import Mail  # tokenauth glue: the account mails go through it
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
@@ -56,6 +65,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY="dev",
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
         TOKENAUTH_REGISTER_ENABLED=False,  # tokenauth glue: /signup is ours
+        TOKENAUTH_LINK_BASE_URL="http://127.0.0.1:5000",  # tokenauth glue: links
+        TOKENAUTH_TOTP_ISSUER="Notes",  # tokenauth glue: shown by authenticator apps
     )
     app.config.from_prefixed_env()
     if config:
@@ -67,6 +78,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(HERE / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
+    # Flask-Mail reads MAIL_* (set by FLASK_MAIL_*); no MAIL_SERVER: no mail flows.
+    Mail(app)  # tokenauth glue
     TokenAuth(app, user_store=user_store)  # tokenauth glue
     app.register_blueprint(auth_bp)  # tokenauth glue: /api/auth/login, /refresh...
 

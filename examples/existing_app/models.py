@@ -1,7 +1,8 @@
 """The app's own models, as they were before flask_tokenauth.
 
 Passwords are werkzeug hashes (``generate_password_hash``), checked by the
-app's own login form; ``active`` switches an account off.
+app's own login form; ``active`` switches an account off; ``email`` (in
+lower case, optional at sign-up) is where the app's mail goes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class User(UserMixin, Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -52,6 +54,7 @@ class Note(Model):
 
 
 # How flask_tokenauth finds and checks these users: by username, their
-# werkzeug hashes as they are, and the ``active`` column honoured.
+# werkzeug hashes as they are, and the ``active`` column honoured; the
+# mail flows (password reset, address change) use the ``email`` column.
 # tokenauth glue (the next line)
 user_store = SQLAlchemyUserStore(User, login="username", is_active="active")

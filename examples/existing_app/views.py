@@ -19,9 +19,9 @@ from typing import Any
 import flask_login
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from sqlalchemy import or_, select
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional
 
 from flask_tokenauth import current_user_as, login_required  # tokenauth glue
 
@@ -38,6 +38,10 @@ class LoginForm(FlaskForm):
 
 class SignupForm(LoginForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8)])
+    email = EmailField(
+        "Email (to reset a forgotten password)",
+        validators=[Optional(), Email(), Length(max=254)],
+    )
 
 
 # -- HTML pages (Flask-Login) ------------------------------------------------
@@ -77,15 +81,18 @@ def login() -> Any:
 def signup() -> Any:
     form = SignupForm()
     if form.validate_on_submit():
-        taken = select(User.id).where(User.username == form.username.data)
+        email = (form.email.data or "").strip().lower() or None
+        taken = select(User.id).where(
+            or_(User.username == form.username.data, User.email == (email or ""))
+        )
         if db.session.scalars(taken).first() is None:
-            user = User(username=form.username.data)
+            user = User(username=form.username.data, email=email)
             user.set_password(form.password.data or "")
             db.session.add(user)
             db.session.commit()
             flask_login.login_user(user)
             return redirect(url_for("pages.account"))
-        flash("That username is taken.")
+        flash("That username (or address) is taken.")
     status = 200 if request.method == "GET" else 400
     return render_template("signup.html", form=form), status
 

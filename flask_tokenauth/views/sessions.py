@@ -143,9 +143,9 @@ def change_password() -> Response:
     check_password(new, settings, [store.login_of(user)])
     now = datetime.now(timezone.utc)
     with state.db.begin() as conn:
-        # In our transaction for the built-in users; a host store commits
-        # its own first.  Hashed before our first statement, so the
-        # transaction holds its locks briefly.
+        # In our transaction (a host store's too, when its users are in our
+        # database; one elsewhere commits its own first).  Hashed before
+        # our first statement, so the transaction holds its locks briefly.
         store.set_password(user, new, conn)
         # Told to the revocation store before the commit: if it refuses,
         # the new hash is rolled back with the revocation (503, retry works).

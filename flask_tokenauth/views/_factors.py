@@ -1,0 +1,73 @@
+"""What the TOTP and ``/mfa`` views share: who the caller is, which
+factors they have, how recent their authentication must be, and the
+``GET /mfa`` body.  The assurance decisions themselves (the token's
+``aal``, ``auth_time``, a pending session) are :mod:`.._assurance`'s; this
+module only names which of its checks each view asks for."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Response
+
+from .. import _assurance as assurance
+from .._state import TokenAuthState
+from ..decorators import login_required
+from ..errors import UserNotFound
+from ..globals import _get_user as load_current_user
+from ..globals import current_claims
+
+logger = logging.getLogger("flask_tokenauth")
+
+
+#: A view that sets up a factor: a full session, or one of a user who must
+#: enrol first (``TOKENAUTH_MFA = "required"``); not one waiting for its
+#: second factor.
+enrolment_view = login_required(mfa_enrollment=True)
+#: A view that changes the factors: a full session whose last
+#: authentication is within ``TOKENAUTH_REAUTHENTICATION_MAX_AGE``.
+fresh_view = login_required(fresh=True)
+#: A view a session waiting for its second factor may reach (and one that
+#: must enrol first).
+pending_view = login_required(mfa_pending=True, mfa_enrollment=True)
+
+
+def require_fresh() -> None:
+    """Refuse a token whose authentication is older than
+    ``TOKENAUTH_REAUTHENTICATION_MAX_AGE``: ``401
+    REAUTHENTICATION_REQUIRED`` (``/reauthenticate`` renews it).  For a view
+    that needs it only sometimes (an enrolment by a user with a factor)."""
+    assurance.require_fresh(dict(current_claims))
+
+
+def caller(state: TokenAuthState) -> tuple[Any, str]:
+    """The caller's user and ``sub``, once the user is loaded (still there,
+    active, and the token's identity).
+
+    :raises UserNotFound: the user is gone, disabled, or someone else now.
+    """
+    user = load_current_user()
+    if user is None:
+        raise UserNotFound()
+    return user, str(current_claims["sub"])
+
+
+def log_unreadable(error: Exception, user_id: str) -> None:
+    """A stored secret that does not decrypt: the operator's to fix (never
+    the value in the log)."""
+    logger.error(
+        "tokenauth: the authenticator-app secret of user %s cannot be read (%s);"
+        " after changing TOKENAUTH_REFRESH_SECRET run `flask tokenauth mfa rekey`",
+        user_id,
+        error,
+    )
+
+
+def complete(state: TokenAuthState, user: Any) -> Response:
+    """Upgrade the caller's session by an authenticator-app or recovery
+    code (``amr`` gains ``otp`` and ``mfa``, ``aal`` 2), answered as
+    ``/login``."""
+    return assurance.complete_factor(
+        state, user, str(current_claims["sid"]), [assurance.OTP], aal=2
+    )
