@@ -23,6 +23,8 @@ from flask_tokenauth.testing import start_session
 
 from .assurance_helpers import add_views, age_session, claims_of, get, give_totp
 from .conftest import PASSWORD, Auth, bearer
+from .test_change_email import Account, Change, flow_config
+from .test_change_email import Mailbox as ChangeMailbox
 
 REAUTH = "/api/auth/reauthenticate"
 
@@ -253,3 +255,19 @@ def test_optional_fresh_view_without_token(app: Flask, client: FlaskClient) -> N
         return {"ok": True}
 
     assert client.get("/api/optional-fresh").status_code == 200
+
+
+def test_change_email_needs_no_other_step_up(
+    make_app: Any, smtp_server: Any, mail_config: dict[str, Any], engine: Engine
+) -> None:
+    """``/change-email`` takes the password too: with a token authenticated
+    a day ago it is accepted (the password is the step-up), and a wrong
+    password is still refused."""
+    mailbox = ChangeMailbox(smtp_server, mail_config)
+    app = make_app(**mailbox.config(flow_config()))
+    flow = Change(app, mailbox)
+    account = flow.user()
+    stale = Account(account.client, old_token(app, account.id, 86400), account.id)
+    assert claims_of(stale.access)["auth_time"] < claims_of(account.access)["auth_time"]
+    assert flow.ask(stale, password="not the password").status_code == 403
+    assert flow.ask(stale).status_code == 202
