@@ -6,7 +6,7 @@ into the past (in the database, or in a test session), never by sleeping."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -189,9 +189,10 @@ def test_wrong_reauthentications_spend_the_password_budget(make_app: Any) -> Non
 
 
 @pytest.fixture
-def totp_reauth() -> Iterator[list[Mapping[str, Any]]]:
-    """A stand-in for the TOTP module's verifier: ``{"code": "123456"}``
-    is right, any other code is refused with a 400."""
+def totp_reauth(monkeypatch: pytest.MonkeyPatch) -> list[Mapping[str, Any]]:
+    """A stand-in for the TOTP module's verifier (the real one is put back
+    after the test): ``{"code": "123456"}`` is right, any other code is
+    refused with a 400."""
     seen: list[Mapping[str, Any]] = []
 
     def verify(state: Any, user: Any, body: Mapping[str, Any]) -> str:
@@ -200,9 +201,8 @@ def totp_reauth() -> Iterator[list[Mapping[str, Any]]]:
             raise InvalidPassword("Wrong code")
         return OTP
 
-    REAUTH_FACTORS["code"] = verify
-    yield seen
-    del REAUTH_FACTORS["code"]
+    monkeypatch.setitem(REAUTH_FACTORS, "code", verify)
+    return seen
 
 
 def test_reauthenticate_with_a_factor(
