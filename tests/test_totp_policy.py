@@ -39,6 +39,7 @@ def give_passkey(engine: Engine, sub: str) -> None:
                 public_key="pk",
                 sign_count=0,
                 name="Key",
+                user_handle="handle",
                 backed_up=False,
                 created_at=datetime.now(timezone.utc),
             )
