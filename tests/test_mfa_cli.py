@@ -75,6 +75,7 @@ def test_reset_removes_every_factor_and_revokes_every_session(
                 public_key="pk",
                 sign_count=0,
                 name="Key",
+                user_handle="handle",
                 backed_up=False,
                 created_at=datetime.now(timezone.utc),
             )
