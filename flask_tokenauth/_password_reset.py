@@ -113,7 +113,7 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
     sessions at their next refresh or ``current_user`` (theirs too).
 
     :raises LinkInvalid: not a live reset token, its user gone, disabled,
-        or with another password than when it was mailed.
+        or with another password or address than when it was mailed.
     :raises LinkExpired: a genuine, unused token past its lifetime.
     :raises InvalidPassword: (and subclasses) the new password is refused.
     """
@@ -124,7 +124,15 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
         found = _linktokens.check(settings, conn, token, RESET, lock=True)
         sub = found.user_id
         user = store.get(sub) if store.is_subject(sub) else None
-        if user is None or not store.is_active(user):
+        # A link in a mailbox that is no longer the account's resets
+        # nothing, however the address changed (an address change's
+        # confirmation revokes the links it knows of; the host's own form,
+        # or a mail racing it, leaves one behind).
+        if (
+            user is None
+            or not store.is_active(user)
+            or store.email_of(user) != found.email
+        ):
             raise LinkInvalid()
         if found.binding is not None:
             current = bound_identity.read(state, sub) or ""
@@ -132,11 +140,9 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
                 raise LinkInvalid()
         check_password(password, settings, _context_words(state, user))
         store.set_password(user, password, conn)
-        # Following the link proved the mailbox: the address is verified,
-        # if it is still the one the link went to.
-        verified = store.email_of(user) == found.email and not (
-            store.is_email_verified(user)
-        )
+        # Following the link proved the mailbox (still the account's, see
+        # above): the address is verified.
+        verified = not store.is_email_verified(user)
         if verified:
             mark_verified(state, conn, user, found.email)
         _linktokens.spend(settings, conn, token, RESET)
@@ -147,7 +153,6 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
     announce_revoked(state, sub, revoked, REVOKED_REASON)
     if verified:
         announce(state, user, found.email)
-    email = store.email_of(user) or found.email
-    send_mail("password_changed_notice", email, email=email, when=now)
+    send_mail("password_changed_notice", found.email, email=found.email, when=now)
     signals.password_reset.send(_app(), user_id=store.user_id(sub))
     return user
