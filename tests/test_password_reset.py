@@ -345,6 +345,32 @@ def test_a_password_changed_since_the_mail_kills_the_link(
     assert auth.login("ada@example.com", "changed by the user").status_code == 200
 
 
+class UnboundStore(BuiltinUserStore):
+    """Built-in users in a store that binds nothing to the password hash
+    (a custom store's default: ``identity_attribute = None``)."""
+
+    identity_attribute = None
+
+
+def test_a_password_changed_kills_the_link_of_a_store_that_binds_nothing(
+    engine: Engine, flow_config: dict[str, Any], mailbox: Mailbox
+) -> None:
+    """No fingerprint to compare: ``/password`` spends the links itself."""
+    client = flow_app(engine, UnboundStore(), **flow_config).test_client()
+    access = Auth(client).register("ada@example.com").json["accessToken"]
+    token = mailed_token(client, mailbox, "ada@example.com")
+    changed = client.post(
+        f"{PREFIX}/password",
+        headers=bearer(access),
+        json={"currentPassword": PASSWORD, "newPassword": "changed by the user"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert reset(client, token).json["code"] == "LINK_INVALID"
+    assert (
+        Auth(client).login("ada@example.com", "changed by the user").status_code == 200
+    )
+
+
 def test_a_password_changed_outside_the_library_kills_the_link(
     client: FlaskClient, auth: Auth, mailbox: Mailbox, app: Flask
 ) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from flask import Response, current_app, jsonify, request
 
 from .. import _identity as bound_identity
+from .. import _linktokens as linktokens
 from .. import _lockout as lockout
 from .. import signals
 from .._headers import clear_refresh_cookie
@@ -149,6 +150,10 @@ def change_password() -> Response:
         # Told to the revocation store before the commit: if it refuses,
         # the new hash is rolled back with the revocation (503, retry works).
         revoked = revoke_in(state, conn, user_id, cutoff=True, now=now)
+        # Reset and address-change links mailed before: dead by their
+        # binding to the old hash already, except with a store that binds
+        # nothing (``identity_attribute = None``), so spent here too.
+        linktokens.revoke(conn, user_id, [linktokens.RESET, linktokens.CHANGE], now=now)
         issued = _start_family(state, conn, user_id, now, user=user)
     # The new session is bound to the new hash, read back now it is stored.
     identity = bound_identity.read(state, user_id)
