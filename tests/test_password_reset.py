@@ -432,9 +432,23 @@ def test_the_new_password_is_checked_as_at_registration(
     assert reset(client, token).status_code == 200
 
 
+@pytest.mark.parametrize("revocation", ["database", "redis"])
 def test_a_reset_ends_every_session_and_access_token(
-    client: FlaskClient, app: Flask, auth: Auth, mailbox: Mailbox
+    engine: Engine,
+    store: DisablingStore,
+    flow_config: dict[str, Any],
+    mailbox: Mailbox,
+    request: pytest.FixtureRequest,
+    revocation: str,
 ) -> None:
+    """On each revocation store: every refresh cookie and every access
+    token issued before the reset is refused."""
+    extra = request.getfixturevalue("redis_config") if revocation == "redis" else {}
+    app = flow_app(
+        engine, store, **flow_config, TOKENAUTH_REVOCATION=revocation, **extra
+    )
+    client = app.test_client()
+    auth = Auth(client)
     auth.register("ada@example.com")
     devices = []
     for _ in range(2):
