@@ -72,13 +72,19 @@ def mail_link(state: TokenAuthState, email: str) -> None:
     account's, nothing to anyone else's.  Each outcome is a signal."""
     store = state.user_store
     user = store.find_by_email(email)
-    if user is None or not store.is_active(user):
+    # To the address the account has, never to the one typed: a host's
+    # lookup may find a user by another spelling or an alias, and a link
+    # is only good for the account's own mailbox (see :func:`reset`).
+    address = None if user is None else store.email_of(user)
+    if user is None or address is None or not store.is_active(user):
         signals.password_reset_unknown.send(_app(), email=email)
         return
-    _, link = issue_link(state, user, email)
-    send_mail("reset_password", email, email=email, link=link, minutes=_minutes(state))
+    _, link = issue_link(state, user, address)
+    send_mail(
+        "reset_password", address, email=address, link=link, minutes=_minutes(state)
+    )
     signals.password_reset_requested.send(
-        _app(), user_id=store.user_id(store.sub_of(user)), email=email
+        _app(), user_id=store.user_id(store.sub_of(user)), email=address
     )
 
 
