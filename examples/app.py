@@ -8,8 +8,18 @@ database), or by hand::
 
 Configuration comes from the environment or a ``.env`` file: the tutorial's
 names (``DATABASE_URL``, ``ACCESS_TOKEN_SECRET``, ``REFRESH_TOKEN_SECRET``,
-``ACCESS_TOKEN_EXPIRES_IN``, ``REFRESH_TOKEN_EXPIRES_IN``) and any
+``ACCESS_TOKEN_EXPIRES_IN``, ``REFRESH_TOKEN_EXPIRES_IN``), the ``MAIL_*``
+keys Flask-Mail reads (``MAIL_SERVER``, ``MAIL_PORT``, ...) and any
 ``TOKENAUTH_*`` variable as the config key of that name.
+
+The account flows are on (address verification ``optional``, password
+reset, address change, sign-in by email).  With no ``MAIL_SERVER`` the mails
+are written to the log, where a developer clicks the link, and the links
+point at ``http://127.0.0.1:5000`` (``make run``); set
+``TOKENAUTH_LINK_BASE_URL`` when serving elsewhere.  The pages those links
+open are the demo page at the paths of the ``TOKENAUTH_*_URL`` defaults
+(``/reset-password#token=...``): the token is in the fragment, which the
+browser never sends, and the page POSTs it in a JSON body.
 
 As in the tutorial, access tokens carry the user's ``email`` (an
 ``additional_claims`` loader) and every response of the app, not only the
@@ -18,13 +28,15 @@ auth endpoints', has the security headers.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 from flask import Flask, request, send_from_directory
+from flask.logging import default_handler
 from werkzeug.exceptions import HTTPException
 
 from flask_tokenauth import TokenAuth, User, auth_bp, current_user, login_required
@@ -42,14 +54,80 @@ TUTORIAL_NAMES = {
 }
 
 
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+#: The ``MAIL_*`` keys of Flask-Mail, Flask-Mailman (and of flask_tokenauth's
+#: own SMTP sender) that are not strings, with their parsers: the
+#: environment has only strings, and ``"false"`` is a true string.
+MAIL_TYPES: dict[str, Callable[[str], Any]] = {
+    "MAIL_PORT": int,
+    "MAIL_MAX_EMAILS": int,
+    "MAIL_TIMEOUT": float,
+    **dict.fromkeys(
+        (
+            "MAIL_USE_TLS",
+            "MAIL_USE_SSL",
+            "MAIL_DEBUG",
+            "MAIL_SUPPRESS_SEND",
+            "MAIL_ASCII_ATTACHMENTS",
+            "MAIL_USE_LOCALTIME",
+        ),
+        _flag,
+    ),
+}
+
+#: The account flows, on; the environment may say otherwise.  (And a From
+#: address, so that ``MAIL_SERVER`` and ``MAIL_PORT`` of a local catcher such
+#: as Mailpit are enough.)
+DEFAULTS = {
+    "MAIL_DEFAULT_SENDER": "flask_tokenauth demo <no-reply@example.com>",
+    "TOKENAUTH_EMAIL_VERIFICATION": "optional",
+    "TOKENAUTH_PASSWORD_RESET_ENABLED": "true",
+    "TOKENAUTH_CHANGE_EMAIL_ENABLED": "true",
+    "TOKENAUTH_EMAIL_LOGIN_ENABLED": "true",
+    "TOKENAUTH_LINK_BASE_URL": "http://127.0.0.1:5000",
+}
+
+#: The pages the mailed links open: the ``TOKENAUTH_*_URL`` defaults.
+LINK_PAGES = (
+    "/verify-email",
+    "/reset-password",
+    "/change-email/confirm",
+    "/change-email/cancel",
+    "/email-login",
+)
+
+
 def settings_from(values: Mapping[str, str | None]) -> dict[str, Any]:
-    """Config keys from the tutorial's names and from ``TOKENAUTH_*``."""
-    config: dict[str, Any] = {}
+    """Config keys from the tutorial's names, ``MAIL_*`` and ``TOKENAUTH_*``,
+    over the example's own defaults (:data:`DEFAULTS`)."""
+    config: dict[str, Any] = dict(DEFAULTS)
     for name, key in TUTORIAL_NAMES.items():
         if values.get(name):
             config[key] = values[name]
+    for key, value in values.items():
+        if key.startswith("MAIL_") and value:
+            config[key] = MAIL_TYPES.get(key, str)(value)
     config.update({k: v for k, v in values.items() if k.startswith("TOKENAUTH_")})
     return config
+
+
+def log_mail_unless_configured(app: Flask) -> None:
+    """No way to send mail configured: each mail goes to the log (at INFO,
+    shown on the console), where a developer clicks its link."""
+    if any(
+        app.config.get(k)
+        for k in ("MAIL_SERVER", "TOKENAUTH_MAIL_BACKEND", "TOKENAUTH_MAIL_SENDER")
+    ):
+        return
+    app.config["TOKENAUTH_MAIL_BACKEND"] = "log"
+    logger = logging.getLogger("flask_tokenauth")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if not logger.hasHandlers():
+        logger.addHandler(default_handler)
 
 
 def email_claim(sub: str, user: User | None) -> dict[str, Any]:
@@ -69,6 +147,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings_from(values))
     if config:
         app.config.update(config)
+    log_mail_unless_configured(app)
 
     TokenAuth(app, additional_claims=email_claim)
     app.register_blueprint(auth_bp)
@@ -77,6 +156,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def index() -> Any:
         """The demo page, built on the package's client (``client.js``)."""
         return send_from_directory(HERE / "static", "index.html")
+
+    def link_page() -> Any:
+        """The demo page, at a path a mailed link opens.  It reads the token
+        from the fragment (never sent to a server) and removes it from the
+        address bar before any request; ``no-referrer`` on top, so not even
+        the path of the page tells a site it links to where the user was."""
+        response = send_from_directory(HERE / "static", "index.html")
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    for path in LINK_PAGES:
+        app.add_url_rule(path, f"link_page{path.replace('/', '_')}", link_page)
 
     @app.get("/tutorial")
     def tutorial() -> Any:

@@ -488,7 +488,8 @@ def test_session_is_restored_on_page_load(
     restored = page.evaluate("() => auth.ready")
     assert restored["userId"] == user_id
     assert restored["user"] is None  # /refresh does not say who; the token does
-    expect(page.locator("#status")).to_contain_text(f"Signed in as user #{user_id}")
+    assert restored["claims"]["email"] == email  # the example's own claim
+    expect(page.locator("#status")).to_contain_text(f"Signed in as {email}")
     assert server.wait_for("POST", "/api/auth/refresh", 1) == [200]
     page.click("#profile")
     expect(page.locator("#out")).to_contain_text("profile: 200")

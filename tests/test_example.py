@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import jwt
 import pytest
@@ -16,8 +17,10 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from flask_tokenauth._config import Settings
+from flask_tokenauth.testing import wait_for_mail
 
 from .conftest import ACCESS_SECRET, REFRESH_SECRET, Auth, bearer
+from .smtp import link_in
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "app.py"
 
@@ -223,3 +226,132 @@ def test_example_api_answers_unusual_methods_in_json(
     page = client.open("/", method=method)  # a page: Flask's HTML
     assert page.status_code == 405
     assert not page.is_json
+
+
+def test_example_turns_the_account_flows_on_with_mail_to_the_log(
+    example_app: Flask,
+) -> None:
+    """With no mail configured (``make run``): every flow on, each mail in
+    the log, links to the development server."""
+    settings: Settings = example_app.extensions["tokenauth"].settings
+    assert settings.mail_backend == "log"
+    assert settings.link_base_url == "http://127.0.0.1:5000"
+    assert settings.email_verification == "optional"
+    assert settings.password_reset_enabled
+    assert settings.change_email_enabled
+    assert settings.email_login_enabled
+
+
+@pytest.mark.parametrize("source", ["environment", "create_app"])
+def test_example_reads_mail_keys_as_flask_mail_does(
+    example: ModuleType,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    source: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+        "REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+        "TOKENAUTH_LINK_BASE_URL": "https://app.example.com",
+        "TOKENAUTH_EMAIL_LOGIN_ENABLED": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    mail = {
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": "2525",
+        "MAIL_USE_TLS": "false",
+        "MAIL_USE_SSL": "false",
+        "MAIL_USERNAME": "",
+        "MAIL_DEFAULT_SENDER": "Demo <no-reply@example.com>",
+    }
+    if source == "environment":
+        for name, value in mail.items():
+            monkeypatch.setenv(name, value)
+        app = example.create_app()
+    else:
+        app = example.create_app({"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": 2525})
+    # Typed as Flask-Mail wants them: "false" from the environment is False.
+    assert app.config["MAIL_PORT"] == 2525
+    if source == "environment":
+        assert app.config["MAIL_USE_TLS"] is False
+        assert app.config["MAIL_USE_SSL"] is False
+        assert "MAIL_USERNAME" not in app.config  # empty: unset
+        assert app.config["MAIL_DEFAULT_SENDER"] == "Demo <no-reply@example.com>"
+    settings: Settings = app.extensions["tokenauth"].settings
+    # A mail server configured: not the log; the environment's choices win.
+    assert settings.mail_backend != "log"
+    assert settings.link_base_url == "https://app.example.com"
+    assert not settings.email_login_enabled
+    assert settings.password_reset_enabled
+
+
+def test_example_serves_the_link_pages_without_a_referrer(
+    example: ModuleType, example_app: Flask
+) -> None:
+    """Each link's path (the ``TOKENAUTH_*_URL`` defaults) is the demo page,
+    with ``Referrer-Policy: no-referrer``; the token is in the fragment."""
+    settings: Settings = example_app.extensions["tokenauth"].settings
+    templates = [
+        settings.verify_email_url,
+        settings.reset_password_url,
+        settings.change_email_confirm_url,
+        settings.change_email_cancel_url,
+        settings.email_login_url,
+    ]
+    client = example_app.test_client()
+    demo = client.get("/")
+    paths = []
+    for template in templates:
+        path, _, fragment = template.partition("#")
+        assert fragment == "token={token}"
+        paths.append(path)
+        with client.get(path) as page:
+            assert page.status_code == 200
+            assert page.mimetype == "text/html"
+            assert page.data == demo.data
+            assert page.headers["Referrer-Policy"] == "no-referrer"
+            assert page.headers["X-Frame-Options"] == "DENY"
+    assert sorted(paths) == sorted(example.LINK_PAGES)
+    demo.close()
+
+
+def test_example_mails_through_the_server_of_its_environment(
+    example: ModuleType,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    smtp_server: Any,
+) -> None:
+    """``MAIL_SERVER`` and ``MAIL_PORT`` from the environment, strings as
+    the environment has them: the example's mails reach that server, their
+    links at ``TOKENAUTH_LINK_BASE_URL``'s pages."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "ACCESS_TOKEN_SECRET": ACCESS_SECRET,
+        "REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+        "TOKENAUTH_BCRYPT_ROUNDS": "4",
+        "MAIL_SERVER": smtp_server.host,
+        "MAIL_PORT": str(smtp_server.port),
+        "MAIL_USE_TLS": "false",
+        "TOKENAUTH_LINK_BASE_URL": "https://demo.example.com",
+    }.items():
+        monkeypatch.setenv(name, value)
+    app = example.create_app()
+    client = app.test_client()
+    Auth(client).register("someone@example.com")
+    response = client.post(
+        "/api/auth/forgot-password", json={"email": "someone@example.com"}
+    )
+    assert response.status_code == 202
+    wait_for_mail(app)
+    [message] = [
+        m
+        for m in smtp_server.wait_for("someone@example.com")
+        if "/reset-password#" in link_in(m)
+    ]
+    assert message["From"] == "flask_tokenauth demo <no-reply@example.com>"
+    assert link_in(message).startswith("https://demo.example.com/reset-password#token=")

@@ -15,6 +15,9 @@ export interface AccessTokenClaims {
   iss: string;
   aud: string | string[];
   jti: string;
+  /** Whether the user's address is verified, when the app's
+   * `TOKENAUTH_EMAIL_VERIFICATION` is not `off`. */
+  email_verified?: boolean;
   [claim: string]: unknown;
 }
 
@@ -40,6 +43,10 @@ export type SessionChangeReason =
   | 'register'
   | 'refresh'
   | 'password-changed'
+  | 'password-reset'
+  | 'email-verified'
+  | 'email-changed'
+  | 'email-login'
   | 'logout'
   | 'session-ended'
   | 'cookie-conflict'
@@ -62,6 +69,25 @@ export interface SessionInfo {
   lastUsedAt: string;
   expiresAt: string;
   current: boolean;
+}
+
+/** The answer of an account-flow endpoint: `202 {message}` for the requests
+ * that mail something (the same whatever the address), `200` for the links. */
+export interface FlowAnswer {
+  message: string;
+  [field: string]: unknown;
+}
+
+/** What proves a sign-in by email: the link's token, or the address and the
+ * 6-digit code of the same mail. */
+export type EmailLoginProof = { token: string } | { email: string; code: string };
+
+/** Where `takeLinkToken` reads and rewrites the address (default: the page's). */
+export interface TakeLinkTokenOptions {
+  /** The fragment parameter; default `token`. */
+  name?: string;
+  location?: Pick<Location, 'hash' | 'pathname' | 'search'>;
+  history?: Pick<History, 'replaceState' | 'state'>;
 }
 
 /** The part of the Web Locks API the client uses. */
@@ -123,8 +149,14 @@ export interface AuthClient {
   getAccessToken(): Promise<string | null>;
   /** @throws AuthError (e.g. `INVALID_CREDENTIALS`, `RATE_LIMITED`) */
   login(email: string, password: string): Promise<User>;
-  /** @throws AuthError (e.g. `EMAIL_TAKEN`, `INVALID_PASSWORD`) */
-  register(email: string, password: string): Promise<User>;
+  /**
+   * Register, and sign in if the server starts a session.  It does not
+   * when the address must be verified first (`TOKENAUTH_EMAIL_VERIFICATION`
+   * `required`: the user, and `session` stays `null`) or when the server
+   * answers every registration alike (`TOKENAUTH_REGISTER_ENUMERATION_SAFE`:
+   * `null`; the mail says what happened).
+   * @throws AuthError (e.g. `EMAIL_TAKEN`, `INVALID_PASSWORD`) */
+  register(email: string, password: string): Promise<User | null>;
   /** Revoke this session on the server and forget it here and in other tabs. */
   logout(): Promise<void>;
   /** Revoke every session of the user, this one included. */
@@ -139,6 +171,47 @@ export interface AuthClient {
    * @throws AuthError `WRONG_PASSWORD`
    */
   changePassword(currentPassword: string, newPassword: string): Promise<void>;
+
+  // -- account flows: mailed links and codes --------------------------------
+  //
+  // A link's token comes from `takeLinkToken()` on the page the link opens.
+  // Errors of a link: AuthError `LINK_INVALID` (wrong, used, superseded, or
+  // of another purpose) or `LINK_EXPIRED`.  After a link is used, a session
+  // this page holds is refreshed (its claims follow the change; a link that
+  // ended the user's sessions signs the page out, `onLogout('session-ended')`).
+
+  /** Mail a reset link to the address: the same `202` whether or not it has
+   * an account.  @throws AuthError `INVALID_EMAIL`, `RATE_LIMITED`, `NOT_FOUND`
+   * (the flow is off) */
+  forgotPassword(email: string): Promise<FlowAnswer>;
+  /** Set a new password with a reset link's token; every session of the
+   * user ends.  @throws AuthError `LINK_INVALID`, `LINK_EXPIRED`,
+   * `INVALID_PASSWORD` */
+  resetPassword(token: string, password: string): Promise<FlowAnswer>;
+  /** Mark the address of a verification link verified.
+   * @throws AuthError `LINK_INVALID`, `LINK_EXPIRED` */
+  verifyEmail(token: string): Promise<FlowAnswer>;
+  /** Mail a new verification link: signed in, to the user's own address;
+   * signed out, to `email` (the same `202` whatever the address). */
+  resendVerification(email?: string): Promise<FlowAnswer>;
+  /** Ask to change the signed-in user's address: a confirm link goes to the
+   * new address, a notice with a cancel link to the current one.
+   * @throws AuthError `WRONG_PASSWORD`, `INVALID_EMAIL` */
+  changeEmail(newEmail: string, password: string): Promise<FlowAnswer>;
+  /** Complete an address change with the confirm link's token.
+   * @throws AuthError `LINK_INVALID`, `LINK_EXPIRED` */
+  confirmEmailChange(token: string): Promise<FlowAnswer>;
+  /** Undo an address change with the cancel link's token (before or after it
+   * was confirmed); every session of the user ends.
+   * @throws AuthError `LINK_INVALID`, `LINK_EXPIRED` */
+  cancelEmailChange(token: string): Promise<FlowAnswer>;
+  /** Mail a sign-in link and code to the address (the same `202` whatever
+   * the address). */
+  emailLogin(email: string): Promise<FlowAnswer>;
+  /** Sign in with the link's token or the mail's code, as `login` does.
+   * @throws AuthError `LINK_INVALID`, `LINK_EXPIRED`, `CODE_INVALID` */
+  verifyEmailLogin(proof: EmailLoginProof): Promise<User>;
+
   /** Listen to session changes; returns the function that stops listening. */
   subscribe(
     listener: (session: Session | null, reason: SessionChangeReason) => void,
@@ -159,6 +232,13 @@ export class AuthError extends Error {
 }
 
 export function createAuthClient(options?: AuthClientOptions): AuthClient;
+
+/**
+ * The one-time token of a mailed link (`#token=...` in the page's address),
+ * removed from the address bar with `history.replaceState` before it is
+ * returned.  Call it before any request.  `null` when there is none.
+ */
+export function takeLinkToken(options?: TakeLinkTokenOptions): string | null;
 
 /** The claims of a JWT, read without verifying it. */
 export function decodeToken(token: string): AccessTokenClaims;

@@ -19,6 +19,12 @@
 // never present the same refresh token; tabs tell each other about new
 // tokens, logins and logouts on the same channel.
 //
+// The links mailed by the account flows (reset a password, verify or change
+// an address, sign in by email) carry their one-time token in the URL's
+// fragment, which the browser never sends: takeLinkToken() reads it on the
+// page the link opens and removes it from the address bar, and the page
+// POSTs it in a JSON body (resetPassword, verifyEmail, ...).
+//
 // Types: client.d.ts, next to this file.  Served by the blueprint as
 // <prefix>/client.js and <prefix>/client.d.ts.
 
@@ -51,6 +57,30 @@ export function decodeToken(token) {
   const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
   const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
   return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+/**
+ * The one-time token of a mailed link (`#token=...`), taken out of the
+ * address bar: read from `location.hash` and removed with
+ * `history.replaceState` (no new history entry), so that it stays out of the
+ * history, bookmarks, a shared screen and the `Referer` of anything the page
+ * loads.  Call it first, before any request.  `null` when the fragment has
+ * none (the page was reloaded after the token was taken, say).
+ */
+export function takeLinkToken(options = {}) {
+  const name = options.name ?? 'token';
+  const loc = options.location ?? globalThis.location;
+  const hist = options.history ?? globalThis.history;
+  if (!loc || !loc.hash) return null;
+  const params = new URLSearchParams(loc.hash.slice(1));
+  if (!params.has(name)) return null;
+  const token = params.get(name);
+  params.delete(name);
+  const rest = params.toString();
+  if (hist && typeof hist.replaceState === 'function') {
+    hist.replaceState(hist.state, '', `${loc.pathname}${loc.search}${rest ? `#${rest}` : ''}`);
+  }
+  return token || null;
 }
 
 async function errorOf(response) {
@@ -277,8 +307,9 @@ export function createAuthClient(options = {}) {
     if (inflight) await inflight.catch(() => {});
   }
 
-  /** One /refresh, under the cross-tab lock; true if we hold a token after. */
-  async function runRefresh(reason) {
+  /** One /refresh, under the cross-tab lock; true if we hold a token after.
+   * `user` replaces the session's user object (after an address change). */
+  async function runRefresh(reason, user) {
     const before = token;
     return withLock(async () => {
       // Another tab refreshed (and told us) while we waited for the lock.
@@ -292,7 +323,7 @@ export function createAuthClient(options = {}) {
       const response = await post(path);
       if (response.ok) {
         const { accessToken } = await response.json();
-        adopt(accessToken, undefined, reason);
+        adopt(accessToken, user, reason);
         return true;
       }
       if (response.status === 401) {
@@ -313,10 +344,10 @@ export function createAuthClient(options = {}) {
     });
   }
 
-  function refresh(reason = 'refresh') {
+  function refresh(reason = 'refresh', user = undefined) {
     if (closed) return Promise.resolve(false);
     if (!inflight) {
-      inflight = runRefresh(reason).finally(() => {
+      inflight = runRefresh(reason, user).finally(() => {
         inflight = null;
       });
     }
@@ -360,14 +391,17 @@ export function createAuthClient(options = {}) {
     return send(request, fresh);
   }
 
-  async function authenticate(path, email, password, reason) {
+  async function authenticate(path, body, reason) {
     // A restore in flight would otherwise overwrite the new session's cookie.
     await settled();
-    const response = await post(path, { email, password });
+    const response = await post(path, body);
     if (!response.ok) throw await errorOf(response);
     const { user, accessToken } = await response.json();
-    adopt(accessToken, user, reason);
-    return user;
+    // A registration may start no session: the address must be verified
+    // first (`201 {user, message}`), or the app answers every registration
+    // alike, taken address or not (`202 {message}`).
+    if (typeof accessToken === 'string') adopt(accessToken, user, reason);
+    return user ?? null;
   }
 
   /** A JSON call to the auth API with the access token (sessions, password). */
@@ -375,6 +409,44 @@ export function createAuthClient(options = {}) {
     const response = await authFetch(authUrl(path), jsonInit(method, body));
     if (!response.ok) throw await errorOf(response);
     return response.json();
+  }
+
+  /** A POST to the auth API without the access token (a mail flow: the
+   * address or the link's token is the credential); its JSON answer. */
+  async function send(path, body) {
+    const response = await post(path, body);
+    if (!response.ok) throw await errorOf(response);
+    return response.json();
+  }
+
+  /**
+   * After a link was used: a server that answers a session (`accessToken`)
+   * starts it here; otherwise the session this page holds refreshes, so
+   * that it carries the new claims (`email_verified`, the address) or,
+   * when the link ended every session of its user (a reset, a cancelled
+   * change), the page learns at once that it is signed out.  A link of
+   * another user than this page's (the answer names its `user`) changes
+   * nothing here.  The link's work is done whatever the refresh does.
+   */
+  async function afterLink(body, reason) {
+    const user = body && typeof body.user === 'object' && body.user !== null ? body.user : undefined;
+    if (body && typeof body.accessToken === 'string') {
+      await settled();
+      adopt(body.accessToken, user, reason);
+      return;
+    }
+    if (!session) return;
+    if (user && user.id !== undefined && String(user.id) !== session.userId) return;
+    // Not a refresh that was already in flight: it may predate the change.
+    await settled();
+    await refresh(reason, user).catch(() => {});
+  }
+
+  /** POST a link's token (and more); then `afterLink`. */
+  async function spendLink(path, body, reason) {
+    const answer = await send(path, body);
+    await afterLink(answer, reason);
+    return answer;
   }
 
   const client = {
@@ -389,8 +461,8 @@ export function createAuthClient(options = {}) {
     fetch: authFetch,
     refresh: () => refresh('refresh'),
     getAccessToken: currentToken,
-    login: (email, password) => authenticate('/login', email, password, 'login'),
-    register: (email, password) => authenticate('/register', email, password, 'register'),
+    login: (email, password) => authenticate('/login', { email, password }, 'login'),
+    register: (email, password) => authenticate('/register', { email, password }, 'register'),
     async logout() {
       // A refresh in flight would otherwise hand us a token after logout.
       await settled();
@@ -428,6 +500,35 @@ export function createAuthClient(options = {}) {
         const { accessToken } = await response.json();
         adopt(accessToken, user, 'password-changed');
       });
+    },
+    // -- the account flows (answers of 202: the mail goes out after them) --
+    forgotPassword: (email) => send('/forgot-password', { email }),
+    async resetPassword(token, password) {
+      // The server ends every session of the user; a server that answers
+      // a new one sets its cookie: sent under the refresh lock, as a
+      // password change is, so that no tab refreshes with the old cookie
+      // meanwhile (its failure would clear the new one).
+      const answer = await withLock(() => send('/reset-password', { token, password }));
+      await afterLink(answer, 'password-reset');
+      return answer;
+    },
+    verifyEmail: (token) => spendLink('/verify-email', { token }, 'email-verified'),
+    resendVerification(email) {
+      // Signed in: to the caller's own address (the access token says
+      // whose); signed out (a login refused EMAIL_NOT_VERIFIED): by address.
+      return email === undefined
+        ? call('POST', '/verify-email/resend')
+        : send('/verify-email/resend', { email });
+    },
+    changeEmail: (newEmail, password) => call('POST', '/change-email', { newEmail, password }),
+    confirmEmailChange: (token) => spendLink('/change-email/confirm', { token }, 'email-changed'),
+    cancelEmailChange: (token) => spendLink('/change-email/cancel', { token }, 'email-changed'),
+    emailLogin: (email) => send('/email-login', { email }),
+    verifyEmailLogin(proof) {
+      const body = proof && 'token' in proof
+        ? { token: proof.token }
+        : { email: proof?.email, code: proof?.code };
+      return authenticate('/email-login/verify', body, 'email-login');
     },
     subscribe(listener) {
       listeners.add(listener);

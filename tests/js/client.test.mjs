@@ -6,7 +6,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test as nodeTest } from 'node:test';
 
-import { AuthError, createAuthClient, decodeToken } from '../../flask_tokenauth/static/client.js';
+import {
+  AuthError,
+  createAuthClient,
+  decodeToken,
+  takeLinkToken,
+} from '../../flask_tokenauth/static/client.js';
 import {
   EMAIL,
   FakeServer,
@@ -79,7 +84,7 @@ test('imports with no window, document, navigator or location (SSR, bundlers)', 
     timeout: 10000,
   });
   assert.equal(result.status, 0, result.stderr);
-  assert.equal(result.stdout.trim(), 'AuthError,createAuthClient,decodeToken');
+  assert.equal(result.stdout.trim(), 'AuthError,createAuthClient,decodeToken,takeLinkToken');
 });
 
 test('decodeToken reads base64url (- and _) and UTF-8 payloads', () => {
@@ -612,3 +617,282 @@ test('control: without cross-tab coordination the fake server sees the race', as
   assert.equal(server.maxConcurrentRefreshes, 2);
   assert.equal(server.reused, true);
 });
+
+// -- the account flows: mailed links and codes ---------------------------------
+
+/** A fake address bar: `location` and a `history` that records replaceState. */
+function addressBar(href) {
+  const url = new URL(href);
+  const replaced = [];
+  const history = {
+    state: { page: 1 },
+    replaceState(state, unused, next) {
+      replaced.push([state, next]);
+      const moved = new URL(next, url);
+      url.hash = moved.hash;
+      url.pathname = moved.pathname;
+      url.search = moved.search;
+    },
+  };
+  return { location: url, history, replaced };
+}
+
+test('takeLinkToken reads the fragment token and removes it from the address bar', () => {
+  const bar = addressBar('https://app.test/reset-password?lang=fr#token=a.b~c-_%2F');
+  assert.equal(takeLinkToken(bar), 'a.b~c-_/');
+  // Replaced, not pushed: no history entry keeps it; the state is kept.
+  assert.deepEqual(bar.replaced, [[{ page: 1 }, '/reset-password?lang=fr']]);
+  assert.equal(bar.location.href, 'https://app.test/reset-password?lang=fr');
+  // Taken once: a reload of the page finds nothing.
+  assert.equal(takeLinkToken(bar), null);
+  assert.equal(bar.replaced.length, 1);
+
+  // Other fragment parameters stay; another name can be taken.
+  const other = addressBar('https://app.test/x#tab=2&token=t1&code=9');
+  assert.equal(takeLinkToken({ ...other, name: 'code' }), '9');
+  assert.equal(takeLinkToken(other), 't1');
+  assert.equal(other.location.hash, '#tab=2');
+
+  for (const href of ['https://app.test/x', 'https://app.test/x#', 'https://app.test/x#tab=2']) {
+    const none = addressBar(href);
+    assert.equal(takeLinkToken(none), null, href);
+    assert.deepEqual(none.replaced, [], href);
+  }
+  const empty = addressBar('https://app.test/x#token=');
+  assert.equal(takeLinkToken(empty), null);
+  assert.equal(empty.location.href, 'https://app.test/x');
+  // Outside a browser: nothing to read.
+  assert.equal(takeLinkToken(), null);
+});
+
+/** `handler` as the server's answer to `path`, `status` and `body` by default. */
+function answer(server, path, status, body) {
+  server.handlers.set(path, () => Response.json(body, { status }));
+}
+
+/** The JSON body of a recorded request. */
+const bodyOf = (record) => JSON.parse(new TextDecoder().decode(record.body));
+
+for (const [method, args, path, body] of [
+  ['forgotPassword', ['a@example.com'], '/api/auth/forgot-password', { email: 'a@example.com' }],
+  ['emailLogin', ['a@example.com'], '/api/auth/email-login', { email: 'a@example.com' }],
+  ['resendVerification', ['a@example.com'], '/api/auth/verify-email/resend', { email: 'a@example.com' }],
+]) {
+  test(`${method} posts the address, no access token, and returns the 202's body`, async (t) => {
+    const server = new FakeServer();
+    const auth = await loggedIn(t, server);
+    answer(server, path, 202, { message: 'sent if it exists' });
+    assert.deepEqual(await auth[method](...args), { message: 'sent if it exists' });
+    const [sent] = server.sent(path);
+    assert.equal(sent.method, 'POST');
+    assert.deepEqual(bodyOf(sent), body);
+    assert.equal(sent.authorization, null);
+
+    answer(server, path, 429, { error: 'Too many requests', code: 'RATE_LIMITED' });
+    await assert.rejects(auth[method](...args), (e) => e instanceof AuthError && e.code === 'RATE_LIMITED');
+    assert.equal(server.refreshes.length, 0);
+  });
+}
+
+for (const [method, args, path, body] of [
+  ['resendVerification', [], '/api/auth/verify-email/resend', undefined],
+  [
+    'changeEmail',
+    ['new@example.com', PASSWORD],
+    '/api/auth/change-email',
+    { newEmail: 'new@example.com', password: PASSWORD },
+  ],
+]) {
+  test(`${method} is sent with the access token, refreshed once if expired`, async (t) => {
+    const server = new FakeServer();
+    const auth = await loggedIn(t, server);
+    server.handlers.set(path, (record) =>
+      server.expired.has(record.authorization?.slice('Bearer '.length))
+        ? Response.json({ error: 'expired', code: 'TOKEN_EXPIRED' }, { status: 401 })
+        : Response.json({ message: 'mail on its way' }, { status: 202 }),
+    );
+    server.expireAll();
+    assert.deepEqual(await auth[method](...args), { message: 'mail on its way' });
+    const sends = server.sent(path);
+    assert.deepEqual(
+      sends.map((r) => r.authorization),
+      [`Bearer ${server.tokens[0]}`, `Bearer ${server.tokens[1]}`],
+    );
+    for (const sent of sends) {
+      assert.equal(sent.method, 'POST');
+      if (body === undefined) assert.equal(sent.body.length, 0);
+      else assert.deepEqual(bodyOf(sent), body);
+    }
+  });
+}
+
+test('changeEmail refused WRONG_PASSWORD: an AuthError, the session kept', async (t) => {
+  const server = new FakeServer();
+  const auth = await loggedIn(t, server);
+  const before = auth.session;
+  answer(server, '/api/auth/change-email', 403, { error: 'Wrong password', code: 'WRONG_PASSWORD' });
+  await assert.rejects(auth.changeEmail('new@example.com', 'nope'), (e) => {
+    assert.ok(e instanceof AuthError);
+    assert.equal(e.status, 403);
+    assert.equal(e.code, 'WRONG_PASSWORD');
+    return true;
+  });
+  assert.equal(auth.session, before);
+});
+
+const LINKS = [
+  ['verifyEmail', ['link-token'], '/api/auth/verify-email', { token: 'link-token' }, 'email-verified'],
+  [
+    'resetPassword',
+    ['link-token', 'new password 789'],
+    '/api/auth/reset-password',
+    { token: 'link-token', password: 'new password 789' },
+    'password-reset',
+  ],
+  ['confirmEmailChange', ['link-token'], '/api/auth/change-email/confirm', { token: 'link-token' }, 'email-changed'],
+  ['cancelEmailChange', ['link-token'], '/api/auth/change-email/cancel', { token: 'link-token' }, 'email-changed'],
+];
+
+for (const [method, args, path, body, reason] of LINKS) {
+  test(`${method}: the token in a JSON body; a signed-in page refreshes after (${reason})`, async (t) => {
+    const server = new FakeServer();
+    const changes = spy();
+    const auth = await loggedIn(t, server, { onSessionChange: changes });
+    const before = auth.session;
+    answer(server, path, 200, { message: 'done' });
+    assert.deepEqual(await auth[method](...args), { message: 'done' });
+    const [sent] = server.sent(path);
+    assert.deepEqual(bodyOf(sent), body);
+    assert.equal(sent.authorization, null);
+    assert.equal(new URL(sent.origin + sent.path).search, '');
+    // The page's session picks up the new claims.
+    assert.equal(server.refreshes.length, 1);
+    assert.equal(auth.session.sessionId, before.sessionId);
+    assert.equal(await auth.getAccessToken(), server.tokens[1]);
+    assert.deepEqual(auth.session.user, before.user);
+    assert.equal(changes.calls.at(-1)[1], reason);
+  });
+
+  test(`${method}: a signed-out page sends no refresh; a link error is an AuthError`, async (t) => {
+    const server = new FakeServer();
+    const auth = clientOf(t, server);
+    answer(server, path, 200, { message: 'done' });
+    assert.deepEqual(await auth[method](...args), { message: 'done' });
+    assert.equal(server.refreshes.length, 0);
+    assert.equal(auth.session, null);
+    for (const code of ['LINK_INVALID', 'LINK_EXPIRED']) {
+      answer(server, path, 400, { error: 'That link does not work', code });
+      await assert.rejects(auth[method](...args), (e) => {
+        assert.ok(e instanceof AuthError);
+        assert.equal(e.status, 400);
+        assert.equal(e.code, code);
+        return true;
+      });
+    }
+    assert.equal(server.refreshes.length, 0);
+  });
+}
+
+test('a link that ended every session signs the page out (reset, cancelled change)', async (t) => {
+  for (const [method, args, path] of LINKS.filter(([m]) => m !== 'verifyEmail')) {
+    const server = new FakeServer();
+    const onLogout = spy();
+    const auth = await loggedIn(t, server, { onLogout });
+    server.handlers.set(path, () => {
+      server.refreshMode = 'revoked'; // the server revoked the user's sessions
+      return Response.json({ message: 'done' });
+    });
+    assert.deepEqual(await auth[method](...args), { message: 'done' });
+    assert.equal(auth.session, null, method);
+    assert.deepEqual(onLogout.calls, [['session-ended']], method);
+    assert.equal(server.refreshes.length, 1, method);
+  }
+});
+
+test("another user's link leaves this page's session alone", async (t) => {
+  const server = new FakeServer();
+  const auth = await loggedIn(t, server);
+  const before = auth.session;
+  answer(server, '/api/auth/verify-email', 200, { message: 'ok', user: { id: USER_ID + 1 } });
+  await auth.verifyEmail('t');
+  assert.equal(server.refreshes.length, 0);
+  assert.equal(auth.session, before);
+  // The same user's: refreshed, with the answer's user object.
+  const changed = { id: USER_ID, email: 'new@example.com' };
+  answer(server, '/api/auth/change-email/confirm', 200, { message: 'ok', user: changed });
+  await auth.confirmEmailChange('t');
+  assert.equal(server.refreshes.length, 1);
+  assert.deepEqual(auth.session.user, changed);
+});
+
+test('a link answered with a session starts it here (its cookie stored)', async (t) => {
+  const server = new FakeServer();
+  const changes = spy();
+  const auth = clientOf(t, server, { onSessionChange: changes });
+  server.handlers.set('/api/auth/reset-password', (record) => {
+    const jar = server.jar;
+    server.startSession();
+    if (record.credentials !== 'include') server.jar = jar;
+    return Response.json({ message: 'ok', user: { id: USER_ID, email: EMAIL }, accessToken: server.issue() });
+  });
+  await auth.resetPassword('t', 'new password 789');
+  assert.equal(auth.session.sessionId, server.sessionId);
+  assert.deepEqual(auth.session.user, { id: USER_ID, email: EMAIL });
+  assert.deepEqual(changes.calls.map(([, reason]) => reason), ['password-reset']);
+  assert.equal(server.jar, server.liveCookie);
+  assert.equal(server.refreshes.length, 0);
+  assert.equal(await auth.refresh(), true);
+});
+
+test('a refresh that fails after a link does not fail the link', async (t) => {
+  const server = new FakeServer();
+  const auth = await loggedIn(t, server);
+  const before = auth.session;
+  answer(server, '/api/auth/verify-email', 200, { message: 'verified' });
+  server.refreshMode = 503;
+  assert.deepEqual(await auth.verifyEmail('t'), { message: 'verified' });
+  assert.equal(server.refreshes.length, 1);
+  assert.equal(auth.session, before); // kept: the next refresh will do
+});
+
+for (const [name, proof, body] of [
+  ['the link', { token: 'login-token' }, { token: 'login-token' }],
+  ['the code', { email: EMAIL, code: '042137' }, { email: EMAIL, code: '042137' }],
+]) {
+  test(`verifyEmailLogin with ${name} starts a session as login does`, async (t) => {
+    const server = new FakeServer();
+    const changes = spy();
+    const auth = clientOf(t, server, { onSessionChange: changes });
+    server.handlers.set('/api/auth/email-login/verify', (record) => {
+      server.startSession();
+      if (record.credentials !== 'include') server.jar = null;
+      return Response.json({ user: { id: USER_ID, email: EMAIL }, accessToken: server.issue() });
+    });
+    assert.deepEqual(await auth.verifyEmailLogin(proof), { id: USER_ID, email: EMAIL });
+    const [sent] = server.sent('/api/auth/email-login/verify');
+    assert.deepEqual(bodyOf(sent), body);
+    assert.equal(auth.session.sessionId, server.sessionId);
+    assert.deepEqual(changes.calls.map(([, reason]) => reason), ['email-login']);
+    assert.equal(await auth.refresh(), true); // its cookie was stored
+
+    answer(server, '/api/auth/email-login/verify', 400, { error: 'Wrong code', code: 'CODE_INVALID' });
+    await auth.logout();
+    await assert.rejects(auth.verifyEmailLogin(proof), (e) => e.code === 'CODE_INVALID');
+    assert.equal(auth.session, null);
+  });
+}
+
+for (const [name, status, body, user] of [
+  ['verification required', 201, { user: { id: USER_ID, email: EMAIL }, message: 'verify first' }, { id: USER_ID, email: EMAIL }],
+  ['enumeration-safe', 202, { message: 'check your mail' }, null],
+]) {
+  test(`register answered without a session (${name}): no session, no error`, async (t) => {
+    const server = new FakeServer();
+    const changes = spy();
+    const auth = clientOf(t, server, { onSessionChange: changes });
+    answer(server, '/api/auth/register', status, body);
+    assert.deepEqual(await auth.register(EMAIL, PASSWORD), user);
+    assert.equal(auth.session, null);
+    assert.deepEqual(changes.calls, []);
+  });
+}

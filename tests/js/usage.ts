@@ -8,9 +8,12 @@ import {
   AuthError,
   createAuthClient,
   decodeToken,
+  takeLinkToken,
   type AccessTokenClaims,
   type AuthClient,
   type AuthClientOptions,
+  type EmailLoginProof,
+  type FlowAnswer,
   type LockManagerLike,
   type LogoutReason,
   type Session,
@@ -78,7 +81,8 @@ export async function demo(): Promise<void> {
   const user: User = await auth.login('user@example.com', 'correct horse battery');
   expectType<number>(user.id);
   expectType<string>(user.email);
-  await auth.register('new@example.com', 'correct horse battery');
+  const registered: User | null = await auth.register('new@example.com', 'correct horse battery');
+  assertTrue<Equals<typeof registered, User | null>>();
 
   const session = auth.session;
   if (session !== null) {
@@ -124,6 +128,32 @@ export async function demo(): Promise<void> {
   const all = await auth.logoutAll();
   expectType<number>(all.revoked);
   await auth.logout();
+
+  // The account flows.
+  const linkToken: string | null = takeLinkToken();
+  assertTrue<Equals<typeof linkToken, string | null>>();
+  takeLinkToken({ name: 'code', location, history });
+  takeLinkToken({ location: { hash: '#token=t', pathname: '/reset-password', search: '' } });
+  const sent: FlowAnswer = await auth.forgotPassword('user@example.com');
+  expectType<string>(sent.message);
+  expectType<unknown>(sent['anything']);
+  if (linkToken !== null) {
+    await auth.resetPassword(linkToken, 'new password 789');
+    await auth.verifyEmail(linkToken);
+    await auth.confirmEmailChange(linkToken);
+    await auth.cancelEmailChange(linkToken);
+    const byLink: User = await auth.verifyEmailLogin({ token: linkToken });
+    expectType<number>(byLink.id);
+  }
+  await auth.resendVerification();
+  await auth.resendVerification('user@example.com');
+  await auth.changeEmail('new@example.com', 'correct horse battery');
+  await auth.emailLogin('user@example.com');
+  const proof: EmailLoginProof = { email: 'user@example.com', code: '123456' };
+  await auth.verifyEmailLogin(proof);
+  if (session !== null) {
+    expectType<boolean | undefined>(session.claims.email_verified);
+  }
 
   const unsubscribe: () => void = auth.subscribe((s, reason) => {
     expectType<Session | null>(s);
@@ -174,6 +204,14 @@ export async function demo(): Promise<void> {
   auth.getToken();
   // @ts-expect-error a user id is a number
   const id: string = user.id;
+  // @ts-expect-error a code needs its address
+  await auth.verifyEmailLogin({ code: '123456' });
+  // @ts-expect-error the new address and the current password
+  await auth.changeEmail('new@example.com');
+  // @ts-expect-error a reset needs the link's token and the new password
+  await auth.resetPassword('new password 789');
+  // @ts-expect-error the token may be missing
+  expectType<string>(takeLinkToken());
   // @ts-expect-error ready is a promise, not the session
   expectType<Session | null>(auth.ready);
   void reason;
