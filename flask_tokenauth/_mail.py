@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app, render_template
@@ -154,3 +155,15 @@ def _failed(message: Message, error: Exception) -> None:
     signals.mail_failed.send(
         app, template=message.template, to=message.recipients[0], error=error
     )
+
+
+def duration_text(lifetime: timedelta) -> str:
+    """``24 hours``, ``30 minutes``, ``2 days``: a lifetime as a mail says
+    it (the ``valid_for`` of the flows' templates)."""
+    seconds = int(lifetime.total_seconds())
+    # Days from two on: "24 hours" reads better than "1 day" for a link.
+    for unit, size, least in (("day", 86400, 2), ("hour", 3600, 1), ("minute", 60, 1)):
+        if seconds >= least * size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"

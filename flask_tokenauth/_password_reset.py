@@ -72,13 +72,19 @@ def mail_link(state: TokenAuthState, email: str) -> None:
     account's, nothing to anyone else's.  Each outcome is a signal."""
     store = state.user_store
     user = store.find_by_email(email)
-    if user is None or not store.is_active(user):
+    # To the address the account has, never to the one typed: a host's
+    # lookup may find a user by another spelling or an alias, and a link
+    # is only good for the account's own mailbox (see :func:`reset`).
+    address = None if user is None else store.email_of(user)
+    if user is None or address is None or not store.is_active(user):
         signals.password_reset_unknown.send(_app(), email=email)
         return
-    _, link = issue_link(state, user, email)
-    send_mail("reset_password", email, email=email, link=link, minutes=_minutes(state))
+    _, link = issue_link(state, user, address)
+    send_mail(
+        "reset_password", address, email=address, link=link, minutes=_minutes(state)
+    )
     signals.password_reset_requested.send(
-        _app(), user_id=store.user_id(store.sub_of(user)), email=email
+        _app(), user_id=store.user_id(store.sub_of(user)), email=address
     )
 
 
@@ -113,7 +119,7 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
     sessions at their next refresh or ``current_user`` (theirs too).
 
     :raises LinkInvalid: not a live reset token, its user gone, disabled,
-        or with another password than when it was mailed.
+        or with another password or address than when it was mailed.
     :raises LinkExpired: a genuine, unused token past its lifetime.
     :raises InvalidPassword: (and subclasses) the new password is refused.
     """
@@ -124,7 +130,15 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
         found = _linktokens.check(settings, conn, token, RESET, lock=True)
         sub = found.user_id
         user = store.get(sub) if store.is_subject(sub) else None
-        if user is None or not store.is_active(user):
+        # A link in a mailbox that is no longer the account's resets
+        # nothing, however the address changed (an address change's
+        # confirmation revokes the links it knows of; the host's own form,
+        # or a mail racing it, leaves one behind).
+        if (
+            user is None
+            or not store.is_active(user)
+            or store.email_of(user) != found.email
+        ):
             raise LinkInvalid()
         if found.binding is not None:
             current = bound_identity.read(state, sub) or ""
@@ -132,11 +146,9 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
                 raise LinkInvalid()
         check_password(password, settings, _context_words(state, user))
         store.set_password(user, password, conn)
-        # Following the link proved the mailbox: the address is verified,
-        # if it is still the one the link went to.
-        verified = store.email_of(user) == found.email and not (
-            store.is_email_verified(user)
-        )
+        # Following the link proved the mailbox (still the account's, see
+        # above): the address is verified.
+        verified = not store.is_email_verified(user)
         if verified:
             mark_verified(state, conn, user, found.email)
         _linktokens.spend(settings, conn, token, RESET)
@@ -147,7 +159,6 @@ def reset(state: TokenAuthState, token: object, password: str) -> Any:
     announce_revoked(state, sub, revoked, REVOKED_REASON)
     if verified:
         announce(state, user, found.email)
-    email = store.email_of(user) or found.email
-    send_mail("password_changed_notice", email, email=email, when=now)
+    send_mail("password_changed_notice", found.email, email=found.email, when=now)
     signals.password_reset.send(_app(), user_id=store.user_id(sub))
     return user

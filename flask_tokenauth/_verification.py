@@ -16,14 +16,13 @@ login or a refresh: no claim, no column written, tokens as they always were.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any, cast
 
 from flask import Response, current_app, jsonify
 from sqlalchemy import Connection, Table, update
 
 from . import _linktokens, signals
-from ._mail import send_mail
+from ._mail import duration_text, send_mail
 from ._refresh_results import Rotation
 from ._state import TokenAuthState, get_state
 from .globals import _get_user
@@ -245,14 +244,3 @@ def needs_link(state: TokenAuthState, user: Any | None) -> str | None:
     if email is None or not store.is_active(user) or store.is_email_verified(user):
         return None
     return email
-
-
-def duration_text(lifetime: timedelta) -> str:
-    """``24 hours``, ``30 minutes``, ``1 day``: a lifetime as a mail says it."""
-    seconds = int(lifetime.total_seconds())
-    # Days from two on: "24 hours" reads better than "1 day" for a link.
-    for unit, size, least in (("day", 86400, 2), ("hour", 3600, 1), ("minute", 60, 1)):
-        if seconds >= least * size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds} seconds"

@@ -277,7 +277,12 @@ class EmailToken(Base):
     compared in constant time.  ``used_at`` set: spent."""
 
     __tablename__ = TABLE_PREFIX + "email_tokens"
-    __table_args__ = (Index(None, "user_id", "purpose"),)
+    __table_args__ = (
+        Index(None, "user_id", "purpose"),
+        # A sign-in code is looked up by its address: without it, each
+        # ``/email-login/verify`` would scan every row (decoys included).
+        Index(None, "email", "purpose"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     #: ``"verify"``, ``"reset"``, ``"change"``, ``"cancel"``, ``"login"``.

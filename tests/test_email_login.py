@@ -15,7 +15,7 @@ import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, Table, delete, select, update
+from sqlalchemy import Engine, Table, delete, event, select, update
 from werkzeug.test import TestResponse
 
 from flask_tokenauth import _linktokens, signals
@@ -553,6 +553,34 @@ def test_an_unknown_address_gets_a_decoy_code(
             "CODE_INVALID",
         )
     assert row(engine, "nobody@example.com").attempts == 2
+
+
+@pytest.mark.sqlite
+def test_a_code_is_found_by_an_index_not_a_scan(
+    app: Flask, engine: Engine, client: FlaskClient
+) -> None:
+    """The table holds every address's codes and decoys for a week: a
+    guess must not read them all (a cheap way to load the database)."""
+    ask(client, "nobody@example.com")
+    wait_for_mail()
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        if "FROM tokenauth_email_tokens" in sql and sql.lstrip().startswith("SELECT"):
+            statements.append((sql, params))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        by_code(client, "", "000000", "nobody@example.com")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert statements
+    with engine.connect() as conn:
+        for sql, params in statements:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
+            assert not any(
+                str(step[-1]).startswith("SCAN tokenauth_email_tokens") for step in plan
+            ), plan
 
 
 def test_purge_deletes_codes_and_decoys_a_week_past_expiry(

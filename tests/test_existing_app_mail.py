@@ -18,6 +18,7 @@ from flask import Flask
 
 from flask_tokenauth.testing import wait_for_mail
 
+from .conftest import bearer
 from .smtp import token_in
 from .test_existing_app import (  # noqa: F401 (fixtures)
     PASSWORD,
@@ -98,6 +99,35 @@ def test_a_forgotten_password_is_reset_through_flask_mail(
     # Written in the app's own scheme: its login page takes it too.
     page = mail_app.test_client()
     assert html_login(page, "alice", NEW_PASSWORD).status_code == 302
+
+
+def test_the_address_is_changed_through_a_link_to_the_new_one(
+    mail_app: Flask,
+    example: SimpleNamespace,  # noqa: F811
+    smtp_server: Any,
+) -> None:
+    with mail_app.app_context():
+        user = add_user(example, "alice", email="alice@example.com")
+        user_id = user.id
+    client = mail_app.test_client()
+    token = login(client, "alice").get_json()["accessToken"]
+    asked = client.post(
+        "/api/auth/change-email",
+        json={"newEmail": "alice@new.example", "password": PASSWORD},
+        headers=bearer(token),
+    )
+    assert asked.status_code == 202, asked.get_json()
+    (message,) = smtp_server.wait_for("alice@new.example")
+    confirmed = client.post(
+        "/api/auth/change-email/confirm", json={"token": token_in(message)}
+    )
+    assert confirmed.status_code == 200, confirmed.get_json()
+    with mail_app.app_context():
+        example.db.session.remove()
+        changed = example.db.session.get(example.User, user_id)
+        assert changed.email == "alice@new.example"
+        store = example.user_store
+        assert store.is_email_verified(changed)
 
 
 def test_without_a_mail_server_the_example_has_no_mail_flows(

@@ -274,6 +274,9 @@ def test_a_flow_switched_on_without_addresses_stops_the_app(
 DEFAULT_ON = [
     ("/forgot-password", {"email": "ann@example.com"}),
     ("/reset-password", {"token": "x.y", "password": "a new passphrase"}),
+    ("/change-email", {"newEmail": "ann@new.example", "password": PASSWORD}),
+    ("/change-email/confirm", {"token": "x.y"}),
+    ("/change-email/cancel", {"token": "x.y"}),
 ]
 
 

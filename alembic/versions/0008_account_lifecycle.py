@@ -45,6 +45,8 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=f"pk_{TOKENS}"),
     )
     op.create_index(f"ix_{TOKENS}_user_id", TOKENS, ["user_id", "purpose"])
+    # Sign-in codes are looked up by address.
+    op.create_index(f"ix_{TOKENS}_email", TOKENS, ["email", "purpose"])
     op.create_table(
         VERIFICATIONS,
         sa.Column("user_id", sa.String(length=255), nullable=False),
@@ -67,5 +69,6 @@ def downgrade():
     op.drop_column("tokenauth_sessions", "email_verified")
     op.drop_column("tokenauth_users", "email_verified_at")
     op.drop_table(VERIFICATIONS)
+    op.drop_index(f"ix_{TOKENS}_email", table_name=TOKENS)
     op.drop_index(f"ix_{TOKENS}_user_id", table_name=TOKENS)
     op.drop_table(TOKENS)

@@ -9,9 +9,10 @@ from typing import Any, TypeVar, cast
 
 from flask import Response, jsonify, request
 
+from .. import _lockout as lockout
 from .._ratelimit import MAIL, check
-from .._state import get_state
-from ..errors import MethodNotAllowed, NotFound
+from .._state import TokenAuthState, get_state
+from ..errors import MethodNotAllowed, NotFound, WrongPassword
 
 #: The blueprint's name, and so the prefix of its endpoints.
 BLUEPRINT_NAME = "tokenauth"
@@ -75,3 +76,29 @@ def accepted(message: str) -> Response:
     response = jsonify(message=message)
     response.status_code = 202
     return response
+
+
+def check_current_password(
+    state: TokenAuthState, user: Any, password: str
+) -> lockout.Guard:
+    """Check the signed-in ``user``'s current ``password`` (``/password``,
+    ``/change-email``) on the account's budget of wrong passwords, shared
+    with ``/login`` (see :mod:`.._lockout`); the guard, whose
+    ``trust_device`` the caller applies to its answer.
+
+    :raises RateLimited: the budget is spent; the password is not checked.
+    :raises WrongPassword: counted against the budget.
+    """
+    store = state.user_store
+    attempt = lockout.guard(state, lockout.account_of(store, user, ""))
+    # A NUL is in no password we accept (as /login refuses it): checked, it
+    # would raise in passlib's sha*_crypt (a 500), and match a PBKDF2 hash
+    # of the password without it (HMAC pads its key with zeros).
+    if (
+        len(password) > state.settings.password_max_length
+        or "\x00" in password
+        or not store.verify_password(user, password)
+    ):
+        attempt.failed()
+        raise WrongPassword()
+    return attempt

@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
 from .. import _identity as bound_identity
 from .. import _linktokens as links
-from .. import _lockout as lockout
 from .. import _outbox, signals
 from .._headers import clear_refresh_cookie
-from .._mail import send_mail
+from .._mail import duration_text, send_mail
 from .._ratelimit import LOGIN, limited, mail_allowed
 from .._sessions import announce_revoked, revoke_in
 from .._state import TokenAuthState, get_state
@@ -46,11 +45,10 @@ from ..errors import (
     LinkInvalid,
     UserNotFound,
     ValidationError,
-    WrongPassword,
 )
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
-from ._common import accepted, allow, mail_flow
+from ._common import accepted, allow, check_current_password, mail_flow
 
 _BINDING_CONTEXT = b"flask_tokenauth change-email binding\x00"
 #: Tokens mailed to the address the account had: they die when it changes
@@ -67,15 +65,6 @@ def _binding(state: TokenAuthState, old: str | None, identity: str | None) -> st
         _BINDING_CONTEXT + (identity or "").encode() + b"\x00" + (old or "").encode()
     )
     return hmac.new(state.settings.refresh_secret, message, hashlib.sha256).hexdigest()
-
-
-def _duration(lifetime: timedelta) -> str:
-    """A lifetime as a mail says it: "24 hours", "30 minutes"."""
-    minutes = int(lifetime.total_seconds()) // 60
-    if minutes >= 60 and minutes % 60 == 0:
-        hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _app() -> Any:
@@ -96,7 +85,6 @@ def request_change() -> Response:
     """
     allow("POST")
     state = get_state()
-    settings = state.settings
     store = state.user_store
     body = cached_json_object(request)
     password = require_string(body, "password")
@@ -108,15 +96,7 @@ def request_change() -> Response:
     user = store.get(sub)
     if user is None or not store.is_active(user):
         raise UserNotFound()
-    attempt = lockout.guard(state, lockout.account_of(store, user, ""))
-    # As /password: a NUL is in no password we accept.
-    if (
-        len(password) > settings.password_max_length
-        or "\x00" in password
-        or not store.verify_password(user, password)
-    ):
-        attempt.failed()
-        raise WrongPassword()
+    attempt = check_current_password(state, user, password)
     old = store.email_of(user)
     if new == old:
         raise ValidationError("'newEmail' is the account's address already")
@@ -169,7 +149,7 @@ def _send_links(sub: str, old: str | None, new: str, binding: str) -> None:
             cancel = links.issue(
                 settings, conn, links.CANCEL, sub, old, lifetime, related_id=related
             )
-    context = {"valid_for": _duration(lifetime)}
+    context = {"valid_for": duration_text(lifetime)}
     user_id = store.user_id(sub)
     if confirm is None:
         send_mail("change_email_taken", new, **context)

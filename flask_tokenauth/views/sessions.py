@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from flask import Response, current_app, jsonify, request
 
 from .. import _identity as bound_identity
-from .. import _lockout as lockout
+from .. import _linktokens as linktokens
 from .. import signals
 from .._headers import clear_refresh_cookie
 from .._ratelimit import LOGIN, limited
@@ -23,10 +23,10 @@ from .._sessions import active_sessions, announce_revoked, revoke_in, revoke_ses
 from .._state import get_state
 from .._validation import cached_json_object, check_password, require_string
 from ..decorators import login_required
-from ..errors import InvalidPassword, SessionNotFound, UserNotFound, WrongPassword
+from ..errors import InvalidPassword, SessionNotFound, UserNotFound
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
-from ._common import allow, switched
+from ._common import allow, check_current_password, switched
 
 #: Session ids are uuid4 hex strings; anything else names no session.
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
@@ -126,17 +126,7 @@ def change_password() -> Response:
     user = store.get(user_id)
     if user is None or not store.is_active(user):
         raise UserNotFound()
-    attempt = lockout.guard(state, lockout.account_of(store, user, ""))
-    # A NUL is in no password we accept (as /login refuses it): checked, it
-    # would raise in passlib's sha*_crypt (a 500), and match a PBKDF2 hash
-    # of the password without it (HMAC pads its key with zeros).
-    if (
-        len(current) > settings.password_max_length
-        or "\x00" in current
-        or not store.verify_password(user, current)
-    ):
-        attempt.failed()
-        raise WrongPassword()
+    attempt = check_current_password(state, user, current)
     # Compared with the login only now: before the current password is
     # checked, the refusal would tell the holder of a stolen access token
     # whether a guess is part of the account's login.
@@ -150,6 +140,10 @@ def change_password() -> Response:
         # Told to the revocation store before the commit: if it refuses,
         # the new hash is rolled back with the revocation (503, retry works).
         revoked = revoke_in(state, conn, user_id, cutoff=True, now=now)
+        # Reset and address-change links mailed before: dead by their
+        # binding to the old hash already, except with a store that binds
+        # nothing (``identity_attribute = None``), so spent here too.
+        linktokens.revoke(conn, user_id, [linktokens.RESET, linktokens.CHANGE], now=now)
         # The new session keeps the level of the one that asked (a second
         # factor done stays done), authenticated now: the password was.
         issued = _start_family(
