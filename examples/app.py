@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import logging
 import os
-from importlib.util import find_spec
 from collections.abc import Callable, Mapping
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 

@@ -281,7 +281,10 @@ export interface AuthClient {
   /**
    * Change the password: the server ends every session of the user, this
    * one included, and the client continues in the new session it answers.
-   * @throws AuthError `WRONG_PASSWORD`
+   * A sign-in older than the server's `TOKENAUTH_REAUTHENTICATION_MAX_AGE`
+   * goes through `onReauthenticationRequired` first.
+   * @throws AuthError `WRONG_PASSWORD`, `REAUTHENTICATION_REQUIRED` (no
+   * step-up hook, or it gave up)
    */
   changePassword(currentPassword: string, newPassword: string): Promise<void>;
 

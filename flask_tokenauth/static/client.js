@@ -725,15 +725,26 @@ export function createAuthClient(options = {}) {
       // (hence credentials, for an API on another origin).  Sent under the
       // refresh lock, so that no tab refreshes with the old cookie meanwhile.
       const user = session && session.user;
-      const bearer = await currentToken();
-      await withLock(async () => {
-        const init = jsonInit('POST', { currentPassword, newPassword });
-        if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
-        const response = await fetchImpl(authUrl('/password'), { ...init, credentials: 'include' });
-        if (!response.ok) throw await errorOf(response);
-        const { accessToken } = await response.json();
-        adopt(accessToken, user, 'password-changed');
-      });
+      const attempt = async () => {
+        const bearer = await currentToken();
+        await withLock(async () => {
+          const init = jsonInit('POST', { currentPassword, newPassword });
+          if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
+          const response = await fetchImpl(authUrl('/password'), { ...init, credentials: 'include' });
+          if (!response.ok) throw await errorOf(response);
+          const { accessToken } = await response.json();
+          adopt(accessToken, user, 'password-changed');
+        });
+      };
+      try {
+        await attempt();
+      } catch (error) {
+        // A sign-in too old for a password change: the step-up hook, then
+        // once more (outside the lock: /reauthenticate does not rotate).
+        if (!(error instanceof AuthError && error.code === 'REAUTHENTICATION_REQUIRED')) throw error;
+        if (!(await stepUp(error))) throw error;
+        await attempt();
+      }
     },
     // -- the account flows (answers of 202: the mail goes out after them) --
     forgotPassword: (email) => send('/forgot-password', { email }),

@@ -347,6 +347,29 @@ test('step-up: a code or a passkey; no hook or a hook that gives up: the 401 as 
   }
 });
 
+test('changePassword refused REAUTHENTICATION_REQUIRED: the hook, /reauthenticate, the change once more', async (t) => {
+  const server = new MfaServer();
+  server.level = { aal: 1, amr: ['pwd'], auth_time: 1, mfa_state: null };
+  server.handlers.set('/api/auth/password', (r) => {
+    const claims = server.claims.get(r.authorization.replace('Bearer ', ''));
+    if (claims.auth_time <= server.freshAfter) return error(401, 'REAUTHENTICATION_REQUIRED');
+    server.rotateCookie();
+    return json(200, { accessToken: server.issue() });
+  });
+  const onReauthenticationRequired = hook({ password: PASSWORD });
+  const client = clientOf(t, server, { onReauthenticationRequired });
+  await client.login(EMAIL, PASSWORD);
+  await client.changePassword(PASSWORD, 'a new password 123');
+  assert.equal(onReauthenticationRequired.calls.length, 1);
+  assert.equal(server.sent('/api/auth/password').length, 2);
+  assert.equal(client.session.claims.auth_time, 2);
+  // Without a hook: the refusal, as is.
+  const plain = clientOf(t, server);
+  server.level = { ...server.level, auth_time: 1 };
+  await plain.login(EMAIL, PASSWORD);
+  await assert.rejects(plain.changePassword(PASSWORD, 'x'), { code: 'REAUTHENTICATION_REQUIRED' });
+});
+
 // -- enrolment and passkeys ----------------------------------------------------
 
 test('TOTP enrolment: enrollTotp answers the secret and QR; confirmTotp upgrades and answers the recovery codes', async (t) => {
