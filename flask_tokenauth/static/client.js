@@ -523,7 +523,9 @@ export function createAuthClient(options = {}) {
   function completeMfa(error) {
     if (!onMfaRequired) return Promise.resolve(false);
     mfaFlight ??= (async () => {
-      const status = await client.mfaStatus().catch(() => null);
+      // Directly, not through fetch's hooks: never waits for itself.
+      const bearer = await currentToken();
+      const status = await direct('GET', '/mfa', undefined, bearer).catch(() => null);
       return askUntilDone(
         (last) => onMfaRequired({ status, error: last ?? null, refused: error ?? null }),
         (proof) => (isPasskey(proof) ? client.verifyWithPasskey() : client.verifyMfa(proof)),
