@@ -210,8 +210,15 @@ def test_totp_enrolment_then_sign_in_with_a_code_or_a_recovery_code(
     snap(page, "signed-in")
     log_out(page)
 
-    # The authenticator is lost: a recovery code, typed with its hyphen.
+    # The authenticator is lost: a recovery code, typed with its hyphen,
+    # after a reload (the pending session restored from its cookie, still
+    # pending; the page's form sends the code itself).
     log_in(page, email)
+    page.reload()
+    page.wait_for_function("() => window.auth !== undefined")
+    page.evaluate("() => auth.ready")
+    expect(page.locator("#status")).to_have_attribute("data-state", "mfa-pending")
+    assert claims(page)["mfa_state"] == "pending"
     page.fill("#mfa-code", recovery_codes[3])
     page.click("#mfa-submit")
     expect(page.locator("#status")).to_have_attribute("data-state", "signed-in")
