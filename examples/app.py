@@ -21,6 +21,14 @@ open are the demo page at the paths of the ``TOKENAUTH_*_URL`` defaults
 (``/reset-password#token=...``): the token is in the fragment, which the
 browser never sends, and the page POSTs it in a JSON body.
 
+The second factor: authenticator apps (TOTP) and recovery codes are on (the
+package's default); passkeys are on too when the ``webauthn`` package (the
+``[passkeys]`` extra) is installed, for the page at
+``http://localhost:5000``: browsers refuse an IP address as a WebAuthn
+relying party, so open the demo at ``localhost``, not ``127.0.0.1``, to use
+them (``make run`` serves both; set ``TOKENAUTH_WEBAUTHN_ORIGINS`` when
+serving elsewhere, or ``TOKENAUTH_PASSKEYS_ENABLED=false``).
+
 As in the tutorial, access tokens carry the user's ``email`` (an
 ``additional_claims`` loader) and every response of the app, not only the
 auth endpoints', has the security headers.
@@ -31,6 +39,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +98,20 @@ DEFAULTS = {
     "TOKENAUTH_EMAIL_LOGIN_ENABLED": "true",
     "TOKENAUTH_LINK_BASE_URL": "http://127.0.0.1:5000",
 }
+
+#: Passkeys for the page at http://localhost:5000 (the RP id ``localhost``:
+#: WebAuthn takes a domain, never an IP address, and ``http://`` only on
+#: ``localhost``), when the extra that verifies them is installed; without it
+#: the app starts as before, TOTP only.
+if find_spec("webauthn") is not None:
+    DEFAULTS.update(
+        {
+            "TOKENAUTH_PASSKEYS_ENABLED": "true",
+            "TOKENAUTH_WEBAUTHN_RP_ID": "localhost",
+            "TOKENAUTH_WEBAUTHN_ORIGINS": "http://localhost:5000",
+            "TOKENAUTH_WEBAUTHN_RP_NAME": "flask_tokenauth demo",
+        }
+    )
 
 #: The pages the mailed links open: the ``TOKENAUTH_*_URL`` defaults.
 LINK_PAGES = (

@@ -18,6 +18,16 @@ export interface AccessTokenClaims {
   /** Whether the user's address is verified, when the app's
    * `TOKENAUTH_EMAIL_VERIFICATION` is not `off`. */
   email_verified?: boolean;
+  /** How the session was authenticated (RFC 8176): `pwd`, `otp`, `hwk`,
+   * `swk`, `user`, `mfa`, `email`. */
+  amr?: string[];
+  /** The authenticator assurance level (NIST SP 800-63B): 1 or 2. */
+  aal?: number;
+  /** When the user last proved who they are (seconds since the epoch). */
+  auth_time?: number;
+  /** Only on a restricted session: `pending` (a second factor is due),
+   * `enroll` (the app requires one and none is enrolled yet). */
+  mfa_state?: 'pending' | 'enroll';
   [claim: string]: unknown;
 }
 
@@ -33,6 +43,10 @@ export interface Session {
   readonly expiresAt: number;
   /** The access token's lifetime (ms). */
   readonly lifetime: number;
+  /** The token's `mfa_state`: `pending` (only the second-factor endpoints
+   * answer it: `verifyMfa`, `verifyWithPasskey`, `mfaStatus`), `enroll`
+   * (only enrolment), or `null`. */
+  readonly mfaState: 'pending' | 'enroll' | null;
   readonly claims: Readonly<AccessTokenClaims>;
 }
 
@@ -47,6 +61,9 @@ export type SessionChangeReason =
   | 'email-verified'
   | 'email-changed'
   | 'email-login'
+  | 'mfa-verified'
+  | 'passkey-login'
+  | 'reauthenticated'
   | 'logout'
   | 'session-ended'
   | 'cookie-conflict'
@@ -90,6 +107,83 @@ export interface TakeLinkTokenOptions {
   history?: Pick<History, 'replaceState' | 'state'>;
 }
 
+/** The second factor of `verifyMfa`: an authenticator-app code, or a
+ * recovery code (`k3m7q-x2ab9`, with or without the hyphen). */
+export type MfaProof = { code: string } | { recoveryCode: string };
+
+/** What an `onMfaRequired` hook answers: a code, a recovery code, a passkey
+ * (`'passkey'` or `{passkey: true}`: the client runs the ceremony), or
+ * `null` to give up (the session stays pending). */
+export type MfaAnswer = MfaProof | 'passkey' | { passkey: true } | null | undefined;
+
+/** What `reauthenticate` (and an `onReauthenticationRequired` hook) takes:
+ * the password, an authenticator-app code, or a passkey. */
+export type ReauthenticationProof =
+  | { password: string }
+  | { code: string }
+  | 'passkey'
+  | { passkey: true };
+
+/** `GET /mfa`: the caller's factors. */
+export interface MfaStatus {
+  totp: { enabled: boolean; confirmedAt: string | null };
+  /** How many passkeys. */
+  passkeys: number;
+  recoveryCodesLeft: number;
+  [field: string]: unknown;
+}
+
+/** What an `onMfaRequired` hook is told. */
+export interface MfaRequiredContext {
+  /** The user's factors (`null` if they could not be read): offer a passkey
+   * when `status.passkeys > 0`. */
+  status: MfaStatus | null;
+  /** The previous answer's error (`MFA_CODE_INVALID`, `PASSKEY_INVALID`, a
+   * cancelled passkey dialog's `NotAllowedError`): say so, ask again. */
+  error: AuthError | DOMException | null;
+  /** The `401 MFA_REQUIRED` of a request, or `null` right after a login. */
+  refused: AuthError | null;
+}
+
+/** What an `onReauthenticationRequired` hook is told. */
+export interface ReauthenticationContext {
+  /** The previous answer's error (`WRONG_PASSWORD`, `MFA_CODE_INVALID`...). */
+  error: AuthError | DOMException | null;
+  /** The request's `401 REAUTHENTICATION_REQUIRED`. */
+  refused: AuthError;
+}
+
+/** `POST /mfa/totp/enroll`: show `qrSvg` (an inline `<svg>`) and `secret`
+ * (to type in) once, then ask for a code: `confirmTotp`. */
+export interface TotpEnrollment {
+  secret: string;
+  otpauthUri: string;
+  qrSvg: string;
+}
+
+/** `POST /mfa/recovery-codes`, and `confirmTotp` (`recoveryCodes` `null`
+ * when the user had codes left). */
+export interface RecoveryCodes {
+  recoveryCodes: string[] | null;
+  recoveryCodesLeft: number | null;
+}
+
+/** One entry of `GET /passkeys`. */
+export interface PasskeyInfo {
+  id: string;
+  name: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  backedUp: boolean;
+  [field: string]: unknown;
+}
+
+/** The part of `navigator.credentials` the passkey calls use. */
+export interface CredentialsContainerLike {
+  create(options: CredentialCreationOptions): Promise<Credential | null>;
+  get(options: CredentialRequestOptions): Promise<Credential | null>;
+}
+
 /** The part of the Web Locks API the client uses. */
 export interface LockManagerLike {
   request<T>(
@@ -126,6 +220,21 @@ export interface AuthClientOptions {
   /** Called when a signed-in user is signed out: show the login form here
    * instead of redirecting. */
   onLogout?: (reason: LogoutReason) => void;
+  /** A session waits for its second factor (after `login`, or a request
+   * refused `401 MFA_REQUIRED`): ask the user, answer how to complete it.
+   * Asked again, with the error, after a wrong code or a cancelled passkey;
+   * requests refused meanwhile wait for the one answer, then are retried
+   * once. */
+  onMfaRequired?: (context: MfaRequiredContext) => MfaAnswer | Promise<MfaAnswer>;
+  /** A request was refused `401 REAUTHENTICATION_REQUIRED` (a view that wants
+   * a recent authentication): ask the user again; the client sends it to
+   * `/reauthenticate` and retries the request once.  `null` gives up (the
+   * caller gets the 401). */
+  onReauthenticationRequired?: (
+    context: ReauthenticationContext,
+  ) => ReauthenticationProof | null | undefined | Promise<ReauthenticationProof | null | undefined>;
+  /** Replaces `navigator.credentials` (for tests). */
+  credentials?: CredentialsContainerLike | null;
 }
 
 export interface AuthClient {
@@ -147,7 +256,11 @@ export interface AuthClient {
   refresh(): Promise<boolean>;
   /** A valid access token, refreshed first if needed; `null` if signed out. */
   getAccessToken(): Promise<string | null>;
-  /** @throws AuthError (e.g. `INVALID_CREDENTIALS`, `RATE_LIMITED`) */
+  /** Sign in.  For a user with a second factor the server answers a
+   * pending session: with an `onMfaRequired` hook the client completes it
+   * before this resolves; without one (or when the hook gives up) `session`
+   * is pending (`mfaPending`) until `verifyMfa` or `verifyWithPasskey`.
+   * @throws AuthError (e.g. `INVALID_CREDENTIALS`, `RATE_LIMITED`) */
   login(email: string, password: string): Promise<User>;
   /**
    * Register, and sign in if the server starts a session.  It does not
@@ -168,7 +281,10 @@ export interface AuthClient {
   /**
    * Change the password: the server ends every session of the user, this
    * one included, and the client continues in the new session it answers.
-   * @throws AuthError `WRONG_PASSWORD`
+   * A sign-in older than the server's `TOKENAUTH_REAUTHENTICATION_MAX_AGE`
+   * goes through `onReauthenticationRequired` first.
+   * @throws AuthError `WRONG_PASSWORD`, `REAUTHENTICATION_REQUIRED` (no
+   * step-up hook, or it gave up)
    */
   changePassword(currentPassword: string, newPassword: string): Promise<void>;
 
@@ -212,6 +328,56 @@ export interface AuthClient {
    * @throws AuthError `LINK_INVALID`, `LINK_EXPIRED`, `CODE_INVALID` */
   verifyEmailLogin(proof: EmailLoginProof): Promise<User>;
 
+  // -- the second factor ----------------------------------------------------
+
+  /** Whether the session waits for its second factor. */
+  readonly mfaPending: boolean;
+  /** Complete a pending session with a code or a recovery code: the session
+   * is upgraded (`aal` 2) and its refresh cookie rotated.
+   * @throws AuthError `MFA_CODE_INVALID`, `RATE_LIMITED` */
+  verifyMfa(proof: MfaProof): Promise<User | null>;
+  /** The caller's factors (a pending session may ask). */
+  mfaStatus(): Promise<MfaStatus>;
+  /** Start turning on an authenticator app.
+   * @throws AuthError `TOTP_ALREADY_ENABLED`, `REAUTHENTICATION_REQUIRED` */
+  enrollTotp(): Promise<TotpEnrollment>;
+  /** Turn it on with a first code: the session is upgraded; the recovery
+   * codes, to show once (`null` when the user had some left).
+   * @throws AuthError `MFA_CODE_INVALID`, `TOTP_NOT_ENABLED` */
+  confirmTotp(code: string): Promise<RecoveryCodes>;
+  /** Turn the authenticator app off (a fresh authentication: the step-up
+   * hook).  @throws AuthError `TOTP_NOT_ENABLED` */
+  removeTotp(): Promise<MfaStatus>;
+  /** Ten new recovery codes; the old ones stop working (a fresh
+   * authentication).  @throws AuthError `MFA_NOT_ENABLED` */
+  regenerateRecoveryCodes(): Promise<{ recoveryCodes: string[]; recoveryCodesLeft: number }>;
+  /** Renew the session's `auth_time` (`POST /reauthenticate`): what an
+   * `onReauthenticationRequired` hook answers, sent by the client itself.
+   * @throws AuthError `WRONG_PASSWORD`, `MFA_CODE_INVALID`, `PASSKEY_INVALID` */
+  reauthenticate(proof: ReauthenticationProof): Promise<void>;
+
+  // -- passkeys (TOKENAUTH_PASSKEYS_ENABLED) --------------------------------
+  //
+  // `navigator.credentials` rejects with a DOMException when the user
+  // cancels (`NotAllowedError`); a browser without WebAuthn:
+  // `NotSupportedError`.
+
+  /** Register a passkey of this device for the signed-in user.
+   * @throws AuthError `PASSKEY_REJECTED`, `REAUTHENTICATION_REQUIRED` */
+  registerPasskey(name?: string): Promise<PasskeyInfo>;
+  /** Sign in with a passkey alone (a discoverable credential, user
+   * verification): a full session, `aal` 2.
+   * @throws AuthError `PASSKEY_INVALID`, `PASSKEY_CHALLENGE_INVALID` */
+  loginWithPasskey(): Promise<User | null>;
+  /** Complete a pending session with one of the user's passkeys.
+   * @throws AuthError `PASSKEY_INVALID` */
+  verifyWithPasskey(): Promise<User | null>;
+  listPasskeys(): Promise<PasskeyInfo[]>;
+  /** @throws AuthError `PASSKEY_NOT_FOUND`, `VALIDATION_ERROR` */
+  renamePasskey(id: string, name: string): Promise<PasskeyInfo>;
+  /** (A fresh authentication.)  @throws AuthError `PASSKEY_NOT_FOUND` */
+  removePasskey(id: string): Promise<void>;
+
   /** Listen to session changes; returns the function that stops listening. */
   subscribe(
     listener: (session: Session | null, reason: SessionChangeReason) => void,
@@ -242,3 +408,40 @@ export function takeLinkToken(options?: TakeLinkTokenOptions): string | null;
 
 /** The claims of a JWT, read without verifying it. */
 export function decodeToken(token: string): AccessTokenClaims;
+
+/** base64url (no padding) of bytes. */
+export function toBase64url(buffer: ArrayBuffer | ArrayBufferView): string;
+/** The bytes of a base64url text. */
+export function fromBase64url(text: string): ArrayBuffer;
+/** The server's registration options (`PublicKeyCredentialCreationOptionsJSON`)
+ * as `navigator.credentials.create({publicKey})` takes them. */
+export function creationOptionsFromJSON(
+  options: PublicKeyCredentialCreationOptionsJSON,
+): PublicKeyCredentialCreationOptions;
+/** The server's request options (`PublicKeyCredentialRequestOptionsJSON`) as
+ * `navigator.credentials.get({publicKey})` takes them. */
+export function requestOptionsFromJSON(
+  options: PublicKeyCredentialRequestOptionsJSON,
+): PublicKeyCredentialRequestOptions;
+/** A credential of `create()` or `get()` in the JSON form the server reads. */
+export function credentialToJSON(credential: Credential): CredentialJSON;
+
+/** A WebAuthn credential as `/passkeys/register` and the assertion
+ * endpoints read it (binary fields in base64url). */
+export interface CredentialJSON {
+  id: string;
+  rawId: string;
+  type: string;
+  response: {
+    clientDataJSON: string;
+    /** Registration. */
+    attestationObject?: string;
+    transports?: string[];
+    /** Assertion. */
+    authenticatorData?: string;
+    signature?: string;
+    userHandle?: string | null;
+  };
+  clientExtensionResults: AuthenticationExtensionsClientOutputs;
+  authenticatorAttachment?: string;
+}

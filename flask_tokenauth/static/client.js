@@ -25,12 +25,35 @@
 // page the link opens and removes it from the address bar, and the page
 // POSTs it in a JSON body (resetPassword, verifyEmail, ...).
 //
+// A second factor: a password login of a user with one answers a session
+// that waits for it (`mfaRequired`, and `401 MFA_REQUIRED` from every view
+// until it is completed).  The app's `onMfaRequired` hook says how to
+// complete it (a code, a recovery code, or a passkey), the client sends it
+// to /mfa/verify (or runs the passkey ceremony for /passkeys/verify) and
+// the login, or the refused request, continues.  A view that wants a recent
+// authentication answers `401 REAUTHENTICATION_REQUIRED`: the app's
+// `onReauthenticationRequired` hook asks the user again, the client sends
+// it to /reauthenticate and retries the request once.  Passkeys: the
+// options' base64url fields become the ArrayBuffers `navigator.credentials`
+// wants, and its credential becomes JSON again, here (no library).
+//
 // Types: client.d.ts, next to this file.  Served by the blueprint as
 // <prefix>/client.js and <prefix>/client.d.ts.
 
 const VERSION = '1';
 /** 401 codes after which a refresh may help: retried once with a new token. */
 const REFRESHABLE = new Set(['TOKEN_EXPIRED', 'TOKEN_INVALID', 'TOKEN_REVOKED']);
+/** 401 codes a hook of the app may answer (then the request is retried once). */
+const STEP_UP = new Set(['MFA_REQUIRED', 'REAUTHENTICATION_REQUIRED']);
+/** Errors of a factor after which the hook is asked again (a mistyped code,
+ * a passkey dialog cancelled): with the error, so it can say so. */
+const ASK_AGAIN = new Set([
+  'MFA_CODE_INVALID',
+  'WRONG_PASSWORD',
+  'PASSKEY_INVALID',
+  'PASSKEY_CHALLENGE_INVALID',
+  'VALIDATION_ERROR',
+]);
 /** Bounds a fallback lock held by a tab that went away mid-refresh (ms). */
 const FALLBACK_LOCK_TTL = 10000;
 /** How long a tab waits for competing claims to the fallback lock (ms). */
@@ -107,10 +130,83 @@ function notify(callback, ...args) {
   }
 }
 
+/** Whether a hook's answer asks for a passkey (`'passkey'` or `{passkey: true}`). */
+function isPasskey(proof) {
+  return proof === 'passkey' || (typeof proof === 'object' && proof !== null && proof.passkey === true);
+}
+
 /** A request init with a JSON body (when there is one). */
 function jsonInit(method, body) {
   if (body === undefined) return { method };
   return { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
+}
+
+// -- WebAuthn's JSON forms ------------------------------------------------------
+
+/** base64url (no padding) of an ArrayBuffer or a view of one. */
+export function toBase64url(buffer) {
+  const bytes = buffer instanceof ArrayBuffer ? new Uint8Array(buffer) : new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** The bytes of a base64url (or base64) text, as an ArrayBuffer. */
+export function fromBase64url(text) {
+  const base64 = String(text).replace(/-/g, '+').replace(/_/g, '/');
+  const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0)).buffer;
+}
+
+const withIds = (list) => (list || []).map((c) => ({ ...c, id: fromBase64url(c.id) }));
+
+/** `PublicKeyCredentialCreationOptionsJSON` (the server's registration
+ * options) -> the `publicKey` of `navigator.credentials.create()`. */
+export function creationOptionsFromJSON(options) {
+  return {
+    ...options,
+    challenge: fromBase64url(options.challenge),
+    user: { ...options.user, id: fromBase64url(options.user.id) },
+    excludeCredentials: withIds(options.excludeCredentials),
+  };
+}
+
+/** `PublicKeyCredentialRequestOptionsJSON` -> the `publicKey` of
+ * `navigator.credentials.get()`.  No `allowCredentials` (a sign-in without a
+ * name): the authenticator offers its discoverable credentials. */
+export function requestOptionsFromJSON(options) {
+  const publicKey = { ...options, challenge: fromBase64url(options.challenge) };
+  if (options.allowCredentials) publicKey.allowCredentials = withIds(options.allowCredentials);
+  return publicKey;
+}
+
+/** A `PublicKeyCredential` of `create()` or `get()` as the server reads it
+ * (`credential.toJSON()`'s form: binary fields in base64url). */
+export function credentialToJSON(credential) {
+  const r = credential.response;
+  const response = { clientDataJSON: toBase64url(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = toBase64url(r.attestationObject);
+    if (typeof r.getTransports === 'function') response.transports = r.getTransports();
+  } else {
+    response.authenticatorData = toBase64url(r.authenticatorData);
+    response.signature = toBase64url(r.signature);
+    response.userHandle = r.userHandle ? toBase64url(r.userHandle) : null;
+  }
+  const json = {
+    id: credential.id,
+    rawId: toBase64url(credential.rawId),
+    type: credential.type,
+    response,
+    clientExtensionResults:
+      typeof credential.getClientExtensionResults === 'function'
+        ? credential.getClientExtensionResults()
+        : {},
+  };
+  if (credential.authenticatorAttachment) json.authenticatorAttachment = credential.authenticatorAttachment;
+  return json;
 }
 
 /**
@@ -188,6 +284,8 @@ export function createAuthClient(options = {}) {
   const attachTo = options.attachTo ?? ((url) => url.origin === base.origin);
   const refreshAhead = options.refreshAhead === false ? null : (options.refreshAhead ?? 30);
   const crossTab = options.crossTab ?? true;
+  const onMfaRequired = options.onMfaRequired ?? null;
+  const onReauthenticationRequired = options.onReauthenticationRequired ?? null;
   // Each tab refreshes at its own point of the last quarter of the margin:
   // tabs that share one token do not all refresh at once, the first one's
   // new token reaches the others before their turn.
@@ -252,6 +350,9 @@ export function createAuthClient(options = {}) {
       userId: String(claims.sub),
       sessionId: claims.sid,
       user: user ?? (sameSession ? session.user : null),
+      // 'pending': a second factor is due (/mfa/verify, /passkeys/verify);
+      // 'enroll': TOKENAUTH_MFA "required" and none enrolled yet.
+      mfaState: claims.mfa_state ?? null,
       expiresAt: Date.now() + lifetime,
       lifetime,
       claims: Object.freeze(claims),
@@ -377,6 +478,7 @@ export function createAuthClient(options = {}) {
     const first = await send(request.clone(), sent);
     if (first.status !== 401 || !sent) return first;
     const error = await errorOf(first);
+    if (STEP_UP.has(error.code)) return stepUpAndRetry(request, first, error);
     if (!REFRESHABLE.has(error.code)) return first;
     let fresh = token;
     if (fresh === sent) {
@@ -388,7 +490,81 @@ export function createAuthClient(options = {}) {
     }
     if (!fresh || fresh === sent) return first;
     // The one retry (an aborted request's signal rejects it here).
-    return send(request, fresh);
+    const second = await send(request.clone(), fresh);
+    if (second.status !== 401) return second;
+    const then = await errorOf(second);
+    return STEP_UP.has(then.code) ? stepUpAndRetry(request, second, then) : second;
+  }
+
+  /** A 401 `MFA_REQUIRED` or `REAUTHENTICATION_REQUIRED`: the app's hook
+   * proves what is missing, and the request is sent once more.  Without a
+   * hook, or when the user gives up, the caller gets the 401. */
+  async function stepUpAndRetry(request, refused, error) {
+    let done = false;
+    try {
+      done = error.code === 'MFA_REQUIRED' ? await completeMfa(error) : await stepUp(error);
+    } catch {
+      done = false; // the factor failed otherwise (RATE_LIMITED, offline)
+    }
+    if (!done || !token) return refused;
+    const retry = request.clone();
+    retry.headers.set('Authorization', `Bearer ${token}`);
+    return fetchImpl(retry);
+  }
+
+  /** Single-flight: requests refused at once wait for one answer of the hook. */
+  let mfaFlight = null;
+  let stepUpFlight = null;
+
+  /** Ask `onMfaRequired` for a factor and complete the pending session with
+   * it; again (with the error) after a wrong code or a cancelled passkey.
+   * True once the session is upgraded; false without a hook or when the
+   * hook gives up (answers `null`). */
+  function completeMfa(error) {
+    if (!onMfaRequired) return Promise.resolve(false);
+    mfaFlight ??= (async () => {
+      // Directly, not through fetch's hooks: never waits for itself.
+      const bearer = await currentToken();
+      const status = await direct('GET', '/mfa', undefined, bearer).catch(() => null);
+      return askUntilDone(
+        (last) => onMfaRequired({ status, error: last ?? null, refused: error ?? null }),
+        (proof) => (isPasskey(proof) ? client.verifyWithPasskey() : client.verifyMfa(proof)),
+      );
+    })().finally(() => {
+      mfaFlight = null;
+    });
+    return mfaFlight;
+  }
+
+  /** Ask `onReauthenticationRequired` for a proof and send it to
+   * /reauthenticate (as `completeMfa` does with its hook). */
+  function stepUp(error) {
+    if (!onReauthenticationRequired) return Promise.resolve(false);
+    stepUpFlight ??= askUntilDone(
+      (last) => onReauthenticationRequired({ error: last ?? null, refused: error }),
+      (proof) => client.reauthenticate(proof),
+    ).finally(() => {
+      stepUpFlight = null;
+    });
+    return stepUpFlight;
+  }
+
+  async function askUntilDone(ask, prove) {
+    let last = null;
+    for (;;) {
+      const proof = await ask(last);
+      if (!proof) return false;
+      try {
+        await prove(proof);
+        return true;
+      } catch (e) {
+        const again =
+          (e instanceof AuthError && ASK_AGAIN.has(e.code)) ||
+          (e && (e.name === 'NotAllowedError' || e.name === 'AbortError'));
+        if (!again) throw e;
+        last = e;
+      }
+    }
   }
 
   async function authenticate(path, body, reason) {
@@ -396,12 +572,70 @@ export function createAuthClient(options = {}) {
     await settled();
     const response = await post(path, body);
     if (!response.ok) throw await errorOf(response);
-    const { user, accessToken } = await response.json();
+    const answer = await response.json();
     // A registration may start no session: the address must be verified
     // first (`201 {user, message}`), or the app answers every registration
     // alike, taken address or not (`202 {message}`).
-    if (typeof accessToken === 'string') adopt(accessToken, user, reason);
-    return user ?? null;
+    if (typeof answer.accessToken === 'string') adopt(answer.accessToken, answer.user, reason);
+    return answer;
+  }
+
+  /** `authenticate`, then the second factor its answer asks for (when the
+   * app has an `onMfaRequired` hook); the user. */
+  async function signIn(path, body, reason) {
+    const answer = await authenticate(path, body, reason);
+    if (answer.mfaRequired) await completeMfa(null);
+    return answer.user ?? null;
+  }
+
+  /** A JSON call to the auth API with the access token `bearer` and the
+   * cookies, as is: no refresh, no hook (the factor endpoints, which the
+   * hooks themselves call). */
+  async function direct(method, path, body, bearer) {
+    const init = jsonInit(method, body);
+    init.headers = { ...init.headers };
+    if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
+    const response = await fetchImpl(authUrl(path), { ...init, credentials: 'include' });
+    if (!response.ok) throw await errorOf(response);
+    return response.json();
+  }
+
+  /** A call whose answer upgrades this session (a second factor): the
+   * server rotates the refresh cookie, so it is sent under the refresh lock,
+   * as a password change is, and the new access token is adopted. */
+  async function upgrade(path, body, reason) {
+    const user = session && session.user;
+    const bearer = await currentToken();
+    return withLock(async () => {
+      const answer = await direct('POST', path, body, bearer);
+      if (typeof answer.accessToken === 'string') {
+        adopt(answer.accessToken, answer.user ?? user, reason);
+      }
+      return answer;
+    });
+  }
+
+  function webauthn() {
+    const credentials = options.credentials ?? globalThis.navigator?.credentials;
+    if (!credentials || typeof credentials.create !== 'function') {
+      throw new DOMException('This browser has no WebAuthn (passkeys)', 'NotSupportedError');
+    }
+    return credentials;
+  }
+
+  /** `navigator.credentials.get` with the server's request options; the
+   * assertion in JSON. */
+  async function assertion(optionsJSON) {
+    const credential = await webauthn().get({ publicKey: requestOptionsFromJSON(optionsJSON) });
+    if (!credential) throw new DOMException('No passkey was chosen', 'NotAllowedError');
+    return credentialToJSON(credential);
+  }
+
+  /** A passkey's assertion over the options of /passkeys/verify/options
+   * (the second factor, and a step-up), for the session's own passkeys. */
+  async function sessionAssertion() {
+    const bearer = await currentToken();
+    return assertion(await direct('POST', '/passkeys/verify/options', undefined, bearer));
   }
 
   /** A JSON call to the auth API with the access token (sessions, password). */
@@ -461,8 +695,10 @@ export function createAuthClient(options = {}) {
     fetch: authFetch,
     refresh: () => refresh('refresh'),
     getAccessToken: currentToken,
-    login: (email, password) => authenticate('/login', { email, password }, 'login'),
-    register: (email, password) => authenticate('/register', { email, password }, 'register'),
+    login: (email, password) => signIn('/login', { email, password }, 'login'),
+    async register(email, password) {
+      return (await authenticate('/register', { email, password }, 'register')).user ?? null;
+    },
     async logout() {
       // A refresh in flight would otherwise hand us a token after logout.
       await settled();
@@ -491,15 +727,26 @@ export function createAuthClient(options = {}) {
       // (hence credentials, for an API on another origin).  Sent under the
       // refresh lock, so that no tab refreshes with the old cookie meanwhile.
       const user = session && session.user;
-      const bearer = await currentToken();
-      await withLock(async () => {
-        const init = jsonInit('POST', { currentPassword, newPassword });
-        if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
-        const response = await fetchImpl(authUrl('/password'), { ...init, credentials: 'include' });
-        if (!response.ok) throw await errorOf(response);
-        const { accessToken } = await response.json();
-        adopt(accessToken, user, 'password-changed');
-      });
+      const attempt = async () => {
+        const bearer = await currentToken();
+        await withLock(async () => {
+          const init = jsonInit('POST', { currentPassword, newPassword });
+          if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
+          const response = await fetchImpl(authUrl('/password'), { ...init, credentials: 'include' });
+          if (!response.ok) throw await errorOf(response);
+          const { accessToken } = await response.json();
+          adopt(accessToken, user, 'password-changed');
+        });
+      };
+      try {
+        await attempt();
+      } catch (error) {
+        // A sign-in too old for a password change: the step-up hook, then
+        // once more (outside the lock: /reauthenticate does not rotate).
+        if (!(error instanceof AuthError && error.code === 'REAUTHENTICATION_REQUIRED')) throw error;
+        if (!(await stepUp(error))) throw error;
+        await attempt();
+      }
     },
     // -- the account flows (answers of 202: the mail goes out after them) --
     forgotPassword: (email) => send('/forgot-password', { email }),
@@ -528,7 +775,66 @@ export function createAuthClient(options = {}) {
       const body = proof && 'token' in proof
         ? { token: proof.token }
         : { email: proof?.email, code: proof?.code };
-      return authenticate('/email-login/verify', body, 'email-login');
+      return signIn('/email-login/verify', body, 'email-login');
+    },
+    // -- the second factor ---------------------------------------------------
+    get mfaPending() {
+      return session !== null && session.mfaState === 'pending';
+    },
+    async verifyMfa(proof) {
+      const body =
+        proof && proof.recoveryCode !== undefined
+          ? { recoveryCode: proof.recoveryCode }
+          : { code: proof?.code };
+      return (await upgrade('/mfa/verify', body, 'mfa-verified')).user ?? session?.user ?? null;
+    },
+    mfaStatus: () => call('GET', '/mfa'),
+    enrollTotp: () => call('POST', '/mfa/totp/enroll'),
+    async confirmTotp(code) {
+      const answer = await upgrade('/mfa/totp/confirm', { code }, 'mfa-verified');
+      return {
+        recoveryCodes: answer.recoveryCodes ?? null,
+        recoveryCodesLeft: answer.recoveryCodesLeft ?? null,
+      };
+    },
+    removeTotp: () => call('DELETE', '/mfa/totp'),
+    regenerateRecoveryCodes: () => call('POST', '/mfa/recovery-codes'),
+    async reauthenticate(proof) {
+      let body;
+      if (isPasskey(proof)) body = { credential: await sessionAssertion() };
+      else if (proof && proof.password !== undefined) body = { password: proof.password };
+      else body = { code: proof?.code };
+      const bearer = await currentToken();
+      const { accessToken } = await direct('POST', '/reauthenticate', body, bearer);
+      adopt(accessToken, undefined, 'reauthenticated');
+    },
+    // -- passkeys --------------------------------------------------------------
+    async registerPasskey(name) {
+      const options = await call('POST', '/passkeys/register/options');
+      const credential = await webauthn().create({ publicKey: creationOptionsFromJSON(options) });
+      if (!credential) throw new DOMException('No passkey was made', 'NotAllowedError');
+      const body = { credential: credentialToJSON(credential) };
+      if (name !== undefined) body.name = name;
+      return (await call('POST', '/passkeys/register', body)).passkey;
+    },
+    async loginWithPasskey() {
+      // The options set a sign-in cookie the answer is bound to.
+      const options = await send('/passkeys/login/options');
+      const credential = await assertion(options);
+      return (await authenticate('/passkeys/login', { credential }, 'passkey-login')).user ?? null;
+    },
+    async verifyWithPasskey() {
+      const credential = await sessionAssertion();
+      return (await upgrade('/passkeys/verify', { credential }, 'mfa-verified')).user ?? session?.user ?? null;
+    },
+    async listPasskeys() {
+      return (await call('GET', '/passkeys')).passkeys;
+    },
+    async renamePasskey(id, name) {
+      return (await call('PATCH', `/passkeys/${encodeURIComponent(id)}`, { name })).passkey;
+    },
+    async removePasskey(id) {
+      await call('DELETE', `/passkeys/${encodeURIComponent(id)}`);
     },
     subscribe(listener) {
       listeners.add(listener);

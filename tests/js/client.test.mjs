@@ -84,7 +84,7 @@ test('imports with no window, document, navigator or location (SSR, bundlers)', 
     timeout: 10000,
   });
   assert.equal(result.status, 0, result.stderr);
-  assert.equal(result.stdout.trim(), 'AuthError,createAuthClient,decodeToken,takeLinkToken');
+  assert.equal(result.stdout.trim(), 'AuthError,createAuthClient,creationOptionsFromJSON,credentialToJSON,decodeToken,fromBase64url,requestOptionsFromJSON,takeLinkToken,toBase64url');
 });
 
 test('decodeToken reads base64url (- and _) and UTF-8 payloads', () => {

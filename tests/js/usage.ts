@@ -7,9 +7,23 @@
 import {
   AuthError,
   createAuthClient,
+  creationOptionsFromJSON,
+  credentialToJSON,
   decodeToken,
+  fromBase64url,
+  requestOptionsFromJSON,
   takeLinkToken,
+  toBase64url,
   type AccessTokenClaims,
+  type CredentialJSON,
+  type MfaAnswer,
+  type MfaRequiredContext,
+  type MfaStatus,
+  type PasskeyInfo,
+  type ReauthenticationContext,
+  type ReauthenticationProof,
+  type RecoveryCodes,
+  type TotpEnrollment,
   type AuthClient,
   type AuthClientOptions,
   type EmailLoginProof,
@@ -214,6 +228,86 @@ export async function demo(): Promise<void> {
   expectType<string>(takeLinkToken());
   // @ts-expect-error ready is a promise, not the session
   expectType<Session | null>(auth.ready);
+  // @ts-expect-error a code or a recovery code, not both missing
+  await auth.verifyMfa({});
+  // @ts-expect-error the hook answers a proof, not a bare code
+  createAuthClient({ onMfaRequired: () => '123456' });
+  // @ts-expect-error a reauthentication proof names what it is
+  await auth.reauthenticate('password');
+  // @ts-expect-error the passkey's new name is required
+  await auth.renamePasskey('id');
   void reason;
   void id;
+}
+
+// -- the second factor and passkeys ------------------------------------------
+
+export async function secondFactor(): Promise<void> {
+  const auth = createAuthClient({
+    async onMfaRequired(context: MfaRequiredContext): Promise<MfaAnswer> {
+      expectType<MfaStatus | null>(context.status);
+      expectType<AuthError | null>(context.refused);
+      if (context.status && context.status.passkeys > 0) return 'passkey';
+      if (context.error) return null;
+      return { code: '123456' };
+    },
+    onReauthenticationRequired(context: ReauthenticationContext): ReauthenticationProof | null {
+      expectType<AuthError>(context.refused);
+      return context.error ? null : { password: 'correct horse battery' };
+    },
+    credentials: navigator.credentials,
+  });
+  createAuthClient({ onMfaRequired: () => ({ recoveryCode: 'k3m7q-x2ab9' }) });
+  createAuthClient({ onMfaRequired: () => ({ passkey: true }), onReauthenticationRequired: () => 'passkey' });
+
+  await auth.login('user@example.com', 'correct horse battery');
+  expectType<boolean>(auth.mfaPending);
+  const state: 'pending' | 'enroll' | null | undefined = auth.session?.mfaState;
+  void state;
+  expectType<number | undefined>(auth.session?.claims.aal);
+  expectType<string[] | undefined>(auth.session?.claims.amr);
+  expectType<number | undefined>(auth.session?.claims.auth_time);
+  await auth.verifyMfa({ code: '123456' });
+  await auth.verifyMfa({ recoveryCode: 'k3m7q-x2ab9' });
+  const status: MfaStatus = await auth.mfaStatus();
+  expectType<boolean>(status.totp.enabled);
+  expectType<number>(status.recoveryCodesLeft);
+
+  const enrollment: TotpEnrollment = await auth.enrollTotp();
+  expectType<string>(enrollment.qrSvg);
+  expectType<string>(enrollment.otpauthUri);
+  const codes: RecoveryCodes = await auth.confirmTotp('123456');
+  expectType<string[] | null>(codes.recoveryCodes);
+  const fresh = await auth.regenerateRecoveryCodes();
+  expectType<string[]>(fresh.recoveryCodes);
+  expectType<MfaStatus>(await auth.removeTotp());
+  await auth.reauthenticate({ password: 'correct horse battery' });
+  await auth.reauthenticate({ code: '123456' });
+  await auth.reauthenticate('passkey');
+
+  const passkey: PasskeyInfo = await auth.registerPasskey('Laptop');
+  await auth.registerPasskey();
+  expectType<boolean>(passkey.backedUp);
+  expectType<string | null>(passkey.lastUsedAt);
+  const list: PasskeyInfo[] = await auth.listPasskeys();
+  await auth.renamePasskey(list[0]?.id ?? '', 'Phone');
+  await auth.removePasskey(passkey.id);
+  expectType<User | null>(await auth.loginWithPasskey());
+  expectType<User | null>(await auth.verifyWithPasskey());
+
+  const bytes: ArrayBuffer = fromBase64url(toBase64url(new Uint8Array([1, 2])));
+  void bytes;
+  const creation: PublicKeyCredentialCreationOptions = creationOptionsFromJSON({
+    challenge: 'AA',
+    rp: { name: 'x' },
+    user: { id: 'AQ', name: 'n', displayName: 'n' },
+    pubKeyCredParams: [{ type: 'public-key', alg: -7 }],
+  });
+  const request: PublicKeyCredentialRequestOptions = requestOptionsFromJSON({ challenge: 'AA' });
+  const made = await navigator.credentials.create({ publicKey: creation });
+  if (made) {
+    const sent: CredentialJSON = credentialToJSON(made);
+    expectType<string>(sent.rawId);
+  }
+  void request;
 }
