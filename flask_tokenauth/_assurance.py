@@ -38,6 +38,7 @@ from ._session_start import session_response, start_family
 from ._state import TokenAuthState
 from ._step_up import require_aal as require_aal
 from ._step_up import require_fresh as require_fresh
+from ._step_up import require_to_add_factor as require_to_add_factor
 from .errors import TokenRevoked
 from .models import RefreshToken, Session
 

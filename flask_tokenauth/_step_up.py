@@ -67,6 +67,21 @@ def require_aal(claims: dict[str, Any], aal: int) -> None:
         raise MfaRequired()
 
 
+def require_to_add_factor(claims: dict[str, Any]) -> None:
+    """Refuse adding a factor (an authenticator app, a passkey) for a user
+    who has one already, unless the session proved a factor (``aal`` 2:
+    ``401 MFA_REQUIRED``) and recently (``401 REAUTHENTICATION_REQUIRED``).
+
+    A recent password alone is not enough: a session that started before
+    the user's first factor (or under ``TOKENAUTH_MFA = "required"``
+    before it was enrolled elsewhere) is ``aal`` 1 and never restricted,
+    and ``/reauthenticate`` with the password keeps it fresh; adding its
+    own authenticator would turn a stolen password into a second factor.
+    """
+    require_aal(claims, 2)
+    require_fresh(claims)
+
+
 def requiring(
     aal: int | None, fresh: bool | int | float | timedelta | None
 ) -> Check | None:

@@ -144,6 +144,14 @@ def device() -> Authenticator:
     return Authenticator(ORIGIN)
 
 
+def proved(passkeys: Passkeys, device: Authenticator, token: str) -> str:
+    """The session's token once it proved its passkey (``aal`` 2): what
+    adding another factor asks of a user who has one."""
+    response = passkeys.verify(device, token)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["accessToken"]  # type: ignore[no-any-return]
+
+
 def registered(passkeys: Passkeys, device: Authenticator, token: str) -> dict[str, Any]:
     response = passkeys.register(device, token)
     assert response.status_code == 201, response.get_data(as_text=True)
@@ -200,7 +208,7 @@ def test_creation_options_ask_for_a_discoverable_credential(
 
     # A second passkey: the first one is excluded, the handle is the same.
     first = registered(passkeys, device, token)
-    again = passkeys.register_options(token).get_json()
+    again = passkeys.register_options(proved(passkeys, device, token)).get_json()
     assert [c["id"] for c in again["excludeCredentials"]] == [first["id"]]
     assert again["user"]["id"] == options["user"]["id"]
     assert again["challenge"] != options["challenge"]
@@ -227,6 +235,7 @@ def test_register_list_rename_remove(
 
     # No name: numbered.
     other = Authenticator(ORIGIN)
+    token = proved(passkeys, device, token)
     second = passkeys.register(other, token).get_json()["passkey"]
     assert second["name"] == "Passkey 2"
 
@@ -333,6 +342,7 @@ def test_a_registration_answer_is_spent_with_its_challenge(
         f"{P}/register", json={"credential": credential}, headers=bearer(token)
     )
     assert first.status_code == 201
+    token = proved(passkeys, device, token)
     again = passkeys.client.post(
         f"{P}/register", json={"credential": credential}, headers=bearer(token)
     )
@@ -782,8 +792,14 @@ def test_a_first_passkey_needs_no_step_up_a_second_one_does(
     stale = passkeys.client.post("/api/auth/refresh").get_json()["accessToken"]
     # No factor yet: the password session may add its first passkey.
     assert passkeys.register(device, stale).status_code == 201
-    # Now it has one: adding another is a sensitive change.
-    assert_code(passkeys.register_options(stale), 401, "REAUTHENTICATION_REQUIRED")
+    # Now it has one: adding another wants it proved (the password session
+    # is aal 1), and recently.
+    assert_code(passkeys.register_options(stale), 401, "MFA_REQUIRED")
+    verified = passkeys.verify(device, stale)
+    assert verified.status_code == 200, verified.get_data(as_text=True)
+    assert (
+        passkeys.register_options(verified.get_json()["accessToken"]).status_code == 200
+    )
 
 
 # -- The host's own users ---------------------------------------------------------
@@ -923,3 +939,21 @@ def test_required_verification_applies_to_a_passkey_sign_in(make_app: Any) -> No
         response = Passkeys(required.test_client()).login(device)
     assert_code(response, 403, "EMAIL_NOT_VERIFIED")
     assert seen == [{"user_id": int(claims(token)["sub"])}]
+
+
+def test_a_password_session_cannot_add_a_passkey_once_the_user_has_one(
+    app: Flask, passkeys: Passkeys, token: str, device: Authenticator
+) -> None:
+    """A session of the password alone (started before the user's first
+    passkey, kept fresh by ``/reauthenticate`` with the password) must not
+    add its own passkey: that would sign in without the user's."""
+    thief = Passkeys(app.test_client())
+    stolen = Auth(thief.client).login(EMAIL).get_json()["accessToken"]
+    registered(passkeys, device, token)  # the user's, from their own session
+    renewed = thief.client.post(
+        "/api/auth/reauthenticate", json={"password": PASSWORD}, headers=bearer(stolen)
+    )
+    assert renewed.status_code == 200, renewed.get_data(as_text=True)
+    fresh = renewed.get_json()["accessToken"]
+    assert_code(thief.register_options(fresh), 401, "MFA_REQUIRED")
+    assert passkeys.list(token) and len(passkeys.list(token)) == 1

@@ -165,3 +165,31 @@ def test_a_waiting_session_cannot_enrol_or_remove(app: Flask, clock: Clock) -> N
     for method, path in [("post", "/mfa/totp/enroll"), ("delete", "/mfa/totp")]:
         response = getattr(client, method)(PREFIX + path, headers=bearer(token))
         assert response.status_code == 401 and response.json["code"] == "MFA_REQUIRED"
+
+
+@pytest.mark.parametrize("mfa", ["optional", "required"])
+@pytest.mark.parametrize("step", ["enroll", "confirm"])
+def test_a_password_only_session_cannot_add_an_authenticator_once_the_user_has_a_factor(
+    make_app: Any, clock: Clock, engine: Engine, mfa: str, step: str
+) -> None:
+    """A session that began before the user's first factor (aal 1, never
+    restricted; under ``required`` an enrolment session) must not turn the
+    password it was started with into a second factor: after the user got a
+    passkey elsewhere, its own authenticator would pass every later login."""
+    app = with_views(make_app(TOKENAUTH_MFA=mfa, **LIMITS))
+    thief = member(app)
+    secret = thief.enroll() if step == "confirm" else None
+    give_passkey(engine, claims_of(thief.token)["sub"])
+    if mfa == "optional":
+        # The password renews the authentication: fresh, no factor proved.
+        # (An enrolment session is fresh from its login.)
+        renewed = thief.post("/reauthenticate", {"password": "correct horse battery"})
+        assert renewed.status_code == 200, renewed.json
+        thief.token = renewed.json["accessToken"]
+    if secret is None:
+        response = thief.post("/mfa/totp/enroll")
+    else:
+        response = thief.post("/mfa/totp/confirm", {"code": code(secret, clock.step)})
+    assert response.status_code == 401, response.json
+    assert response.json["code"] == "MFA_REQUIRED"
+    assert claims_of(thief.token)["aal"] == 1

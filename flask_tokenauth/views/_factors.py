@@ -33,12 +33,12 @@ fresh_view = login_required(fresh=True)
 pending_view = login_required(mfa_pending=True, mfa_enrollment=True)
 
 
-def require_fresh() -> None:
-    """Refuse a token whose authentication is older than
-    ``TOKENAUTH_REAUTHENTICATION_MAX_AGE``: ``401
-    REAUTHENTICATION_REQUIRED`` (``/reauthenticate`` renews it).  For a view
+def require_to_add_factor() -> None:
+    """Refuse adding a factor to a user who has one unless the session
+    proved a factor, recently (see :func:`.._assurance.require_to_add_factor`):
+    ``401 MFA_REQUIRED`` or ``401 REAUTHENTICATION_REQUIRED``.  For a view
     that needs it only sometimes (an enrolment by a user with a factor)."""
-    assurance.require_fresh(dict(current_claims))
+    assurance.require_to_add_factor(dict(current_claims))
 
 
 def caller(state: TokenAuthState) -> tuple[Any, str]:

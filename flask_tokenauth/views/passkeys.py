@@ -101,16 +101,17 @@ def _caller() -> tuple[Any, str, str]:
 
 def _require_fresh_if_factor(state: TokenAuthState, sub: str) -> None:
     """Adding a passkey is adding a way in: for a user who has a second
-    factor already, as sensitive as removing one (a fresh authentication,
-    ``401 REAUTHENTICATION_REQUIRED``).  A first passkey needs none: until
-    then the password alone is the account."""
+    factor already, the session must have proved one, recently (``401
+    MFA_REQUIRED``, ``401 REAUTHENTICATION_REQUIRED``; see
+    :func:`.._assurance.require_to_add_factor`).  A first passkey needs
+    none: until then the password alone is the account."""
     settings = state.settings
     with state.db.begin() as conn:
         has_factor = _assurance.has_second_factor(
             conn, sub, totp=settings.totp_enabled, passkeys=True
         )
     if has_factor:
-        _assurance.require_fresh(current_claims)
+        _assurance.require_to_add_factor(current_claims)
 
 
 # -- Registration ----------------------------------------------------------------

@@ -49,7 +49,7 @@ def enroll() -> Response:
     user, user_id = factors.caller(state)
     with state.db.begin() as conn:
         if mfa_status.has_factor(conn, user_id):
-            factors.require_fresh()
+            factors.require_to_add_factor()
         try:
             secret = totp.begin(state.settings, conn, user_id)
         except totp.AlreadyEnabled:
@@ -75,6 +75,10 @@ def confirm() -> Response:
     attempt = lockout.guard(state, "user:" + user_id, lockout.SECOND_FACTOR)
     codes: list[str] | None = None
     with state.db.begin() as conn:
+        # Asked again: a factor (a passkey) may have come since the enrolment
+        # began, and this confirmation upgrades the session.
+        if mfa_status.has_factor(conn, user_id):
+            factors.require_to_add_factor()
         try:
             confirmed = totp.confirm(state.settings, conn, user_id, code)
         except totp.NotEnrolled:
