@@ -40,8 +40,9 @@ refresh_grace_used = _signals.signal("tokenauth.refresh-grace-used")
 refresh_token_reused = _signals.signal("tokenauth.refresh-token-reused")
 #: Sessions were revoked. ``user_id``, ``session_ids``, ``reason`` (one of
 #: ``"logout"``, ``"reuse"``, ``"revoked"``, ``"logout-others"``,
-#: ``"logout-all"``, ``"password-changed"``, ``"admin"``,
-#: ``"email-change-cancelled"``).
+#: ``"logout-all"``, ``"password-changed"``, ``"password-reset"``,
+#: ``"admin"``, ``"user-gone"``, ``"email-change-cancelled"``,
+#: ``"email-verified"``, ``"mfa-reset"``).
 session_revoked = _signals.signal("tokenauth.session-revoked")
 #: A client logged out. ``user_id`` and ``session_id`` (``None`` if its
 #: cookie was missing or unknown); once per session if it sent several.

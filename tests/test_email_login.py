@@ -248,6 +248,39 @@ def test_an_unverified_user_signs_in_verified(
     assert Auth(client).login().status_code == 200
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_proving_the_address_first_ends_the_earlier_sessions(
+    app: Flask, mailbox: Mailbox, method: Callable[..., TestResponse]
+) -> None:
+    """Account pre-hijacking: whoever registered the address with their own
+    password before its owner is signed out when the owner first proves the
+    mailbox; a later email sign-in ends nobody's session."""
+    attacker = app.test_client()
+    registered = Auth(attacker).register()
+    assert registered.status_code == 201
+    stolen = registered.get_json()["accessToken"]
+    revoked: list[dict[str, Any]] = []
+    signals.session_revoked.connect(
+        lambda _app, **kw: revoked.append(kw), app, weak=False
+    )
+    owner = app.test_client()
+    ask(owner)
+    response = method(owner, *mailbox.last())
+    assert response.status_code == 200, response.get_json()
+    access = response.get_json()["accessToken"]
+    assert [r["reason"] for r in revoked] == ["email-verified"]
+    assert attacker.get("/api/auth/sessions", headers=bearer(stolen)).status_code == 401
+    assert Auth(attacker).refresh().status_code == 401
+    # The owner's session is not touched, and nothing more ends later.
+    sessions = owner.get("/api/auth/sessions", headers=bearer(access))
+    assert sessions.status_code == 200 and len(sessions.get_json()["sessions"]) == 1
+    other = app.test_client()
+    ask(other)
+    assert method(other, *mailbox.last()).status_code == 200
+    assert len(revoked) == 1
+    assert owner.get("/api/auth/sessions", headers=bearer(access)).status_code == 200
+
+
 # -- refused -------------------------------------------------------------------
 
 

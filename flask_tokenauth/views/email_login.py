@@ -38,6 +38,7 @@ from .._ratelimit import mail_allowed
 from .._refresh import IssuedToken
 from .._session_start import session_response as _session_response
 from .._session_start import start_family as _start_family
+from .._sessions import announce_revoked, revoke_in
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, require_string
 from .._verification import announce, mark_verified
@@ -202,8 +203,15 @@ def _sign_in(
         # Whoever read the mail controls the mailbox: the address is proved
         # as a verification link proves it.  Committed before the session
         # starts, so that the session reads it as any session would.
+        # Every earlier session ends with it: they were started by someone
+        # who had the password only, maybe not the owner of the address
+        # (account pre-hijacking: registered with the victim's address
+        # before the victim, and kept signed in).
+        sub = store.sub_of(user)
         with state.db.begin() as conn:
             mark_verified(state, conn, user, spent.email)
+            revoked = revoke_in(state, conn, sub, cutoff=True)
+        announce_revoked(state, sub, revoked, "email-verified")
         verified_now = spent.email
         # Read again: the object predates the mark, and the session's
         # ``email_verified`` claim is read from it.
