@@ -78,12 +78,20 @@ class BuiltinUserStore(UserStore):
         if not self._watching:
             self._watching = True
             _bulk.watch(
-                User, to_sub=str, revoke=self._revoke, objects=True, tell=self._tell
+                User,
+                to_sub=str,
+                revoke=self._revoke,
+                objects=True,
+                tell=self._tell,
+                forget=self._forget,
             )
         self._apps.add(app)
 
     def _revoke(self, subs: list[str]) -> list[str]:
         return _bulk.revoke_on_apps(self._apps, subs)
+
+    def _forget(self, subs: list[str]) -> None:
+        _bulk.forget_on_apps(self._apps, subs)
 
     def _tell(self, session_ids: list[str]) -> None:
         _bulk.tell_apps(self._apps, session_ids)

@@ -16,7 +16,10 @@ has registered with :func:`watch`:
   that does not set the ``is_active`` column is not looked at: no query);
 * and, once the session commits, ends every session of those users with a
   cutoff, as the ORM events do (nothing if it rolls back, or if the
-  savepoint the statement ran in does).
+  savepoint the statement ran in does); for users *deleted*, also removes
+  their second factors (authenticator app, passkeys, recovery codes): a
+  host's table may give the next user the same id, who must not inherit
+  them (a disabled user keeps theirs).
 
 The unit of work's own deletes and deactivations (``session.delete(user)``,
 ``user.active = False``, then a flush) are watched here too, for a store that
@@ -51,6 +54,8 @@ _PENDING = "tokenauth_bulk_revoke_at_commit"
 Revoke = Callable[[list[str]], "list[str] | None"]
 #: Tells a store's revocation stores of sessions revoked by another's.
 Tell = Callable[[list[str]], None]
+#: Removes what the library keeps of deleted users (their second factors).
+Forget = Callable[[list[str]], None]
 ToSub = Callable[[Any], str]
 
 
@@ -66,6 +71,7 @@ class _Watch:
     _to_sub: Callable[[], ToSub | None]
     _revoke: Callable[[], Revoke | None]
     _tell: Callable[[], Tell | None]
+    _forget: Callable[[], Forget | None]
     #: The model's table: a Core statement run through a session names the
     #: ``Table`` object itself (another model's table of the same name, on
     #: another ``MetaData``, is not this one).
@@ -94,6 +100,11 @@ class _Watch:
         revoke = self._revoke()
         return None if revoke is None else revoke(subs)
 
+    def forget(self, subs: list[str]) -> None:
+        forget = self._forget()
+        if forget is not None:
+            forget(subs)
+
     def tell(self, session_ids: list[str]) -> None:
         tell = self._tell()
         if tell is not None:
@@ -117,6 +128,7 @@ def watch(
     active: str | None = None,
     objects: bool = False,
     tell: Tell | None = None,
+    forget: Forget | None = None,
 ) -> None:
     """End the sessions of the users of ``model`` that an ORM bulk DELETE
     removes, or (with ``active``, the name of a boolean column) that an ORM
@@ -129,6 +141,8 @@ def watch(
         (``session.delete(user)``), for a store without its own hook.
     :param tell: tells the store's revocation stores of sessions revoked
         through another store (see :func:`_after_commit`).
+    :param forget: removes what is kept of the given deleted ``sub``\\ s
+        (called after the commit, after ``revoke``; it logs its own errors).
     """
     mapper = sa_inspect(model)
     (pk,) = mapper.primary_key
@@ -141,6 +155,7 @@ def watch(
         _to_sub=_weak(to_sub),
         _revoke=_weak(revoke),
         _tell=(lambda: None) if tell is None else _weak(tell),
+        _forget=(lambda: None) if forget is None else _weak(forget),
         table=table,
         objects=objects,
     )
@@ -164,7 +179,7 @@ def _on_delete(mapper: Any, connection: Any, target: Any) -> None:
     for w in _watches:
         if w.objects and w.alive() and mapper.isa(sa_inspect(w.model)):
             key = getattr(target, mapper.get_property_by_column(w.pk).key)
-            _pend(session, w, w.subs([key]))
+            _pend(session, w, w.subs([key]), deleted=True)
 
 
 def _on_update(mapper: Any, connection: Any, target: Any) -> None:
@@ -274,22 +289,25 @@ def _on_execute(orm_state: ORMExecuteState) -> Any:
     for w, keys in matched:
         if orm_state.is_update:
             keys = _inactive(session, w, keys)
-        _pend(session, w, w.subs(keys))
+        _pend(session, w, w.subs(keys), deleted=orm_state.is_delete)
     return result
 
 
-def _pend(session: Session, w: _Watch, subs: set[str]) -> None:
-    """Revoke ``subs`` once ``session`` commits; forgotten if the savepoint
-    (or transaction) it happened in rolls back."""
+def _pend(
+    session: Session, w: _Watch, subs: set[str], *, deleted: bool = False
+) -> None:
+    """Revoke ``subs`` (and, ``deleted``, forget their factors) once
+    ``session`` commits; forgotten if the savepoint (or transaction) it
+    happened in rolls back."""
     if subs:
         transaction = session.get_nested_transaction() or session.get_transaction()
         pending: list[_Pending] = session.info.setdefault(_PENDING, [])
-        pending.append((transaction, w, subs))
+        pending.append((transaction, w, subs, deleted))
 
 
 #: A revocation waiting for the commit: the (innermost) transaction of the
-#: statement, the watch, the users.
-_Pending = tuple[Any, _Watch, set[str]]
+#: statement, the watch, the users, and whether they were deleted.
+_Pending = tuple[Any, _Watch, set[str], bool]
 
 
 def _after_commit(session: Session) -> None:
@@ -302,8 +320,11 @@ def _after_commit(session: Session) -> None:
     session the others revoked."""
     pending: list[_Pending] | None = session.info.pop(_PENDING, None)
     by_watch: dict[_Watch, set[str]] = {}
-    for _, w, subs in pending or ():
+    deleted: dict[_Watch, set[str]] = {}
+    for _, w, subs, gone in pending or ():
         by_watch.setdefault(w, set()).update(subs)
+        if gone:
+            deleted.setdefault(w, set()).update(subs)
     revoked: list[str] = []
     for w, subs in by_watch.items():
         try:
@@ -316,6 +337,8 @@ def _after_commit(session: Session) -> None:
     if revoked and len(by_watch) > 1:
         for w in by_watch:
             w.tell(revoked)
+    for w, subs in deleted.items():
+        w.forget(sorted(subs))
 
 
 def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
@@ -359,6 +382,28 @@ def revoke_on_apps(apps: Iterable[Any], subs: list[str]) -> list[str]:
                         sub,
                     )
     return revoked
+
+
+def forget_on_apps(apps: Iterable[Any], subs: list[str]) -> None:
+    """Remove the second factors of the deleted users ``subs`` from each of
+    ``apps``' database, logging (not raising) a failure: the host's commit
+    has happened.  Until it is done, a factor of a deleted user signs in
+    nobody (the user store finds no such user); a new user given the same
+    id would inherit it."""
+    from . import _mfa_status as mfa_status
+    from ._state import get_state
+
+    for app in list(apps):
+        with app.app_context():
+            try:
+                with get_state(app).db.begin() as conn:
+                    for sub in subs:
+                        mfa_status.remove_all(conn, sub)
+            except Exception:
+                logger.exception(
+                    "tokenauth could not remove the second factors of deleted users %s",
+                    ", ".join(subs),
+                )
 
 
 def tell_apps(apps: Iterable[Any], session_ids: list[str]) -> None:

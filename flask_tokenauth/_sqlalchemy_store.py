@@ -237,12 +237,18 @@ class SQLAlchemyUserStore(UserStore):
                 revoke=self._revoke,
                 active=self._is_active if isinstance(self._is_active, str) else None,
                 objects=True,
+                forget=self._forget,
             )
 
     def _revoke(self, subs: list[str]) -> list[str]:
         """End every session of ``subs`` on every app this store serves
         (errors logged, not raised: see :func:`._bulk_revocation.revoke_on_apps`)."""
         return _bulk.revoke_on_apps(self._apps, subs)
+
+    def _forget(self, subs: list[str]) -> None:
+        """Remove the second factors of deleted users (a host's ids may be
+        given again: see :func:`._bulk_revocation.forget_on_apps`)."""
+        _bulk.forget_on_apps(self._apps, subs)
 
     # -- ids ---------------------------------------------------------------------
 

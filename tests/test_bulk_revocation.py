@@ -5,15 +5,16 @@ built-in ``User``, with each revocation store, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from flask_tokenauth._state import get_state
-from flask_tokenauth.models import User
+from flask_tokenauth.models import Passkey, RecoveryCode, TotpSecret, User
 from flask_tokenauth.userstore import SQLAlchemyUserStore
 
 from .conftest import Auth, bearer
@@ -260,3 +261,94 @@ def test_a_table_of_the_same_name_on_other_metadata_is_not_watched() -> None:
         assert session.execute(delete(Person.__table__)).rowcount == 2
         session.commit()
     assert revoked == [["2"]]
+
+
+# -- Second factors of deleted users ------------------------------------------------
+
+_FACTOR_TABLES = (TotpSecret.__table__, RecoveryCode.__table__, Passkey.__table__)
+
+
+def give_factors(engine: Engine, sub: str) -> None:
+    """An authenticator app, a recovery code and a passkey for ``sub``, as
+    the flows leave them (not checked here)."""
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(TotpSecret.__table__).values(
+                user_id=sub, secret="x", created_at=now, confirmed_at=now
+            )
+        )
+        conn.execute(
+            insert(RecoveryCode.__table__).values(
+                user_id=sub, code_hash="h" + sub, created_at=now
+            )
+        )
+        conn.execute(
+            insert(Passkey.__table__).values(
+                id="cred-" + sub,
+                user_id=sub,
+                public_key="pk",
+                sign_count=0,
+                name="Key",
+                user_handle="handle",
+                backed_up=False,
+                created_at=now,
+            )
+        )
+
+
+def factors_of(engine: Engine, sub: str) -> list[int]:
+    with engine.connect() as conn:
+        return [
+            len(conn.execute(select(t).where(t.c.user_id == sub)).all())
+            for t in _FACTOR_TABLES
+        ]
+
+
+def _delete_object(s: Session, m: type[Any]) -> None:
+    s.delete(s.scalars(select(m).where(m.username == "alice")).one())
+
+
+@pytest.mark.parametrize("how", [*BULK, "object"])
+def test_a_deleted_users_second_factors_go_with_them(
+    engine: Engine,
+    host: type[Any],  # noqa: F811
+    how: str,
+) -> None:
+    """A host's table may give a deleted user's id to the next user, who
+    must not inherit the old user's authenticator app, recovery codes and
+    passkeys (a passkey would sign the old owner in as them).  A disabled
+    user keeps theirs (they may be enabled again)."""
+    store = SQLAlchemyUserStore(host, login="username", is_active="active")
+    app = host_app(engine, store, TOKENAUTH_REVOCATION="database")
+    two_users(engine, host, app)
+    with Session(engine) as session:
+        alice = str(alice_id(session, host))
+        bob = str(session.scalar(select(host.id).where(host.username == "bob")))
+    give_factors(engine, alice)
+    give_factors(engine, bob)
+    with Session(engine) as session:
+        (_delete_object if how == "object" else BULK[how])(session, host)
+        session.commit()
+    deleted = "delete" in how or how == "object"
+    assert factors_of(engine, alice) == ([0, 0, 0] if deleted else [1, 1, 1])
+    assert factors_of(engine, bob) == [1, 1, 1]
+
+
+def test_a_refresh_that_finds_its_user_deleted_removes_their_factors(
+    engine: Engine,
+    host: type[Any],  # noqa: F811
+) -> None:
+    """Deleted where no event sees it (raw SQL): the next refresh of one of
+    the user's sessions finds no user and removes their factors."""
+    store = SQLAlchemyUserStore(host, login="username", is_active="active")
+    app = host_app(engine, store, TOKENAUTH_REVOCATION="database")
+    alice, _, _, _ = two_users(engine, host, app)
+    with Session(engine) as session:
+        sub = str(alice_id(session, host))
+    give_factors(engine, sub)
+    with engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {host.__table__.name} WHERE id = {int(sub)}"))
+    assert factors_of(engine, sub) == [1, 1, 1]
+    assert alice.post("/api/auth/refresh").status_code == 401
+    assert factors_of(engine, sub) == [0, 0, 0]

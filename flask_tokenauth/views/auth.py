@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import _identity as bound_identity
 from .. import _lockout as lockout
+from .. import _mfa_status as mfa_status
 from .. import _verification as verification
 from .. import signals
 from .._cookies import (
@@ -199,6 +200,7 @@ def _check_user(state: TokenAuthState, rotation: Rotation) -> str | None:
     else:
         status, value = state.user_store.status_and_identity(rotation.user_id)
     current = bound_identity.of_sub(state, rotation.user_id, value)
+    gone = status is None  # no such user at all (not someone else now)
     if status is not None and not bound_identity.matches(rotation.bound, current):
         # Bound to another identity: the id names another user now (a
         # table reset), or the password was changed: no account of theirs.
@@ -207,6 +209,11 @@ def _check_user(state: TokenAuthState, rotation: Rotation) -> str | None:
         revoke_sessions(
             state, rotation.user_id, only=[rotation.family_id], reason="user-gone"
         )
+        if gone:
+            # Deleted (even by raw SQL): their second factors go too, before
+            # a host's table gives the id to someone new.
+            with state.db.begin() as conn:
+                mfa_status.remove_all(conn, rotation.user_id)
         # No user: the credentials of no account, as before any rotation.
         raise RefreshTokenInvalid() if status is None else RefreshTokenRevoked()
     if rotation.bound is None and current is not None:
