@@ -352,12 +352,14 @@ KEYS: tuple[Key, ...] = (
         "Lifetime of a session that waits for its second factor (a password login"
         " of a user with a factor)."),
     Key("REAUTHENTICATION_MAX_AGE", "10m", parse_duration,
-        "How recent the last authentication must be for password change, address"
-        " change, factor removal and recovery-code regeneration"
-        " (`401 REAUTHENTICATION_REQUIRED`)."),
+        "How recent the last authentication must be for factor removal, adding"
+        " a factor to a user who has one, recovery-code regeneration and views"
+        " with `@login_required(fresh=True)` (`401 REAUTHENTICATION_REQUIRED`);"
+        " `/password` and `/change-email` take the current password instead."),
     Key("TOTP_ENABLED", True, parse_bool,
-        "Authenticator-app codes (TOTP, RFC 6238) and recovery codes; `False`:"
-        " `404 NOT_FOUND` on their endpoints."),
+        "Authenticator-app codes (TOTP, RFC 6238); `False`: `404 NOT_FOUND` on"
+        " their endpoints. Recovery codes and `GET /mfa` stay while passkeys are"
+        " on; with both off every second-factor endpoint is `404 NOT_FOUND`."),
     Key("TOTP_ISSUER", None, optional(as_str),
         "The issuer an authenticator app shows next to the account.",
         shown="the first `TOKENAUTH_SERVICE_NAME`, else the app's name"),

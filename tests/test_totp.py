@@ -260,6 +260,31 @@ def test_switched_off_every_totp_endpoint_is_404(make_app: Any, clock: Clock) ->
         assert response.json["code"] == "NOT_FOUND"
 
 
+@pytest.mark.parametrize("token", [True, False], ids=["token", "no-token"])
+def test_every_factor_off_every_second_factor_endpoint_is_404(
+    make_app: Any, clock: Clock, token: bool
+) -> None:
+    """Nothing to enrol or verify (``TOKENAUTH_TOTP_ENABLED`` off, passkeys
+    off by default): the endpoints do not exist, before any other check."""
+    someone = member(make_app(TOKENAUTH_TOTP_ENABLED=False))
+    if not token:
+        someone.token = ""
+    for method, path, body in [
+        ("get", "/mfa", None),
+        ("post", "/mfa/verify", {"recoveryCode": "aaaaa-bbbbb"}),
+        ("post", "/mfa/recovery-codes", None),
+        ("post", "/mfa/totp/enroll", None),
+        ("post", "/passkeys/register/options", None),
+        ("get", "/passkeys", None),
+        ("post", "/passkeys/login", {}),
+    ]:
+        response = getattr(someone.client, method)(
+            PREFIX + path, json=body, headers=bearer(someone.token) if token else {}
+        )
+        assert response.status_code == 404, (path, response.json)
+        assert response.json["code"] == "NOT_FOUND"
+
+
 # -- At rest ------------------------------------------------------------------
 
 

@@ -7,18 +7,38 @@ module only names which of its checks each view asks for."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from flask import Response
 
 from .. import _assurance as assurance
-from .._state import TokenAuthState
+from .._state import TokenAuthState, get_state
 from ..decorators import login_required
-from ..errors import UserNotFound
+from ..errors import NotFound, UserNotFound
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
 
 logger = logging.getLogger("flask_tokenauth")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def any_factor_on(view: F) -> F:
+    """Answer ``404 NOT_FOUND`` (before any other check: the endpoint does
+    not exist) while every factor kind is off (``TOKENAUTH_TOTP_ENABLED``
+    and ``TOKENAUTH_PASSKEYS_ENABLED``): the views of the factors as a
+    whole (``/mfa``, ``/mfa/verify``, ``/mfa/recovery-codes``)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        settings = get_state().settings
+        if not (settings.totp_enabled or settings.passkeys_enabled):
+            raise NotFound()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 #: A view that sets up a factor: a full session, or one of a user who must

@@ -41,6 +41,7 @@ def _app() -> Any:
     return current_app._get_current_object()  # type: ignore[attr-defined]
 
 
+@factors.any_factor_on
 @factors.pending_view
 def status() -> Response:
     """``{totp: {enabled, confirmedAt}, passkeys, recoveryCodesLeft}``; a
@@ -53,6 +54,7 @@ def status() -> Response:
         return jsonify(mfa_status.summary(conn, user_id))
 
 
+@factors.any_factor_on
 @factors.pending_view
 def verify() -> Response:
     """``{code}`` or ``{recoveryCode}``: complete the session's second
@@ -113,6 +115,7 @@ def _notify_recovery_code_used(state: TokenAuthState, user: Any, left: int) -> N
         send_mail("recovery_code_used", address, remaining=left)
 
 
+@factors.any_factor_on
 @factors.fresh_view
 def recovery_codes() -> Response:
     """New recovery codes (fresh authentication required): ``{recoveryCodes,
