@@ -22,11 +22,8 @@ the rotation waits for the revocation and then finds the session revoked.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
-from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import cast
 
@@ -34,11 +31,8 @@ from sqlalchemy import (
     Connection,
     String,
     Table,
-    and_,
-    case,
     insert,
     literal_column,
-    select,
     update,
 )
 
@@ -47,6 +41,8 @@ from ._client import MAX_USER_AGENT as MAX_USER_AGENT
 from ._client import clean_user_agent as _clean_user_agent
 from ._client import valid_ip as _valid_ip
 from ._db import PreparedStatement, as_utc
+from ._refresh_families import MAX_TOKEN_LENGTH as MAX_TOKEN_LENGTH
+from ._refresh_families import TokenFamilies
 from ._refresh_results import IssuedToken as IssuedToken
 from ._refresh_results import KnownToken as KnownToken
 from ._refresh_results import Rotation as Rotation
@@ -72,16 +68,15 @@ _sessions = cast(Table, Session.__table__)
 
 #: 32 bytes = 256 bits of entropy, URL-safe base64 (43 characters).
 TOKEN_BYTES = 32
-#: A presented cookie longer than this is not one of ours; refused unhashed.
-MAX_TOKEN_LENGTH = 256
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class RefreshTokens:
-    """Issues, rotates and revokes refresh tokens and their sessions.
+class RefreshTokens(TokenFamilies):
+    """Issues, rotates and revokes refresh tokens and their sessions (the
+    revocation and the look-up of tokens: :class:`._refresh_families.TokenFamilies`).
 
     :param lifetime: a session's absolute lifetime.
     :param idle_timeout: how long one token stays valid unused (``None``:
@@ -116,11 +111,6 @@ class RefreshTokens:
         #: give it; made at the first rotation (a store may need the app
         #: context to tell where its users are).
         self._rotate_sql: tuple[PreparedStatement, bool] | None = None
-
-    def hash(self, token: str) -> str:
-        """HMAC-SHA256 of ``token`` under the refresh secret: what the table
-        stores, so a database dump alone cannot be replayed."""
-        return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
 
     def insert_token(
         self,
@@ -380,71 +370,3 @@ class RefreshTokens:
             email_verified=verified,
             assurance=assurance,
         )
-
-    def revoke_families(
-        self, conn: Connection, family_ids: list[str], now: datetime | None = None
-    ) -> None:
-        """Revoke sessions and every live token of theirs.
-
-        The session rows first, locked in id order (two revocations never
-        deadlock), then the tokens: a rotation holds its session's lock
-        until it commits, so this waits for any rotation in flight, and the
-        tokens UPDATE, a statement of its own (a new snapshot under READ
-        COMMITTED), sees the successor it inserted.
-        """
-        if not family_ids:
-            return
-        now = now or _utcnow()
-        conn.execute(
-            select(_sessions.c.id)
-            .where(_sessions.c.id.in_(family_ids))
-            .order_by(_sessions.c.id)
-            .with_for_update(key_share=True)
-        )
-        conn.execute(
-            update(_sessions)
-            .where(_sessions.c.id.in_(family_ids), _sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        conn.execute(
-            update(_tokens)
-            .where(_tokens.c.family_id.in_(family_ids), _tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-
-    def known(
-        self, conn: Connection, tokens: Sequence[str], now: datetime | None = None
-    ) -> dict[str, KnownToken]:
-        """Which of ``tokens`` are ours, and which of those are live, in one
-        query over their keyed hashes.  Read-only: nothing is spent.
-
-        Used when a request carries several refresh cookies of our name, to
-        tell ours from values tossed in by someone else.
-        """
-        now = now or _utcnow()
-        by_hash = {self.hash(t): t for t in tokens if len(t) <= MAX_TOKEN_LENGTH}
-        if not by_hash:
-            return {}
-        live = and_(
-            spendable(_tokens, now),
-            _sessions.c.revoked_at.is_(None),
-            _sessions.c.expires_at > now,
-        )
-        rows = conn.execute(
-            select(
-                _tokens.c.token_hash,
-                _tokens.c.family_id,
-                _tokens.c.user_id,
-                case((live, True), else_=False).label("live"),
-            )
-            .select_from(
-                _tokens.outerjoin(_sessions, _sessions.c.id == _tokens.c.family_id)
-            )
-            .where(_tokens.c.token_hash.in_(list(by_hash)))
-        ).all()
-        return {
-            by_hash[row.token_hash]: KnownToken(
-                row.family_id, row.user_id, bool(row.live)
-            )
-            for row in rows
-        }
