@@ -16,23 +16,16 @@ from sqlalchemy.exc import DBAPIError
 from . import _mfa_status as mfa_status
 from . import _totp as totp
 from . import signals
+from ._cli_users import cli_state, sub_of_login
 from ._db import describe_db_error
 from ._secrets import parse_secret
 from ._sessions import announce_revoked, revoke_in
-from ._state import TokenAuthState, get_state
 from .errors import ConfigurationError, TokenAuthError
 
 
 @click.group("mfa", cls=AppGroup)
 def mfa_cli() -> None:
     """Second factors: show or reset a user's, re-encrypt secrets."""
-
-
-def _state() -> TokenAuthState:
-    try:
-        return get_state(current_app)
-    except RuntimeError as e:
-        raise click.ClickException(str(e)) from None
 
 
 @contextmanager
@@ -47,26 +40,13 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(e.to_dict()["error"]) from None
 
 
-def _sub(state: TokenAuthState, login: str) -> str:
-    """The ``sub`` of the user with this login (as the store normalizes it)."""
-    store = state.user_store
-    try:
-        normalized = store.normalize_login(login)
-    except TokenAuthError as e:
-        raise click.BadParameter(f"{login!r}: {e.to_dict()['error']}") from None
-    user = store.find_by_login(normalized)
-    if user is None:
-        raise click.ClickException(f"No user with {store.login_field} {normalized}.")
-    return store.sub_of(user)
-
-
 @mfa_cli.command("list")
 @click.argument("login")
 def list_command(login: str) -> None:
     """Show the second factors of the user with LOGIN."""
-    state = _state()
+    state = cli_state()
     with _errors():
-        sub = _sub(state, login)
+        sub = sub_of_login(state, login)
         with state.db.begin() as conn:
             found = mfa_status.summary(conn, sub)
     confirmed = found["totp"]["confirmedAt"]
@@ -85,9 +65,9 @@ def reset_command(login: str, yes: bool) -> None:
     For a user who lost every factor, once support staff have confirmed who
     they are: they sign in with their password alone and enrol again.
     """
-    state = _state()
+    state = cli_state()
     with _errors():
-        sub = _sub(state, login)
+        sub = sub_of_login(state, login)
         if not yes:
             click.confirm(
                 f"Remove every second factor of {login} and end their sessions?",
@@ -122,7 +102,7 @@ def rekey_command(previous_secret_env: str) -> None:
     """Re-encrypt the authenticator-app secrets stored under the previous
     TOKENAUTH_REFRESH_SECRET with the current one.  Run it right after
     deploying a new secret: until then those users' codes are refused."""
-    state = _state()
+    state = cli_state()
     raw = os.environ.get(previous_secret_env)
     if not raw:
         raise click.ClickException(

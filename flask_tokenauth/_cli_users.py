@@ -23,11 +23,31 @@ def users_cli() -> None:
     """Accounts: verify an address, make a reset link."""
 
 
-def _state() -> TokenAuthState:
+def cli_state() -> TokenAuthState:
+    """The app's extension state, or a click error saying why not (shared
+    by the command groups of single accounts: ``users``, ``mfa``)."""
     try:
         return get_state(current_app)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
+
+
+def sub_of_login(state: TokenAuthState, login: str) -> str:
+    """The ``sub`` of the user with this login identifier (as the user
+    store normalizes it), for the commands that name a user by login.
+
+    :raises click.BadParameter: a login the store refuses.
+    :raises click.ClickException: no such user.
+    """
+    store = state.user_store
+    try:
+        normalized = store.normalize_login(login)
+    except TokenAuthError as e:
+        raise click.BadParameter(f"{login!r}: {e.to_dict()['error']}") from None
+    user = store.find_by_login(normalized)
+    if user is None:
+        raise click.ClickException(f"No user with {store.login_field} {normalized}.")
+    return store.sub_of(user)
 
 
 def _user_by_email(state: TokenAuthState, email: str) -> tuple[Any, str]:
@@ -58,7 +78,7 @@ def verify_command(email: str) -> None:
     cannot receive or open it).  The user's sessions carry
     ``email_verified: true`` from their next refresh; links still out stop
     working."""
-    state = _state()
+    state = cli_state()
     try:
         user, address = _user_by_email(state, email)
         if state.user_store.is_email_verified(user):
@@ -90,7 +110,7 @@ def reset_link_command(email: str) -> None:
     TOKENAUTH_RESET_PASSWORD_EXPIRES, as a mailed one; it is printed, never
     logged.
     """
-    state = _state()
+    state = cli_state()
     if not state.settings.password_reset_enabled:
         raise click.ClickException(
             "Password reset is off (TOKENAUTH_PASSWORD_RESET_ENABLED, or no mail"

@@ -25,7 +25,7 @@ from . import _migrate
 from ._cli_keys import keys_cli
 from ._cli_mail import mail_cli
 from ._cli_mfa import mfa_cli
-from ._cli_users import users_cli
+from ._cli_users import sub_of_login, users_cli
 from ._db import describe_db_error
 from ._sessions import active_sessions, purge, revoke_user_sessions
 from ._state import TokenAuthState, get_state
@@ -127,20 +127,6 @@ def history() -> None:
         _migrate.history(_migrated_engine())
 
 
-def _user_id(state: TokenAuthState, login: str) -> str:
-    """The ``sub`` of the user with this login identifier (as the user store
-    normalizes it)."""
-    store = state.user_store
-    try:
-        normalized = store.normalize_login(login)
-    except TokenAuthError as e:
-        raise click.BadParameter(f"{login!r}: {e.to_dict()['error']}") from None
-    user = store.find_by_login(normalized)
-    if user is None:
-        raise click.ClickException(f"No user with {store.login_field} {normalized}.")
-    return store.sub_of(user)
-
-
 @tokenauth_cli.command("purge")
 @click.option(
     "--batch-size",
@@ -218,7 +204,7 @@ def list_sessions(login: str) -> None:
     """List the active sessions of the user with LOGIN (email, username...)."""
     state = _state()
     with _errors():
-        sessions = active_sessions(state, _user_id(state, login))
+        sessions = active_sessions(state, sub_of_login(state, login))
     if not sessions:
         click.echo("No active sessions.")
     for session in sessions:
@@ -235,7 +221,7 @@ def revoke_sessions_command(login: str) -> None:
     """Log the user with LOGIN out everywhere, access tokens included."""
     state = _state()
     with _errors():
-        revoked = revoke_user_sessions(_user_id(state, login))
+        revoked = revoke_user_sessions(sub_of_login(state, login))
     click.echo(f"Revoked {len(revoked)} session(s).")
 
 
