@@ -850,6 +850,26 @@ def test_under_required_mfa_a_passkey_is_an_enrolment(make_app: Any) -> None:
     )
 
 
+def test_under_required_mfa_the_enrolling_session_goes_on_by_its_new_passkey(
+    make_app: Any,
+) -> None:
+    """The session that had to enrol registers a passkey, then proves it
+    (as ``/mfa/totp/confirm`` upgrades one): ``aal`` 2, the other views open."""
+    app = make_app(**CONFIG, TOKENAUTH_MFA="required")
+    auth = Auth(app.test_client())
+    token = auth.register(EMAIL).get_json()["accessToken"]
+    device = Authenticator(ORIGIN)
+    passkeys = Passkeys(auth.client)
+    registered(passkeys, device, token)
+    upgraded = proved(passkeys, device, token)
+    assert (
+        claims(upgraded)["aal"] == 2 and claims(upgraded)["sid"] == claims(token)["sid"]
+    )
+    assert "mfa_state" not in claims(upgraded)
+    sessions = auth.client.get("/api/auth/sessions", headers=bearer(upgraded))
+    assert sessions.status_code == 200
+
+
 @pytest.mark.parametrize("transports", [5, "usb", [1, None, "internal"], {"a": 1}])
 def test_odd_transports_are_ignored_not_a_500(
     passkeys: Passkeys, token: str, device: Authenticator, transports: Any

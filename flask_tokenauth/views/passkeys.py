@@ -262,7 +262,7 @@ def _session_of(state: TokenAuthState, response: Response) -> str | None:
 
 
 @switched("passkeys_enabled")
-@login_required(mfa_pending=True)
+@login_required(mfa_pending=True, mfa_enrollment=True)
 def verify_options() -> Response:
     """The request options of a second factor (or a re-authentication):
     ``allowCredentials`` the user's passkeys, the challenge bound to the
@@ -281,10 +281,13 @@ def verify_options() -> Response:
 
 @switched("passkeys_enabled")
 @limited(LOGIN)
-@login_required(mfa_pending=True)
+@login_required(mfa_pending=True, mfa_enrollment=True)
 def verify() -> Response:
     """``{credential}`` → the session upgraded to ``aal`` 2: ``200 {user,
-    accessToken}`` and the rotated refresh cookie, as ``/login``."""
+    accessToken}`` and the rotated refresh cookie, as ``/login``.  Open to
+    a session that had to enrol (``TOKENAUTH_MFA = "required"``) too, as
+    ``/mfa/verify`` is: once it has registered a passkey, proving it lets
+    the session go on."""
     allow("POST")
     state = get_state()
     credential = _credential(cached_json_object(request))
