@@ -24,9 +24,18 @@ _sessions: Table = Session.__table__  # type: ignore[assignment]
 _passkeys: Table = Passkey.__table__  # type: ignore[assignment]
 
 
+#: Passkeys on: a passkey row (``give_passkey``) is then a factor the
+#: session can be asked to prove (with passkeys off it counts for nothing).
+PASSKEYS = {
+    "TOKENAUTH_PASSKEYS_ENABLED": True,
+    "TOKENAUTH_WEBAUTHN_RP_ID": "localhost",
+    "TOKENAUTH_WEBAUTHN_ORIGINS": "http://localhost",
+}
+
+
 @pytest.fixture
 def app(make_app: Any) -> Flask:
-    return with_views(make_app(**LIMITS))
+    return with_views(make_app(**LIMITS, **PASSKEYS))
 
 
 def give_passkey(engine: Engine, sub: str) -> None:
@@ -176,7 +185,7 @@ def test_a_password_only_session_cannot_add_an_authenticator_once_the_user_has_a
     restricted; under ``required`` an enrolment session) must not turn the
     password it was started with into a second factor: after the user got a
     passkey elsewhere, its own authenticator would pass every later login."""
-    app = with_views(make_app(TOKENAUTH_MFA=mfa, **LIMITS))
+    app = with_views(make_app(TOKENAUTH_MFA=mfa, **LIMITS, **PASSKEYS))
     thief = member(app)
     secret = thief.enroll() if step == "confirm" else None
     give_passkey(engine, claims_of(thief.token)["sub"])
@@ -193,3 +202,16 @@ def test_a_password_only_session_cannot_add_an_authenticator_once_the_user_has_a
     assert response.status_code == 401, response.json
     assert response.json["code"] == "MFA_REQUIRED"
     assert claims_of(thief.token)["aal"] == 1
+
+
+def test_a_passkey_kept_while_passkeys_are_off_does_not_block_an_authenticator(
+    make_app: Any, clock: Clock, engine: Engine
+) -> None:
+    """Passkeys switched off: a login asks for none, so the session cannot
+    prove one; the user's passkey must not then count as the factor that
+    adding an authenticator asks the session to have proved."""
+    someone = member(with_views(make_app(**LIMITS)))
+    give_passkey(engine, claims_of(someone.token)["sub"])
+    secret = someone.enroll()
+    response = someone.post("/mfa/totp/confirm", {"code": code(secret, clock.step)})
+    assert response.status_code == 200, response.json

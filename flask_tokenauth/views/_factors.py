@@ -53,6 +53,16 @@ fresh_view = login_required(fresh=True)
 pending_view = login_required(mfa_pending=True, mfa_enrollment=True)
 
 
+def has_usable_factor(state: TokenAuthState, conn: Any, user_id: str) -> bool:
+    """Whether the user has a factor of a kind that is on (one a login
+    asks for, and so one the session can prove): a passkey kept while
+    passkeys are off counts for nothing, as at login."""
+    settings = state.settings
+    return assurance.has_second_factor(
+        conn, user_id, totp=settings.totp_enabled, passkeys=settings.passkeys_enabled
+    )
+
+
 def require_to_add_factor() -> None:
     """Refuse adding a factor to a user who has one unless the session
     proved a factor, recently (see :func:`.._assurance.require_to_add_factor`):

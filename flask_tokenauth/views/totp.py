@@ -48,7 +48,7 @@ def enroll() -> Response:
     state = get_state()
     user, user_id = factors.caller(state)
     with state.db.begin() as conn:
-        if mfa_status.has_factor(conn, user_id):
+        if factors.has_usable_factor(state, conn, user_id):
             factors.require_to_add_factor()
         try:
             secret = totp.begin(state.settings, conn, user_id)
@@ -77,7 +77,7 @@ def confirm() -> Response:
     with state.db.begin() as conn:
         # Asked again: a factor (a passkey) may have come since the enrolment
         # began, and this confirmation upgrades the session.
-        if mfa_status.has_factor(conn, user_id):
+        if factors.has_usable_factor(state, conn, user_id):
             factors.require_to_add_factor()
         try:
             confirmed = totp.confirm(state.settings, conn, user_id, code)
