@@ -39,6 +39,7 @@ from ._state import TokenAuthState
 from ._step_up import require_aal as require_aal
 from ._step_up import require_fresh as require_fresh
 from ._step_up import require_to_add_factor as require_to_add_factor
+from ._step_up import require_to_change_factors as require_to_change_factors
 from .errors import TokenRevoked
 from .models import RefreshToken, Session
 

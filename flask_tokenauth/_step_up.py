@@ -82,6 +82,15 @@ def require_to_add_factor(claims: dict[str, Any]) -> None:
     require_fresh(claims)
 
 
+def require_to_change_factors(claims: dict[str, Any]) -> None:
+    """Refuse removing a factor, or replacing the recovery codes, unless
+    the session proved a factor (``aal`` 2: ``401 MFA_REQUIRED``); the
+    view asks a fresh authentication too.  Else a session of the password
+    alone (started before the user's first factor) would strip the factor
+    that now guards every login, or take the recovery codes for itself."""
+    require_aal(claims, 2)
+
+
 def requiring(
     aal: int | None, fresh: bool | int | float | timedelta | None
 ) -> Check | None:

@@ -600,7 +600,9 @@ def test_a_passkey_of_a_removed_user_signs_nobody_in(
 ) -> None:
     registered(passkeys, device, token)
     passkey_id = passkeys.list(token)[0]["id"]
-    passkeys.client.delete(f"{P}/{passkey_id}", headers=bearer(token))
+    token = proved(passkeys, device, token)
+    removed = passkeys.client.delete(f"{P}/{passkey_id}", headers=bearer(token))
+    assert removed.status_code == 200, removed.get_data(as_text=True)
     assert_code(Passkeys(app.test_client()).login(device), 401, "PASSKEY_INVALID")
 
 
@@ -977,3 +979,21 @@ def test_a_password_session_cannot_add_a_passkey_once_the_user_has_one(
     fresh = renewed.get_json()["accessToken"]
     assert_code(thief.register_options(fresh), 401, "MFA_REQUIRED")
     assert passkeys.list(token) and len(passkeys.list(token)) == 1
+
+
+def test_a_password_session_cannot_remove_the_users_passkey(
+    app: Flask, passkeys: Passkeys, token: str, device: Authenticator
+) -> None:
+    """A session of the password alone (started before the user's first
+    passkey, fresh by the password) must not strip the passkey that now
+    guards every password login."""
+    thief = Passkeys(app.test_client())
+    stolen = Auth(thief.client).login(EMAIL).get_json()["accessToken"]
+    passkey = registered(passkeys, device, token)
+    renewed = thief.client.post(
+        "/api/auth/reauthenticate", json={"password": PASSWORD}, headers=bearer(stolen)
+    )
+    fresh = renewed.get_json()["accessToken"]
+    response = thief.client.delete(f"{P}/{passkey['id']}", headers=bearer(fresh))
+    assert_code(response, 401, "MFA_REQUIRED")
+    assert len(passkeys.list(token)) == 1

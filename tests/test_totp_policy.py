@@ -215,3 +215,27 @@ def test_a_passkey_kept_while_passkeys_are_off_does_not_block_an_authenticator(
     secret = someone.enroll()
     response = someone.post("/mfa/totp/confirm", {"code": code(secret, clock.step)})
     assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("delete", "/mfa/totp"), ("post", "/mfa/recovery-codes")]
+)
+def test_a_password_only_session_cannot_remove_the_factor_or_take_the_codes(
+    app: Flask, clock: Clock, method: str, path: str
+) -> None:
+    """A session that began before the user's first factor (aal 1, kept
+    fresh by the password) must not strip the authenticator that now guards
+    every login, nor replace the recovery codes with its own."""
+    thief = member(app)
+    # The same account, signed in on the owner's own device.
+    client = app.test_client()
+    owner = Member(client, Auth(client).login().json["accessToken"])
+    owner.enable()
+    renewed = thief.post("/reauthenticate", {"password": "correct horse battery"})
+    assert renewed.status_code == 200, renewed.json
+    thief.token = renewed.json["accessToken"]
+    response = getattr(thief, method)(path)
+    assert response.status_code == 401, response.json
+    assert response.json["code"] == "MFA_REQUIRED"
+    status = owner.get("/mfa").json
+    assert status["totp"]["enabled"] and status["recoveryCodesLeft"] == 10

@@ -127,6 +127,7 @@ def recovery_codes() -> Response:
     with state.db.begin() as conn:
         if not mfa_status.has_factor(conn, user_id):
             raise MfaNotEnabled()
+        assurance.require_to_change_factors(dict(current_claims))
         codes = recovery.generate(state.settings, conn, user_id)
     signals.recovery_codes_generated.send(
         _app(), user_id=state.user_store.user_id(user_id)

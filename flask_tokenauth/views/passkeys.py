@@ -183,6 +183,11 @@ def passkey(passkey_id: str) -> Response:
             raise PasskeyNotFound()
         signals.passkey_renamed.send(_app(), user_id=user_id, passkey_id=passkey_id)
         return jsonify(passkey=stored.to_json())
+    with state.db.begin() as conn:
+        owned = rows.get(conn, passkey_id)
+    if owned is None or owned.user_id != sub:
+        raise PasskeyNotFound()
+    _assurance.require_to_change_factors(current_claims)
     _assurance.require_fresh(current_claims)
     with state.db.begin() as conn:
         removed = rows.remove(conn, sub, passkey_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
+from .. import _assurance as assurance
 from .. import _factor_crypto as crypto
 from .. import _lockout as lockout
 from .. import _mfa_status as mfa_status
@@ -27,6 +28,7 @@ from .. import signals
 from .._state import TokenAuthState, get_state
 from .._validation import cached_json_object, require_string
 from ..errors import MfaCodeInvalid, TotpAlreadyEnabled, TotpNotEnabled
+from ..globals import current_claims
 from . import _factors as factors
 from ._common import allow, switched
 
@@ -122,6 +124,9 @@ def remove() -> Response:
     state = get_state()
     _, user_id = factors.caller(state)
     with state.db.begin() as conn:
+        if not totp.is_enabled(conn, user_id):
+            raise TotpNotEnabled()
+        assurance.require_to_change_factors(dict(current_claims))
         if not totp.remove(conn, user_id):
             raise TotpNotEnabled()
         if not mfa_status.has_factor(conn, user_id):
