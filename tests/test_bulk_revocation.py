@@ -18,6 +18,7 @@ from flask_tokenauth.models import Passkey, RecoveryCode, TotpSecret, User
 from flask_tokenauth.userstore import SQLAlchemyUserStore
 
 from .conftest import Auth, bearer
+from .test_totp_policy import give_passkey
 from .test_userstore import (
     add_user,
     assert_code,
@@ -283,18 +284,7 @@ def give_factors(engine: Engine, sub: str) -> None:
                 user_id=sub, code_hash="h" + sub, created_at=now
             )
         )
-        conn.execute(
-            insert(Passkey.__table__).values(
-                id="cred-" + sub,
-                user_id=sub,
-                public_key="pk",
-                sign_count=0,
-                name="Key",
-                user_handle="handle",
-                backed_up=False,
-                created_at=now,
-            )
-        )
+    give_passkey(engine, sub, "cred-" + sub)
 
 
 def factors_of(engine: Engine, sub: str) -> list[int]:

@@ -38,12 +38,12 @@ def app(make_app: Any) -> Flask:
     return with_views(make_app(**LIMITS, **PASSKEYS))
 
 
-def give_passkey(engine: Engine, sub: str) -> None:
+def give_passkey(engine: Engine, sub: str, credential_id: str = "cred") -> None:
     """A passkey row, as the passkeys flow leaves one (not checked here)."""
     with engine.begin() as conn:
         conn.execute(
             insert(_passkeys).values(
-                id="cred",
+                id=credential_id,
                 user_id=sub,
                 public_key="pk",
                 sign_count=0,
