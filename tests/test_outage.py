@@ -56,7 +56,7 @@ def fail_inserts(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("INSERT", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(RefreshTokens, "_insert", broken)
+    monkeypatch.setattr(RefreshTokens, "insert_token", broken)
 
 
 def test_failed_registration_leaves_no_user(

@@ -71,7 +71,8 @@ def test_off_by_default_no_claim_no_mail_and_no_endpoints(
     registered = auth.register(ADA)
     assert registered.status_code == 201
     assert set(registered.get_json()["user"]) == {"id", "email"}
-    # The tutorial's token: exactly the claims it had before the feature.
+    # The tutorial's token: exactly the claims it had before the feature,
+    # and how the session was authenticated (issue 18: every token).
     for token in (
         registered.get_json()["accessToken"],
         auth.refresh().get_json()["accessToken"],
@@ -85,6 +86,9 @@ def test_off_by_default_no_claim_no_mail_and_no_endpoints(
             "jti",
             "sid",
             "idf",
+            "amr",
+            "aal",
+            "auth_time",
         }
     assert session_column(engine) == [None]
     assert mailbox.settle() == []
