@@ -137,18 +137,11 @@ def _refuse_unverified(claims: dict[str, Any] | None) -> None:
     raise EmailNotVerified()
 
 
-def _verifying(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def check_verified(environ: Any) -> Any:
-        claims = check(environ)
-        _refuse_unverified(claims)
-        return claims
-
-    return check_verified
-
-
 def _then(
     check: Callable[[Any], Any], more: Callable[[dict[str, Any] | None], None]
 ) -> Callable[[Any], Any]:
+    """``check``, then ``more`` on the claims it returns."""
+
     def checked(environ: Any) -> Any:
         claims = check(environ)
         more(claims)
@@ -164,13 +157,10 @@ def _protect(
     allow: frozenset[str] = NO_RESTRICTION,
     more: Callable[[dict[str, Any] | None], None] | None = None,
 ) -> F:
-    check: Callable[[Any], Any] = authenticate_optional if optional else authenticate
-    if allow:
-        check = partial(
-            authenticate_optional if optional else authenticate, allow=allow
-        )
+    base = authenticate_optional if optional else authenticate
+    check: Callable[[Any], Any] = partial(base, allow=allow) if allow else base
     if verified:
-        check = _verifying(check)
+        check = _then(check, _refuse_unverified)
     if more is not None:
         check = _then(check, more)
 
