@@ -18,14 +18,9 @@ from sqlalchemy import Engine, select
 
 from flask_tokenauth.models import EmailToken
 
-from .conftest import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, service_missing
-from .servers import (
-    Server,
-    gunicorn_options,
-    gunicorn_path,
-    running_server,
-    server_environment,
-)
+from .conftest import PASSWORD
+from .mail_workers import mail_app_workers
+from .servers import Server
 from .smtp import text_of, token_in
 
 pytestmark = pytest.mark.slow
@@ -38,36 +33,16 @@ ATTEMPTS = 3
 def workers(
     smtp_server: Any, engine: Engine, database_url: str, tmp_path: Path
 ) -> Iterator[Server]:
-    gunicorn = gunicorn_path()
-    if gunicorn is None:
-        service_missing("gunicorn is not installed")
-    assert gunicorn is not None
-    env = server_environment(
-        MAILAPP_TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET,
-        MAILAPP_TOKENAUTH_REFRESH_SECRET=REFRESH_SECRET,
-        MAILAPP_TOKENAUTH_DATABASE_URL=database_url,
-        MAILAPP_TOKENAUTH_BCRYPT_ROUNDS="4",
-        MAILAPP_TOKENAUTH_COOKIE_SECURE="false",
-        MAILAPP_TOKENAUTH_EMAIL_LOGIN_ENABLED="true",
-        MAILAPP_TOKENAUTH_EMAIL_LOGIN_ATTEMPTS=str(ATTEMPTS),
-        MAILAPP_TOKENAUTH_RATELIMIT_MAIL="1000/minute",
-        MAILAPP_TOKENAUTH_RATELIMIT_MAIL_ADDRESS="1000/minute",
-        MAILAPP_TOKENAUTH_MAIL_BACKEND="smtp",
-        MAILAPP_TOKENAUTH_LINK_BASE_URL="http://app.test",
-        MAILAPP_MAIL_SERVER=smtp_server.host,
-        MAILAPP_MAIL_PORT=str(smtp_server.port),
-        MAILAPP_MAIL_DEFAULT_SENDER="no-reply@app.test",
-        MAILAPP_PRELOAD_TO="master@example.com",
-    )
-    command = [
-        gunicorn,
-        *gunicorn_options(gunicorn, threads=4, workers=2),
-        "--preload",
-        "tests.mail_app:create_app()",
-    ]
-    with running_server("email-login", command, env, tmp_path) as server:
-        smtp_server.wait_for("master@example.com")
-        smtp_server.clear()
+    with mail_app_workers(
+        "email-login",
+        smtp_server,
+        database_url,
+        tmp_path,
+        TOKENAUTH_EMAIL_LOGIN_ENABLED="true",
+        TOKENAUTH_EMAIL_LOGIN_ATTEMPTS=str(ATTEMPTS),
+        TOKENAUTH_RATELIMIT_MAIL="1000/minute",
+        TOKENAUTH_RATELIMIT_MAIL_ADDRESS="1000/minute",
+    ) as server:
         yield server
 
 

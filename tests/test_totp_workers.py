@@ -17,14 +17,9 @@ import pytest
 import requests
 from sqlalchemy import Engine
 
-from .conftest import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, service_missing
-from .servers import (
-    Server,
-    gunicorn_options,
-    gunicorn_path,
-    running_server,
-    server_environment,
-)
+from .conftest import PASSWORD
+from .mail_workers import mail_app_workers
+from .servers import Server
 from .smtp import text_of
 
 pytestmark = pytest.mark.slow
@@ -37,37 +32,17 @@ N = 8
 def workers(
     smtp_server: Any, engine: Engine, database_url: str, tmp_path: Path
 ) -> Iterator[Server]:
-    gunicorn = gunicorn_path()
-    if gunicorn is None:
-        service_missing("gunicorn is not installed")
-    assert gunicorn is not None
-    env = server_environment(
-        MAILAPP_TOKENAUTH_ACCESS_SECRET=ACCESS_SECRET,
-        MAILAPP_TOKENAUTH_REFRESH_SECRET=REFRESH_SECRET,
-        MAILAPP_TOKENAUTH_DATABASE_URL=database_url,
-        MAILAPP_TOKENAUTH_BCRYPT_ROUNDS="4",
-        MAILAPP_TOKENAUTH_COOKIE_SECURE="false",
+    with mail_app_workers(
+        "totp",
+        smtp_server,
+        database_url,
+        tmp_path,
         # The limits are tested on their own; here every request must reach
         # the code.
-        MAILAPP_TOKENAUTH_RATELIMIT_LOGIN="1000/minute",
-        MAILAPP_TOKENAUTH_RATELIMIT_LOGIN_FAILURES="1000/minute",
-        MAILAPP_TOKENAUTH_RATELIMIT_ACCOUNT_FAILURES="1000/day",
-        MAILAPP_TOKENAUTH_MAIL_BACKEND="smtp",
-        MAILAPP_TOKENAUTH_LINK_BASE_URL="http://app.test",
-        MAILAPP_MAIL_SERVER=smtp_server.host,
-        MAILAPP_MAIL_PORT=str(smtp_server.port),
-        MAILAPP_MAIL_DEFAULT_SENDER="no-reply@app.test",
-        MAILAPP_PRELOAD_TO="master@example.com",
-    )
-    command = [
-        gunicorn,
-        *gunicorn_options(gunicorn, threads=4, workers=2),
-        "--preload",
-        "tests.mail_app:create_app()",
-    ]
-    with running_server("totp", command, env, tmp_path) as server:
-        smtp_server.wait_for("master@example.com")
-        smtp_server.clear()
+        TOKENAUTH_RATELIMIT_LOGIN="1000/minute",
+        TOKENAUTH_RATELIMIT_LOGIN_FAILURES="1000/minute",
+        TOKENAUTH_RATELIMIT_ACCOUNT_FAILURES="1000/day",
+    ) as server:
         yield server
 
 
