@@ -22,11 +22,11 @@ import hmac
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import cast
+from typing import Any, cast
 
 import pyotp
 import segno
-from sqlalchemy import Connection, Table, delete, or_, select, update
+from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import _factor_crypto as crypto
@@ -196,25 +196,7 @@ def confirm(settings: Settings, conn: Connection, user_id: str, code: str) -> bo
     :raises NotEnrolled: no secret waits for confirmation.
     :raises _factor_crypto.Unreadable: the stored value does not decrypt.
     """
-    found = _read(settings, conn, user_id, confirmed=False)
-    if found is None:
-        raise NotEnrolled()
-    stored, secret = found
-    digits = normalize(code)
-    step = None if digits is None else matched_step(secret, digits)
-    if step is None:
-        return False
-    return bool(
-        conn.execute(
-            update(_secrets)
-            .where(
-                _secrets.c.user_id == user_id,
-                _secrets.c.confirmed_at.is_(None),
-                _secrets.c.secret == stored,
-            )
-            .values(confirmed_at=_now(), last_step=step)
-        ).rowcount
-    )
+    return _accept(settings, conn, user_id, code, confirmed=False)
 
 
 def verify(settings: Settings, conn: Connection, user_id: str, code: str) -> bool:
@@ -224,7 +206,17 @@ def verify(settings: Settings, conn: Connection, user_id: str, code: str) -> boo
     :raises NotEnrolled: the user has no confirmed secret.
     :raises _factor_crypto.Unreadable: the stored value does not decrypt.
     """
-    found = _read(settings, conn, user_id, confirmed=True)
+    return _accept(settings, conn, user_id, code, confirmed=True)
+
+
+def _accept(
+    settings: Settings, conn: Connection, user_id: str, code: str, *, confirmed: bool
+) -> bool:
+    """Accept ``code`` for the user's secret in the state ``confirmed``
+    says, in one conditional ``UPDATE`` (two requests with one code cannot
+    both win): a waiting secret becomes confirmed at the code's step, a
+    confirmed one accepts only a step after its last."""
+    found = _read(settings, conn, user_id, confirmed=confirmed)
     if found is None:
         raise NotEnrolled()
     stored, secret = found
@@ -232,17 +224,18 @@ def verify(settings: Settings, conn: Connection, user_id: str, code: str) -> boo
     step = None if digits is None else matched_step(secret, digits)
     if step is None:
         return False
+    row = and_(_secrets.c.user_id == user_id, _secrets.c.secret == stored)
+    if confirmed:
+        state = and_(
+            _secrets.c.confirmed_at.is_not(None),
+            or_(_secrets.c.last_step.is_(None), _secrets.c.last_step < step),
+        )
+        values: dict[str, Any] = {"last_step": step}
+    else:
+        state = _secrets.c.confirmed_at.is_(None)
+        values = {"confirmed_at": _now(), "last_step": step}
     return bool(
-        conn.execute(
-            update(_secrets)
-            .where(
-                _secrets.c.user_id == user_id,
-                _secrets.c.confirmed_at.is_not(None),
-                _secrets.c.secret == stored,
-                or_(_secrets.c.last_step.is_(None), _secrets.c.last_step < step),
-            )
-            .values(last_step=step)
-        ).rowcount
+        conn.execute(update(_secrets).where(row, state).values(**values)).rowcount
     )
 
 
