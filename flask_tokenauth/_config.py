@@ -66,6 +66,8 @@ class Settings:
     jwks_path: str | None
     #: The JWKS document's ``Cache-Control: max-age``.
     jwks_max_age: timedelta
+    #: Where the blueprint serves its OpenAPI description; ``None``: not served.
+    openapi_path: str | None
     issuer: str
     audience: str
     leeway: timedelta

@@ -124,6 +124,9 @@ KEYS: tuple[Key, ...] = (
     Key("JWKS_PATH", "/.well-known/jwks.json", parse_jwks_path,
         "Where the blueprint publishes the public keys (relative to its prefix); empty"
         " to turn off."),
+    Key("OPENAPI_PATH", "/openapi.json", parse_jwks_path,
+        "Where the blueprint serves its OpenAPI 3.1 description (relative to its"
+        " prefix); empty to turn off."),
     Key("KEYS_DIR", None, parse_keys_dir,
         "A directory of signing keys and their states that every process reloads (see"
         " [Signing keys](#signing-keys)); replaces the two key settings above.",

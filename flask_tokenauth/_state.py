@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .userstore import UserStore
 
 EXTENSION_KEY = "tokenauth"
+#: The blueprint's name, and so the prefix of its endpoints.
+BLUEPRINT_NAME = "tokenauth"
 
 #: Loads the user an access token names; receives the ``sub`` claim.
 UserLoader = Callable[[str], Any]

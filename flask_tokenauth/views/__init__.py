@@ -34,6 +34,7 @@ from . import (
     email_login,
     keys,
     mfa,
+    openapi,
     passkeys,
     password_reset,
     reauth,
@@ -114,7 +115,7 @@ for _route in _ROUTES:
         view_func=_route[1],
         methods=ALL_METHODS,
     )
-_VIEWS = frozenset({*(route[1] for route in _ROUTES), keys.jwks})
+_VIEWS = frozenset({*(route[1] for route in _ROUTES), keys.jwks, openapi.openapi})
 
 
 @auth_bp.record
@@ -126,6 +127,15 @@ def _add_jwks_route(setup: BlueprintSetupState) -> None:
     path = get_state(setup.app).settings.jwks_path
     if path is not None:
         setup.add_url_rule(path, "jwks", keys.jwks, methods=ALL_METHODS)
+
+
+@auth_bp.record
+def _add_openapi_route(setup: BlueprintSetupState) -> None:
+    """The API description at ``TOKENAUTH_OPENAPI_PATH`` (under the
+    blueprint's prefix), or nowhere; as the JWKS route, a setup function."""
+    path = get_state(setup.app).settings.openapi_path
+    if path is not None:
+        setup.add_url_rule(path, "openapi", openapi.openapi, methods=ALL_METHODS)
 
 
 @auth_bp.record

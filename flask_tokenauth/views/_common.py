@@ -11,11 +11,9 @@ from flask import Response, jsonify, request
 
 from .. import _lockout as lockout
 from .._ratelimit import MAIL, check
+from .._state import BLUEPRINT_NAME as BLUEPRINT_NAME
 from .._state import TokenAuthState, get_state
 from ..errors import MethodNotAllowed, NotFound, WrongPassword
-
-#: The blueprint's name, and so the prefix of its endpoints.
-BLUEPRINT_NAME = "tokenauth"
 
 #: Routes accept every method but OPTIONS (left to Flask, for CORS preflight)
 #: so that a wrong method is answered by us, in JSON, not by the router.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.exc import IntegrityError
 
 from .. import _identity as bound_identity
@@ -30,7 +30,7 @@ from .._session_start import session_response as _session_response
 from .._session_start import start_family as _start_family
 from .._sessions import revoke_sessions
 from .._state import TokenAuthState, get_state
-from .._validation import cached_json_object, check_password, require_string
+from .._validation import check_password
 from ..errors import (
     EmailNotVerified,
     EmailTaken,
@@ -43,6 +43,7 @@ from ..errors import (
     RefreshTokenReused,
     RefreshTokenRevoked,
 )
+from ..openapi._ops_core import CREDENTIALS
 from . import safe_register
 from ._common import allow, switched
 
@@ -77,10 +78,9 @@ def _start_session(
 
 def _credentials(state: TokenAuthState) -> tuple[str, str]:
     """The normalized login identifier and the password of a JSON body."""
-    store = state.user_store
-    body = cached_json_object(request)
-    return store.normalize_login(require_string(body, store.login_field)), (
-        require_string(body, "password")
+    body = CREDENTIALS.read()
+    return state.user_store.normalize_login(body[state.user_store.login_field]), (
+        body["password"]
     )
 
 

@@ -1,0 +1,185 @@
+"""The declarations the API description is made of, and the request-body
+reading the views do through them: one table, two uses.
+
+A view reads its JSON body with ``BODY.read()`` (a :class:`Body`): the
+fields it declares are the fields checked, in the order declared, with the
+same errors as before (``VALIDATION_ERROR`` for a missing or mistyped
+field, ``INVALID_JSON``, ``UNSUPPORTED_MEDIA_TYPE``, ``PAYLOAD_TOO_LARGE``).
+The same :class:`Body` gives the JSON Schema of the description's
+``requestBody``, so the two cannot drift.  We keep the hand validation,
+rather than pydantic or msgspec, because its errors are our stable codes
+and its cost is a dictionary lookup per field (measured in the closing
+note of issue 19); what is declarative is the table, not the checker.
+
+The semantic checks (an address's syntax, a password's policy, a code's
+digits) stay in the views and :mod:`.._validation`: they answer with their
+own codes (``INVALID_EMAIL``, ``INVALID_PASSWORD``, ...), which the
+operation lists among its errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import request
+
+from .._config import Settings
+from .._state import get_state
+from .._validation import cached_json_object, require_string
+from ..errors import TokenAuthError, ValidationError
+
+#: A JSON Schema, as a plain mapping.
+Schema = Mapping[str, Any]
+
+#: The name of a field that is the user store's login field (``email`` for
+#: our own users, ``username`` for a host's): resolved per app.
+LOGIN = "{login}"
+
+
+def login_field() -> str:
+    """The current app's login field (see :data:`LOGIN`)."""
+    return get_state().user_store.login_field
+
+
+@dataclass(frozen=True)
+class Field:
+    """One member of a JSON body.
+
+    ``schema`` is its JSON Schema; only ``"type"`` is enforced by
+    :meth:`Body.read` (a string is checked as :func:`.._validation.require_string`
+    checks it, an object must be a JSON object, a boolean a boolean); the
+    rest (``format``, ``maxLength``, ...) describes what the view's own
+    checks accept.
+    """
+
+    name: str
+    schema: Schema
+    required: bool = True
+    description: str = ""
+
+    def resolved_name(self, login: str) -> str:
+        return login if self.name == LOGIN else self.name
+
+    def check(self, name: str, value: Any) -> Any:
+        kind = self.schema.get("type")
+        if kind == "string":
+            return require_string({name: value}, name)
+        if kind == "object" and not isinstance(value, dict):
+            raise ValidationError(f"'{name}' must be an object")
+        if kind == "boolean" and not isinstance(value, bool):
+            raise ValidationError(f"'{name}' must be true or false")
+        return value
+
+
+@dataclass(frozen=True)
+class Body:
+    """A JSON object body: its fields and, where a body comes in several
+    shapes (a code *or* a recovery code), the groups of which one is sent
+    (``one_of``: tuples of field names, each group's fields all required
+    in that shape; the fields themselves are then declared optional)."""
+
+    fields: tuple[Field, ...]
+    one_of: tuple[tuple[str, ...], ...] = ()
+    description: str = ""
+
+    def read(self) -> dict[str, Any]:
+        """The request's JSON object, its declared fields checked in order
+        (a missing required one, or one of the wrong type, is
+        ``400 VALIDATION_ERROR``); the view checks the shape it takes of
+        ``one_of`` and every value's meaning."""
+        body = cached_json_object(request)
+        login = login_field()
+        for item in self.fields:
+            name = item.resolved_name(login)
+            value = body.get(name)
+            if value is None:
+                if item.required:
+                    raise ValidationError(f"'{name}' is required")
+                continue
+            item.check(name, value)
+        return body
+
+    def json_schema(self, login: str) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        required: list[str] = []
+        for item in self.fields:
+            name = item.resolved_name(login)
+            schema = dict(item.schema)
+            if item.description:
+                schema["description"] = item.description
+            properties[name] = schema
+            if item.required:
+                required.append(name)
+        out: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            out["required"] = required
+        if self.one_of:
+            out["oneOf"] = [
+                {"required": [login if n == LOGIN else n for n in group]}
+                for group in self.one_of
+            ]
+        return out
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful (or otherwise expected, non-error) answer.
+
+    ``schema`` is the JSON Schema of its body (``None``: no body);
+    ``headers`` names entries of the description's ``components.headers``
+    (see :mod:`._components`), e.g. ``"SetRefreshCookie"``.
+    """
+
+    status: int
+    description: str
+    schema: Schema | None = None
+    headers: tuple[str, ...] = ()
+    content_type: str = "application/json"
+
+
+#: Who may call an operation.
+PUBLIC = "public"
+#: A Bearer access token (``Authorization: Bearer``).
+BEARER = "bearer"
+#: The refresh cookie (``/refresh``, ``/logout``).
+REFRESH_COOKIE = "cookie"
+#: A Bearer token if sent, else public (``/verify-email/resend``).
+BEARER_OPTIONAL = "bearer-optional"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method of one route.
+
+    :param id: the ``operationId`` (camelCase; a generated client's method).
+    :param tag: the group it is listed under (``auth``, ``sessions``, ...).
+    :param replies: the answers that are not errors.
+    :param errors: every :class:`~flask_tokenauth.errors.TokenAuthError` the
+        operation may answer besides the ones its ``body`` and ``security``
+        imply (those are added by :mod:`._document`).
+    :param when: the operation is in the description only while this
+        returns true for the app's settings (a flow that is switched off
+        answers 404 and is not described).
+    :param links: OpenAPI ``links`` per reply status (stateful fuzzing and
+        client generators follow them).
+    """
+
+    id: str
+    summary: str
+    tag: str
+    replies: tuple[Reply, ...]
+    errors: tuple[type[TokenAuthError], ...] = ()
+    body: Body | None = None
+    security: str = PUBLIC
+    description: str = ""
+    when: Callable[[Settings], bool] | None = None
+    links: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    #: Query parameters: name to JSON Schema (all optional).
+    query: Mapping[str, Schema] = field(default_factory=dict)
+    rate_limited: bool = False
+
+
+#: Every route's operations: blueprint-local endpoint, then method.
+Operations = Mapping[str, Mapping[str, Operation]]
