@@ -74,3 +74,9 @@ nitpick_ignore_regex = [
 html_theme = "furo"
 html_title = f"flask_tokenauth {release}"
 html_static_path: list[str] = []
+
+# Doctests compare exception messages too (Sphinx's default flags ignore
+# them): a sample that shows an error message must show the real one.
+import doctest  # noqa: E402
+
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
