@@ -30,7 +30,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
-    "sphinx.ext.viewcode",
     "tokenauth_config",
 ]
 
@@ -67,7 +66,8 @@ nitpick_ignore_regex = [
     # Private modules and the type aliases of signatures: not documented.
     (r"py:.*", r"\.{0,2}_\w.*"),
     (r"py:.*", r"(flask_tokenauth\.\w+\.)?(UserT|F|Base|EngineSource|UserLoader)"),
-    (r"py:.*", r"(flask_tokenauth\.\w+\.)?(ClaimsLoader|Verifier|OrmSession|EmailSource)"),
+    (r"py:.*", r"(flask_tokenauth\.\w+\.)?(ClaimsLoader|Verifier|OrmSession)"),
+    (r"py:.*", r"(flask_tokenauth\.\w+\.)?EmailSource"),
 ]
 
 

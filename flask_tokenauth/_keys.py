@@ -79,7 +79,8 @@ class SigningKey:
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's over ``signing_input``, checked
-        by PyJWT's implementation of :attr:`~SigningKey.algorithm` (and only that one)."""
+        by PyJWT's implementation of :attr:`~SigningKey.algorithm` (and only
+        that one)."""
         return bool(
             self._pyjwt_algorithm.verify(signing_input, self._prepared_key, signature)
         )

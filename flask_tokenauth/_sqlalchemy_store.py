@@ -216,9 +216,10 @@ class SQLAlchemyUserStore(UserStore):
         return get_state().db
 
     def attach(self, app: Any) -> None:
-        """Called by :meth:`~flask_tokenauth.TokenAuth.init_app` once the app's state exists:
-        from now on, a user deleted through the ORM (or made inactive, with
-        an ``is_active`` column) loses its sessions on that app.
+        """Called by :meth:`~flask_tokenauth.TokenAuth.init_app` once the
+        app's state exists: from now on, a user deleted through the ORM (or
+        made inactive, with an ``is_active`` column) loses its sessions on
+        that app.
 
         The revocation runs once the host's transaction has committed, in a
         transaction of ours (told to Redis too), so that with every

@@ -30,27 +30,35 @@ _FENCE = re.compile(r"^(```+|~~~+|:::+)")
 _LINK = re.compile(r"\]\(#([^)\s]+)\)")
 
 
-def heading_anchors(srcdir: Path) -> dict[str, str]:
-    """Map each heading's GitHub-style anchor to the page (docname) it is on.
+def heading_anchors_of(page: Path) -> list[str]:
+    """The GitHub-style anchors of a Markdown page's headings, in order
+    (headings inside code fences and directives are not headings)."""
+    anchors: list[str] = []
+    fence: str | None = None
+    for line in page.read_text(encoding="utf-8").splitlines():
+        match = _FENCE.match(line)
+        if match:
+            if fence is None:
+                fence = match.group(1)
+            elif line.startswith(fence):
+                fence = None
+            continue
+        heading = _HEADING.match(line) if fence is None else None
+        if heading:
+            anchors.append(github_slugify(heading.group(2).replace("`", "")))
+    return anchors
 
-    Headings inside code fences are not headings.  An anchor found on two
-    pages keeps the first: links to it then need the page named.
+
+def heading_anchors(srcdir: Path) -> dict[str, str]:
+    """Map each heading's anchor to the page (docname) it is on.
+
+    An anchor found on two pages keeps the first (``tests/test_docs.py``
+    keeps them unique).
     """
     found: dict[str, str] = {}
     for path in sorted(srcdir.glob("*.md")):
-        fence: str | None = None
-        for line in path.read_text(encoding="utf-8").splitlines():
-            match = _FENCE.match(line)
-            if match:
-                if fence is None:
-                    fence = match.group(1)
-                elif line.startswith(fence):
-                    fence = None
-                continue
-            heading = _HEADING.match(line) if fence is None else None
-            if heading:
-                anchor = github_slugify(heading.group(2).replace("`", ""))
-                found.setdefault(anchor, path.stem)
+        for anchor in heading_anchors_of(path):
+            found.setdefault(anchor, path.stem)
     return found
 
 
