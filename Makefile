@@ -91,12 +91,14 @@ test: install browser js pgbouncer
 
 # The documentation site: every warning is an error (-W; -n also reports
 # every reference that resolves nowhere), --keep-going lists them all.
-# Then the code samples of the pages run as doctests, on the pages the
-# first build read (one doctree cache: nothing is read twice).  No network:
-# the build fetches nothing (docs/conf.py).
+# The HTML build reads every page afresh (-E): an incremental build would
+# not repeat a warning of a page it thinks unchanged, nor see a docstring
+# changed.  Then the code samples of the pages run as doctests, on the
+# pages that build read (one doctree cache: nothing is read twice).  No
+# network: the build fetches nothing (docs/conf.py).
 SPHINX := $(BIN)/sphinx-build -W --keep-going -n -q -d docs/_build/doctrees
 docs: install
-	$(SPHINX) -b html docs docs/_build/html
+	$(SPHINX) -E -b html docs docs/_build/html
 	$(SPHINX) -b doctest docs docs/_build/doctest
 
 # The suite against the newest releases of everything (ruff, mypy, redis-py,
