@@ -111,7 +111,11 @@ class ConfigKeys(SphinxDirective):
         import flask_tokenauth._config_keys as declaration
 
         self.env.note_dependency(str(declaration.__file__))
-        markdown = config_reference(KEYS, heading_anchors(srcdir))
+        try:
+            markdown = config_reference(KEYS, heading_anchors(srcdir))
+        except KeyError as error:
+            # A warning at this page (an error under -W), not a traceback.
+            return [self.state.reporter.error(f"a key's doc: {error.args[0]}")]
         container = nodes.container(classes=["tokenauth-config-keys"])
         self.state.nested_parse(
             StringList(markdown.splitlines(), source=self.get_source_info()[0]),
