@@ -4,6 +4,8 @@
 #   make test   install everything (Chromium and PgBouncer too, where apt-get
 #               can, and TypeScript for the JS client checks), run the tests
 #   make bench  the performance benchmarks (benchmarks/README.md)
+#   make docs   the documentation site (docs/_build/html), warnings as
+#               errors, then its code samples as doctests
 #   make constraints  refresh constraints.txt, the pinned versions that
 #               install, test and CI use, from the newest releases
 #   make test-latest  the tests on the newest releases (no pins), in
@@ -16,7 +18,7 @@ PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean blocklist
+.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean blocklist docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,7 +86,20 @@ pgbouncer:
 test: install browser js pgbouncer
 	$(BIN)/ruff check flask_tokenauth tests examples benchmarks
 	$(BIN)/mypy
+	$(MAKE) docs
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The documentation site: every warning is an error (-W; -n also reports
+# every reference that resolves nowhere), --keep-going lists them all.
+# The HTML build reads every page afresh (-E): an incremental build would
+# not repeat a warning of a page it thinks unchanged, nor see a docstring
+# changed.  Then the code samples of the pages run as doctests, on the
+# pages that build read (one doctree cache: nothing is read twice).  No
+# network: the build fetches nothing (docs/conf.py).
+SPHINX := $(BIN)/sphinx-build -W --keep-going -n -q -d docs/_build/doctrees
+docs: install
+	$(SPHINX) -E -b html docs docs/_build/html
+	$(SPHINX) -b doctest docs docs/_build/doctest
 
 # The suite against the newest releases of everything (ruff, mypy, redis-py,
 # SQLAlchemy, ...), in a venv of its own so the pinned one stays as it is.
@@ -124,4 +139,4 @@ wheel: install
 	$(BIN)/python -m build --wheel --outdir dist .
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-pins build dist *.egg-info
+	rm -rf $(VENV) .venv-latest .venv-pins build dist *.egg-info docs/_build

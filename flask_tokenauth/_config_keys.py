@@ -1,17 +1,20 @@
 """Every ``TOKENAUTH_*`` key, declared once: its name, default, parser and
-the one line the README's configuration table shows for it.
+the one line the documentation's configuration reference shows for it.
 
 :meth:`Settings.from_mapping <._config.Settings.from_mapping>` reads every key
-through this table, the unknown-key error lists its names, and the README's
-"Configuration" table is generated from it (:func:`markdown_table`;
-``tests/test_config_keys.py`` fails when the README differs).
+through this table, the unknown-key error lists its names, and the
+configuration reference (``docs/configuration.md``) is generated from it by
+the Sphinx extension ``docs/_ext/tokenauth_config.py`` at each build
+(``tests/test_docs.py`` fails on a key missing from its output).
 
 How to add a key (one entry here, one field there):
 
 1. Add a :class:`Key` to :data:`KEYS` next to the related keys: the name
    without the prefix, the default *as a user would write it* (``"15m"``,
    ``True``, ``None`` for unset), a parser from :mod:`._parsers` (or a new
-   one there, ``(value, key) -> parsed``), and the README's one-line meaning.
+   one there, ``(value, key) -> parsed``), and the one-line meaning the
+   docs show (MyST Markdown; a link to a heading of any docs page is
+   written ``[text](#anchor)``, and the extension points it at that page).
    Give ``shown=`` only when the default column must say more than the
    default in backticks ("unset", "**required**", a derivation).
 2. Add the field ``<name in lower case>`` to
@@ -20,9 +23,7 @@ How to add a key (one entry here, one field there):
    signing keys do: their parser is ``as_is``), add a small named check
    to :data:`._config_checks.CHECKS` (and, for a field no single key gives,
    an entry in ``DERIVED``).
-4. Regenerate the README table:
-   ``python -m flask_tokenauth._config_keys > /tmp/t.md`` and paste it over
-   the README's table (or run the test and copy the expected table).
+4. Nothing to regenerate: ``make docs`` renders the new key.
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ class Key:
     default: Any
     #: ``(value, full_key_name) -> parsed``; raises ``ConfigurationError``.
     parse: Parser
-    #: The README's one-line meaning (Markdown).
+    #: The docs' one-line meaning (MyST Markdown).
     doc: str
-    #: The default as the README shows it; empty: the default in backticks.
+    #: The default as the docs show it; empty: the default in backticks.
     shown: str = field(default="")
 
     @property
@@ -98,7 +99,7 @@ class Key:
         return self.shown or f"`{self.default}`"
 
 
-#: In the README's order: keys first, then tokens, cookies, passwords,
+#: In the docs' order: keys first, then tokens, cookies, passwords,
 #: headers, sessions, revocation, rate limits, endpoints.
 # A table: one entry per key, laid out by hand.
 # fmt: off
@@ -281,7 +282,7 @@ KEYS: tuple[Key, ...] = (
         "`False`: `/password` answers `404 NOT_FOUND` (your app changes passwords"
         " itself; call `revoke_user_sessions` there)."),
     # Account lifecycle: the flows that mail a link or a code (see
-    # "Account lifecycle" in the README); each flow module reads its keys.
+    # "Account lifecycle" in the docs); each flow module reads its keys.
     Key("EMAIL_VERIFICATION", "off", choice(*EMAIL_VERIFICATION_MODES),
         "`off` (the tutorial's contract), `optional` (a link is mailed at"
         " registration and on request; `email_verified` claim) or `required` (also"
@@ -346,7 +347,7 @@ KEYS: tuple[Key, ...] = (
         "How long a mail sender waits for the mail server (to connect, then for"
         " each answer) before the mail fails (`mail_failed`); Flask-Mailman's own"
         " `MAIL_TIMEOUT` wins for it."),
-    # Second factor and step-up (see "Second factor" in the README).
+    # Second factor and step-up (see "Second factor" in the docs).
     Key("MFA", "optional", choice(*MFA_MODES),
         "`optional`: users may enrol a second factor, and those who did must use it"
         " (`401 MFA_REQUIRED` until they do); `required`: every user must enrol"
@@ -390,17 +391,3 @@ KEYS: tuple[Key, ...] = (
 # fmt: on
 
 BY_NAME = {key.name: key for key in KEYS}
-
-_HEADER = "| key | default | meaning |\n|---|---|---|\n"
-
-
-def markdown_table() -> str:
-    """The README's configuration table, one row per key of :data:`KEYS`."""
-    rows = (
-        f"| `{key.full_name}` | {key.default_shown()} | {key.doc} |\n" for key in KEYS
-    )
-    return _HEADER + "".join(rows)
-
-
-if __name__ == "__main__":
-    print(markdown_table(), end="")

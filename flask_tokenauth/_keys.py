@@ -79,14 +79,15 @@ class SigningKey:
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's over ``signing_input``, checked
-        by PyJWT's implementation of :attr:`algorithm` (and only that one)."""
+        by PyJWT's implementation of :attr:`~SigningKey.algorithm` (and only
+        that one)."""
         return bool(
             self._pyjwt_algorithm.verify(signing_input, self._prepared_key, signature)
         )
 
     def sign(self, signing_input: bytes) -> bytes:
         """This key's signature over ``signing_input``, made by PyJWT's
-        implementation of :attr:`algorithm` (what ``jwt.encode`` calls) with
+        implementation of :attr:`~SigningKey.algorithm` (what ``jwt.encode`` calls) with
         the key prepared at load.
 
         :raises ValueError: if the key only verifies.

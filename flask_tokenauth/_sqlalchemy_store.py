@@ -101,7 +101,7 @@ class SQLAlchemyUserStore(UserStore):
         :mod:`._hostpasswords`); before any, a werkzeug hash for
         ``"auto"``/``"werkzeug"``, passlib's ``dummy_verify`` for a context,
         our bcrypt dummy at ``TOKENAUTH_BCRYPT_ROUNDS`` otherwise.
-    :param email: where the address is, for the mail flows (README "Host
+    :param email: where the address is, for the mail flows (docs/mail.md, "Host
         users' addresses"): a column name (by default the column named
         ``email``, if any), ``email(user) -> str | None`` with
         ``find_by_email``, or ``None``: no address, every mail endpoint
@@ -216,9 +216,10 @@ class SQLAlchemyUserStore(UserStore):
         return get_state().db
 
     def attach(self, app: Any) -> None:
-        """Called by :meth:`TokenAuth.init_app` once the app's state exists:
-        from now on, a user deleted through the ORM (or made inactive, with
-        an ``is_active`` column) loses its sessions on that app.
+        """Called by :meth:`~flask_tokenauth.TokenAuth.init_app` once the
+        app's state exists: from now on, a user deleted through the ORM (or
+        made inactive, with an ``is_active`` column) loses its sessions on
+        that app.
 
         The revocation runs once the host's transaction has committed, in a
         transaction of ours (told to Redis too), so that with every

@@ -47,13 +47,13 @@ class UserStore(ABC):
     identity_attribute: str | None = None
 
     def bind(self, settings: Settings, db: Database) -> None:  # noqa: B027
-        """Called by :meth:`TokenAuth.init_app`, with the validated
+        """Called by :meth:`~flask_tokenauth.TokenAuth.init_app`, with the validated
         settings and our database; raise
         :class:`~flask_tokenauth.errors.ConfigurationError` for a setup that
         cannot work."""
 
     def attach(self, app: Any) -> None:  # noqa: B027
-        """Called by :meth:`TokenAuth.init_app` once the app's state is
+        """Called by :meth:`~flask_tokenauth.TokenAuth.init_app` once the app's state is
         set up."""
 
     @abstractmethod

@@ -8,7 +8,8 @@ host application; raising one from any view gives the same JSON.
 
 ``code`` on a werkzeug exception is the HTTP status, so the stable machine
 code lives in :attr:`TokenAuthError.error_code`.  The codes are part of the
-public contract (see the README's "Error codes" table) and never change.
+public contract (see "Error codes" in the documentation, docs/errors.md)
+and never change.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class TokenAuthError(HTTPException):
     """Base class of every error this extension raises to a client."""
 
     code: int | None = 400
+    #: The stable machine code of the JSON body (``"TOKEN_EXPIRED"``, ...).
     error_code: ClassVar[str] = "BAD_REQUEST"
     #: The default human message; ``description`` overrides it per instance.
     message: ClassVar[str] = "Bad request"

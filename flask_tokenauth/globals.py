@@ -1,13 +1,15 @@
 """``current_user`` and ``current_claims``: typed proxies to the
 authenticated request's user and access-token claims.
 
-The claims are verified once per request, by :func:`login_required` or on
-first access; the user is loaded from the database only when a view touches
-:data:`current_user`, and at most once per request.
+The claims are verified once per request, by
+:func:`~flask_tokenauth.login_required` or on first access; the user is
+loaded from the database only when a view touches
+:data:`~flask_tokenauth.current_user`, and at most once per request.
 
 In a ``login_required(optional=True)`` view that received no token,
-:data:`current_user` is an :class:`~flask_tokenauth.models.AnonymousUser`
-(falsy, ``is_authenticated`` false) and :data:`current_claims` is empty.
+:data:`~flask_tokenauth.current_user` is an
+:class:`~flask_tokenauth.AnonymousUser` (falsy, ``is_authenticated`` false)
+and :data:`~flask_tokenauth.current_claims` is empty.
 
 In a view without the decorator, touching either one *authenticates the
 request then*: a valid token gives its user, and a missing or bad one

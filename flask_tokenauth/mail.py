@@ -2,12 +2,12 @@
 address, sign in by email) and how they leave the app.
 
 Every flow renders its mail from templates (see "Mail templates" in the
-README) into one :class:`Message` and hands it to the app's sender after
-the response, in a worker thread of the process (app context pushed, no
-request).  Which sender is ``TOKENAUTH_MAIL_BACKEND``'s choice: the app's
-Flask-Mail or Flask-Mailman, the standard library's :mod:`smtplib` with
-the ``MAIL_*`` keys those read, a development logger, or your own
-callable.
+documentation, docs/mail.md) into one :class:`Message` and hands it to the
+app's sender after the response, in a worker thread of the process (app
+context pushed, no request).  Which sender is ``TOKENAUTH_MAIL_BACKEND``'s
+choice: the app's Flask-Mail or Flask-Mailman, the standard library's
+:mod:`smtplib` with the ``MAIL_*`` keys those read, a development logger,
+or your own callable.
 
 The sender contract (``TOKENAUTH_MAIL_SENDER``)
 -----------------------------------------------

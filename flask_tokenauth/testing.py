@@ -20,7 +20,7 @@ loads the user, and revoking the user's sessions refuses it as it would a
 token from ``/login``.  What the helper skips is the cost of a login: no
 HTTP request, no password and so no bcrypt, no rate limits, no signals.
 
-The pytest fixtures of :mod:`flask_tokenauth.pytest_plugin` wrap these.
+The pytest fixtures of :mod:`pytest_flask_tokenauth` wrap these.
 
 .. versionadded:: 0.1
 """

@@ -1,13 +1,11 @@
 """The table of configuration keys is the one source of the settings and of
-their documentation: the README's table is generated from it, and every
-setting comes from a key of it."""
+their documentation: the docs' configuration reference is generated from it
+(tests/test_docs.py checks that), and every setting comes from a key of it."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,44 +13,14 @@ import pytest
 from flask_tokenauth import ConfigurationError
 from flask_tokenauth._config import DEFAULTS, Settings
 from flask_tokenauth._config_checks import DERIVED
-from flask_tokenauth._config_keys import BY_NAME, KEYS, markdown_table
+from flask_tokenauth._config_keys import BY_NAME, KEYS
 
 from .conftest import base_config
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-MARKER = "<!-- Generated from flask_tokenauth/_config_keys.py"
-
-
-def readme_table() -> str:
-    """The README's configuration table: the lines after the marker, up to
-    the first blank line after the table."""
-    lines = README.read_text(encoding="utf-8").split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith(MARKER)) + 2
-    end = lines.index("", start)
-    return "\n".join(lines[start:end]) + "\n"
-
-
-def test_the_readme_table_is_generated_from_the_keys() -> None:
-    expected = markdown_table()
-    diff = "".join(
-        difflib.unified_diff(
-            readme_table().splitlines(keepends=True),
-            expected.splitlines(keepends=True),
-            "README.md",
-            "markdown_table()",
-        )
-    )
-    assert not diff, (
-        "README.md's configuration table differs from the table of keys in"
-        " flask_tokenauth/_config_keys.py. Edit the keys there, then replace"
-        " the README's table with the output of"
-        f" `python -m flask_tokenauth._config_keys`:\n{diff}"
-    )
 
 
 @pytest.mark.parametrize("key", KEYS, ids=lambda key: key.name)
 def test_every_key_is_documented(key: Any) -> None:
-    # One line of a Markdown table: no line break, no unescaped cell border.
+    # One line of Markdown: no line break; no "|", so it also fits a table.
     for text in (key.doc, key.default_shown()):
         assert text.strip() == text
         assert text
@@ -92,7 +60,7 @@ def test_every_default_is_a_valid_value(key: Any) -> None:
 @pytest.mark.parametrize("name", ["LEEWAY", "REUSE_INTERVAL"])
 @pytest.mark.parametrize("value", ["0", "0s", 0, None, ""])
 def test_durations_shown_as_zero_parse_zero(name: str, value: object) -> None:
-    """The README shows their default as ``0``; from the environment that is
+    """The docs show their default as ``0``; from the environment that is
     the string ``"0"``, which must be read as zero, not refused."""
     settings = Settings.from_mapping(base_config(**{f"TOKENAUTH_{name}": value}))
     assert getattr(settings, name.lower()) == timedelta(0)

@@ -3,7 +3,7 @@ Flask-WTF's CSRFProtect, its own ``User`` (username, werkzeug hashes), its
 own login page and migrations -- that adds token auth to its ``/api``.
 
 The lines marked ``# tokenauth glue`` (here, in ``models.py`` and in
-``views.py``) are all it took; the README shows them.  Everything else is
+``views.py``) are all it took; docs/existing-app.md shows them.  Everything else is
 the app as it was: its users, its login page, its migrations.
 
 Run it (from the repository's root)::

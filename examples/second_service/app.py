@@ -2,7 +2,7 @@
 secret: only the URL of the main app's JWKS.
 
 Run it beside the example app (which must sign with an asymmetric key, see
-"Signing keys" in the README)::
+docs/signing-keys.md)::
 
     JWKS_URL=http://127.0.0.1:5000/api/auth/.well-known/jwks.json \\
         flask --app examples/second_service/app.py run --port 5001
