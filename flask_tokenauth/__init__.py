@@ -18,6 +18,7 @@ from ._keys import SigningKey as SigningKey
 from ._login import login_user as login_user
 from ._sessions import revoke_user_sessions as revoke_user_sessions
 from ._verification import is_email_verified as is_email_verified
+from ._version import __version__ as __version__
 from .decorators import login_required as login_required
 from .errors import AuthenticationError as AuthenticationError
 from .errors import ConfigurationError as ConfigurationError
@@ -70,8 +71,6 @@ from .userstore import SQLAlchemyUserStore as SQLAlchemyUserStore
 from .userstore import UserStore as UserStore
 from .views import auth_bp as auth_bp
 from .views.client import client_script_url as client_script_url
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "AnonymousUser",

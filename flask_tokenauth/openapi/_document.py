@@ -21,6 +21,7 @@ from werkzeug.routing import Rule
 
 from .._config import Settings
 from .._state import get_state
+from .._version import __version__
 from ..errors import TokenAuthError
 from . import _components as components
 from ._declare import (
@@ -66,8 +67,6 @@ def build(app: App, registration: str, server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI 3.1 document of the blueprint registered as
     ``registration`` (``request.blueprint`` of its requests) on ``app``,
     describing the operations the app's settings switch on."""
-    from .. import __version__
-
     state = get_state(app)
     settings = state.settings
     login = state.user_store.login_field
