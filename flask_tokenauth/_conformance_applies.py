@@ -75,7 +75,6 @@ blocklist = setting_on("password_blocklist", "PASSWORD_BLOCKLIST")
 ratelimit = setting_on("ratelimit_enabled", "RATELIMIT_ENABLED")
 password_change = setting_on("password_change_enabled", "PASSWORD_CHANGE_ENABLED")
 password_reset = mail_flow("password_reset_enabled", "PASSWORD_RESET_ENABLED")
-change_email = mail_flow("change_email_enabled", "CHANGE_EMAIL_ENABLED")
 email_login = mail_flow("email_login_enabled", "EMAIL_LOGIN_ENABLED")
 
 
@@ -141,10 +140,3 @@ def mfa_required(ctx: Context) -> str | None:
     if ctx.settings.mfa != "required":
         return "not met as configured: TOKENAUTH_MFA is optional (set required)"
     return second_factor(ctx)
-
-
-def email_login_lifetime(ctx: Context) -> str | None:
-    reason = email_login(ctx)
-    if reason is None and ctx.settings.email_login_expires.total_seconds() > 600:
-        return "not met as configured: TOKENAUTH_EMAIL_LOGIN_EXPIRES exceeds 10 minutes"
-    return reason

@@ -176,6 +176,7 @@ def test_cookie_prefixes_with_what_they_need(
         b"changeme" + b"\xff" * 32,
     ],
 )
+@pytest.mark.requirement("RFC-8725-3.5")
 def test_placeholder_secrets_are_refused(key: str, value: str | bytes) -> None:
     with pytest.raises(
         ConfigurationError, match=rf"{key} is a placeholder.*token_urlsafe"
