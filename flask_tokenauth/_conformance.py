@@ -52,20 +52,20 @@ class Row:
     """One requirement as it stands for one app."""
 
     requirement: Requirement
-    #: ``"claimed"``, ``"n/a"`` or ``"host"``.
+    #: ``"claimed"``, ``"n/a"``, ``"host"`` or ``"gap"``.
     status: str
-    #: The N/A or host reason.
+    #: Why not applicable, the host's, or not met.
     reason: str | None
     #: The claiming tests with their outcome (``"passed"``...), sorted.
     tests: tuple[tuple[str, str], ...]
 
     @property
     def proven(self) -> bool:
-        return any(outcome == "passed" for _, outcome in self.tests)
+        return any(outcome.startswith("passed") for _, outcome in self.tests)
 
     @property
     def failed(self) -> bool:
-        return any(outcome == "failed" for _, outcome in self.tests)
+        return any(outcome.startswith("failed") for _, outcome in self.tests)
 
 
 def context_of(state: TokenAuthState) -> Context:
@@ -93,25 +93,31 @@ def load_evidence(path: Path | None = None) -> dict[str, list[str]]:
 
 
 def load_results(path: Path) -> dict[str, str]:
-    """Test function id -> its summary outcome, from the plugin's file.
+    """Test function id -> its summary outcome, from the plugin's file;
+    ``", earlier run"`` appended when it comes from a run before the last
+    (a partial run left it as it was; it still counts).
 
     :raises ValueError: the file is not a results file.
     """
     try:
         tests: Mapping[str, Any] = json.loads(path.read_text())["tests"]
-        by_function: dict[str, list[str]] = {}
+        by_function: dict[str, list[tuple[str, bool]]] = {}
         for node_id, entry in tests.items():
-            by_function.setdefault(function_id(node_id), []).append(entry["outcome"])
+            by_function.setdefault(function_id(node_id), []).append(
+                (entry["outcome"], bool(entry.get("stale")))
+            )
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} is not a conformance results file ({e})") from None
-    return {name: _summary(outcomes) for name, outcomes in by_function.items()}
+    return {name: _summary(runs) for name, runs in by_function.items()}
 
 
-def _summary(outcomes: Iterable[str]) -> str:
-    seen = set(outcomes)
+def _summary(runs: list[tuple[str, bool]]) -> str:
+    seen = {outcome for outcome, _ in runs}
     if "failed" in seen:
-        return "failed"
-    return "passed" if "passed" in seen else "skipped"
+        outcome = "failed"
+    else:
+        outcome = "passed" if "passed" in seen else "skipped"
+    return f"{outcome}, earlier run" if all(stale for _, stale in runs) else outcome
 
 
 def evaluate(
@@ -133,6 +139,9 @@ def evaluate(
         if req.host is not None:
             rows.append(Row(req, "host", req.host, tests))
             continue
+        if req.gap is not None:
+            rows.append(Row(req, "gap", req.gap, tests))
+            continue
         reason = req.applies(context)
         rows.append(Row(req, "claimed" if reason is None else "n/a", reason, tests))
     return rows
@@ -148,7 +157,7 @@ def problems(rows: Iterable[Row]) -> list[str]:
         if not row.tests:
             found.append(f"{row.requirement.id}: no test claims it")
         elif row.failed:
-            failed = [t for t, outcome in row.tests if outcome == "failed"]
+            failed = [t for t, outcome in row.tests if outcome.startswith("failed")]
             found.append(f"{row.requirement.id}: failed: {', '.join(failed)}")
         elif not row.proven:
             found.append(f"{row.requirement.id}: none of its tests passed")
@@ -156,7 +165,7 @@ def problems(rows: Iterable[Row]) -> list[str]:
 
 
 def counts(rows: Iterable[Row]) -> dict[str, int]:
-    """Claimed, proven (a passing test, none failed), N/A and host's."""
+    """Claimed, proven (a passing test, none failed), N/A, host's, not met."""
     rows = list(rows)
     claimed = [r for r in rows if r.status == "claimed"]
     return {
@@ -164,6 +173,7 @@ def counts(rows: Iterable[Row]) -> dict[str, int]:
         "proven": sum(r.proven and not r.failed for r in claimed),
         "n/a": sum(r.status == "n/a" for r in rows),
         "host": sum(r.status == "host" for r in rows),
+        "gap": sum(r.status == "gap" for r in rows),
     }
 
 
@@ -173,18 +183,18 @@ def render_text(profile: str, rows: list[Row]) -> str:
     lines = [
         f"{profile}: {PROFILES[profile]}",
         f"  {c['claimed']} claimed, {c['proven']} proven, {c['n/a']} not applicable,"
-        f" {c['host']} the host's",
+        f" {c['host']} the host's, {c['gap']} not met",
     ]
     for row in rows:
         req = row.requirement
         if row.status == "claimed":
             mark = "ok" if row.proven and not row.failed else "!!"
             lines.append(f"  [{mark}] {req.id}  {req.title}")
-            lines += [f"         {outcome:8} {test}" for test, outcome in row.tests]
+            lines += [f"         {test}  ({outcome})" for test, outcome in row.tests]
             if not row.tests:
                 lines.append("         no test claims it")
         else:
-            label = "N/A " if row.status == "n/a" else "host"
+            label = {"n/a": "N/A ", "host": "host", "gap": "gap "}[row.status]
             lines.append(f"  [{label}] {req.id}  {req.title}")
             lines.append(f"         {row.reason}")
     return "\n".join(lines) + "\n"
@@ -197,8 +207,8 @@ def render_markdown(sections: list[tuple[str, list[Row]]], app_name: str) -> str
     out = [
         "# Conformance",
         "",
-        "Generated by `flask --app examples/app.py tokenauth conformance --markdown`"
-        f" for `{app_name}`; do not edit by hand. Each requirement is proven by the"
+        "Generated by `flask tokenauth conformance --markdown` for the app"
+        f" `{app_name}`; do not edit by hand. Each requirement is proven by the"
         " tests listed (their `@pytest.mark.requirement` markers), and CI fails"
         " when one of them does not pass (`tokenauth conformance --check`). Run the"
         " command against your own app to see what applies to its settings"
@@ -211,7 +221,8 @@ def render_markdown(sections: list[tuple[str, list[Row]]], app_name: str) -> str
             f"## {profile}: {PROFILES[profile]}",
             "",
             f"{c['claimed']} claimed, {c['n/a']} not applicable to this app,"
-            f" {c['host']} the host's responsibility.",
+            f" {c['host']} the host's responsibility, {c['gap']} not met by the"
+            " library.",
             "",
             "| Requirement | What it asks | Proven by |",
             "|---|---|---|",
@@ -223,7 +234,11 @@ def render_markdown(sections: list[tuple[str, list[Row]]], app_name: str) -> str
                     f"| {row.requirement.id} | {row.requirement.title} |"
                     f" {tests or '**no test**'} |"
                 )
-        for status, heading in (("n/a", "Not applicable"), ("host", "The host's")):
+        for status, heading in (
+            ("n/a", "Not applicable"),
+            ("host", "The host's"),
+            ("gap", "Not met by the library"),
+        ):
             chosen = [r for r in rows if r.status == status]
             if chosen:
                 out += [

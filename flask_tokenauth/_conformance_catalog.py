@@ -6,8 +6,10 @@ the standard's own numbering, with its wording shortened, the profiles it
 belongs to, and when it applies (a predicate of :mod:`._conformance_applies`
 over the app's settings).  Requirements this library cannot meet for the
 host (TLS, the host's own pages, its documentation) carry ``host=`` and the
-reason, and are never claimed.  Which tests prove a requirement is said by
-the tests themselves, with ``@pytest.mark.requirement(id)``.
+reason, and are never claimed; those it does not meet carry ``gap=`` and
+what falls short, so the report says so instead of staying silent.  Which
+tests prove a requirement is said by the tests themselves, with
+``@pytest.mark.requirement(id)``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ TLS = "TLS is terminated by the host's server or proxy"
 
 @dataclass(frozen=True)
 class Requirement:
-    """One requirement; ``host`` set: the host's responsibility, why."""
+    """One requirement; ``host`` set: the host's responsibility, why;
+    ``gap`` set: not met by the library, what falls short."""
 
     id: str
     source: str
@@ -46,18 +49,19 @@ class Requirement:
     profiles: frozenset[str]
     applies: Applies = field(default=a.always, compare=False)
     host: str | None = None
+    gap: str | None = None
 
 
 def asvs(number: str, profiles: frozenset[str], title: str, applies: Applies = a.always,
-         host: str | None = None) -> Requirement:  # fmt: skip
+         host: str | None = None, gap: str | None = None) -> Requirement:  # fmt: skip
     return Requirement(f"ASVS-5.0-{number}", "OWASP ASVS 5.0", title, profiles,
-                       applies, host)  # fmt: skip
+                       applies, host, gap)  # fmt: skip
 
 
 def nist(number: str, title: str, applies: Applies = a.always,
-         host: str | None = None) -> Requirement:  # fmt: skip
+         host: str | None = None, gap: str | None = None) -> Requirement:  # fmt: skip
     return Requirement(f"NIST-800-63B-4-{number}", "NIST SP 800-63B-4", title,
-                       frozenset({"nist-aal2"}), applies, host)  # fmt: skip
+                       frozenset({"nist-aal2"}), applies, host, gap)  # fmt: skip
 
 
 def rfc(rid: str, title: str, applies: Applies = a.always) -> Requirement:
@@ -115,8 +119,12 @@ REQUIREMENTS: tuple[Requirement, ...] = (
          a.password_reset),
     asvs("6.5.1", L2, "Lookup secrets and TOTP codes are usable only once.",
          a.second_factor),
+    asvs("6.5.2", L2, "Lookup secrets under 112 bits get a salted password hash.",
+         gap="recovery codes (50 bits) are stored as a keyed HMAC-SHA256"),
     asvs("6.5.4", L2, "Lookup secrets and out-of-band codes have 20 bits or more.",
          a.second_factor),
+    asvs("6.5.5", L2, "Out-of-band codes live 10 minutes at most, TOTP 30 seconds.",
+         gap="a TOTP code is accepted one 30-second step either side of now"),
     asvs("6.6.3", L2, "Out-of-band codes are protected against brute force.",
          a.email_login),
     asvs("6.8.2", L2, "Signatures of authentication assertions are always validated."),
@@ -137,6 +145,10 @@ REQUIREMENTS: tuple[Requirement, ...] = (
          " changes."),
     asvs("7.4.4", L2, "Authenticated pages give easy access to logout.", host=PAGES),
     asvs("7.4.5", L2, "Administrators can end the sessions of one user or of all."),
+    asvs("7.5.1", L2, "Changing the address or MFA needs re-authentication.",
+         gap="enrolling the first second factor needs no re-authentication"),
+    asvs("7.5.2", L2, "Users view and, re-authenticated, terminate their sessions.",
+         gap="ending a session needs the access token only, no re-authentication"),
     # V9 Self-contained Tokens
     asvs("9.1.1", L1, "Self-contained tokens are validated by signature before use."),
     asvs("9.1.2", L1, "Only allowlisted algorithms, never 'none', sign and verify."),
@@ -164,6 +176,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     nist("3.1.1.1", "No password complexity requirements besides the blocklist."),
     nist("3.1.1.2", "Password verifiers: 8+ characters, 64+ allowed, a blocklist, the"
          " whole password verified, salted hashes.", a.blocklist),
+    nist("3.1.2.2", "Look-up secrets under 112 bits use a salted password hash.",
+         gap="recovery codes (50 bits) are stored as a keyed HMAC-SHA256"),
     nist("3.1.4.2", "OTP verifiers accept a code once and limit failed attempts.",
          a.totp),
     nist("3.1.7.2", "Cryptographic verifiers use a unique 64-bit challenge nonce.",
@@ -175,6 +189,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
          host="the channels between the host's services are the host's"),
     nist("3.2.7", "At least one replay-resistant authenticator is used at AAL2.",
          a.second_factor),
+    nist("4.2.1.1", "Saved recovery codes carry at least 64 random bits.",
+         gap="recovery codes carry 50 random bits"),
     nist("5.1", "Session secrets: approved RBG, 64+ bits, invalid after logout."),
     nist("5.1.1", "Session cookies are Secure, HttpOnly, SameSite, narrowly scoped.",
          a.all_of(a.secure_cookie, a.samesite)),
