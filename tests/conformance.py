@@ -161,6 +161,7 @@ def example_markdown() -> str:
         ACCESS_TOKEN_SECRET="conformance-report-" + "a" * 48,
         REFRESH_TOKEN_SECRET="conformance-report-" + "b" * 48,
         DATABASE_URL="sqlite://",
+        FLASK_SKIP_DOTENV="1",  # flask's own search for .env walks up from cwd
     )
     for name in ("ACCESS_TOKEN_EXPIRES_IN", "REFRESH_TOKEN_EXPIRES_IN"):
         env.pop(name, None)
