@@ -92,6 +92,7 @@ def test_defaults() -> None:
         ({"TOKENAUTH_ACESS_SECRET": "typo"}, "Unknown configuration key"),
     ],
 )
+@pytest.mark.requirement("RFC-8725-3.5", "ASVS-5.0-9.1.2")
 def test_misconfiguration_stops_start_up(config: dict[str, Any], message: str) -> None:
     app = Flask(__name__)
     app.config.update(base_config(**config))
