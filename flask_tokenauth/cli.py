@@ -4,7 +4,9 @@
 sessions; ``create-user``, ``sessions`` and ``revoke-sessions`` administer
 users; ``keys generate|list|rotate|retire`` manage signing keys (see
 :mod:`._cli_keys`); ``mail test`` sends a test mail (:mod:`._cli_mail`);
-``mfa list|reset|rekey`` act on second factors (:mod:`._cli_mfa`).
+``mfa list|reset|rekey`` act on second factors (:mod:`._cli_mfa`);
+``conformance`` reports the standards' requirements and the tests that
+prove them (:mod:`._cli_conformance`).
 Every command exits non-zero with a one-line message on bad input or an
 unreachable database.
 """
@@ -22,6 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import _migrate
+from ._cli_conformance import conformance_cli
 from ._cli_keys import keys_cli
 from ._cli_mail import mail_cli
 from ._cli_mfa import mfa_cli
@@ -229,3 +232,4 @@ tokenauth_cli.add_command(keys_cli)
 tokenauth_cli.add_command(users_cli)
 tokenauth_cli.add_command(mail_cli)
 tokenauth_cli.add_command(mfa_cli)
+tokenauth_cli.add_command(conformance_cli)

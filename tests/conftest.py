@@ -30,6 +30,8 @@ from flask_tokenauth._keys import SigningKey
 from flask_tokenauth._migrate import upgrade
 from flask_tokenauth.models import metadata
 
+from .conformance import ResultsRecorder
+
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -128,6 +130,12 @@ def own_redis() -> Iterator[Any]:
             yield client
         finally:
             client.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Record the outcomes of the tests that prove a requirement, for
+    ``flask tokenauth conformance`` (see ``tests/conformance.py``)."""
+    config.pluginmanager.register(ResultsRecorder(config), "tokenauth-conformance")
 
 
 def pytest_collection_modifyitems(

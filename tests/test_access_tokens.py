@@ -97,6 +97,7 @@ def assert_401(response: Any, code: str) -> None:
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="api"')
 
 
+@pytest.mark.requirement("RFC-9068-2.1", "RFC-8725-3.11")
 def test_valid_token_claims(token: str, client: FlaskClient) -> None:
     claims = claims_of(token)
     assert set(claims) >= {"sub", "iat", "exp", "iss", "aud", "jti", "sid"}
@@ -131,6 +132,7 @@ def test_missing_token(
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
+@pytest.mark.requirement("ASVS-5.0-9.2.1", "RFC-9068-4")
 def test_expired_token_has_the_tutorials_exact_body(
     token: str, client: FlaskClient
 ) -> None:
@@ -188,6 +190,20 @@ def mutations(claims: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", list(mutations({"sub": "1"})))
+@pytest.mark.requirement(
+    "ASVS-5.0-7.2.1",
+    "ASVS-5.0-9.1.1",
+    "ASVS-5.0-9.1.2",
+    "ASVS-5.0-9.2.1",
+    "ASVS-5.0-9.2.2",
+    "ASVS-5.0-9.2.3",
+    "ASVS-5.0-6.8.2",
+    "RFC-8725-3.1",
+    "RFC-8725-3.8",
+    "RFC-8725-3.9",
+    "RFC-8725-3.11",
+    "RFC-9068-4",
+)
 def test_bad_tokens_are_401(token: str, client: FlaskClient, case: str) -> None:
     bad = mutations(claims_of(token))[case]
     response = client.get("/api/profile", headers=bearer(bad))
@@ -270,6 +286,7 @@ def test_database_work_per_request(
         assert len(statements) == 1
 
 
+@pytest.mark.requirement("ASVS-5.0-7.4.2")
 def test_deleted_user(token: str, client: FlaskClient, engine: Engine) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM tokenauth_users")

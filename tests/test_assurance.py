@@ -70,6 +70,7 @@ def test_user_without_factor_is_unaffected(auth: Auth, client: FlaskClient) -> N
     assert response.json["code"] == "MFA_REQUIRED"
 
 
+@pytest.mark.requirement("NIST-800-63B-4-2.2.1")
 def test_password_login_with_factor_is_pending(
     auth: Auth, client: FlaskClient, engine: Engine
 ) -> None:
@@ -140,6 +141,7 @@ def test_totp_switched_off_is_no_factor(make_app: Any, engine: Engine) -> None:
     assert "mfa_state" not in claims_of(token)
 
 
+@pytest.mark.requirement("NIST-800-63B-4-2.2.1")
 def test_factor_upgrades_the_same_session(
     auth: Auth, client: FlaskClient, engine: Engine
 ) -> None:
@@ -311,6 +313,7 @@ def test_login_user_says_how_the_app_authenticated(
     assert claims["aal"] == 2 and claims["amr"] == ["pwd", "otp", "mfa"]
 
 
+@pytest.mark.requirement("NIST-800-63B-4-2.2.1", "NIST-800-63B-4-2.2.2")
 def test_passkey_sign_in_starts_an_aal2_session(make_app: Any, engine: Engine) -> None:
     app = add_views(make_app())
 

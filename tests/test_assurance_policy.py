@@ -50,6 +50,7 @@ def required_app(make_app: Any) -> Flask:
     return with_enrolment_view(add_views(make_app(TOKENAUTH_MFA="required")))
 
 
+@pytest.mark.requirement("ASVS-5.0-6.3.3")
 def test_required_user_without_factor_may_only_enrol(required_app: Flask) -> None:
     client = required_app.test_client()
     auth = Auth(client)
@@ -76,6 +77,7 @@ def test_required_user_without_factor_may_only_enrol(required_app: Flask) -> Non
     assert "mfa_state" not in claims_of(auth.refresh().json["accessToken"])
 
 
+@pytest.mark.requirement("ASVS-5.0-6.3.3")
 def test_required_user_with_factor_is_pending_not_enrolling(
     required_app: Flask, engine: Engine
 ) -> None:

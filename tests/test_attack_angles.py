@@ -364,6 +364,14 @@ def test_a_token_forged_with_our_settings_is_accepted(
 
 
 @pytest.mark.parametrize("case", list(forgeries({"iss": "i", "aud": "a"})))
+@pytest.mark.requirement(
+    "ASVS-5.0-9.1.2",
+    "ASVS-5.0-9.1.3",
+    "ASVS-5.0-9.2.3",
+    "RFC-8725-3.1",
+    "RFC-8725-3.8",
+    "RFC-8725-3.9",
+)
 def test_forged_tokens_are_refused_over_http(
     server: str, victim: dict[str, Any], case: str
 ) -> None:
@@ -374,6 +382,7 @@ def test_forged_tokens_are_refused_over_http(
 # -- The token cache still expires -------------------------------------------
 
 
+@pytest.mark.requirement("ASVS-5.0-9.2.1")
 def test_cached_token_is_refused_once_expired(deployment: Deployment) -> None:
     """A token used (and so cached by the worker) while valid is refused
     as soon as the clock passes its ``exp``."""
@@ -466,6 +475,7 @@ def cookie_of(route: str, client: Client) -> requests.Response:
 
 
 @pytest.mark.parametrize("route", ["register", "login", "refresh", "logout"])
+@pytest.mark.requirement("ASVS-5.0-3.3.4", "ASVS-5.0-3.3.2", "NIST-800-63B-4-5.1.1")
 def test_refresh_cookie_attributes_over_http(server: str, route: str) -> None:
     """``HttpOnly`` (no script reads it), ``Secure``, ``SameSite=Strict``
     and the blueprint's path only (sent to /refresh and /logout, never to
@@ -502,6 +512,7 @@ def test_refresh_cookie_attributes_over_http(server: str, route: str) -> None:
         ("0", "203.0.113.9, 6.6.6.6", "127.0.0.1"),
     ],
 )
+@pytest.mark.requirement("ASVS-5.0-4.1.3")
 def test_spoofed_forwarded_for_is_not_the_recorded_address(
     deployment: Deployment, trusted: str, forwarded: str, recorded: str
 ) -> None:
@@ -514,6 +525,7 @@ def test_spoofed_forwarded_for_is_not_the_recorded_address(
 # -- Rehash on login after a cost change -------------------------------------
 
 
+@pytest.mark.requirement("ASVS-5.0-11.4.2")
 def test_login_rehashes_after_a_cost_change(deployment: Deployment) -> None:
     """A redeploy with a higher bcrypt cost upgrades each hash at its user's
     next login, once, and the password keeps working on both."""

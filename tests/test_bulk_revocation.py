@@ -71,6 +71,7 @@ def two_users(
 
 @pytest.mark.parametrize("mode", ["database", "redis"])
 @pytest.mark.parametrize("how", list(BULK))
+@pytest.mark.requirement("ASVS-5.0-7.4.2", "ASVS-5.0-7.4.5")
 def test_a_bulk_statement_ends_the_users_sessions(
     engine: Engine,
     host: type[Any],  # noqa: F811

@@ -79,6 +79,7 @@ def test_head_and_wrong_methods(client: FlaskClient) -> None:
     assert posted.json == {"error": "Method not allowed", "code": "METHOD_NOT_ALLOWED"}
 
 
+@pytest.mark.requirement("ASVS-5.0-14.3.2")
 def test_token_responses_stay_uncached(client: FlaskClient) -> None:
     """The blueprint's no-store default still covers everything else."""
     response = client.post("/api/auth/refresh")

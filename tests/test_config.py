@@ -92,6 +92,7 @@ def test_defaults() -> None:
         ({"TOKENAUTH_ACESS_SECRET": "typo"}, "Unknown configuration key"),
     ],
 )
+@pytest.mark.requirement("RFC-8725-3.5", "ASVS-5.0-9.1.2")
 def test_misconfiguration_stops_start_up(config: dict[str, Any], message: str) -> None:
     app = Flask(__name__)
     app.config.update(base_config(**config))
@@ -176,6 +177,7 @@ def test_cookie_prefixes_with_what_they_need(
         b"changeme" + b"\xff" * 32,
     ],
 )
+@pytest.mark.requirement("RFC-8725-3.5")
 def test_placeholder_secrets_are_refused(key: str, value: str | bytes) -> None:
     with pytest.raises(
         ConfigurationError, match=rf"{key} is a placeholder.*token_urlsafe"

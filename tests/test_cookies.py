@@ -516,6 +516,7 @@ def test_a_host_prefixed_cookie_has_nothing_else_to_clear(
 
 
 @pytest.mark.parametrize("path", ["login", "register"])
+@pytest.mark.requirement("ASVS-5.0-7.2.4")
 def test_a_login_sent_several_refresh_cookies_clears_the_others(
     bare: FlaskClient, account: Callable[[str], Account], path: str
 ) -> None:
@@ -636,6 +637,7 @@ def test_set_and_clear_use_the_same_attributes(
         assert "domain" not in expected  # the browser's rule for __Host-
 
 
+@pytest.mark.requirement("ASVS-5.0-3.3.1", "ASVS-5.0-3.3.3")
 def test_host_prefixed_cookie_works_end_to_end(make_app: Any) -> None:
     """``__Host-refresh`` at ``Path=/``: login, refresh, logout through a
     client that keeps the cookie as a browser would."""

@@ -51,6 +51,7 @@ def used_tokens(engine: Engine) -> int:
 
 @pytest.mark.parametrize("route", ["refresh", "logout"])
 @pytest.mark.parametrize("headers", CROSS_SITE)
+@pytest.mark.requirement("ASVS-5.0-3.5.1")
 def test_cross_site_is_refused(
     auth: Auth, engine: Engine, route: str, headers: dict[str, str]
 ) -> None:
@@ -132,6 +133,7 @@ def test_behind_a_tls_proxy_with_allowed_origins(
     assert auth.logout(headers=headers).status_code == status
 
 
+@pytest.mark.requirement("ASVS-5.0-3.5.1")
 def test_an_https_origin_on_an_http_app_is_refused(auth: Auth) -> None:
     """Neither ``ProxyFix`` nor ``TOKENAUTH_ALLOWED_ORIGINS``: forwarded
     headers are not trusted, the app is on http, an https page is another

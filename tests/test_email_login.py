@@ -312,6 +312,7 @@ def test_expires_after_ten_minutes_by_default(
     assert life == timedelta(minutes=10)
 
 
+@pytest.mark.requirement("ASVS-5.0-6.6.3")
 def test_wrong_codes_kill_the_code(
     app: Flask, engine: Engine, client: FlaskClient, user: int, mailbox: Mailbox
 ) -> None:
@@ -477,6 +478,7 @@ def test_off_by_default(make_app: Any, mail_config: dict[str, Any]) -> None:
     assert error(verify(client, token="x")) == (404, "NOT_FOUND")
 
 
+@pytest.mark.requirement("ASVS-5.0-6.6.3")
 def test_guesses_count_against_the_per_client_mail_limit(
     make_app: Any, config: dict[str, Any], mailbox: Mailbox
 ) -> None:
@@ -668,6 +670,7 @@ def concurrently(
 
 
 @pytest.mark.postgresql
+@pytest.mark.requirement("ASVS-5.0-6.6.3")
 def test_concurrent_wrong_codes_cannot_exceed_the_attempts(
     app: Flask, engine: Engine, client: FlaskClient, user: int, mailbox: Mailbox
 ) -> None:

@@ -23,6 +23,7 @@ def cookie_header(response: Any, name: str = "refresh_token") -> str:
     return str(headers[0])
 
 
+@pytest.mark.requirement("ASVS-5.0-3.3.4", "NIST-800-63B-4-5.1.1", "ASVS-5.0-3.3.2")
 def test_register_shape_and_cookie(auth: Auth) -> None:
     response = auth.register("  New.User@Example.COM ")
     assert response.status_code == 201
@@ -79,6 +80,7 @@ def test_logout_clears_cookie(auth: Auth) -> None:
 
 
 @pytest.mark.parametrize("path", ["register", "login", "refresh", "logout"])
+@pytest.mark.requirement("ASVS-5.0-3.4.4", "ASVS-5.0-14.3.2")
 def test_security_headers(auth: Auth, path: str) -> None:
     auth.register("headers@example.com")
     response = auth.client.post(

@@ -337,6 +337,7 @@ def weak_rsa() -> Any:
         (lambda k: {"TOKENAUTH_JWKS_PATH": "jwks.json"}, "TOKENAUTH_JWKS_PATH"),
     ],
 )
+@pytest.mark.requirement("RFC-8725-3.1", "RFC-8725-3.5")
 def test_weak_or_mismatched_keys_stop_start_up(
     keys: Any, config: Callable[[Any], dict[str, Any]], message: str
 ) -> None:
@@ -662,6 +663,12 @@ def forged_tokens(app: Flask, token: str, keys: Any) -> dict[str, str]:
     return cases
 
 
+@pytest.mark.requirement(
+    "ASVS-5.0-9.1.1",
+    "ASVS-5.0-9.1.2",
+    "ASVS-5.0-9.1.3",
+    "RFC-8725-3.1",
+)
 def test_forged_token_corpus(victim: tuple[Flask, str], keys: Any) -> None:
     app, token = victim
     client = app.test_client()
@@ -679,6 +686,7 @@ def test_forged_token_corpus(victim: tuple[Flask, str], keys: Any) -> None:
     assert status(app, token) == (200, None)
 
 
+@pytest.mark.requirement("ASVS-5.0-9.1.3")
 def test_unknown_kid_tries_no_other_key(
     victim: tuple[Flask, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

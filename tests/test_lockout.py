@@ -110,6 +110,7 @@ def test_a_stranger_cannot_lock_the_owner_out(app: Flask) -> None:
     assert response.status_code == 200, response.get_json()
 
 
+@pytest.mark.requirement("ASVS-5.0-6.3.1")
 def test_the_strict_limit_still_stops_one_client(make_app: Any) -> None:
     app = make_app(**dict(LIMITS, TOKENAUTH_RATELIMIT_ACCOUNT_FAILURES="1000/day"))
     Auth(app.test_client()).register(OWNER, RIGHT)
@@ -350,6 +351,7 @@ def test_configuration_is_checked(config: dict[str, Any], key: str) -> None:
         Settings.from_mapping(base_config(**config))
 
 
+@pytest.mark.requirement("NIST-800-63B-4-3.2.2")
 def test_defaults() -> None:
     settings = Settings.from_mapping(base_config())
     assert settings.ratelimit_login_failures == "5/minute;20/hour"

@@ -66,6 +66,7 @@ def host_app(request: pytest.FixtureRequest, make_app: Any) -> Flask:
         ("/api/auth/client.js", "GET, HEAD, OPTIONS"),
     ],
 )
+@pytest.mark.requirement("ASVS-5.0-3.5.3")
 def test_unlisted_methods_get_our_405(
     host_app: Flask, method: str, path: str, allow: str
 ) -> None:

@@ -91,6 +91,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "flask_tokenauth/static/client.d.ts",
         "flask_tokenauth/data/common-passwords.txt.gz",
         "flask_tokenauth/data/README.txt",
+        "flask_tokenauth/data/conformance-evidence.json",
         "flask_tokenauth/migrations/env.py",
         "flask_tokenauth/migrations/script.py.mako",
         "flask_tokenauth/migrations/versions/0001_*.py",

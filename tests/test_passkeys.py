@@ -184,6 +184,7 @@ def test_off_every_endpoint_is_not_found(make_app: Any, method: str, path: str) 
 # -- Registration ------------------------------------------------------------------
 
 
+@pytest.mark.requirement("NIST-800-63B-4-3.1.7.2", "WebAuthn-L3-7.1")
 def test_creation_options_ask_for_a_discoverable_credential(
     passkeys: Passkeys, token: str, device: Authenticator
 ) -> None:
@@ -302,6 +303,7 @@ def test_another_users_passkey_cannot_be_seen_renamed_or_removed(
         ({"rp_id": "evil.test"}, "another relying party"),
     ],
 )
+@pytest.mark.requirement("WebAuthn-L3-7.1", "NIST-800-63B-4-3.2.5.2")
 def test_registration_elsewhere_is_refused(
     passkeys: Passkeys,
     token: str,
@@ -333,6 +335,7 @@ def test_malformed_credentials_are_4xx(
         )
 
 
+@pytest.mark.requirement("WebAuthn-L3-7.1", "NIST-800-63B-4-3.1.7.2")
 def test_a_registration_answer_is_spent_with_its_challenge(
     passkeys: Passkeys, token: str, device: Authenticator
 ) -> None:
@@ -349,6 +352,7 @@ def test_a_registration_answer_is_spent_with_its_challenge(
     assert_code(again, 400, "PASSKEY_CHALLENGE_INVALID")
 
 
+@pytest.mark.requirement("WebAuthn-L3-7.1")
 def test_a_registration_challenge_is_bound_to_its_session(
     app: Flask, passkeys: Passkeys, token: str, device: Authenticator, auth: Auth
 ) -> None:
@@ -397,6 +401,7 @@ def test_the_same_credential_cannot_be_registered_twice(
 
 
 @pytest.mark.parametrize(("synced", "amr"), [(False, "hwk"), (True, "swk")])
+@pytest.mark.requirement("NIST-800-63B-4-2.2.2")
 def test_sign_in_with_a_passkey_only(
     app: Flask, passkeys: Passkeys, token: str, synced: bool, amr: str
 ) -> None:
@@ -436,6 +441,7 @@ def test_request_options_of_a_sign_in_name_no_user(
     assert options["timeout"] <= 5 * 60 * 1000
 
 
+@pytest.mark.requirement("WebAuthn-L3-7.2")
 def test_sign_in_requires_user_verification(
     app: Flask, passkeys: Passkeys, token: str
 ) -> None:
@@ -447,6 +453,11 @@ def test_sign_in_requires_user_verification(
     assert seen[0]["reason"] == "assertion"
 
 
+@pytest.mark.requirement(
+    "WebAuthn-L3-7.2",
+    "NIST-800-63B-4-3.1.7.2",
+    "NIST-800-63B-4-3.2.7",
+)
 def test_a_sign_in_answer_is_spent_with_its_challenge(
     app: Flask, passkeys: Passkeys, token: str, device: Authenticator
 ) -> None:
@@ -461,6 +472,7 @@ def test_a_sign_in_answer_is_spent_with_its_challenge(
     assert_code(again, 400, "PASSKEY_CHALLENGE_INVALID")
 
 
+@pytest.mark.requirement("WebAuthn-L3-7.2")
 def test_a_sign_in_challenge_is_bound_to_the_browser_that_asked(
     app: Flask, passkeys: Passkeys, token: str, device: Authenticator
 ) -> None:
@@ -520,6 +532,7 @@ def test_an_expired_challenge_is_refused(
         ({"origin": "https://evil.test"}, "another site"),
     ],
 )
+@pytest.mark.requirement("WebAuthn-L3-7.2", "NIST-800-63B-4-3.2.5.2")
 def test_an_assertion_made_elsewhere_is_refused(
     app: Flask,
     passkeys: Passkeys,
@@ -533,6 +546,7 @@ def test_an_assertion_made_elsewhere_is_refused(
     assert_code(response, 401, "PASSKEY_INVALID")
 
 
+@pytest.mark.requirement("WebAuthn-L3-7.2", "NIST-800-63B-4-3.2.5.2")
 def test_an_assertion_for_another_relying_party_is_refused(
     app: Flask, passkeys: Passkeys, token: str, device: Authenticator
 ) -> None:
@@ -546,6 +560,7 @@ def test_an_assertion_for_another_relying_party_is_refused(
     assert_code(response, 401, "PASSKEY_INVALID")
 
 
+@pytest.mark.requirement("WebAuthn-L3-7.2")
 def test_a_cloned_authenticator_is_refused(
     app: Flask, passkeys: Passkeys, token: str, device: Authenticator, engine: Engine
 ) -> None:

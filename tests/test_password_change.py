@@ -110,6 +110,7 @@ def test_no_token_issued_before_the_change_survives(
     assert auth.refresh().status_code == 200
 
 
+@pytest.mark.requirement("ASVS-5.0-7.2.4")
 def test_the_caller_gets_a_new_session_with_its_cookie(app: Flask) -> None:
     auth = Auth(app.test_client())
     token = auth.register().get_json()["accessToken"]

@@ -33,6 +33,7 @@ from .conftest import PASSWORD, Auth
         "🔐" * 64,  # 64 emoji, 256 bytes
     ],
 )
+@pytest.mark.requirement("ASVS-5.0-6.2.8", "NIST-800-63B-4-3.1.1.2")
 def test_every_character_counts(password: str) -> None:
     stored = hash_password(password, 4)
     assert verify_password(password, stored, rounds=4)
@@ -44,6 +45,7 @@ def test_every_character_counts(password: str) -> None:
         assert stored.startswith("$2b$04$")
 
 
+@pytest.mark.requirement("ASVS-5.0-6.2.8", "NIST-800-63B-4-3.1.1.2")
 def test_shared_72_byte_prefix_does_not_match() -> None:
     prefix = "p" * 72
     stored = hash_password(prefix + "first", 4)
@@ -79,12 +81,14 @@ def test_malformed_hash_is_a_mismatch(stored: str) -> None:
     assert verify_password("whatever1", stored, rounds=4) is False
 
 
+@pytest.mark.requirement("ASVS-5.0-11.4.2")
 def test_dummy_hash_is_a_real_hash_at_the_configured_cost() -> None:
     dummy = make_dummy_hash(5)
     assert hash_rounds(dummy) == 5
     assert bcrypt.checkpw(b"anything", dummy.encode()) is False  # no ValueError
 
 
+@pytest.mark.requirement("ASVS-5.0-11.4.2")
 def test_rehash_on_login_when_rounds_change(make_app: Any, engine: Engine) -> None:
     Auth(make_app().test_client()).register()
     with engine.connect() as conn:
@@ -116,6 +120,7 @@ def test_node_hash_logs_in(auth: Auth, engine: Engine) -> None:
     assert auth.login("node@example.com").status_code == 200
 
 
+@pytest.mark.requirement("ASVS-5.0-6.2.8", "ASVS-5.0-6.2.9")
 def test_long_and_multibyte_passwords_through_the_api(auth: Auth) -> None:
     for i, password in enumerate(["a" * 73, "€" * 25, "é" * 64]):
         email = f"user{i}@example.com"

@@ -39,6 +39,7 @@ def post(app: Flask, view: str, ip: str = "127.0.0.1", **headers: str) -> Any:
 
 
 @pytest.mark.parametrize("view", ["register", "login", "refresh"])
+@pytest.mark.requirement("ASVS-5.0-2.4.1", "ASVS-5.0-6.3.1")
 def test_per_ip_limit(make_app: Any, view: str) -> None:
     app = limited(
         make_app,
@@ -54,6 +55,7 @@ def test_per_ip_limit(make_app: Any, view: str) -> None:
     assert post(app, view, ip="10.1.1.1").status_code != 429
 
 
+@pytest.mark.requirement("ASVS-5.0-4.1.3")
 def test_spoofed_forwarded_for_does_not_reset_the_limit(make_app: Any) -> None:
     app = limited(
         make_app,
@@ -83,6 +85,7 @@ def test_trusted_proxy_uses_the_forwarded_address(make_app: Any) -> None:
     )
 
 
+@pytest.mark.requirement("ASVS-5.0-6.3.1", "NIST-800-63B-4-3.2.2")
 def test_failed_logins_per_account(make_app: Any) -> None:
     """The loose per-account limit of clients not trusted for the account;
     the rest of the design is in test_lockout.py."""

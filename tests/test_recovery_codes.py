@@ -46,6 +46,7 @@ def left(client: FlaskClient, token: str) -> int:
     return int(response.get_json()["recoveryCodesLeft"])
 
 
+@pytest.mark.requirement("ASVS-5.0-6.5.1")
 def test_a_recovery_code_completes_the_factor_once(
     app: Flask,
     enrolled: tuple[Member, list[str]],
@@ -165,6 +166,7 @@ def test_a_pending_session_cannot_regenerate(
 
 
 @pytest.mark.postgresql
+@pytest.mark.requirement("ASVS-5.0-6.5.1")
 def test_two_requests_with_one_code_one_wins(
     app: Flask, enrolled: tuple[Member, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

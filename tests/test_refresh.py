@@ -32,6 +32,7 @@ def assert_refused(response: Any, code: str) -> None:
     assert "Path=/api/auth" in cleared[0]
 
 
+@pytest.mark.requirement("ASVS-5.0-7.2.3", "ASVS-5.0-11.5.1", "NIST-800-63B-4-5.1")
 def test_only_a_keyed_hash_is_stored(auth: Auth, engine: Engine) -> None:
     auth.register()
     token = auth.refresh_cookie()
@@ -46,6 +47,7 @@ def test_only_a_keyed_hash_is_stored(auth: Auth, engine: Engine) -> None:
     assert row.token_hash != hashlib.sha256(token.encode()).hexdigest()
 
 
+@pytest.mark.requirement("ASVS-5.0-7.2.3", "ASVS-5.0-7.2.2")
 def test_tokens_are_unique(auth: Auth) -> None:
     auth.register()
     seen = {auth.refresh_cookie()}
@@ -55,6 +57,7 @@ def test_tokens_are_unique(auth: Auth) -> None:
     assert len(seen) == 6
 
 
+@pytest.mark.requirement("RFC-9700-4.14.2")
 def test_rotation_spends_the_old_token(auth: Auth, engine: Engine) -> None:
     auth.register()
     first = auth.refresh_cookie()
@@ -65,6 +68,7 @@ def test_rotation_spends_the_old_token(auth: Auth, engine: Engine) -> None:
     assert first and auth.refresh_cookie() != first
 
 
+@pytest.mark.requirement("RFC-9700-4.14.2")
 def test_reuse_revokes_the_whole_family(auth: Auth, engine: Engine) -> None:
     auth.register()
     stolen = auth.refresh_cookie()
@@ -93,6 +97,7 @@ def test_unknown_and_oversized_cookies(auth: Auth) -> None:
     assert_refused(auth.refresh(), "REFRESH_TOKEN_INVALID")
 
 
+@pytest.mark.requirement("ASVS-5.0-7.3.2", "NIST-800-63B-4-5.2")
 def test_expired_token_is_refused(auth: Auth, engine: Engine) -> None:
     auth.register()
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
@@ -103,6 +108,7 @@ def test_expired_token_is_refused(auth: Auth, engine: Engine) -> None:
     assert_refused(auth.refresh(), "REFRESH_TOKEN_EXPIRED")
 
 
+@pytest.mark.requirement("ASVS-5.0-7.3.2", "NIST-800-63B-4-2.2.3", "NIST-800-63B-4-5.2")
 def test_family_lifetime_is_absolute(engine: Engine) -> None:
     tokens = RefreshTokens(REFRESH_SECRET.encode(), timedelta(days=7))
     start = datetime.now(timezone.utc)
@@ -124,6 +130,7 @@ def test_family_lifetime_is_absolute(engine: Engine) -> None:
         tokens.rotate(conn, later.token, start + timedelta(days=7, seconds=1))
 
 
+@pytest.mark.requirement("ASVS-5.0-7.4.1", "NIST-800-63B-4-5.1")
 def test_logout_revokes_the_family(auth: Auth) -> None:
     auth.register()
     auth.refresh()

@@ -68,6 +68,7 @@ def assert_revoked(app: Flask, token: str) -> None:
     assert response.get_json() == {"error": "Token revoked", "code": "TOKEN_REVOKED"}
 
 
+@pytest.mark.requirement("ASVS-5.0-7.4.1", "NIST-800-63B-4-5.1")
 def test_logout_stops_the_access_token(rapp: Flask) -> None:
     auth, token = session(rapp)
     _other, other_token = session(rapp)
@@ -77,6 +78,7 @@ def test_logout_stops_the_access_token(rapp: Flask) -> None:
     assert me(rapp, other_token).status_code == 200  # another session is unaffected
 
 
+@pytest.mark.requirement("RFC-9700-4.14.2")
 def test_reuse_detection_stops_both_sides(rapp: Flask) -> None:
     auth, first = session(rapp)
     stolen = auth.refresh_cookie()
@@ -89,6 +91,7 @@ def test_reuse_detection_stops_both_sides(rapp: Flask) -> None:
     assert_revoked(rapp, victim)
 
 
+@pytest.mark.requirement("ASVS-5.0-7.4.3")
 def test_logout_everywhere(rapp: Flask) -> None:
     tokens = [session(rapp)[1] for _ in range(3)]
     response = rapp.test_client().post(
@@ -103,6 +106,7 @@ def test_logout_everywhere(rapp: Flask) -> None:
     assert me(rapp, fresh).status_code == 200
 
 
+@pytest.mark.requirement("ASVS-5.0-6.2.2", "ASVS-5.0-7.4.3")
 def test_password_change(rapp: Flask) -> None:
     _, other = session(rapp)
     current_auth, current = session(rapp)
@@ -139,6 +143,7 @@ def test_password_change(rapp: Flask) -> None:
         ({"currentPassword": PASSWORD}, 400, "VALIDATION_ERROR"),
     ],
 )
+@pytest.mark.requirement("ASVS-5.0-6.2.3")
 def test_password_change_refusals(
     rapp: Flask, body: dict[str, str], status: int, code: str
 ) -> None:
@@ -149,6 +154,7 @@ def test_password_change_refusals(
     assert me(rapp, token).status_code == 200  # nothing was revoked
 
 
+@pytest.mark.requirement("ASVS-5.0-7.4.5")
 def test_admin_revoke(rapp: Flask) -> None:
     _, token = session(rapp)
     user_id = int(me(rapp, token).get_json()["sub"])

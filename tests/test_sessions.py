@@ -83,6 +83,7 @@ def test_revoke_one_session(app: Flask) -> None:
     assert len(sessions(app, laptop)) == 1
 
 
+@pytest.mark.requirement("ASVS-5.0-7.4.3")
 def test_logout_others(app: Flask) -> None:
     for agent in ("A", "B", "C"):
         login(app, agent)
@@ -117,6 +118,7 @@ def user_id(engine: Engine) -> str:
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
+@pytest.mark.requirement("ASVS-5.0-7.3.1", "NIST-800-63B-4-5.2")
 def test_idle_timeout(engine: Engine, user_id: str) -> None:
     tokens = RefreshTokens(
         REFRESH_SECRET.encode(), timedelta(days=7), idle_timeout=timedelta(hours=1)

@@ -147,6 +147,7 @@ def test_issuer_is_the_configured_one(make_app: Any, clock: Clock) -> None:
     assert pyotp.parse_uri(uri).issuer == "Acme Corp"
 
 
+@pytest.mark.requirement("ASVS-5.0-6.5.4")
 def test_confirm_turns_it_on_and_answers_ten_recovery_codes(
     user: Member, recorded: list[tuple[str, dict[str, Any]]]
 ) -> None:
@@ -359,6 +360,7 @@ def test_a_pending_enrolment_is_not_removable(user: Member) -> None:
 @pytest.mark.parametrize(
     ("offset", "accepted"), [(-2, False), (-1, True), (0, True), (1, True), (2, False)]
 )
+@pytest.mark.requirement("RFC-6238-5.2")
 def test_the_window_is_one_step_either_side(offset: int, accepted: bool) -> None:
     secret = pyotp.random_base32()
     now = NOW_STEP * 30 + 1

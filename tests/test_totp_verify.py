@@ -153,6 +153,7 @@ def test_a_user_without_a_factor_is_not_asked(app: Flask, clock: Clock) -> None:
 @pytest.mark.parametrize(
     ("offset", "accepted"), [(-2, False), (-1, True), (0, True), (1, True), (2, False)]
 )
+@pytest.mark.requirement("RFC-6238-5.2")
 def test_the_window_edges(
     app: Flask, secret: str, clock: Clock, offset: int, accepted: bool
 ) -> None:
@@ -164,6 +165,12 @@ def test_the_window_edges(
         assert response.json["code"] == "MFA_CODE_INVALID"
 
 
+@pytest.mark.requirement(
+    "ASVS-5.0-6.5.1",
+    "NIST-800-63B-4-3.1.4.2",
+    "NIST-800-63B-4-3.2.7",
+    "RFC-6238-5.2",
+)
 def test_a_code_is_never_accepted_twice(app: Flask, secret: str, clock: Clock) -> None:
     first_client, first = pending_login(app)
     used = code(secret, clock.step)
@@ -229,6 +236,7 @@ def test_a_user_without_totp_has_no_code_to_check(
 # -- Attempt limits -------------------------------------------------------------
 
 
+@pytest.mark.requirement("NIST-800-63B-4-3.1.4.2", "NIST-800-63B-4-3.2.2")
 def test_wrong_codes_are_limited_per_client_then_per_account(
     app: Flask, secret: str, clock: Clock
 ) -> None:
@@ -282,6 +290,7 @@ def test_the_owners_device_keeps_working_when_a_stranger_spends_the_budget(
 
 
 @pytest.mark.postgresql
+@pytest.mark.requirement("ASVS-5.0-6.5.1", "NIST-800-63B-4-3.1.4.2")
 def test_two_requests_with_one_code_one_wins(
     app: Flask, secret: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

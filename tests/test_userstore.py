@@ -321,6 +321,7 @@ def revocation_config(request: pytest.FixtureRequest, mode: str) -> dict[str, An
 
 @pytest.mark.parametrize("mode", ["database", "redis"])
 @pytest.mark.parametrize("how", ["deleted", "disabled"])
+@pytest.mark.requirement("ASVS-5.0-7.4.2")
 def test_user_deleted_or_disabled_through_the_orm_loses_everything(
     engine: Engine,
     host: type[Any],

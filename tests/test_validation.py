@@ -90,6 +90,7 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
 @pytest.mark.parametrize("case", list(BAD_BODIES))
+@pytest.mark.requirement("ASVS-5.0-2.2.1")
 def test_bad_json_bodies(
     client: FlaskClient, engine: Engine, route: str, case: str
 ) -> None:
@@ -100,10 +101,12 @@ def test_bad_json_bodies(
 
 
 @pytest.mark.parametrize("password", ["", "short", "7 chars"])
+@pytest.mark.requirement("ASVS-5.0-6.2.1", "NIST-800-63B-4-3.1.1.2")
 def test_register_refuses_short_passwords(auth: Auth, password: str) -> None:
     assert_error(auth.register(password=password), 400, "INVALID_PASSWORD")
 
 
+@pytest.mark.requirement("ASVS-5.0-6.2.9", "ASVS-5.0-6.2.5", "NIST-800-63B-4-3.1.1.2")
 def test_64_characters_of_any_script_are_accepted(auth: Auth) -> None:
     assert auth.register("a@example.com", "ж" * 64).status_code == 201
     assert auth.register("b@example.com", "x" * 256).status_code == 201
@@ -128,6 +131,7 @@ def test_only_json_is_accepted(
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
+@pytest.mark.requirement("ASVS-5.0-2.2.1")
 def test_body_over_the_limit(client: FlaskClient, route: str) -> None:
     body = json.dumps({"email": "a@b.co", "password": "x" * 11_000})
     response = client.post(route, data=body, content_type="application/json")
@@ -147,6 +151,7 @@ def test_body_limit_without_content_length(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("route", ALL_ROUTES)
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+@pytest.mark.requirement("ASVS-5.0-3.5.3")
 def test_wrong_method(client: FlaskClient, route: str, method: str) -> None:
     response = client.open(route, method=method)
     assert_error(response, 405, "METHOD_NOT_ALLOWED")
