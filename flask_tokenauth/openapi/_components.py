@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._config import Settings
+from .._passkey_challenges import COOKIE_SUFFIX
 from ..errors import (
     DatabaseUnavailable,
     InvalidJSON,
@@ -112,6 +113,14 @@ def headers(settings: Settings) -> dict[str, Any]:
             "description": (
                 f"The refresh token in the `{cookie}` cookie: HttpOnly,"
                 " SameSite=Strict, restricted to the blueprint's path."
+            ),
+            "schema": {"type": "string"},
+        },
+        "SetPasskeyCookie": {
+            "description": (
+                f"The passkey sign-in cookie `{cookie}{COOKIE_SUFFIX}` (HttpOnly, 5"
+                " minutes), to which the challenge is bound: /passkeys/login"
+                " must carry it."
             ),
             "schema": {"type": "string"},
         },
