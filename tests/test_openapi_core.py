@@ -375,3 +375,65 @@ def test_jwks_of_an_asymmetric_key_conforms(make_app: Any) -> None:
     document = document_of(client)
     keys = conforms(document, client.get(f"{PREFIX}/.well-known/jwks.json"))
     assert [k["kty"] for k in keys.get_json()["keys"]] == ["EC"]
+
+
+def test_special_use_domains_are_email_validators() -> None:
+    """The schema's address excludes the domains the view refuses."""
+    import email_validator
+
+    from flask_tokenauth.openapi._limits import SPECIAL_USE_DOMAIN_NAMES
+
+    assert sorted(SPECIAL_USE_DOMAIN_NAMES) == sorted(
+        email_validator.SPECIAL_USE_DOMAIN_NAMES
+    )
+
+
+def test_a_special_use_address_is_outside_the_schema(
+    client: FlaskClient, document: dict[str, Any]
+) -> None:
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    body = document["paths"][f"{PREFIX}/register"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]["properties"]["email"]
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    assert validator.is_valid("someone@example.com")
+    assert not validator.is_valid("someone@mail.TEST")
+    refused = client.post(
+        f"{PREFIX}/register", json={**CREDENTIALS, "email": "someone@mail.test"}
+    )
+    assert conforms(document, refused).get_json()["code"] == "INVALID_EMAIL"
+
+
+def test_the_visible_pattern_counts_as_the_policy() -> None:
+    """The pattern's blanks are every blank of the policy (a walk over all
+    of Unicode: none outside the planes the pattern looks in), and it
+    counts a password's visible characters as the policy does, and takes
+    no NUL."""
+    import re
+
+    from flask_tokenauth._password_text import is_blank, visible_characters
+    from flask_tokenauth.openapi._limits import _PLANES, visible_pattern
+
+    looked_at = {cp for plane in _PLANES for cp in plane}
+    outside = [
+        cp
+        for cp in range(0x110000)
+        if cp not in looked_at and not 0xD800 <= cp <= 0xDFFF and is_blank(chr(cp))
+    ]
+    assert outside == []
+    pattern = re.compile(visible_pattern(8))
+    for password in [
+        "abcdefgh",
+        "abcd efg",
+        " a b c d e f g h ",
+        "\u200babcdefg\u200b",
+        "\u2800" * 20,
+        "\u043f\u0430\u0440\u043e\u043b\u044c12",  # Cyrillic
+        "\U0001f600" * 8,
+        "\t\n\r" * 4 + "abcdefg",
+        "\U000e0041" * 4 + "abcdefgh",
+        "abcdefgh\x00",
+        "\x00 abcdefgh",
+    ]:
+        taken = len(visible_characters(password)) >= 8 and "\x00" not in password
+        assert bool(pattern.search(password)) == taken, password

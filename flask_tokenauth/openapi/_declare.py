@@ -19,6 +19,7 @@ operation lists among its errors.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,8 @@ class Field:
     def check(self, name: str, value: Any) -> Any:
         kind = self.schema.get("type")
         if kind == "string":
+            if isinstance(value, str) and value.isascii():
+                return value  # the common case: nothing to encode-check
             return require_string({name: value}, name)
         if kind == "object" and not isinstance(value, dict):
             raise ValidationError(f"'{name}' must be an object")
@@ -91,13 +94,22 @@ class Body:
     one_of: tuple[tuple[str, ...], ...] = ()
     description: str = ""
 
-    def read(self) -> dict[str, Any]:
+    @functools.cached_property
+    def names_login(self) -> bool:
+        """Whether a field is the login field (:data:`LOGIN`)."""
+        return any(item.name == LOGIN for item in self.fields)
+
+    def read(self, login: str | None = None) -> dict[str, Any]:
         """The request's JSON object, its declared fields checked in order
         (a missing required one, or one of the wrong type, is
         ``400 VALIDATION_ERROR``); the view checks the shape it takes of
-        ``one_of`` and every value's meaning."""
+        ``one_of`` and every value's meaning.
+
+        :param login: the app's login field, if the view has it at hand
+            (else looked up, by a body that has one: see :data:`LOGIN`)."""
         body = cached_json_object(request)
-        login = login_field()
+        if login is None:
+            login = login_field() if self.names_login else LOGIN
         for item in self.fields:
             name = item.resolved_name(login)
             value = body.get(name)

@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document of one registration of the blueprint, built from
 the app's URL map and the operation tables (:mod:`._ops_core`,
-:mod:`._ops_public`, :mod:`._ops_mail`, :mod:`._ops_factors`).
+:mod:`._ops_sessions`, :mod:`._ops_public`, :mod:`._ops_mail`,
+:mod:`._ops_factors`).
 
 The paths are the rules the app really has, so a blueprint mounted under
 another prefix, renamed, or nested in a host's blueprint is described where
@@ -35,10 +36,11 @@ from ._ops_core import OPERATIONS as CORE
 from ._ops_factors import OPERATIONS as FACTORS
 from ._ops_mail import OPERATIONS as MAIL
 from ._ops_public import OPERATIONS as PUBLIC_DOCUMENTS
+from ._ops_sessions import OPERATIONS as SESSIONS
 
 #: Every operation, by blueprint-local endpoint, then method.
 OPERATIONS: dict[str, dict[str, Operation]] = {}
-for _table in (CORE, PUBLIC_DOCUMENTS, MAIL, FACTORS):
+for _table in (CORE, SESSIONS, PUBLIC_DOCUMENTS, MAIL, FACTORS):
     for _endpoint, _methods in _table.items():
         if _endpoint in OPERATIONS:
             raise RuntimeError(f"endpoint {_endpoint!r} is declared twice")

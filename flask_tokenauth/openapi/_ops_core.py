@@ -1,21 +1,15 @@
-"""The operations of the core routes: register, login, refresh, logout,
-the sessions and the password change.  Each body declared here is the one
-its view reads (``CREDENTIALS.read()``); the public documents (the browser
-client, the keys, this description) are in :mod:`._ops_public`.
-
-The schemas are as precise as the views: a password's lengths are the app's
-settings, an address is ``format: email``, so that a value a fuzzer draws
-from the schema is one the view takes (the policy's other checks, a common
-password or one containing the login, cannot be said in JSON Schema: they
-are the operation's ``INVALID_PASSWORD`` family of errors).
+"""The operations of the core routes: register, login, refresh and logout.
+Each body declared here is the one its view reads (``CREDENTIALS.read()``);
+the sessions and the password change are in :mod:`._ops_sessions`, the
+public documents (the browser client, the keys, this description) in
+:mod:`._ops_public`, the app-dependent parts of the schemas (an address,
+a password's lengths) in :mod:`._limits`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .._config import Settings
-from .._validation import MAX_EMAIL_LENGTH
 from ..errors import (
     CrossSiteRequest,
     EmailNotVerified,
@@ -23,23 +17,16 @@ from ..errors import (
     InvalidCredentials,
     InvalidEmail,
     InvalidPassword,
-    MfaEnrollmentRequired,
-    MfaRequired,
-    PasswordHasContextWord,
-    PasswordTooCommon,
     RefreshTokenAmbiguous,
     RefreshTokenError,
     RefreshTokenExpired,
     RefreshTokenMissing,
     RefreshTokenReused,
     RefreshTokenRevoked,
-    SessionNotFound,
     TokenAuthError,
-    WrongPassword,
 )
 from ._components import ref
 from ._declare import (
-    BEARER,
     LOGIN,
     REFRESH_COOKIE,
     REFRESH_COOKIE_OPTIONAL,
@@ -50,39 +37,10 @@ from ._declare import (
     Reply,
     Schema,
 )
+from ._limits import POLICY_ERRORS, login_limits, new_password_limits, password_limits
 
 # -- The bodies -----------------------------------------------------------------
 
-
-def login_limits(settings: Settings, login: str) -> Schema:
-    """An address is an address (the default store's login); a host's
-    username is whatever its store normalizes."""
-    if login != "email":
-        return {"minLength": 1}
-    return {"format": "email", "maxLength": MAX_EMAIL_LENGTH}
-
-
-def new_password_limits(settings: Settings, login: str) -> Schema:
-    """A password the policy may take: its lengths (the minimum counts
-    visible characters, which JSON Schema cannot say; a string of blanks
-    is refused with ``INVALID_PASSWORD``)."""
-    return {
-        "minLength": settings.password_min_length,
-        "maxLength": settings.password_max_length,
-    }
-
-
-def password_limits(settings: Settings, login: str) -> Schema:
-    """A password to check: not empty, not longer than any we store."""
-    return {"minLength": 1, "maxLength": settings.password_max_length}
-
-
-#: The password policy's errors (``INVALID_PASSWORD`` and its refinements).
-POLICY_ERRORS: tuple[type[TokenAuthError], ...] = (
-    InvalidPassword,
-    PasswordTooCommon,
-    PasswordHasContextWord,
-)
 
 _LOGIN_FIELD = Field(
     LOGIN,
@@ -114,18 +72,6 @@ REGISTRATION = Body(
         ),
     )
 )
-#: ``/password``.
-PASSWORD_CHANGE = Body(
-    (
-        Field("currentPassword", {"type": "string", "minLength": 1}),
-        Field(
-            "newPassword",
-            {"type": "string"},
-            description="Under the same policy as a registration's password.",
-            limits=new_password_limits,
-        ),
-    )
-)
 
 # -- The answers ----------------------------------------------------------------
 
@@ -137,66 +83,15 @@ def error_schema(*classes: type[TokenAuthError]) -> Schema:
     return {"allOf": [ref("Error"), {"properties": {"code": {"enum": codes}}}]}
 
 
-def _object(properties: dict[str, Any], *required: str) -> Schema:
+def object_schema(properties: dict[str, Any], *required: str) -> Schema:
+    """An object with these members, ``required`` of them required."""
     return {"type": "object", "properties": properties, "required": list(required)}
 
 
-MESSAGE = _object({"message": {"type": "string"}}, "message")
-REVOKED = _object(
-    {
-        "message": {"type": "string"},
-        "revoked": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "How many sessions this ended.",
-        },
-    },
-    "message",
-    "revoked",
-)
-REGISTERED_UNVERIFIED = _object(
+MESSAGE = object_schema({"message": {"type": "string"}}, "message")
+REGISTERED_UNVERIFIED = object_schema(
     {"user": ref("User"), "message": {"type": "string"}}, "user", "message"
 )
-_TIME = {"type": "string", "format": "date-time"}
-SESSIONS = _object(
-    {
-        "sessions": {
-            "type": "array",
-            "description": "Most recently used first.",
-            "items": _object(
-                {
-                    "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-                    "userAgent": {"type": ["string", "null"]},
-                    "ipAddress": {"type": ["string", "null"]},
-                    "createdAt": _TIME,
-                    "lastUsedAt": _TIME,
-                    "expiresAt": _TIME,
-                    "current": {
-                        "type": "boolean",
-                        "description": "The session of the token presented.",
-                    },
-                },
-                "id",
-                "userAgent",
-                "ipAddress",
-                "createdAt",
-                "lastUsedAt",
-                "expiresAt",
-                "current",
-            ),
-        }
-    },
-    "sessions",
-)
-
-#: What every view that takes a plain ``@login_required`` may answer besides
-#: a bad token: a session that waits for its second factor, or a user who
-#: must enrol one first (``TOKENAUTH_MFA = "required"``).
-SIGNED_IN_ERRORS: tuple[type[TokenAuthError], ...] = (
-    MfaRequired,
-    MfaEnrollmentRequired,
-)
-
 #: Every refusal of a refresh: the cookie is cleared with it.
 REFRESH_ERRORS: tuple[type[TokenAuthError], ...] = (
     RefreshTokenMissing,
@@ -352,84 +247,6 @@ OPERATIONS: Operations = {
             security=REFRESH_COOKIE_OPTIONAL,
             replies=(Reply(200, "Logged out.", MESSAGE, ("ClearRefreshCookie",)),),
             errors=(CrossSiteRequest,),
-        ),
-    },
-    "list_sessions": {
-        "GET": Operation(
-            id="listSessions",
-            summary="The caller's active sessions",
-            tag="sessions",
-            security=BEARER,
-            replies=(Reply(200, "The sessions.", SESSIONS),),
-            errors=SIGNED_IN_ERRORS,
-            links={
-                200: {
-                    "revokeSession": {
-                        "operationId": "revokeSession",
-                        "parameters": {"session_id": "$response.body#/sessions/0/id"},
-                    }
-                }
-            },
-        ),
-    },
-    "revoke_session": {
-        "DELETE": Operation(
-            id="revokeSession",
-            summary="End one of the caller's sessions",
-            description="Another user's session, or none, is 404 alike.",
-            tag="sessions",
-            security=BEARER,
-            replies=(Reply(200, "Revoked.", MESSAGE),),
-            errors=(*SIGNED_IN_ERRORS, SessionNotFound),
-        ),
-    },
-    "logout_others": {
-        "POST": Operation(
-            id="logoutOthers",
-            summary="End every session of the caller but this one",
-            tag="sessions",
-            security=BEARER,
-            replies=(Reply(200, "The others are ended.", REVOKED),),
-            errors=SIGNED_IN_ERRORS,
-        ),
-    },
-    "logout_all": {
-        "POST": Operation(
-            id="logoutAll",
-            summary="End every session of the caller, this one included",
-            description="Every access token issued to the user so far stops working.",
-            tag="sessions",
-            security=BEARER,
-            replies=(
-                Reply(200, "Every session is ended.", REVOKED, ("ClearRefreshCookie",)),
-            ),
-            errors=SIGNED_IN_ERRORS,
-        ),
-    },
-    "change_password": {
-        "POST": Operation(
-            id="changePassword",
-            summary="Change the password and end every other session",
-            description=(
-                "Ends every session of the user, this one included, and starts"
-                " a new one for the caller (its access token and refresh"
-                " cookie). A wrong current password counts against the same"
-                " limits as a login's."
-            ),
-            tag="account",
-            security=BEARER,
-            body=PASSWORD_CHANGE,
-            replies=(
-                Reply(
-                    200,
-                    "The new session's access token.",
-                    ref("AccessToken"),
-                    ("SetRefreshCookie",),
-                ),
-            ),
-            errors=(*POLICY_ERRORS, WrongPassword, *SIGNED_IN_ERRORS),
-            rate_limited=True,
-            when=lambda settings: settings.password_change_enabled,
         ),
     },
 }

@@ -80,10 +80,10 @@ def _start_session(
 def _credentials(state: TokenAuthState, declared: Body) -> tuple[str, str]:
     """The normalized login identifier and the password of a JSON body, read
     through its declaration (``/register``'s or ``/login``'s)."""
-    body = declared.read()
-    return state.user_store.normalize_login(body[state.user_store.login_field]), (
-        body["password"]
-    )
+    store = state.user_store
+    login = store.login_field
+    body = declared.read(login)
+    return store.normalize_login(body[login]), body["password"]
 
 
 @switched("register_enabled")

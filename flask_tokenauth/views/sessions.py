@@ -26,7 +26,7 @@ from ..decorators import login_required
 from ..errors import InvalidPassword, SessionNotFound, UserNotFound
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
-from ..openapi._ops_core import PASSWORD_CHANGE
+from ..openapi._ops_sessions import PASSWORD_CHANGE
 from ._common import allow, check_current_password, switched
 
 #: Session ids are uuid4 hex strings; anything else names no session.
