@@ -233,7 +233,7 @@ def test_refresh_answers(client: FlaskClient, document: dict[str, Any]) -> None:
     assert spent is not None
     ok = conforms(document, client.post(f"{PREFIX}/refresh"))
     assert ok.status_code == 200 and "Set-Cookie" in ok.headers
-    hinted = client.post(f"{PREFIX}/refresh?session={'0' * 32}")
+    hinted = client.post(f"{PREFIX}/refresh?session=not-an-id")
     assert conforms(document, hinted).status_code == 200
     cross = client.post(f"{PREFIX}/refresh", headers={"Origin": "https://evil.test"})
     assert conforms(document, cross).get_json()["code"] == "CROSS_SITE_REQUEST"
