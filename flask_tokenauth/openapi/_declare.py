@@ -19,6 +19,7 @@ operation lists among its errors.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,10 @@ from ..errors import TokenAuthError, ValidationError
 
 #: A JSON Schema, as a plain mapping.
 Schema = Mapping[str, Any]
+
+#: A schema's members that depend on the app (its settings and login field),
+#: e.g. a password's ``minLength``: merged into the field's static schema.
+Limits = Callable[[Settings, str], Schema]
 
 #: The name of a field that is the user store's login field (``email`` for
 #: our own users, ``username`` for a host's): resolved per app.
@@ -51,13 +56,16 @@ class Field:
     :meth:`Body.read` (a string is checked as :func:`.._validation.require_string`
     checks it, an object must be a JSON object, a boolean a boolean); the
     rest (``format``, ``maxLength``, ...) describes what the view's own
-    checks accept.
+    checks accept.  ``limits`` adds the members that depend on the app's
+    settings (a password's lengths), so a fuzzer's valid value is one the
+    app accepts.
     """
 
     name: str
     schema: Schema
     required: bool = True
     description: str = ""
+    limits: Limits | None = None
 
     def resolved_name(self, login: str) -> str:
         return login if self.name == LOGIN else self.name
@@ -65,6 +73,8 @@ class Field:
     def check(self, name: str, value: Any) -> Any:
         kind = self.schema.get("type")
         if kind == "string":
+            if isinstance(value, str) and value.isascii():
+                return value  # the common case: nothing to encode-check
             return require_string({name: value}, name)
         if kind == "object" and not isinstance(value, dict):
             raise ValidationError(f"'{name}' must be an object")
@@ -84,13 +94,22 @@ class Body:
     one_of: tuple[tuple[str, ...], ...] = ()
     description: str = ""
 
-    def read(self) -> dict[str, Any]:
+    @functools.cached_property
+    def names_login(self) -> bool:
+        """Whether a field is the login field (:data:`LOGIN`)."""
+        return any(item.name == LOGIN for item in self.fields)
+
+    def read(self, login: str | None = None) -> dict[str, Any]:
         """The request's JSON object, its declared fields checked in order
         (a missing required one, or one of the wrong type, is
         ``400 VALIDATION_ERROR``); the view checks the shape it takes of
-        ``one_of`` and every value's meaning."""
+        ``one_of`` and every value's meaning.
+
+        :param login: the app's login field, if the view has it at hand
+            (else looked up, by a body that has one: see :data:`LOGIN`)."""
         body = cached_json_object(request)
-        login = login_field()
+        if login is None:
+            login = login_field() if self.names_login else LOGIN
         for item in self.fields:
             name = item.resolved_name(login)
             value = body.get(name)
@@ -101,12 +120,14 @@ class Body:
             item.check(name, value)
         return body
 
-    def json_schema(self, login: str) -> dict[str, Any]:
+    def json_schema(self, login: str, settings: Settings) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
         for item in self.fields:
             name = item.resolved_name(login)
             schema = dict(item.schema)
+            if item.limits is not None:
+                schema.update(item.limits(settings, login))
             if item.description:
                 schema["description"] = item.description
             properties[name] = schema
@@ -129,7 +150,9 @@ class Reply:
 
     ``schema`` is the JSON Schema of its body (``None``: no body);
     ``headers`` names entries of the description's ``components.headers``
-    (see :mod:`._components`), e.g. ``"SetRefreshCookie"``.
+    (see :mod:`._components`), e.g. ``"SetRefreshCookie"``; ``when``: the
+    answer is described only while this returns true for the app's
+    settings (``/register``'s 202 of the enumeration-safe mode).
     """
 
     status: int
@@ -137,6 +160,7 @@ class Reply:
     schema: Schema | None = None
     headers: tuple[str, ...] = ()
     content_type: str = "application/json"
+    when: Callable[[Settings], bool] | None = None
 
 
 #: Who may call an operation.
@@ -147,6 +171,8 @@ BEARER = "bearer"
 REFRESH_COOKIE = "cookie"
 #: A Bearer token if sent, else public (``/verify-email/resend``).
 BEARER_OPTIONAL = "bearer-optional"
+#: The refresh cookie if sent, else public (``/logout`` answers 200 either way).
+REFRESH_COOKIE_OPTIONAL = "cookie-optional"
 
 
 @dataclass(frozen=True)
@@ -178,6 +204,9 @@ class Operation:
     links: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
     #: Query parameters: name to JSON Schema (all optional).
     query: Mapping[str, Schema] = field(default_factory=dict)
+    #: Request headers the view reads (``If-None-Match``): name to JSON
+    #: Schema (all optional).
+    request_headers: Mapping[str, Schema] = field(default_factory=dict)
     rate_limited: bool = False
 
 
