@@ -4,6 +4,7 @@
 #   make test   install everything (Chromium and PgBouncer too, where apt-get
 #               can, and TypeScript for the JS client checks), run the tests
 #   make bench  the performance benchmarks (benchmarks/README.md)
+#   make fuzz   schemathesis against the example app (gunicorn, PostgreSQL)
 #   make constraints  refresh constraints.txt, the pinned versions that
 #               install, test and CI use, from the newest releases
 #   make test-latest  the tests on the newest releases (no pins), in
@@ -16,7 +17,7 @@ PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean blocklist
+.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean blocklist fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +86,13 @@ test: install browser js pgbouncer
 	$(BIN)/ruff check flask_tokenauth tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) fuzz
+
+# Schemathesis against the example app under gunicorn on PostgreSQL
+# (TEST_POSTGRES_URL): tests/fuzz.py, settings in schemathesis.toml, reports
+# in build/fuzz.  FUZZ_ARGS go to `schemathesis run` (--seed 7, -n 5, ...).
+fuzz: install
+	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 # The suite against the newest releases of everything (ruff, mypy, redis-py,
 # SQLAlchemy, ...), in a venv of its own so the pinned one stays as it is.
