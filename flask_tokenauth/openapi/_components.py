@@ -111,7 +111,16 @@ def headers(settings: Settings) -> dict[str, Any]:
         "SetRefreshCookie": {
             "description": (
                 f"The refresh token in the `{cookie}` cookie: HttpOnly,"
-                " SameSite=Strict, restricted to the blueprint's path."
+                " SameSite=Strict, restricted to the blueprint's path; after a"
+                " password, with the device cookie (below)."
+            ),
+            "schema": {"type": "string"},
+        },
+        "SetDeviceCookie": {
+            "description": (
+                f"The `{settings.device_cookie_name}` cookie: this client proved"
+                " the account's password, so the account's wrong-password limit"
+                " spares it."
             ),
             "schema": {"type": "string"},
         },
@@ -129,6 +138,13 @@ def headers(settings: Settings) -> dict[str, Any]:
         "RetryAfter": {
             "description": "Seconds before the limit lets the next request through.",
             "schema": {"type": "integer", "minimum": 1},
+        },
+        "ETag": {
+            "description": (
+                "The version of the body: sent back in If-None-Match, it gets"
+                " a 304 while the body is the same."
+            ),
+            "schema": {"type": "string"},
         },
     }
 

@@ -33,6 +33,10 @@ from ..errors import TokenAuthError, ValidationError
 #: A JSON Schema, as a plain mapping.
 Schema = Mapping[str, Any]
 
+#: A schema's members that depend on the app (its settings and login field),
+#: e.g. a password's ``minLength``: merged into the field's static schema.
+Limits = Callable[[Settings, str], Schema]
+
 #: The name of a field that is the user store's login field (``email`` for
 #: our own users, ``username`` for a host's): resolved per app.
 LOGIN = "{login}"
@@ -51,13 +55,16 @@ class Field:
     :meth:`Body.read` (a string is checked as :func:`.._validation.require_string`
     checks it, an object must be a JSON object, a boolean a boolean); the
     rest (``format``, ``maxLength``, ...) describes what the view's own
-    checks accept.
+    checks accept.  ``limits`` adds the members that depend on the app's
+    settings (a password's lengths), so a fuzzer's valid value is one the
+    app accepts.
     """
 
     name: str
     schema: Schema
     required: bool = True
     description: str = ""
+    limits: Limits | None = None
 
     def resolved_name(self, login: str) -> str:
         return login if self.name == LOGIN else self.name
@@ -101,12 +108,14 @@ class Body:
             item.check(name, value)
         return body
 
-    def json_schema(self, login: str) -> dict[str, Any]:
+    def json_schema(self, login: str, settings: Settings) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
         for item in self.fields:
             name = item.resolved_name(login)
             schema = dict(item.schema)
+            if item.limits is not None:
+                schema.update(item.limits(settings, login))
             if item.description:
                 schema["description"] = item.description
             properties[name] = schema
@@ -129,7 +138,9 @@ class Reply:
 
     ``schema`` is the JSON Schema of its body (``None``: no body);
     ``headers`` names entries of the description's ``components.headers``
-    (see :mod:`._components`), e.g. ``"SetRefreshCookie"``.
+    (see :mod:`._components`), e.g. ``"SetRefreshCookie"``; ``when``: the
+    answer is described only while this returns true for the app's
+    settings (``/register``'s 202 of the enumeration-safe mode).
     """
 
     status: int
@@ -137,6 +148,7 @@ class Reply:
     schema: Schema | None = None
     headers: tuple[str, ...] = ()
     content_type: str = "application/json"
+    when: Callable[[Settings], bool] | None = None
 
 
 #: Who may call an operation.
@@ -147,6 +159,8 @@ BEARER = "bearer"
 REFRESH_COOKIE = "cookie"
 #: A Bearer token if sent, else public (``/verify-email/resend``).
 BEARER_OPTIONAL = "bearer-optional"
+#: The refresh cookie if sent, else public (``/logout`` answers 200 either way).
+REFRESH_COOKIE_OPTIONAL = "cookie-optional"
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,9 @@ class Operation:
     links: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
     #: Query parameters: name to JSON Schema (all optional).
     query: Mapping[str, Schema] = field(default_factory=dict)
+    #: Request headers the view reads (``If-None-Match``): name to JSON
+    #: Schema (all optional).
+    request_headers: Mapping[str, Schema] = field(default_factory=dict)
     rate_limited: bool = False
 
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of one registration of the blueprint, built from
 the app's URL map and the operation tables (:mod:`._ops_core`,
-:mod:`._ops_mail`, :mod:`._ops_factors`).
+:mod:`._ops_public`, :mod:`._ops_mail`, :mod:`._ops_factors`).
 
 The paths are the rules the app really has, so a blueprint mounted under
 another prefix, renamed, or nested in a host's blueprint is described where
@@ -27,16 +27,18 @@ from ._declare import (
     BEARER,
     BEARER_OPTIONAL,
     REFRESH_COOKIE,
+    REFRESH_COOKIE_OPTIONAL,
     Operation,
     Reply,
 )
 from ._ops_core import OPERATIONS as CORE
 from ._ops_factors import OPERATIONS as FACTORS
 from ._ops_mail import OPERATIONS as MAIL
+from ._ops_public import OPERATIONS as PUBLIC_DOCUMENTS
 
 #: Every operation, by blueprint-local endpoint, then method.
 OPERATIONS: dict[str, dict[str, Operation]] = {}
-for _table in (CORE, MAIL, FACTORS):
+for _table in (CORE, PUBLIC_DOCUMENTS, MAIL, FACTORS):
     for _endpoint, _methods in _table.items():
         if _endpoint in OPERATIONS:
             raise RuntimeError(f"endpoint {_endpoint!r} is declared twice")
@@ -98,6 +100,10 @@ def build(app: App, registration: str, server_url: str = "/") -> dict[str, Any]:
                 {"name": name, "in": "query", "required": False, "schema": dict(schema)}
                 for name, schema in operation.query.items()
             ]
+            parameters += [
+                {"name": name, "in": "header", "required": False, "schema": dict(kind)}
+                for name, kind in operation.request_headers.items()
+            ]
             if parameters:
                 item["parameters"] = parameters
             paths.setdefault(path, {})[method.lower()] = item
@@ -137,18 +143,23 @@ def _operation(operation: Operation, settings: Settings, login: str) -> dict[str
         item["security"] = [{"refreshCookie": []}]
     elif operation.security == BEARER_OPTIONAL:
         item["security"] = [{"bearerAuth": []}, {}]
+    elif operation.security == REFRESH_COOKIE_OPTIONAL:
+        item["security"] = [{"refreshCookie": []}, {}]
     else:
         item["security"] = []
     if operation.body is not None:
         item["requestBody"] = {
             "required": True,
             "content": {
-                "application/json": {"schema": operation.body.json_schema(login)}
+                "application/json": {
+                    "schema": operation.body.json_schema(login, settings)
+                }
             },
         }
     responses: dict[str, Any] = {}
     for reply in operation.replies:
-        responses[str(reply.status)] = _reply(reply, operation)
+        if reply.when is None or reply.when(settings):
+            responses[str(reply.status)] = _reply(reply, operation)
     for status, codes in _errors(operation).items():
         responses.setdefault(str(status), _error_reply(status, codes))
     item["responses"] = dict(sorted(responses.items()))
@@ -174,8 +185,10 @@ def _header_name(component: str) -> str:
     return {
         "SetRefreshCookie": "Set-Cookie",
         "ClearRefreshCookie": "Set-Cookie",
+        "SetDeviceCookie": "Set-Cookie",
         "WWWAuthenticate": "WWW-Authenticate",
         "RetryAfter": "Retry-After",
+        "ETag": "ETag",
     }[component]
 
 

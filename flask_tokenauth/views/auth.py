@@ -43,7 +43,8 @@ from ..errors import (
     RefreshTokenReused,
     RefreshTokenRevoked,
 )
-from ..openapi._ops_core import CREDENTIALS
+from ..openapi._declare import Body
+from ..openapi._ops_core import CREDENTIALS, REGISTRATION
 from . import safe_register
 from ._common import allow, switched
 
@@ -76,9 +77,10 @@ def _start_session(
     return _session_response(state, user, status, issued), issued.family_id
 
 
-def _credentials(state: TokenAuthState) -> tuple[str, str]:
-    """The normalized login identifier and the password of a JSON body."""
-    body = CREDENTIALS.read()
+def _credentials(state: TokenAuthState, declared: Body) -> tuple[str, str]:
+    """The normalized login identifier and the password of a JSON body, read
+    through its declaration (``/register``'s or ``/login``'s)."""
+    body = declared.read()
     return state.user_store.normalize_login(body[state.user_store.login_field]), (
         body["password"]
     )
@@ -91,7 +93,7 @@ def register() -> Response:
     state = get_state()
     settings = state.settings
     store = state.user_store
-    login, password = _credentials(state)
+    login, password = _credentials(state, REGISTRATION)
     check_password(password, settings, [login])
     if settings.register_enumeration_safe:
         # The same 202 for a taken login as for a new one (see there).
@@ -134,7 +136,7 @@ def login() -> Response:
     state = get_state()
     settings = state.settings
     store = state.user_store
-    login, password = _credentials(state)
+    login, password = _credentials(state, CREDENTIALS)
     # The tutorial's ``!password`` check: no password is a malformed request
     # (400, as register answers it), not a wrong one, and counts as no guess.
     if not password:

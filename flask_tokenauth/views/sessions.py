@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 
 from .. import _identity as bound_identity
 from .. import _linktokens as linktokens
@@ -21,11 +21,12 @@ from .._session_start import start_family as _start_family
 from .._session_start import token_response as _token_response
 from .._sessions import active_sessions, announce_revoked, revoke_in, revoke_sessions
 from .._state import get_state
-from .._validation import cached_json_object, check_password, require_string
+from .._validation import check_password
 from ..decorators import login_required
 from ..errors import InvalidPassword, SessionNotFound, UserNotFound
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
+from ..openapi._ops_core import PASSWORD_CHANGE
 from ._common import allow, check_current_password, switched
 
 #: Session ids are uuid4 hex strings; anything else names no session.
@@ -116,11 +117,11 @@ def change_password() -> Response:
     allow("POST")
     state = get_state()
     settings = state.settings
-    body = cached_json_object(request)
-    current = require_string(body, "currentPassword")
+    body = PASSWORD_CHANGE.read()
+    current: str = body["currentPassword"]
     if not current:
         raise InvalidPassword("Current password is required")
-    new = check_password(require_string(body, "newPassword"), settings)
+    new = check_password(body["newPassword"], settings)
     store = state.user_store
     user_id = _user_id()
     user = store.get(user_id)
