@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import requests
+
 from .conftest import POSTGRES_URL, throwaway_database
 from .openapi_helpers import FULL_CONFIG
 from .servers import (
@@ -105,8 +107,20 @@ def migrate(env: dict[str, str], workdir: Path) -> None:
     )
 
 
+def fuzz_account(url: str) -> dict[str, str]:
+    """A user the fuzzer logs in as (``[auth.dynamic.openapi]`` of
+    ``schemathesis.toml``, again after any 401: the fuzzer logs itself out),
+    so that the operations behind a token are fuzzed past the token check;
+    its address and password, as ``FUZZ_EMAIL`` and ``FUZZ_PASSWORD``."""
+    account = {"email": "fuzz@example.com", "password": secrets.token_urlsafe(24)}
+    response = requests.post(f"{url}/api/auth/register", json=account, timeout=30)
+    response.raise_for_status()
+    return {"FUZZ_EMAIL": account["email"], "FUZZ_PASSWORD": account["password"]}
+
+
 def schemathesis(url: str, arguments: list[str]) -> int:
-    """``schemathesis run`` against ``url``; its exit status."""
+    """``schemathesis run`` against ``url``, logged in as :func:`fuzz_account`;
+    its exit status."""
     reports = Path(os.environ.get("FUZZ_REPORT_DIR", ROOT / "build" / "fuzz"))
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
@@ -123,7 +137,8 @@ def schemathesis(url: str, arguments: list[str]) -> int:
     print("$", " ".join(command), flush=True)
     started = time.monotonic()
     try:
-        return subprocess.run(command, cwd=ROOT, timeout=TIMEOUT).returncode
+        env = {**os.environ, **fuzz_account(url)}
+        return subprocess.run(command, cwd=ROOT, env=env, timeout=TIMEOUT).returncode
     finally:
         print(f"schemathesis: {time.monotonic() - started:.0f} s", flush=True)
 
