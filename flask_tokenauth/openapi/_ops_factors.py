@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ._components import ref
 from ._declare import BEARER, Body, Field, Operation, Operations, Reply, Schema
+from ._webauthn import ASSERTION_CREDENTIAL
 
 #: A token of a session waiting for its second factor is refused.
 PENDING_REFUSED: tuple[type[TokenAuthError], ...] = (MfaRequired,)
@@ -177,21 +178,16 @@ MFA_VERIFY = Body(
 TOTP_CONFIRM = Body(
     (Field("code", TOTP_CODE, description="A first code of the new secret."),)
 )
-#: The credential of ``/reauthenticate``: the answer to
-#: ``/passkeys/verify/options`` (see :mod:`._ops_passkeys`), not checked
-#: here beyond being an object.
-_CREDENTIAL: Schema = {
-    "type": "object",
-    "description": (
-        "A passkey: the browser's PublicKeyCredential (as JSON) answering"
-        " /passkeys/verify/options."
-    ),
-}
 REAUTHENTICATE = Body(
     (
         Field("password", {"type": "string", "minLength": 1}, required=False),
         Field("code", TOTP_CODE, required=False),
-        Field("credential", _CREDENTIAL, required=False),
+        Field(
+            "credential",
+            ASSERTION_CREDENTIAL,
+            required=False,
+            description="A passkey's answer to /passkeys/verify/options.",
+        ),
     ),
     one_of=(("password",), ("code",), ("credential",)),
 )
