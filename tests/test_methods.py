@@ -115,9 +115,9 @@ def test_options_allow_is_what_the_view_takes(make_app: Any) -> None:
         documented = {method.upper() for method in item} | {"OPTIONS"}
         if "GET" in documented:
             documented.add("HEAD")
-        allow = client.options(path).headers["Allow"]
-        assert allow == refused.headers["Allow"], path
-        assert set(allow.split(", ")) == documented, path
+        allow = set(client.options(path).headers["Allow"].split(", "))
+        assert allow == set(refused.headers["Allow"].split(", ")), path
+        assert allow == documented, path
         compared.append(path)
     assert "/api/auth/login" in compared
 

@@ -206,7 +206,7 @@ def _answer_options() -> Response | None:
     if not app.config["PROVIDE_AUTOMATIC_OPTIONS"]:
         return None
     response: Response = app.response_class()
-    response.allow.update(_methods_served(request.endpoint))
+    response.allow.update(sorted(_methods_served(request.endpoint)))
     return response
 
 
