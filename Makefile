@@ -6,6 +6,7 @@
 #   make bench  the performance benchmarks (benchmarks/README.md)
 #   make docs   the documentation site (docs/_build/html), warnings as
 #               errors, then its code samples as doctests
+#   make fuzz   schemathesis against the example app (gunicorn, PostgreSQL)
 #   make constraints  refresh constraints.txt, the pinned versions that
 #               install, test and CI use, from the newest releases
 #   make test-latest  the tests on the newest releases (no pins), in
@@ -18,7 +19,7 @@ PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean blocklist docs
+.PHONY: install run test test-latest constraints bench lint typecheck wheel browser js pgbouncer clean blocklist docs fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +100,7 @@ test: install browser js pgbouncer
 	  DATABASE_URL=sqlite:// $(BIN)/flask --app examples/app.py tokenauth conformance \
 	    --profile $$profile --check >> test-artifacts/conformance-report.txt || exit 1; \
 	done
+	$(MAKE) fuzz
 
 # The documentation site: every warning is an error (-W; -n also reports
 # every reference that resolves nowhere), --keep-going lists them all.
@@ -111,6 +113,12 @@ SPHINX := $(BIN)/sphinx-build -W --keep-going -n -q -d docs/_build/doctrees
 docs: install
 	$(SPHINX) -E -b html docs docs/_build/html
 	$(SPHINX) -b doctest docs docs/_build/doctest
+
+# Schemathesis against the example app under gunicorn on PostgreSQL
+# (TEST_POSTGRES_URL): tests/fuzz.py, settings in schemathesis.toml, reports
+# in build/fuzz.  FUZZ_ARGS go to `schemathesis run` (--seed 7, -n 5, ...).
+fuzz: install
+	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 # The suite against the newest releases of everything (ruff, mypy, redis-py,
 # SQLAlchemy, ...), in a venv of its own so the pinned one stays as it is.

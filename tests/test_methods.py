@@ -20,6 +20,7 @@ import flask_tokenauth
 from flask_tokenauth import TokenAuth, auth_bp
 
 from .conftest import Auth, base_config, bearer
+from .openapi_helpers import FULL_CONFIG
 
 ODD_METHODS = ["TRACE", "PROPFIND", "FOO", "CONNECT", "MKCOL"]
 
@@ -93,8 +94,33 @@ def test_protected_routes_answer_odd_methods_as_they_answer_put(
 def test_options_still_answers_preflight(host_app: Flask) -> None:
     response = host_app.test_client().options("/api/auth/login")
     assert response.status_code == 200
-    assert "POST" in response.headers["Allow"]
+    assert response.headers["Allow"] == "OPTIONS, POST"
     assert response.get_data() == b""
+
+
+def test_options_allow_is_what_the_view_takes(make_app: Any) -> None:
+    """OPTIONS lists the methods the description declares for the route,
+    the ones its 405 lists too (schemathesis's ``allow_header_conformance``
+    found every method listed); checked on every described route a request
+    without a token reaches the method check of."""
+    app: Flask = make_app(**FULL_CONFIG)
+    client = app.test_client()
+    paths = client.get("/api/auth/openapi.json").get_json()["paths"]
+    compared = []
+    for path, item in paths.items():
+        if "{" in path:
+            continue
+        refused = client.open(path, method="TRACE")
+        if refused.status_code != 405:
+            continue  # the token is checked first
+        documented = {method.upper() for method in item} | {"OPTIONS"}
+        if "GET" in documented:
+            documented.add("HEAD")
+        allow = set(client.options(path).headers["Allow"].split(", "))
+        assert allow == set(refused.headers["Allow"].split(", ")), path
+        assert allow == documented, path
+        compared.append(path)
+    assert "/api/auth/login" in compared
 
 
 def test_options_follows_the_apps_automatic_options_setting(make_app: Any) -> None:

@@ -93,6 +93,11 @@ class Body:
     fields: tuple[Field, ...]
     one_of: tuple[tuple[str, ...], ...] = ()
     description: str = ""
+    #: ``False``: the request may come without a body, which the view then
+    #: does not read (``/verify-email/resend`` with an access token); the
+    #: description says so (``requestBody.required``), so that a fuzzer
+    #: does not expect a refusal.
+    required: bool = True
 
     @functools.cached_property
     def names_login(self) -> bool:

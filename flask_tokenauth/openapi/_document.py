@@ -157,7 +157,7 @@ def _operation(operation: Operation, settings: Settings, login: str) -> dict[str
         item["security"] = []
     if operation.body is not None:
         item["requestBody"] = {
-            "required": True,
+            "required": operation.body.required,
             "content": {
                 "application/json": {
                     "schema": operation.body.json_schema(login, settings)

@@ -64,6 +64,12 @@ _TOKEN_FIELD = Field(
 LINK_TOKEN = Body((_TOKEN_FIELD,))
 #: ``{"email"}``: resend, forgot, sign-in by email.
 EMAIL = Body((Field("email", _EMAIL),))
+#: ``/verify-email/resend``: ``EMAIL``, read only without an access token.
+RESEND = Body(
+    (Field("email", _EMAIL),),
+    description="Without an access token only: the address to mail.",
+    required=False,
+)
 RESET_PASSWORD = Body(
     (
         _TOKEN_FIELD,
@@ -216,7 +222,7 @@ OPERATIONS: Operations = {
                 " most `TOKENAUTH_RATELIMIT_MAIL_ADDRESS` mails per address."
             ),
             tag="verify-email",
-            body=EMAIL,
+            body=RESEND,
             security=BEARER_OPTIONAL,
             replies=(_accepted("Received: a link is mailed if one is due."),),
             errors=(InvalidEmail, NotFound, *_SIGNED_IN_ERRORS),

@@ -27,6 +27,7 @@ from .._state import EXTENSION_KEY, get_state
 from ..errors import from_http_exception
 from ..extension import TokenAuth
 from ..integrations import exempt_from_csrf
+from ..openapi._document import OPERATIONS
 from . import (
     auth,
     change_email,
@@ -165,8 +166,31 @@ def _take_every_method(setup: BlueprintSetupState) -> None:
             rule.provide_automatic_options = False  # type: ignore[attr-defined]
 
 
-#: The ``Allow`` of our answer to OPTIONS: the methods our rules list.
+#: The ``Allow`` of our answer to OPTIONS for an endpoint the API
+#: description does not declare: the methods our rules list.
 _OPTIONS_ALLOW = frozenset({*ALL_METHODS, "HEAD", "OPTIONS"})
+
+
+def _methods_served(endpoint: str | None) -> frozenset[str]:
+    """The methods the view of ``endpoint`` takes, as the API description
+    declares them (the operations the app's settings switch on), with
+    ``OPTIONS`` and, for a ``GET``, ``HEAD``: what a ``405`` of the view
+    lists, and what a client reading ``Allow`` or the description expects
+    (schemathesis's ``allow_header_conformance`` found every method
+    listed)."""
+    local = (endpoint or "").rpartition(".")[2]
+    operations = OPERATIONS.get(local)
+    if not operations:
+        return _OPTIONS_ALLOW
+    settings = get_state().settings
+    methods = {
+        method
+        for method, operation in operations.items()
+        if operation.when is None or operation.when(settings)
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return frozenset({*methods, "OPTIONS"})
 
 
 @auth_bp.before_request
@@ -182,7 +206,7 @@ def _answer_options() -> Response | None:
     if not app.config["PROVIDE_AUTOMATIC_OPTIONS"]:
         return None
     response: Response = app.response_class()
-    response.allow.update(_OPTIONS_ALLOW)
+    response.allow.update(sorted(_methods_served(request.endpoint)))
     return response
 
 

@@ -22,7 +22,7 @@ from .._ratelimit import mail_allowed
 from .._state import get_state
 from ..errors import LinkInvalid, NotFound
 from ..globals import _get_user, authenticate_optional
-from ..openapi._ops_mail import EMAIL, LINK_TOKEN
+from ..openapi._ops_mail import LINK_TOKEN, RESEND
 from ._common import accepted, allow, mail_flow
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,7 +101,7 @@ def resend() -> Response:
         if email is not None and mail_allowed(_linktokens.VERIFY, email):
             verification.send_link(state, user, email)
         return accepted(RESEND_ANSWER)
-    email = state.user_store.normalize_email(EMAIL.read()["email"])
+    email = state.user_store.normalize_email(RESEND.read()["email"])
     # Counted for any address, known or not: the limit tells nothing.
     if mail_allowed(_linktokens.VERIFY, email):
         _outbox.defer(_resend_to, email)
