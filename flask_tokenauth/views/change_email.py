@@ -26,7 +26,7 @@ import hmac
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 
 from .. import _identity as bound_identity
 from .. import _linktokens as links
@@ -36,7 +36,6 @@ from .._mail import duration_text, send_mail
 from .._ratelimit import LOGIN, limited, mail_allowed
 from .._sessions import announce_revoked, revoke_in
 from .._state import TokenAuthState, get_state
-from .._validation import cached_json_object, require_string
 from .._verification import announce, mark_verified
 from ..decorators import login_required
 from ..errors import (
@@ -48,6 +47,7 @@ from ..errors import (
 )
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
+from ..openapi._ops_mail import CHANGE_EMAIL, LINK_TOKEN
 from ._common import accepted, allow, check_current_password, mail_flow
 
 _BINDING_CONTEXT = b"flask_tokenauth change-email binding\x00"
@@ -86,11 +86,11 @@ def request_change() -> Response:
     allow("POST")
     state = get_state()
     store = state.user_store
-    body = cached_json_object(request)
-    password = require_string(body, "password")
+    body = CHANGE_EMAIL.read()
+    password: str = body["password"]
     if not password:
         raise InvalidPassword("Password is required")
-    new = store.normalize_email(require_string(body, "newEmail"))
+    new = store.normalize_email(body["newEmail"])
     load_current_user()
     sub = str(current_claims["sub"])
     user = store.get(sub)
@@ -167,8 +167,9 @@ def _send_links(sub: str, old: str | None, new: str, binding: str) -> None:
         send_mail("change_email_notice", old, link=url, **context)
 
 
-def _token() -> object:
-    return require_string(cached_json_object(request), "token")
+def _token() -> str:
+    token: str = LINK_TOKEN.read()["token"]
+    return token
 
 
 @mail_flow("change_email_enabled")

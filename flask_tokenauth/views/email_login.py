@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 from sqlalchemy import Connection
 
 from .. import _identity as bound_identity
@@ -40,9 +40,10 @@ from .._session_start import session_response as _session_response
 from .._session_start import start_family as _start_family
 from .._sessions import announce_revoked, revoke_in
 from .._state import TokenAuthState, get_state
-from .._validation import cached_json_object, require_string
+from .._validation import require_string
 from .._verification import announce, mark_verified
 from ..errors import CodeInvalid, LinkInvalid, ValidationError
+from ..openapi._ops_mail import EMAIL, EMAIL_LOGIN_VERIFY
 from ._common import accepted, allow, mail_flow
 
 #: The ``amr`` claim of the access token an email sign-in answers with
@@ -79,8 +80,7 @@ def request_login() -> Response:
     account: ``202`` with the same body, whatever the address."""
     allow("POST")
     state = get_state()
-    body = cached_json_object(request)
-    email = state.user_store.normalize_email(require_string(body, "email"))
+    email = state.user_store.normalize_email(EMAIL.read()["email"])
     # Counted for any address, before anything is known about it; a spent
     # limit answers as usual and sends nothing (signal ``mail_limited``).
     if mail_allowed(LOGIN, email):
@@ -149,15 +149,17 @@ def verify() -> Response:
     """
     allow("POST")
     state = get_state()
-    body = cached_json_object(request)
+    body = EMAIL_LOGIN_VERIFY.read()
     if body.get("token") is not None:
-        token = require_string(body, "token")
+        token: str = body["token"]
         result = _sign_in(
             state,
             lambda conn: linktokens.spend(state.settings, conn, token, LOGIN),
             LinkInvalid,
         )
     elif body.get("email") is not None or body.get("code") is not None:
+        # The shape of ``one_of`` taken: both are required in it (their
+        # types are checked already).
         email = state.user_store.normalize_email(require_string(body, "email"))
         code = require_string(body, "code").translate(_CODE_SEPARATORS)
         if not code.isascii():

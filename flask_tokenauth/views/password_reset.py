@@ -3,14 +3,14 @@ the README); the flow itself is :mod:`.._password_reset`."""
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 
 from .. import _outbox
 from .._linktokens import RESET
 from .._password_reset import mail_link, reset
 from .._ratelimit import mail_allowed
 from .._state import get_state
-from .._validation import cached_json_object, require_string
+from ..openapi._ops_mail import EMAIL, RESET_PASSWORD
 from ._common import accepted, allow, mail_flow
 
 #: The one answer of ``/forgot-password``, whatever the address.
@@ -30,8 +30,7 @@ def forgot_password() -> Response:
     either."""
     allow("POST")
     state = get_state()
-    body = cached_json_object(request)
-    email = state.user_store.normalize_email(require_string(body, "email"))
+    email = state.user_store.normalize_email(EMAIL.read()["email"])
     if mail_allowed(RESET, email):
         _outbox.defer(mail_link, state, email)
     return accepted(FORGOT_MESSAGE)
@@ -49,8 +48,6 @@ def reset_password() -> Response:
     """
     allow("POST")
     state = get_state()
-    body = cached_json_object(request)
-    token = require_string(body, "token")
-    password = require_string(body, "password")
-    reset(state, token, password)
+    body = RESET_PASSWORD.read()
+    reset(state, body["token"], body["password"])
     return jsonify(message="Password reset: log in with the new password")

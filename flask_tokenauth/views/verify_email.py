@@ -14,15 +14,15 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 
 from .. import _linktokens, _outbox
 from .. import _verification as verification
 from .._ratelimit import mail_allowed
 from .._state import get_state
-from .._validation import cached_json_object, require_string
 from ..errors import LinkInvalid, NotFound
 from ..globals import _get_user, authenticate_optional
+from ..openapi._ops_mail import EMAIL, LINK_TOKEN
 from ._common import accepted, allow, mail_flow
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +62,7 @@ def verify_email() -> Response:
     allow("POST")
     state = get_state()
     store = state.user_store
-    token = require_string(cached_json_object(request), "token")
+    token = LINK_TOKEN.read()["token"]
     with state.db.begin() as conn:
         spent = _linktokens.spend(state.settings, conn, token, _linktokens.VERIFY)
         user = store.get(spent.user_id)
@@ -101,9 +101,7 @@ def resend() -> Response:
         if email is not None and mail_allowed(_linktokens.VERIFY, email):
             verification.send_link(state, user, email)
         return accepted(RESEND_ANSWER)
-    email = state.user_store.normalize_email(
-        require_string(cached_json_object(request), "email")
-    )
+    email = state.user_store.normalize_email(EMAIL.read()["email"])
     # Counted for any address, known or not: the limit tells nothing.
     if mail_allowed(_linktokens.VERIFY, email):
         _outbox.defer(_resend_to, email)
