@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._config import Settings
+from .._passkey_challenges import COOKIE_SUFFIX
 from ..errors import (
     DatabaseUnavailable,
     InvalidJSON,
@@ -121,6 +122,14 @@ def headers(settings: Settings) -> dict[str, Any]:
                 f"The `{settings.device_cookie_name}` cookie: this client proved"
                 " the account's password, so the account's wrong-password limit"
                 " spares it."
+            ),
+            "schema": {"type": "string"},
+        },
+        "SetPasskeyCookie": {
+            "description": (
+                f"The passkey sign-in cookie `{cookie}{COOKIE_SUFFIX}` (HttpOnly, 5"
+                " minutes), to which the challenge is bound: /passkeys/login"
+                " must carry it."
             ),
             "schema": {"type": "string"},
         },

@@ -33,12 +33,15 @@ from ._declare import (
 )
 from ._ops_core import OPERATIONS as CORE
 from ._ops_factors import OPERATIONS as FACTORS
+from ._ops_factors import SCHEMAS as FACTOR_SCHEMAS
 from ._ops_mail import OPERATIONS as MAIL
+from ._ops_passkeys import OPERATIONS as PASSKEYS
+from ._ops_passkeys import SCHEMAS as PASSKEY_SCHEMAS
 from ._ops_public import OPERATIONS as PUBLIC_DOCUMENTS
 
 #: Every operation, by blueprint-local endpoint, then method.
 OPERATIONS: dict[str, dict[str, Operation]] = {}
-for _table in (CORE, PUBLIC_DOCUMENTS, MAIL, FACTORS):
+for _table in (CORE, PUBLIC_DOCUMENTS, MAIL, FACTORS, PASSKEYS):
     for _endpoint, _methods in _table.items():
         if _endpoint in OPERATIONS:
             raise RuntimeError(f"endpoint {_endpoint!r} is declared twice")
@@ -122,7 +125,11 @@ def build(app: App, registration: str, server_url: str = "/") -> dict[str, Any]:
         "servers": [{"url": server_url}],
         "paths": paths,
         "components": {
-            "schemas": components.schemas(login),
+            "schemas": {
+                **components.schemas(login),
+                **FACTOR_SCHEMAS,
+                **PASSKEY_SCHEMAS,
+            },
             "headers": components.headers(settings),
             "securitySchemes": components.security_schemes(settings),
         },
@@ -184,6 +191,7 @@ def _reply(reply: Reply, operation: Operation) -> dict[str, Any]:
 def _header_name(component: str) -> str:
     return {
         "SetRefreshCookie": "Set-Cookie",
+        "SetPasskeyCookie": "Set-Cookie",
         "ClearRefreshCookie": "Set-Cookie",
         "SetDeviceCookie": "Set-Cookie",
         "WWWAuthenticate": "WWW-Authenticate",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 
 from .. import _assurance as assurance
 from .. import _factor_crypto as crypto
@@ -26,9 +26,10 @@ from .. import _totp as totp
 from .. import signals
 from .._mail import send_mail
 from .._state import TokenAuthState, get_state
-from .._validation import cached_json_object, require_string
+from .._validation import require_string
 from ..errors import MfaCodeInvalid, MfaNotEnabled, NotFound, ValidationError
 from ..globals import current_claims
+from ..openapi._ops_factors import MFA_VERIFY
 from . import _factors as factors
 from ._common import allow
 
@@ -61,13 +62,13 @@ def verify() -> Response:
     factor; ``200 {user, accessToken}`` and the rotated refresh cookie."""
     allow("POST")
     state = get_state()
-    body = cached_json_object(request)
+    body = MFA_VERIFY.read()  # each member, if sent, a string
     if body.get("recoveryCode") is not None:
-        method, code = RECOVERY_CODE, require_string(body, "recoveryCode")
+        method, code = RECOVERY_CODE, str(body["recoveryCode"])
     elif body.get("code") is not None:
         if not state.settings.totp_enabled:
             raise NotFound()
-        method, code = TOTP, require_string(body, "code")
+        method, code = TOTP, str(body["code"])
     else:
         raise ValidationError("'code' or 'recoveryCode' is required")
     user, user_id = factors.caller(state)

@@ -32,7 +32,6 @@ from .. import _passkey_rows as rows
 from .. import _verification as verification
 from .._ratelimit import LOGIN, limited
 from .._state import TokenAuthState, get_state
-from .._validation import cached_json_object
 from ..decorators import login_required
 from ..errors import (
     EmailNotVerified,
@@ -42,6 +41,7 @@ from ..errors import (
 )
 from ..globals import _get_user as load_current_user
 from ..globals import current_claims
+from ..openapi._ops_passkeys import ASSERTION, REGISTER, RENAME
 from ._common import allow, switched
 
 
@@ -137,8 +137,8 @@ def register() -> Response:
     """``{credential, name?}`` → ``201 {passkey}``."""
     allow("POST")
     state = get_state()
-    body = cached_json_object(request)
-    credential, name = _credential(body), _name(body, required=False)
+    body = REGISTER.read()
+    credential, name = body["credential"], _name(body, required=False)
     _, sub, session_id = _caller()
     _require_fresh_if_factor(state, sub)
     stored = _ceremonies().register(state, sub, session_id, credential, name)
@@ -174,7 +174,7 @@ def passkey(passkey_id: str) -> Response:
     _, sub, _ = _caller()
     user_id = state.user_store.user_id(sub)
     if request.method == "PATCH":
-        name = _name(cached_json_object(request), required=True)
+        name = _name(RENAME.read(), required=True)
         assert name is not None
         with state.db.begin() as conn:
             found = rows.rename(conn, sub, passkey_id, name)
@@ -225,7 +225,7 @@ def login() -> Response:
     allow("POST")
     state = get_state()
     store = state.user_store
-    credential = _credential(cached_json_object(request))
+    credential = ASSERTION.read()["credential"]
     assertion = _ceremonies().verify_assertion(
         state, credential, binding=challenges.presented_binding(state)
     )
@@ -295,7 +295,7 @@ def verify() -> Response:
     the session go on."""
     allow("POST")
     state = get_state()
-    credential = _credential(cached_json_object(request))
+    credential = ASSERTION.read()["credential"]
     user, sub, session_id = _caller()
     assertion = _ceremonies().verify_assertion(
         state, credential, sub=sub, session_id=session_id

@@ -6,17 +6,18 @@ accept the access token it answers."""
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 
 from .. import _assurance as assurance
 from .. import _lockout as lockout
 from .. import signals
 from .._ratelimit import LOGIN, limited
 from .._state import get_state
-from .._validation import cached_json_object, require_string
+from .._validation import require_string
 from ..decorators import login_required
 from ..errors import InvalidPassword, UserNotFound, WrongPassword
 from ..globals import current_claims
+from ..openapi._ops_factors import REAUTHENTICATE
 from ._common import allow
 
 
@@ -34,7 +35,7 @@ def reauthenticate() -> Response:
     state = get_state()
     settings = state.settings
     store = state.user_store
-    body = cached_json_object(request)
+    body = REAUTHENTICATE.read()  # each member, if sent, of its type
     sub = str(current_claims["sub"])
     session_id = str(current_claims["sid"])
     user = store.get(sub)

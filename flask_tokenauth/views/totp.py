@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 
 from .. import _assurance as assurance
 from .. import _factor_crypto as crypto
@@ -26,9 +26,9 @@ from .. import _recovery_codes as recovery
 from .. import _totp as totp
 from .. import signals
 from .._state import TokenAuthState, get_state
-from .._validation import cached_json_object, require_string
 from ..errors import MfaCodeInvalid, TotpAlreadyEnabled, TotpNotEnabled
 from ..globals import current_claims
+from ..openapi._ops_factors import TOTP_CONFIRM
 from . import _factors as factors
 from ._common import allow, switched
 
@@ -72,7 +72,7 @@ def confirm() -> Response:
     against the account's second-factor budget (``MFA_CODE_INVALID``)."""
     allow("POST")
     state = get_state()
-    code = require_string(cached_json_object(request), "code")
+    code = str(TOTP_CONFIRM.read()["code"])
     user, user_id = factors.caller(state)
     attempt = lockout.guard(state, "user:" + user_id, lockout.SECOND_FACTOR)
     codes: list[str] | None = None
