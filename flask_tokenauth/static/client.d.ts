@@ -43,13 +43,20 @@ export type ApiErrorCode =
   | 'INVALID_PASSWORD'
   | 'LINK_EXPIRED'
   | 'LINK_INVALID'
+  | 'MFA_CODE_INVALID'
   | 'MFA_ENROLLMENT_REQUIRED'
+  | 'MFA_NOT_ENABLED'
   | 'MFA_REQUIRED'
   | 'NOT_FOUND'
+  | 'PASSKEY_CHALLENGE_INVALID'
+  | 'PASSKEY_INVALID'
+  | 'PASSKEY_NOT_FOUND'
+  | 'PASSKEY_REJECTED'
   | 'PASSWORD_HAS_CONTEXT_WORD'
   | 'PASSWORD_TOO_COMMON'
   | 'PAYLOAD_TOO_LARGE'
   | 'RATE_LIMITED'
+  | 'REAUTHENTICATION_REQUIRED'
   | 'REFRESH_TOKEN_AMBIGUOUS'
   | 'REFRESH_TOKEN_EXPIRED'
   | 'REFRESH_TOKEN_INVALID'
@@ -62,6 +69,8 @@ export type ApiErrorCode =
   | 'TOKEN_INVALID'
   | 'TOKEN_MISSING'
   | 'TOKEN_REVOKED'
+  | 'TOTP_ALREADY_ENABLED'
+  | 'TOTP_NOT_ENABLED'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'USER_NOT_FOUND'
   | 'VALIDATION_ERROR'
@@ -514,22 +523,36 @@ export function requestOptionsFromJSON(
 /** A credential of `create()` or `get()` in the JSON form the server reads. */
 export function credentialToJSON(credential: Credential): CredentialJSON;
 
-/** A WebAuthn credential as `/passkeys/register` and the assertion
- * endpoints read it (binary fields in base64url). */
-export interface CredentialJSON {
+/** A WebAuthn credential in the JSON form the server reads (binary fields
+ * in base64url): a new passkey (`create()`, for `/passkeys/register`) or an
+ * assertion (`get()`, for `/passkeys/login`, `/passkeys/verify`,
+ * `/reauthenticate`). */
+export type CredentialJSON = RegistrationCredentialJSON | AssertionCredentialJSON;
+
+interface CredentialJSONBase {
   id: string;
   rawId: string;
-  type: string;
+  type: 'public-key';
+  /** The browser's `getClientExtensionResults()`. */
+  clientExtensionResults: Record<string, unknown>;
+  authenticatorAttachment?: 'platform' | 'cross-platform';
+}
+
+/** A new passkey (RegistrationResponseJSON). */
+export interface RegistrationCredentialJSON extends CredentialJSONBase {
   response: {
     clientDataJSON: string;
-    /** Registration. */
-    attestationObject?: string;
+    attestationObject: string;
     transports?: string[];
-    /** Assertion. */
-    authenticatorData?: string;
-    signature?: string;
-    userHandle?: string | null;
   };
-  clientExtensionResults: AuthenticationExtensionsClientOutputs;
-  authenticatorAttachment?: string;
+}
+
+/** An assertion (AuthenticationResponseJSON). */
+export interface AssertionCredentialJSON extends CredentialJSONBase {
+  response: {
+    clientDataJSON: string;
+    authenticatorData: string;
+    signature: string;
+    userHandle: string | null;
+  };
 }

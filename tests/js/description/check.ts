@@ -18,10 +18,18 @@ import type {
   ApiErrorCode,
   AuthClient,
   EmailLoginProof,
+  AssertionCredentialJSON,
   ErrorAnswer,
   LoginAnswer,
+  MfaProof,
+  MfaStatus,
+  PasskeyInfo,
+  RegistrationCredentialJSON,
+  ReauthenticationProof,
+  RecoveryCodes,
   RevokedAnswer,
   SessionInfo,
+  TotpEnrollment,
   User,
 } from 'flask-tokenauth-client';
 
@@ -57,9 +65,16 @@ type SameObject<A, B> =
     : false;
 /** Every key of every member of a union. */
 type KeysOf<T> = T extends unknown ? keyof T : never;
+/** A type as plain object types (an interface is not assignable to an
+ * index signature, `Record<string, unknown>`, that its values do fit). */
+type Plain<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]: Plain<T[K]> }
+    : T;
 /** A body the client sends: each of its shapes one the description
  * accepts, and no member the description does not name (or the reverse). */
-type Sendable<Client, Described> = [Client] extends [Described]
+type Sendable<Client, Described> = [Plain<Client>] extends [Described]
   ? Mutual<KeysOf<Client>, KeysOf<Described>>
   : false;
 
@@ -158,4 +173,75 @@ export type EmailLoginVerified = Expect<
 >;
 export type EmailLoginBody = Expect<
   Sendable<EmailLoginProof, RequestBody<'/api/auth/email-login/verify', 'post'>>
+>;
+
+// -- The second factor ------------------------------------------------------------------
+
+export type MfaStatusAnswer = Expect<Same<MfaStatus, Answer<'/api/auth/mfa', 'get', 200>>>;
+export type MfaStatusMethod = Expect<Same<Resolves<'mfaStatus'>, MfaStatus>>;
+export type RemoveTotp = Expect<
+  Same<Resolves<'removeTotp'>, Answer<'/api/auth/mfa/totp', 'delete', 200>>
+>;
+export type EnrollTotp = Expect<
+  Same<TotpEnrollment, Answer<'/api/auth/mfa/totp/enroll', 'post', 200>>
+>;
+export type EnrollTotpMethod = Expect<Same<Resolves<'enrollTotp'>, TotpEnrollment>>;
+export type RegenerateRecoveryCodes = Expect<
+  Same<Resolves<'regenerateRecoveryCodes'>, Answer<'/api/auth/mfa/recovery-codes', 'post', 200>>
+>;
+/** confirmTotp's answer is the session (upgraded) and the codes; the
+ * client hands back the codes, as `RecoveryCodes` (which also allows a
+ * `null` count, should a server leave it out). */
+export type ConfirmTotpSession = Expect<
+  Same<LoginAnswer, Omit<Answer<'/api/auth/mfa/totp/confirm', 'post', 200>, keyof RecoveryCodes>>
+>;
+export type ConfirmTotpCodes = Expect<
+  Sendable<
+    Pick<Answer<'/api/auth/mfa/totp/confirm', 'post', 200>, keyof RecoveryCodes>,
+    RecoveryCodes
+  >
+>;
+export type ConfirmTotpMethod = Expect<Same<Resolves<'confirmTotp'>, RecoveryCodes>>;
+export type VerifyMfaAnswer = Expect<Same<LoginAnswer, Answer<'/api/auth/mfa/verify', 'post', 200>>>;
+export type VerifyMfaBody = Expect<Sendable<MfaProof, RequestBody<'/api/auth/mfa/verify', 'post'>>>;
+/** What the client sends for a proof: a passkey as the credential the
+ * browser made. */
+export type ReauthenticateBody = Expect<
+  Sendable<
+    | Exclude<ReauthenticationProof, 'passkey' | { passkey: true }>
+    | { credential: AssertionCredentialJSON },
+    RequestBody<'/api/auth/reauthenticate', 'post'>
+  >
+>;
+export type ReauthenticateAnswer = Expect<
+  Same<AccessTokenAnswer, Answer<'/api/auth/reauthenticate', 'post', 200>>
+>;
+
+// -- Passkeys ---------------------------------------------------------------------------
+
+export type ListPasskeys = Expect<
+  Same<PasskeyInfo[], Answer<'/api/auth/passkeys', 'get', 200>['passkeys']>
+>;
+export type ListPasskeysMethod = Expect<Same<Resolves<'listPasskeys'>, PasskeyInfo[]>>;
+export type RegisterPasskey = Expect<
+  Same<PasskeyInfo, Answer<'/api/auth/passkeys/register', 'post', 201>['passkey']>
+>;
+export type RegisterPasskeyBody = Expect<
+  Sendable<
+    { credential: RegistrationCredentialJSON; name?: string },
+    RequestBody<'/api/auth/passkeys/register', 'post'>
+  >
+>;
+export type RenamePasskey = Expect<
+  Same<PasskeyInfo, Answer<'/api/auth/passkeys/{passkey_id}', 'patch', 200>['passkey']>
+>;
+export type PasskeyLogin = Expect<Same<LoginAnswer, Answer<'/api/auth/passkeys/login', 'post', 200>>>;
+export type PasskeyVerify = Expect<
+  Same<LoginAnswer, Answer<'/api/auth/passkeys/verify', 'post', 200>>
+>;
+export type PasskeyVerifyBody = Expect<
+  Sendable<{ credential: AssertionCredentialJSON }, RequestBody<'/api/auth/passkeys/verify', 'post'>>
+>;
+export type PasskeyLoginBody = Expect<
+  Sendable<{ credential: AssertionCredentialJSON }, RequestBody<'/api/auth/passkeys/login', 'post'>>
 >;
