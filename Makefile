@@ -64,10 +64,12 @@ blocklist: install
 	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # TypeScript for the browser client's checks (tests/test_js_client.py runs
-# them with Node), from tests/js/package-lock.json.  Without npm they skip
-# locally, saying why; CI treats that as a failure.
+# them with Node) and openapi-typescript for client.d.ts against the API
+# description (tests/test_client_types.py), from tests/js/package-lock.json.
+# Without npm they skip locally, saying why; CI treats that as a failure.
 js:
-	@test -x tests/js/node_modules/.bin/tsc -a -d tests/js/node_modules/jose || { \
+	@test -x tests/js/node_modules/.bin/tsc -a -d tests/js/node_modules/jose \
+	  -a -d tests/js/node_modules/openapi-typescript || { \
 	  if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --prefix tests/js; \
 	  else echo "npm not installed: the JS client checks will skip"; fi; }
 

@@ -2,8 +2,84 @@
 
 /** The user object of `/register` and `/login` responses. */
 export interface User {
-  id: number;
+  /** A number in the built-in users table; a host's user store may use
+   * strings. */
+  id: number | string;
   email: string;
+  /** Whether the address is verified, while the app's
+   * `TOKENAUTH_EMAIL_VERIFICATION` is not `off`. */
+  emailVerified?: boolean;
+}
+
+/** The answer of a sign-in (`/login`, `/register`, `/email-login/verify`,
+ * `/passkeys/login`, `/mfa/verify`...), for code that calls the API itself;
+ * the refresh token is in the `Set-Cookie` header. */
+export interface LoginAnswer {
+  user: User;
+  /** The access token (a JWT). */
+  accessToken: string;
+  /** The session waits for its second factor. */
+  mfaRequired?: boolean;
+  /** The session may only enrol a second factor. */
+  mfaEnrollmentRequired?: boolean;
+}
+
+/** The answer of `/refresh` and `/password`: a new access token. */
+export interface AccessTokenAnswer {
+  accessToken: string;
+}
+
+/** The `code` of the API's error answers: every code its endpoints may
+ * answer, as its OpenAPI description lists them (`AuthError.code`). */
+export type ApiErrorCode =
+  | 'CODE_INVALID'
+  | 'CROSS_SITE_REQUEST'
+  | 'DATABASE_UNAVAILABLE'
+  | 'EMAIL_NOT_VERIFIED'
+  | 'EMAIL_TAKEN'
+  | 'INVALID_CREDENTIALS'
+  | 'INVALID_EMAIL'
+  | 'INVALID_JSON'
+  | 'INVALID_PASSWORD'
+  | 'LINK_EXPIRED'
+  | 'LINK_INVALID'
+  | 'MFA_CODE_INVALID'
+  | 'MFA_ENROLLMENT_REQUIRED'
+  | 'MFA_NOT_ENABLED'
+  | 'MFA_REQUIRED'
+  | 'NOT_FOUND'
+  | 'PASSKEY_CHALLENGE_INVALID'
+  | 'PASSKEY_INVALID'
+  | 'PASSKEY_NOT_FOUND'
+  | 'PASSKEY_REJECTED'
+  | 'PASSWORD_HAS_CONTEXT_WORD'
+  | 'PASSWORD_TOO_COMMON'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'RATE_LIMITED'
+  | 'REAUTHENTICATION_REQUIRED'
+  | 'REFRESH_TOKEN_AMBIGUOUS'
+  | 'REFRESH_TOKEN_EXPIRED'
+  | 'REFRESH_TOKEN_INVALID'
+  | 'REFRESH_TOKEN_MISSING'
+  | 'REFRESH_TOKEN_REUSED'
+  | 'REFRESH_TOKEN_REVOKED'
+  | 'REVOCATION_STORE_UNAVAILABLE'
+  | 'SESSION_NOT_FOUND'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_INVALID'
+  | 'TOKEN_MISSING'
+  | 'TOKEN_REVOKED'
+  | 'TOTP_ALREADY_ENABLED'
+  | 'TOTP_NOT_ENABLED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'USER_NOT_FOUND'
+  | 'VALIDATION_ERROR'
+  | 'WRONG_PASSWORD';
+
+/** An error answer's body: a human message and a stable code. */
+export interface ErrorAnswer {
+  error: string;
+  code: ApiErrorCode;
 }
 
 /** The claims of an access token (read, not verified, by the client). */
@@ -93,6 +169,25 @@ export interface SessionInfo {
 export interface FlowAnswer {
   message: string;
   [field: string]: unknown;
+}
+
+/** `verifyEmail` and `confirmEmailChange`: the address now verified, or now
+ * the account's. */
+export interface EmailAnswer extends FlowAnswer {
+  email: string;
+}
+
+/** `cancelEmailChange`: whether the old address is the account's again
+ * (`false`: the change was not confirmed yet, or another account has it
+ * now). */
+export interface EmailChangeCancelled extends FlowAnswer {
+  restored: boolean;
+}
+
+/** `logoutAll` and `logoutOthers`: how many sessions ended. */
+export interface RevokedAnswer {
+  message: string;
+  revoked: number;
 }
 
 /** What proves a sign-in by email: the link's token, or the address and the
@@ -273,9 +368,9 @@ export interface AuthClient {
   /** Revoke this session on the server and forget it here and in other tabs. */
   logout(): Promise<void>;
   /** Revoke every session of the user, this one included. */
-  logoutAll(): Promise<{ message: string; revoked: number }>;
+  logoutAll(): Promise<RevokedAnswer>;
   /** Revoke every session of the user but this one. */
-  logoutOthers(): Promise<{ message: string; revoked: number }>;
+  logoutOthers(): Promise<RevokedAnswer>;
   sessions(): Promise<SessionInfo[]>;
   revokeSession(id: string): Promise<void>;
   /**
@@ -306,7 +401,7 @@ export interface AuthClient {
   resetPassword(token: string, password: string): Promise<FlowAnswer>;
   /** Mark the address of a verification link verified.
    * @throws AuthError `LINK_INVALID`, `LINK_EXPIRED` */
-  verifyEmail(token: string): Promise<FlowAnswer>;
+  verifyEmail(token: string): Promise<EmailAnswer>;
   /** Mail a new verification link: signed in, to the user's own address;
    * signed out, to `email` (the same `202` whatever the address). */
   resendVerification(email?: string): Promise<FlowAnswer>;
@@ -316,11 +411,11 @@ export interface AuthClient {
   changeEmail(newEmail: string, password: string): Promise<FlowAnswer>;
   /** Complete an address change with the confirm link's token.
    * @throws AuthError `LINK_INVALID`, `LINK_EXPIRED` */
-  confirmEmailChange(token: string): Promise<FlowAnswer>;
+  confirmEmailChange(token: string): Promise<EmailAnswer>;
   /** Undo an address change with the cancel link's token (before or after it
    * was confirmed); every session of the user ends.
    * @throws AuthError `LINK_INVALID`, `LINK_EXPIRED` */
-  cancelEmailChange(token: string): Promise<FlowAnswer>;
+  cancelEmailChange(token: string): Promise<EmailChangeCancelled>;
   /** Mail a sign-in link and code to the address (the same `202` whatever
    * the address). */
   emailLogin(email: string): Promise<FlowAnswer>;
@@ -392,8 +487,10 @@ export class AuthError extends Error {
   readonly name: 'AuthError';
   /** The HTTP status. */
   readonly status: number;
-  /** The stable code, e.g. `INVALID_CREDENTIALS`; undefined if the body had none. */
-  readonly code: string | undefined;
+  /** The stable code, e.g. `INVALID_CREDENTIALS` (one of `ApiErrorCode`
+   * for the API's own answers; an app's own routes may add others);
+   * undefined if the body had none. */
+  readonly code: ApiErrorCode | (string & {}) | undefined;
   readonly body: unknown;
 }
 
@@ -426,22 +523,36 @@ export function requestOptionsFromJSON(
 /** A credential of `create()` or `get()` in the JSON form the server reads. */
 export function credentialToJSON(credential: Credential): CredentialJSON;
 
-/** A WebAuthn credential as `/passkeys/register` and the assertion
- * endpoints read it (binary fields in base64url). */
-export interface CredentialJSON {
+/** A WebAuthn credential in the JSON form the server reads (binary fields
+ * in base64url): a new passkey (`create()`, for `/passkeys/register`) or an
+ * assertion (`get()`, for `/passkeys/login`, `/passkeys/verify`,
+ * `/reauthenticate`). */
+export type CredentialJSON = RegistrationCredentialJSON | AssertionCredentialJSON;
+
+interface CredentialJSONBase {
   id: string;
   rawId: string;
-  type: string;
+  type: 'public-key';
+  /** The browser's `getClientExtensionResults()`. */
+  clientExtensionResults: Record<string, unknown>;
+  authenticatorAttachment?: 'platform' | 'cross-platform';
+}
+
+/** A new passkey (RegistrationResponseJSON). */
+export interface RegistrationCredentialJSON extends CredentialJSONBase {
   response: {
     clientDataJSON: string;
-    /** Registration. */
-    attestationObject?: string;
+    attestationObject: string;
     transports?: string[];
-    /** Assertion. */
-    authenticatorData?: string;
-    signature?: string;
-    userHandle?: string | null;
   };
-  clientExtensionResults: AuthenticationExtensionsClientOutputs;
-  authenticatorAttachment?: string;
+}
+
+/** An assertion (AuthenticationResponseJSON). */
+export interface AssertionCredentialJSON extends CredentialJSONBase {
+  response: {
+    clientDataJSON: string;
+    authenticatorData: string;
+    signature: string;
+    userHandle: string | null;
+  };
 }

@@ -93,8 +93,10 @@ export async function demo(): Promise<void> {
   assertTrue<Equals<typeof restored, Session | null>>();
 
   const user: User = await auth.login('user@example.com', 'correct horse battery');
-  expectType<number>(user.id);
+  // A number in the built-in users table, a string in some hosts' stores.
+  expectType<number | string>(user.id);
   expectType<string>(user.email);
+  expectType<boolean | undefined>(user.emailVerified);
   const registered: User | null = await auth.register('new@example.com', 'correct horse battery');
   assertTrue<Equals<typeof registered, User | null>>();
 
@@ -153,11 +155,11 @@ export async function demo(): Promise<void> {
   expectType<unknown>(sent['anything']);
   if (linkToken !== null) {
     await auth.resetPassword(linkToken, 'new password 789');
-    await auth.verifyEmail(linkToken);
-    await auth.confirmEmailChange(linkToken);
-    await auth.cancelEmailChange(linkToken);
+    expectType<string>((await auth.verifyEmail(linkToken)).email);
+    expectType<string>((await auth.confirmEmailChange(linkToken)).email);
+    expectType<boolean>((await auth.cancelEmailChange(linkToken)).restored);
     const byLink: User = await auth.verifyEmailLogin({ token: linkToken });
-    expectType<number>(byLink.id);
+    expectType<number | string>(byLink.id);
   }
   await auth.resendVerification();
   await auth.resendVerification('user@example.com');
