@@ -156,3 +156,27 @@ def memory(ctx: Any) -> None:
                 unit="MB",
                 note=note,
             )
+
+
+def logins(ctx: Any) -> None:
+    """``POST /api/auth/login`` in process, per database: a right password
+    (the configured bcrypt cost, a session row, two tokens) and one without
+    a password (refused while the body is read: the request's own cost, no
+    bcrypt, no query).  Run only when named (``--only logins``): it is the
+    before/after of a change to how bodies are read."""
+    rounds, good, bad = ctx.p((9, 4, 200), (15, 8, 400))
+    configs = [c for c in ctx.configs if c.startswith("default")]
+    us = run_variants(ctx, [f"{c} loginbad" for c in configs], rounds, bad, 50)
+    for c in configs:
+        ctx.add(
+            f"[{c}] login refused at the body",
+            ctx.absolute(us, f"{c} loginbad"),
+            unit="us",
+        )
+    us = run_variants(ctx, [f"{c} login" for c in configs], rounds, good, 2)
+    for c in configs:
+        ctx.add(
+            f"[{c}] login, right password",
+            ctx.absolute(us, f"{c} login"),
+            unit="us",
+        )

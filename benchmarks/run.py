@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("inprocess", "gunicorn", "refresh", "login", "memory")
 #: Parts that run only when ``--only`` names them: a closer look at some rows
 #: of another part.
-NAMED_ONLY = ("warm",)
+NAMED_ONLY = ("warm", "logins")
 CONFIGS = ("default-sqlite", "default-pg", "redis", "off")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import io
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -126,6 +127,34 @@ def wsgi_loop(app: Any, path: str, tokens: Iterator[str]) -> Callable[[int], Non
     return run
 
 
+def login_loop(app: Any, body: dict[str, Any], status: int) -> Callable[[int], None]:
+    """``POST /api/auth/login`` with ``body``, through the app's WSGI callable
+    as a server calls it; every answer must be ``status``."""
+    raw = json.dumps(body).encode()
+    base = EnvironBuilder(
+        path="/api/auth/login", method="POST", content_type="application/json"
+    ).get_environ()
+    base["CONTENT_LENGTH"] = str(len(raw))
+    failed: list[str] = []
+
+    def start_response(status_line: str, headers: Any, exc: Any = None) -> None:
+        if int(status_line[:3]) != status:
+            failed.append(status_line)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            env = base.copy()
+            env["wsgi.input"] = io.BytesIO(raw)
+            result = app(env, start_response)
+            for _chunk in result:
+                pass
+            result.close()
+        if failed:
+            raise RuntimeError(f"/api/auth/login: answered {failed[0]}")
+
+    return run
+
+
 def call_loop(call: Callable[[], Any]) -> Callable[[int], None]:
     def run(n: int) -> None:
         for _ in range(n):
@@ -136,6 +165,8 @@ def call_loop(call: Callable[[], Any]) -> Callable[[int], None]:
 
 def loop(variant: str, count: int) -> Callable[[int], None] | None:
     """A variant ``"<app> <kind>"``: ``bare``, ``warm`` (one token),
+    ``login`` (``POST /api/auth/login``, right password), ``loginbad``
+    (the same without a password: a 400 from reading the body),
     ``aal2`` (one token of a session after a second factor, on an
     ``@login_required(aal=2)`` view), ``cold``
     (a never-seen token each), ``pyjwt``, ``fjwt``, ``decode`` (PyJWT
@@ -143,6 +174,10 @@ def loop(variant: str, count: int) -> Callable[[int], None] | None:
     internal: None when this revision has no such method)."""
     name, kind = variant.split()
     app = APPS[name]
+    if kind == "login":  # a right password: bcrypt, a session row, tokens
+        return login_loop(app, {"email": EMAIL, "password": PASSWORD}, 200)
+    if kind == "loginbad":  # no password: refused while reading the body
+        return login_loop(app, {"email": EMAIL}, 400)
     if kind == "aal2":  # warm, an aal 2 token on an @login_required(aal=2) view
         return wsgi_loop(app, "/bench/aal2", itertools.repeat(AAL2_TOKENS[name]))
     if kind in ("bare", "warm"):
