@@ -104,22 +104,45 @@ class Body:
         """Whether a field is the login field (:data:`LOGIN`)."""
         return any(item.name == LOGIN for item in self.fields)
 
+    @functools.cached_property
+    def _in_shapes(self) -> frozenset[str]:
+        """The fields that belong to a shape of ``one_of``."""
+        return frozenset(name for group in self.one_of for name in group)
+
+    def _shape(self, body: dict[str, Any]) -> tuple[str, ...]:
+        """The fields of the shape of ``one_of`` the view takes: the first
+        group (in the order declared, which is the view's order) of which a
+        member is sent, or none."""
+        for group in self.one_of:
+            if any(body.get(name) is not None for name in group):
+                return group
+        return ()
+
     def read(self, login: str | None = None) -> dict[str, Any]:
         """The request's JSON object, its declared fields checked in order
         (a missing required one, or one of the wrong type, is
-        ``400 VALIDATION_ERROR``); the view checks the shape it takes of
-        ``one_of`` and every value's meaning.
+        ``400 VALIDATION_ERROR``); the view checks every value's meaning.
+
+        Of a body with ``one_of``, only the shape the view takes is checked
+        (each of its fields required): the members of the other shapes are
+        ignored, as the view ignores them (``/reauthenticate`` with a
+        password and a ``"code": 123456`` was always answered for the
+        password).
 
         :param login: the app's login field, if the view has it at hand
             (else looked up, by a body that has one: see :data:`LOGIN`)."""
         body = cached_json_object(request)
         if login is None:
             login = login_field() if self.names_login else LOGIN
+        shape = self._shape(body) if self.one_of else ()
         for item in self.fields:
             name = item.resolved_name(login)
+            in_shape = item.name in shape
+            if not in_shape and item.name in self._in_shapes:
+                continue
             value = body.get(name)
             if value is None:
-                if item.required:
+                if item.required or in_shape:
                     raise ValidationError(f"'{name}' is required")
                 continue
             item.check(name, value)

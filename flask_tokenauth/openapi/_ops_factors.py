@@ -173,7 +173,8 @@ MFA_VERIFY = Body(
         ),
         Field("recoveryCode", RECOVERY_CODE, required=False),
     ),
-    one_of=(("code",), ("recoveryCode",)),
+    # The view's order: a recovery code, if sent, is the one checked.
+    one_of=(("recoveryCode",), ("code",)),
 )
 TOTP_CONFIRM = Body(
     (Field("code", TOTP_CODE, description="A first code of the new secret."),)
