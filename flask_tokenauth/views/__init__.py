@@ -76,7 +76,7 @@ _ROUTES: tuple[tuple[str, Any] | tuple[str, Any, str], ...] = (
     ("/logout-others", sessions.logout_others),
     ("/logout-all", sessions.logout_all),
     ("/password", sessions.change_password),
-    # The mail flows (see "Account lifecycle" in the README).
+    # The mail flows (see docs/mail.md).
     ("/verify-email", verify_email.verify_email, "verify_email"),
     ("/verify-email/resend", verify_email.resend, "verify_email_resend"),
     ("/forgot-password", password_reset.forgot_password, "forgot_password"),
@@ -86,7 +86,7 @@ _ROUTES: tuple[tuple[str, Any] | tuple[str, Any, str], ...] = (
     ("/change-email/cancel", change_email.cancel, "change_email_cancel"),
     ("/email-login", email_login.request_login, "email_login"),
     ("/email-login/verify", email_login.verify, "email_login_verify"),
-    # The second factor and step-up (see "Second factor" in the README).
+    # The second factor and step-up (see docs/second-factor.md).
     ("/mfa", mfa.status, "mfa"),
     ("/mfa/verify", mfa.verify, "mfa_verify"),
     ("/mfa/recovery-codes", mfa.recovery_codes, "mfa_recovery_codes"),
