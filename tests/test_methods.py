@@ -140,6 +140,10 @@ def test_options_follows_the_apps_automatic_options_setting(make_app: Any) -> No
     app: Flask = make_app(PROVIDE_AUTOMATIC_OPTIONS=False)
     response = app.test_client().options("/api/auth/login")
     assert_ours(response, 405, "METHOD_NOT_ALLOWED")
+    # Its Allow does not name the method it refuses.
+    assert response.headers["Allow"] == "POST"
+    jwks = app.test_client().options("/api/auth/.well-known/jwks.json")
+    assert jwks.headers["Allow"] == "GET, HEAD"
 
 
 def test_host_routes_keep_their_own_405(make_app: Any) -> None:
