@@ -30,7 +30,7 @@ are revoked at the same commit and forgotten with the same savepoint.
 Not seen: SQL that does not go through an ORM session's ``execute`` (raw
 SQL, ``text()``, a Core connection, another program).  The next refresh
 and :data:`~flask_tokenauth.current_user` still find such a user gone or
-disabled; see README "Revocation".
+disabled; see docs/revocation.md.
 """
 
 from __future__ import annotations

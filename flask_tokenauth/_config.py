@@ -130,7 +130,7 @@ class Settings:
     #: A rotation on PostgreSQL commits without waiting for its WAL flush
     #: (``synchronous_commit = off`` for that transaction only).
     refresh_async_commit: bool = False
-    # Account lifecycle (see "Account lifecycle" in the README).
+    # Account lifecycle (see docs/mail.md).
     #: ``"off"``, ``"optional"`` or ``"required"``.
     email_verification: str = "off"
     #: ``None`` resolved by :func:`._lifecycle_checks.mail_flows`.
@@ -159,7 +159,7 @@ class Settings:
     #: at the first mail (see :func:`._mail_senders.choose`).
     mail_backend: str = "auto"
     mail_sender: Any = None
-    # Second factor and step-up (see "Second factor" in the README).
+    # Second factor and step-up (see docs/second-factor.md).
     #: ``"optional"`` or ``"required"``.
     mfa: str = "optional"
     mfa_pending_expires: timedelta = timedelta(minutes=10)

@@ -198,8 +198,8 @@ def clear_refresh_cookies(
 ) -> None:
     """Expire the refresh cookie's name at every path and domain from which
     a browser would send it to this blueprint's ``/refresh``: wherever a
-    planted one can be that we are allowed to reach (README, "The refresh
-    cookie: tossing, prefixes, Origin", says what is out of reach).
+    planted one can be that we are allowed to reach (docs/security.md,
+    "The refresh cookie: tossing, prefixes, Origin", says what is out of reach).
 
     :param keep_own: spare our own cookie's path and domain (the response
         sets it anew, after these).

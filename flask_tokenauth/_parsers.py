@@ -72,8 +72,8 @@ def parse_duration(value: object, key: str = "duration") -> timedelta:
 
 def duration_or_zero(value: object, key: str) -> timedelta:
     """A duration where zero (unset, ``0``, ``"0"``, ``"0s"``) means "none":
-    the README shows the default as ``0``, so ``0`` from the environment must
-    parse too."""
+    the configuration reference shows the default as ``0``, so ``0`` from
+    the environment must parse too."""
     if not value:
         return timedelta(0)
     result = _duration(value, key)

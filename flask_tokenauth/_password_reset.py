@@ -1,4 +1,4 @@
-"""Password reset (see "Password reset" in the README): a one-time link
+"""Password reset (see docs/password-reset.md): a one-time link
 mailed to an account's address, which sets a new password through the user
 store and ends every session and access token of the user.
 

@@ -8,7 +8,7 @@ import :func:`get_state` at the top.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
@@ -57,6 +57,12 @@ class TokenAuthState:
     #: Delivers the account mails (see :mod:`._mail`); ``None`` until the
     #: first mail when start-up could not decide (or no flow sends mail).
     mail_sender: Sender | None = None
+    #: The served API description, made once per registration of the
+    #: blueprint and script root (see :mod:`.views.openapi`): its JSON and
+    #: ETag.  Per app, as everything here; bounded there.
+    openapi_cache: dict[tuple[str, str], tuple[bytes, str]] = field(
+        default_factory=dict
+    )
 
     @property
     def dummy_hash(self) -> str:

@@ -131,7 +131,7 @@ class User(UserMixin, Base):
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
     #: When the address was verified (``None``: not verified); cleared when
-    #: the address changes (see "Account lifecycle" in the README).
+    #: the address changes (see docs/mail.md).
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     @property

@@ -50,7 +50,7 @@ logged_out = _signals.signal("tokenauth.logged-out")
 #: A user changed their password. ``user_id``.
 password_changed = _signals.signal("tokenauth.password-changed")
 
-# -- Account lifecycle (see "Account lifecycle" in the README).  Signals of
+# -- Account lifecycle (see docs/mail.md).  Signals of
 # the flows that answer before they look the address up (forgot password,
 # email login, resend, enumeration-safe registration) are sent from the
 # background job that does the work, after the response, with the app as
@@ -105,7 +105,7 @@ mail_sent = _signals.signal("tokenauth.mail-sent")
 #: ``template``, ``to``, ``error`` (the exception).
 mail_failed = _signals.signal("tokenauth.mail-failed")
 
-# -- Second factor and step-up (see "Second factor" in the README).
+# -- Second factor and step-up (see docs/second-factor.md).
 
 #: A session was upgraded by a second factor. ``user_id``, ``session_id``,
 #: ``method`` (``"totp"``, ``"recovery-code"``, ``"passkey"``).

@@ -2,7 +2,7 @@
 ``# was:`` with the Flask-JWT-Extended line it replaces; the rest is the app
 as it was (its model, its ``/login`` view, its password check).
 
-The README's "Coming from Flask-JWT-Extended" maps each of these names."""
+docs/coming-from-fje.md maps each of these names."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Coming from Flask-JWT-Extended: an API written the FJE way
 (``tests/fje_app.py``) and the same API moved to flask_tokenauth
 (``tests/fje_converted_app.py``) answer the same requests the same way; where
-they differ on purpose (the README's "Coming from Flask-JWT-Extended" says
+they differ on purpose (docs/coming-from-fje.md says
 why), each side's answer is asserted."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_the_same_requests_get_the_same_answers(app: Flask) -> None:
 
 
 def test_where_they_differ_and_why(app: Flask) -> None:
-    """Each difference the README lists, asserted on both sides."""
+    """Each difference docs/coming-from-fje.md lists, asserted on both sides."""
     client = app.test_client()
     token = token_of(client)
     fje = app.name == "fje"

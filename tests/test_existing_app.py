@@ -504,7 +504,7 @@ GLUE = "# tokenauth glue"
 
 
 def glue_lines() -> list[str]:
-    """The lines of the example marked as glue, as the README shows them: a
+    """The lines of the example marked as glue, as docs/existing-app.md shows them: a
     line of code whose comment starts with the marker, or the line after a
     comment line ``# tokenauth glue (the next line)``."""
     lines: list[str] = []

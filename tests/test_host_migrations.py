@@ -4,7 +4,7 @@ The host (Flask-SQLAlchemy, its own ``User`` model on table ``user``,
 Flask-Migrate) runs ``flask db init`` and ``flask db migrate`` after
 ``flask tokenauth db upgrade``: with our filter its migrations never touch
 our tables; without it (the negative control) autogenerate drops every one.
-Then the README's "one history" variant, followed to the letter.  On SQLite
+Then docs/migrations.md's "one history" variant, followed to the letter.  On SQLite
 and PostgreSQL, each test on an empty database of its own.
 """
 
@@ -218,7 +218,7 @@ def test_filters_follow_our_metadata(extra_table: Table) -> None:
     assert alembic_include_object(host.c.id, "id", "column", False, None)
 
 
-# -- the README's "one history" variant ----------------------------------------
+# -- docs/migrations.md's "one history" variant --------------------------------
 
 #: A revision of ours from a later release, for the one-history test.
 NEXT_RELEASE = """
@@ -238,7 +238,7 @@ def downgrade():
 
 
 def one_history(directory: Path, ours: Path) -> None:
-    """The README's lines for ``alembic.ini``, with ``ours`` for the
+    """docs/migrations.md's lines for ``alembic.ini``, with ``ours`` for the
     package's folder (a checkout has no ``flask_tokenauth.migrations``)."""
     ini = directory / "alembic.ini"
     config = ini.read_text()
@@ -259,7 +259,7 @@ def host_versions(engine: Any) -> set[str]:
 
 
 def test_one_history(host_url: str, tmp_path: Path) -> None:
-    """Follows the README: our versions in the host's ``version_locations``,
+    """Follows docs/migrations.md: our versions in the host's ``version_locations``,
     the host's own branch depending on ours, ``upgrade heads``; a later
     release of ours is picked up by the next ``upgrade heads``."""
     ours = tmp_path / "tokenauth-versions"  # a copy: the test adds a release
@@ -300,7 +300,7 @@ def test_one_history(host_url: str, tmp_path: Path) -> None:
         assert VERSION_TABLE not in names  # one history: the host's table only
         assert head() in host_versions(engine)
 
-        # Two heads now: plain ``head`` is ambiguous, as the README says.
+        # Two heads now: plain ``head`` is ambiguous, as docs/migrations.md says.
         result = runner.invoke(args=["db", "upgrade"])
         assert result.exit_code != 0
 
@@ -318,7 +318,7 @@ def test_one_history(host_url: str, tmp_path: Path) -> None:
 
 
 def test_one_history_needs_a_version_path(host_url: str, tmp_path: Path) -> None:
-    """Why the README says ``--version-path``: without it Alembic writes the
+    """Why docs/migrations.md says ``--version-path``: without it Alembic writes the
     host's revision next to its parent, into our (installed) folder."""
     ours = tmp_path / "tokenauth-versions"
     shutil.copytree(

@@ -101,26 +101,38 @@ def test_options_still_answers_preflight(host_app: Flask) -> None:
 def test_options_allow_is_what_the_view_takes(make_app: Any) -> None:
     """OPTIONS lists the methods the description declares for the route,
     the ones its 405 lists too (schemathesis's ``allow_header_conformance``
-    found every method listed); checked on every described route a request
-    without a token reaches the method check of."""
-    app: Flask = make_app(**FULL_CONFIG)
+    found every method listed); checked on every described route, signed in
+    so that the routes behind a token reach their method check too (a GET
+    of one is not a HEAD: ``/sessions`` refuses HEAD, and its OPTIONS must
+    not offer it; no rate limit: the mail routes count every request)."""
+    app: Flask = make_app(**FULL_CONFIG, TOKENAUTH_RATELIMIT_ENABLED=False)
     client = app.test_client()
+    auth = Auth(client)
+    auth.register()
+    headers = bearer(auth.login().get_json()["accessToken"])
     paths = client.get("/api/auth/openapi.json").get_json()["paths"]
     compared = []
     for path, item in paths.items():
-        if "{" in path:
-            continue
-        refused = client.open(path, method="TRACE")
-        if refused.status_code != 405:
-            continue  # the token is checked first
+        path = path.replace("{passkey_id}", "a" * 32).replace("{session_id}", "b" * 32)
+        refused = client.open(path, method="TRACE", headers=headers)
+        assert refused.status_code == 405, path
         documented = {method.upper() for method in item} | {"OPTIONS"}
-        if "GET" in documented:
-            documented.add("HEAD")
         allow = set(client.options(path).headers["Allow"].split(", "))
         assert allow == set(refused.headers["Allow"].split(", ")), path
         assert allow == documented, path
+        if "HEAD" not in allow:
+            assert client.head(path, headers=headers).status_code == 405, path
         compared.append(path)
-    assert "/api/auth/login" in compared
+    assert {"/api/auth/login", "/api/auth/sessions", "/api/auth/mfa"} <= set(compared)
+
+
+def test_options_of_a_switched_off_route_is_its_404(make_app: Any) -> None:
+    """A flow that is off answers 404 to every method, OPTIONS too: no
+    ``Allow`` that names a route the app does not serve."""
+    app: Flask = make_app()
+    for path in ("/api/auth/passkeys", "/api/auth/forgot-password"):
+        assert_ours(app.test_client().options(path), 404, "NOT_FOUND")
+    assert app.test_client().options("/api/auth/login").status_code == 200
 
 
 def test_options_follows_the_apps_automatic_options_setting(make_app: Any) -> None:
@@ -128,6 +140,10 @@ def test_options_follows_the_apps_automatic_options_setting(make_app: Any) -> No
     app: Flask = make_app(PROVIDE_AUTOMATIC_OPTIONS=False)
     response = app.test_client().options("/api/auth/login")
     assert_ours(response, 405, "METHOD_NOT_ALLOWED")
+    # Its Allow does not name the method it refuses.
+    assert response.headers["Allow"] == "POST"
+    jwks = app.test_client().options("/api/auth/.well-known/jwks.json")
+    assert jwks.headers["Allow"] == "GET, HEAD"
 
 
 def test_host_routes_keep_their_own_405(make_app: Any) -> None:

@@ -233,7 +233,7 @@ def wait_for_the_next_second(after: float, limit: float = 5.0) -> None:
 def test_password_change_refuses_the_changing_sessions_older_tokens(
     rapp: Flask,
 ) -> None:
-    """The README's promise: every access token issued before a password
+    """The promise of docs/security.md: every access token issued before a password
     change is refused, the changing session's own included; only the one
     the change answers with works."""
     auth, old = session(rapp)

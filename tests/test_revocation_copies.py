@@ -1,4 +1,4 @@
-"""What the README says of each process's copy of the revocations, for each
+"""What docs/revocation.md says of each process's copy of the revocations, for each
 store (the database on SQLite and PostgreSQL, Redis), seen from the three
 places it names: the process that revokes, a process already running (an
 app of its own, whose copy is told nothing directly: it learns from the
@@ -275,7 +275,7 @@ def test_a_process_started_after_the_revocations_refuses_their_tokens(
     assert answers[:2] == [(401, "TOKEN_REVOKED"), (401, "TOKEN_REVOKED")]
     if Copy(revoker).of_database:
         # The trigger logs the deletion: the copy knows the user is gone.
-        # (Redis is not told of deletions: the README promises this of the
+        # (Redis is not told of deletions: docs/revocation.md promises this of the
         # database store only.)
         assert answers[2] == (401, "USER_NOT_FOUND")
     assert answers[3] == (200, None)

@@ -1,6 +1,6 @@
 """examples/second_service: another service verifies our access tokens with
 the main app's JWKS URL only, also across a key rotation done by
-configuration (README, "Signing keys"). Both apps run in gunicorn."""
+configuration (docs/signing-keys.md). Both apps run in gunicorn."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ AUDIENCE = "flask-tokenauth-client"
 #: JWKS cache lifespans of the two second services: one that keeps the key
 #: set for the whole test (a new key reaches it only by the refetch on an
 #: unknown ``kid``), one whose cached set expires quickly (how long a retired
-#: key is still trusted: the README's step 3 waits for this).
+#: key is still trusted: docs/signing-keys.md's step 3 waits for this).
 CACHE_SECONDS = {"patient": 3600.0, "brief": 1.0}
 
 
@@ -254,7 +254,7 @@ def test_an_expired_token_is_refused(deployment: Deployment, keys: list[Any]) ->
 
 
 def node_verify(deployment: Deployment, token: str) -> tuple[int, str]:
-    """The README's Node snippet (tests/js/verify-jwks.mjs, the ``jose``
+    """docs/signing-keys.md's Node snippet (tests/js/verify-jwks.mjs, the ``jose``
     package) run against the main app's JWKS URL."""
     node = shutil.which("node")
     if node is None or not (JS_DIR / "node_modules" / "jose").is_dir():
@@ -284,7 +284,7 @@ def test_the_node_snippet_verifies_with_the_jwks_url(
 
 
 def test_rotation_by_configuration(deployment: Deployment, keys: list[Any]) -> None:
-    """The README's rotation, seen from the second services: after step 2
+    """docs/signing-keys.md's rotation, seen from the second services: after step 2
     they accept tokens of both keys (the patient one learns the new ``kid`` by
     refetching the JWKS); after step 3 the old key's tokens are refused once a
     service's cached key set has expired, the new key's still accepted."""

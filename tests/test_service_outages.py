@@ -387,7 +387,7 @@ def test_revocation_across_a_redis_restart(
     assert_revoked(get(db_app, "/api/claims", token))
     # The process that saw the revocation keeps it in its copy of the
     # denylist, although Redis restarted empty.  (A process started after the
-    # restart would not know it: see the README's revocation section.)
+    # restart would not know it: see docs/revocation.md.)
     assert_revoked(get(app, "/api/claims", token))
 
 

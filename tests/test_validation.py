@@ -247,3 +247,96 @@ def test_werkzeug_errors_keep_their_meaning(
     assert response.status_code == status
     assert response.mimetype == "application/json"
     assert response.get_json()["code"] == code
+
+
+# -- A body of several shapes: the members of the shape not taken are ignored
+# (as they were before the views read their bodies through the API
+# description's declarations, which first refused them).
+
+
+@pytest.mark.parametrize("odd", [123456, [], {}, True, "\ud800"])
+def test_reauthenticate_with_a_password_ignores_the_other_shapes(
+    make_app: Any, odd: Any
+) -> None:
+    from .conftest import bearer
+    from .openapi_helpers import FULL_CONFIG
+
+    client = make_app(**FULL_CONFIG).test_client()
+    auth = Auth(client)
+    auth.register()
+    token = auth.login().get_json()["accessToken"]
+    for member in ("code", "credential"):
+        response = client.post(
+            "/api/auth/reauthenticate",
+            json={"password": PASSWORD, member: odd},
+            headers=bearer(token),
+        )
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["accessToken"]
+
+
+def test_email_login_with_a_token_ignores_the_code_shape(make_app: Any) -> None:
+    from .openapi_helpers import FULL_CONFIG
+
+    client = make_app(**FULL_CONFIG).test_client()
+    response = client.post(
+        "/api/auth/email-login/verify",
+        json={"token": "x" * 43, "email": 1, "code": 123456},
+    )
+    assert_error(response, 400, "LINK_INVALID")
+
+
+def test_the_shape_taken_is_still_checked(make_app: Any) -> None:
+    """The shape the view takes keeps its checks: each of its members
+    required, of its type."""
+    from .openapi_helpers import FULL_CONFIG
+
+    client = make_app(**FULL_CONFIG).test_client()
+    verify = "/api/auth/email-login/verify"
+    assert_error(client.post(verify, json={"token": 5}), 400, "VALIDATION_ERROR")
+    missing = client.post(verify, json={"code": "123456", "token": None})
+    assert_error(missing, 400, "VALIDATION_ERROR")
+    assert missing.get_json()["error"] == "'email' is required"
+    typed = client.post(verify, json={"email": "a@example.com", "code": 123456})
+    assert_error(typed, 400, "VALIDATION_ERROR")
+    assert typed.get_json()["error"] == "'code' must be a string"
+
+
+@pytest.mark.parametrize("odd", [5, "123456"])
+def test_a_switched_off_factor_is_answered_before_its_type(
+    make_app: Any, odd: Any
+) -> None:
+    """A body member of a factor the app turned off is answered as the
+    view answers that factor (``404`` for a code without TOTP, ``Passkeys
+    are not enabled``), whatever its type: the switch comes first, as it
+    did before the views read their bodies through the declarations; and
+    the description leaves the member out."""
+    from flask_tokenauth.openapi import openapi_document
+
+    from .conftest import bearer
+    from .openapi_helpers import FULL_CONFIG
+
+    no_totp = make_app(**FULL_CONFIG, TOKENAUTH_TOTP_ENABLED=False)
+    client = no_totp.test_client()
+    auth = Auth(client)
+    auth.register()
+    headers = bearer(auth.login().get_json()["accessToken"])
+    for path in ("/api/auth/reauthenticate", "/api/auth/mfa/verify"):
+        response = client.post(path, json={"code": odd}, headers=headers)
+        assert_error(response, 404, "NOT_FOUND")
+    no_passkeys = make_app(TOKENAUTH_TOTP_ENABLED=True)
+    client = no_passkeys.test_client()
+    auth = Auth(client)
+    auth.register("other@example.com")
+    token = auth.login("other@example.com").get_json()["accessToken"]
+    response = client.post(
+        "/api/auth/reauthenticate", json={"credential": odd}, headers=bearer(token)
+    )
+    assert_error(response, 400, "VALIDATION_ERROR")
+    assert response.get_json()["error"] == "Passkeys are not enabled"
+    for app, gone in ((no_totp, "code"), (no_passkeys, "credential")):
+        with app.app_context():
+            operation = openapi_document(app)["paths"]["/api/auth/reauthenticate"]
+        schema = operation["post"]["requestBody"]["content"]["application/json"]
+        assert gone not in schema["schema"]["properties"]
+        assert all(gone not in s["required"] for s in schema["schema"]["oneOf"])

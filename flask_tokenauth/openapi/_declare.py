@@ -58,7 +58,10 @@ class Field:
     rest (``format``, ``maxLength``, ...) describes what the view's own
     checks accept.  ``limits`` adds the members that depend on the app's
     settings (a password's lengths), so a fuzzer's valid value is one the
-    app accepts.
+    app accepts.  ``when``: the member exists only while this returns true
+    for the app's settings (``/reauthenticate``'s ``code`` with TOTP on);
+    otherwise it is neither described nor checked, and the view answers it
+    as it did before any declaration (``404`` for a code with TOTP off).
     """
 
     name: str
@@ -66,6 +69,11 @@ class Field:
     required: bool = True
     description: str = ""
     limits: Limits | None = None
+    when: Callable[[Settings], bool] | None = None
+
+    def on(self, settings: Settings) -> bool:
+        """Whether the member exists for an app of these settings."""
+        return self.when is None or self.when(settings)
 
     def resolved_name(self, login: str) -> str:
         return login if self.name == LOGIN else self.name
@@ -104,22 +112,54 @@ class Body:
         """Whether a field is the login field (:data:`LOGIN`)."""
         return any(item.name == LOGIN for item in self.fields)
 
+    @functools.cached_property
+    def _in_shapes(self) -> frozenset[str]:
+        """The fields that belong to a shape of ``one_of``."""
+        return frozenset(name for group in self.one_of for name in group)
+
+    @functools.cached_property
+    def _switched(self) -> bool:
+        """Whether a field depends on a setting (``Field.when``)."""
+        return any(item.when is not None for item in self.fields)
+
+    def _shape(self, body: dict[str, Any]) -> tuple[str, ...]:
+        """The fields of the shape of ``one_of`` the view takes: the first
+        group (in the order declared, which is the view's order) of which a
+        member is sent, or none."""
+        for group in self.one_of:
+            if any(body.get(name) is not None for name in group):
+                return group
+        return ()
+
     def read(self, login: str | None = None) -> dict[str, Any]:
         """The request's JSON object, its declared fields checked in order
         (a missing required one, or one of the wrong type, is
-        ``400 VALIDATION_ERROR``); the view checks the shape it takes of
-        ``one_of`` and every value's meaning.
+        ``400 VALIDATION_ERROR``); the view checks every value's meaning.
+
+        Of a body with ``one_of``, only the shape the view takes is checked
+        (each of its fields required): the members of the other shapes are
+        ignored, as the view ignores them (``/reauthenticate`` with a
+        password and a ``"code": 123456`` was always answered for the
+        password).  A field switched off by the settings (``Field.when``)
+        is not checked: the view answers it (a ``404``, say) as before.
 
         :param login: the app's login field, if the view has it at hand
             (else looked up, by a body that has one: see :data:`LOGIN`)."""
         body = cached_json_object(request)
         if login is None:
             login = login_field() if self.names_login else LOGIN
+        shape = self._shape(body) if self.one_of else ()
+        settings = get_state().settings if self._switched else None
         for item in self.fields:
             name = item.resolved_name(login)
+            in_shape = item.name in shape
+            if not in_shape and item.name in self._in_shapes:
+                continue
+            if settings is not None and not item.on(settings):
+                continue
             value = body.get(name)
             if value is None:
-                if item.required:
+                if item.required or in_shape:
                     raise ValidationError(f"'{name}' is required")
                 continue
             item.check(name, value)
@@ -128,7 +168,10 @@ class Body:
     def json_schema(self, login: str, settings: Settings) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
+        present = {item.name for item in self.fields if item.on(settings)}
         for item in self.fields:
+            if item.name not in present:
+                continue
             name = item.resolved_name(login)
             schema = dict(item.schema)
             if item.limits is not None:
@@ -141,10 +184,11 @@ class Body:
         out: dict[str, Any] = {"type": "object", "properties": properties}
         if required:
             out["required"] = required
-        if self.one_of:
+        shapes = [group for group in self.one_of if present.issuperset(group)]
+        if shapes:
             out["oneOf"] = [
                 {"required": [login if n == LOGIN else n for n in group]}
-                for group in self.one_of
+                for group in shapes
             ]
         return out
 

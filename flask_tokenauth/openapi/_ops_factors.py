@@ -75,6 +75,10 @@ def totp_on(settings: Settings) -> bool:
     return settings.totp_enabled
 
 
+def passkeys_on(settings: Settings) -> bool:
+    return settings.passkeys_enabled
+
+
 #: What a user may type between a code's characters (``123 456``).
 _SEP = r"[ \u00a0-]*"
 #: A six-digit authenticator-app code, separators allowed (``_totp.normalize``).
@@ -169,11 +173,16 @@ SCHEMAS: dict[str, Schema] = {
 MFA_VERIFY = Body(
     (
         Field(
-            "code", TOTP_CODE, required=False, description="An authenticator-app code."
+            "code",
+            TOTP_CODE,
+            required=False,
+            description="An authenticator-app code.",
+            when=totp_on,
         ),
         Field("recoveryCode", RECOVERY_CODE, required=False),
     ),
-    one_of=(("code",), ("recoveryCode",)),
+    # The view's order: a recovery code, if sent, is the one checked.
+    one_of=(("recoveryCode",), ("code",)),
 )
 TOTP_CONFIRM = Body(
     (Field("code", TOTP_CODE, description="A first code of the new secret."),)
@@ -181,12 +190,13 @@ TOTP_CONFIRM = Body(
 REAUTHENTICATE = Body(
     (
         Field("password", {"type": "string", "minLength": 1}, required=False),
-        Field("code", TOTP_CODE, required=False),
+        Field("code", TOTP_CODE, required=False, when=totp_on),
         Field(
             "credential",
             ASSERTION_CREDENTIAL,
             required=False,
             description="A passkey's answer to /passkeys/verify/options.",
+            when=passkeys_on,
         ),
     ),
     one_of=(("password",), ("code",), ("credential",)),

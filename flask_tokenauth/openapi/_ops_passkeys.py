@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._config import Settings
 from ..errors import (
     EmailNotVerified,
     PasskeyChallengeInvalid,
@@ -37,6 +36,7 @@ from ._ops_factors import (
     PENDING_REFUSED,
     RESTRICTED_REFUSED,
     TO_ADD_FACTOR,
+    passkeys_on,
 )
 from ._webauthn import ASSERTION_CREDENTIAL, BASE64URL, REGISTRATION_CREDENTIAL
 from ._webauthn import SCHEMAS as WEBAUTHN_SCHEMAS
@@ -84,10 +84,6 @@ REGISTER = Body(
 )
 ASSERTION = Body((Field("credential", ASSERTION_CREDENTIAL),))
 RENAME = Body((Field("name", NAME),))
-
-
-def passkeys_on(settings: Settings) -> bool:
-    return settings.passkeys_enabled
 
 
 def _op(**kwargs: Any) -> Operation:

@@ -76,7 +76,7 @@ _ROUTES: tuple[tuple[str, Any] | tuple[str, Any, str], ...] = (
     ("/logout-others", sessions.logout_others),
     ("/logout-all", sessions.logout_all),
     ("/password", sessions.change_password),
-    # The mail flows (see "Account lifecycle" in the README).
+    # The mail flows (see docs/mail.md).
     ("/verify-email", verify_email.verify_email, "verify_email"),
     ("/verify-email/resend", verify_email.resend, "verify_email_resend"),
     ("/forgot-password", password_reset.forgot_password, "forgot_password"),
@@ -86,7 +86,7 @@ _ROUTES: tuple[tuple[str, Any] | tuple[str, Any, str], ...] = (
     ("/change-email/cancel", change_email.cancel, "change_email_cancel"),
     ("/email-login", email_login.request_login, "email_login"),
     ("/email-login/verify", email_login.verify, "email_login_verify"),
-    # The second factor and step-up (see "Second factor" in the README).
+    # The second factor and step-up (see docs/second-factor.md).
     ("/mfa", mfa.status, "mfa"),
     ("/mfa/verify", mfa.verify, "mfa_verify"),
     ("/mfa/recovery-codes", mfa.recovery_codes, "mfa_recovery_codes"),
@@ -171,13 +171,15 @@ def _take_every_method(setup: BlueprintSetupState) -> None:
 _OPTIONS_ALLOW = frozenset({*ALL_METHODS, "HEAD", "OPTIONS"})
 
 
-def _methods_served(endpoint: str | None) -> frozenset[str]:
+def _methods_served(endpoint: str | None) -> frozenset[str] | None:
     """The methods the view of ``endpoint`` takes, as the API description
-    declares them (the operations the app's settings switch on), with
-    ``OPTIONS`` and, for a ``GET``, ``HEAD``: what a ``405`` of the view
-    lists, and what a client reading ``Allow`` or the description expects
-    (schemathesis's ``allow_header_conformance`` found every method
-    listed)."""
+    declares them (the operations the app's settings switch on; ``HEAD``
+    where declared: the public documents), with ``OPTIONS``: what a ``405``
+    of the view lists, and what a client reading ``Allow`` or the
+    description expects (schemathesis's ``allow_header_conformance`` found
+    every method listed).  ``None`` when the settings switch every
+    operation of the route off: the view answers, ``404`` as to any
+    method."""
     local = (endpoint or "").rpartition(".")[2]
     operations = OPERATIONS.get(local)
     if not operations:
@@ -188,8 +190,8 @@ def _methods_served(endpoint: str | None) -> frozenset[str]:
         for method, operation in operations.items()
         if operation.when is None or operation.when(settings)
     }
-    if "GET" in methods:
-        methods.add("HEAD")
+    if not methods:
+        return None
     return frozenset({*methods, "OPTIONS"})
 
 
@@ -199,14 +201,18 @@ def _answer_options() -> Response | None:
     for a rule with a method list: 200, empty, ``Allow``; no token needed,
     no rate limit counted.  Not if the app turned Flask's answer off
     (``PROVIDE_AUTOMATIC_OPTIONS``): then the view refuses it, as any
-    method it does not take."""
+    method it does not take; nor on a route whose flow is switched off:
+    its view answers ``404``, as to any method."""
     if request.method != "OPTIONS":
         return None
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if not app.config["PROVIDE_AUTOMATIC_OPTIONS"]:
         return None
+    methods = _methods_served(request.endpoint)
+    if methods is None:
+        return None
     response: Response = app.response_class()
-    response.allow.update(sorted(_methods_served(request.endpoint)))
+    response.allow.update(sorted(methods))
     return response
 
 

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from .. import _lockout as lockout
 from .._ratelimit import MAIL, check
@@ -21,9 +21,14 @@ ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def allow(*methods: str) -> None:
-    """Refuse the request with 405 unless its method is one of ``methods``."""
+    """Refuse the request with 405 unless its method is one of ``methods``;
+    its ``Allow`` names ``OPTIONS`` too while the app answers it
+    (``PROVIDE_AUTOMATIC_OPTIONS``, see :mod:`.`): not when the 405 is the
+    answer to an ``OPTIONS``."""
     if request.method not in methods:
-        raise MethodNotAllowed(["OPTIONS", *methods])
+        if current_app.config["PROVIDE_AUTOMATIC_OPTIONS"]:
+            methods = ("OPTIONS", *methods)
+        raise MethodNotAllowed(list(methods))
 
 
 F = TypeVar("F", bound=Callable[..., Any])

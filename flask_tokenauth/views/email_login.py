@@ -5,7 +5,7 @@ session, answered exactly as ``/login`` answers.
 
 Both are built on the shared one-time tokens (:mod:`.._linktokens`,
 purpose ``login``, one row holding the link's secret and the code) and the
-one sender (:mod:`.._mail`); see "Signing in by email" in the README for the
+one sender (:mod:`.._mail`); see docs/email-login.md for the
 guessing budget and what is decided where.
 
 Enumeration: ``/email-login`` validates the body, counts the per-address

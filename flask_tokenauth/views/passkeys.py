@@ -14,7 +14,7 @@ endpoint here is ``404 NOT_FOUND``).
 
 The ceremonies are in :mod:`.._passkeys` (imported on first use: the
 ``webauthn`` package is an extra), the challenges in
-:mod:`.._passkey_challenges`.  See "Passkeys" in the README.
+:mod:`.._passkey_challenges`.  See docs/passkeys.md.
 """
 
 from __future__ import annotations

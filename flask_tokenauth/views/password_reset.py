@@ -1,5 +1,5 @@
-"""``/forgot-password`` and ``/reset-password`` (see "Password reset" in
-the README); the flow itself is :mod:`.._password_reset`."""
+"""``/forgot-password`` and ``/reset-password`` (see
+docs/password-reset.md); the flow itself is :mod:`.._password_reset`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Enumeration-safe registration (``TOKENAUTH_REGISTER_ENUMERATION_SAFE``,
-see "Enumeration-safe registration" in the README): ``/register`` answers
+see "Enumeration-safe registration" in docs/verification.md): ``/register`` answers
 a taken login exactly as a new one, and mails the owner instead.
 
 A new registration's usual answer (``201``, the user's id, an access token,

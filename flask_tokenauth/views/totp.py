@@ -1,6 +1,6 @@
 """Authenticator apps: ``POST /mfa/totp/enroll``, ``POST /mfa/totp/confirm``
-and ``DELETE /mfa/totp`` (``TOKENAUTH_TOTP_ENABLED``; see "Authenticator
-apps (TOTP)" in the README).
+and ``DELETE /mfa/totp`` (``TOKENAUTH_TOTP_ENABLED``; see
+docs/totp.md).
 
 Enrolment is two steps, so that a secret the app never scanned is never
 required at login: ``enroll`` stores a new secret unconfirmed and shows it

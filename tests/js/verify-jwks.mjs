@@ -1,4 +1,4 @@
-// The README's Node snippet: verify one of our access tokens with the JWKS
+// docs/signing-keys.md's Node snippet: verify one of our access tokens with the JWKS
 // URL only (the `jose` package).  tests/test_second_service.py runs it:
 //   node verify-jwks.mjs <jwks-url> <token>   → prints the claims as JSON
 import { createRemoteJWKSet, jwtVerify } from "jose";
