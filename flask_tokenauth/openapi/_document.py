@@ -70,6 +70,16 @@ def undescribed(app: App, registration: str) -> list[str]:
     )
 
 
+def served(local: str, settings: Settings) -> dict[str, Operation]:
+    """The operations of endpoint ``local`` that ``settings`` switch on, by
+    method: what the document describes and what ``OPTIONS`` allows."""
+    return {
+        method: operation
+        for method, operation in OPERATIONS.get(local, {}).items()
+        if operation.when is None or operation.when(settings)
+    }
+
+
 def build(app: App, registration: str, server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI 3.1 document of the blueprint registered as
     ``registration`` (``request.blueprint`` of its requests) on ``app``,
@@ -82,11 +92,8 @@ def build(app: App, registration: str, server_url: str = "/") -> dict[str, Any]:
     for rule, local in sorted(_rules(app, registration), key=lambda r: r[0].rule):
         # A route no table declares (a test keeps :func:`undescribed` empty)
         # is left out rather than failing the document.
-        methods = OPERATIONS.get(local, {})
         path = _ARGUMENT.sub(r"{\1}", rule.rule)
-        for method, operation in methods.items():
-            if operation.when is not None and not operation.when(settings):
-                continue
+        for method, operation in served(local, settings).items():
             if operation.id in ids:
                 raise RuntimeError(f"operationId {operation.id!r} is used twice")
             ids.add(operation.id)

@@ -27,7 +27,7 @@ from .._state import EXTENSION_KEY, get_state
 from ..errors import from_http_exception
 from ..extension import TokenAuth
 from ..integrations import exempt_from_csrf
-from ..openapi._document import OPERATIONS
+from ..openapi._document import OPERATIONS, served
 from . import (
     auth,
     change_email,
@@ -181,15 +181,9 @@ def _methods_served(endpoint: str | None) -> frozenset[str] | None:
     operation of the route off: the view answers, ``404`` as to any
     method."""
     local = (endpoint or "").rpartition(".")[2]
-    operations = OPERATIONS.get(local)
-    if not operations:
+    if local not in OPERATIONS:
         return _OPTIONS_ALLOW
-    settings = get_state().settings
-    methods = {
-        method
-        for method, operation in operations.items()
-        if operation.when is None or operation.when(settings)
-    }
+    methods = served(local, get_state().settings)
     if not methods:
         return None
     return frozenset({*methods, "OPTIONS"})
