@@ -40,7 +40,6 @@ from .._session_start import session_response as _session_response
 from .._session_start import start_family as _start_family
 from .._sessions import announce_revoked, revoke_in
 from .._state import TokenAuthState, get_state
-from .._validation import require_string
 from .._verification import announce, mark_verified
 from ..errors import CodeInvalid, LinkInvalid, ValidationError
 from ..openapi._ops_mail import EMAIL, EMAIL_LOGIN_VERIFY
@@ -158,10 +157,10 @@ def verify() -> Response:
             LinkInvalid,
         )
     elif body.get("email") is not None or body.get("code") is not None:
-        # The shape of ``one_of`` taken: both are required in it (their
-        # types are checked already).
-        email = state.user_store.normalize_email(require_string(body, "email"))
-        code = require_string(body, "code").translate(_CODE_SEPARATORS)
+        # The shape of ``one_of`` taken: ``read()`` required both in it and
+        # checked that they are strings.
+        email = state.user_store.normalize_email(body["email"])
+        code = str(body["code"]).translate(_CODE_SEPARATORS)
         if not code.isascii():
             raise CodeInvalid()
         result = _sign_in(
